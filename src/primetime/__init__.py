@@ -1,0 +1,3 @@
+"""Primetime: movie and TV-show recommendation."""
+
+__version__ = "0.1.0"
