@@ -17,6 +17,8 @@ CATALOG_SCHEMA: dict[str, pl.DataType] = {
     "genres": pl.List(pl.Utf8()),
     "kind": pl.Utf8(),  # "movie" | "show"
     "network": pl.Utf8(),  # shows: network or platform
+    "series_id": pl.Utf8(),  # a season-level title: the show it belongs to
+    "season_number": pl.Int32(),  # a season-level title: which season (1-based)
     "seasons": pl.Int32(),
     "episodes": pl.Int32(),
     "first_air_date": pl.Date(),
