@@ -110,29 +110,54 @@ class Dataset:
             before = df.height
             df = df.unique(maintain_order=True)
             if df.height < before:
-                log.warning("%s: dropped %d exact duplicate interaction rows", name, before - df.height)
+                log.warning(
+                    "%s: dropped %d exact duplicate interaction rows", name, before - df.height
+                )
 
         # catalog: file order, then titles only seen in interactions
-        cat_df = catalog if catalog is not None else pl.DataFrame({"item_id": []}, schema={"item_id": pl.Utf8})
+        cat_df = (
+            catalog
+            if catalog is not None
+            else pl.DataFrame({"item_id": []}, schema={"item_id": pl.Utf8})
+        )
         cat_df = cat_df.with_columns(pl.col("item_id").cast(pl.Utf8))
-        extra = df.select("item_id").unique(maintain_order=True).join(cat_df.select("item_id"), on="item_id", how="anti")
+        extra = (
+            df.select("item_id")
+            .unique(maintain_order=True)
+            .join(cat_df.select("item_id"), on="item_id", how="anti")
+        )
         if extra.height:
             if catalog is not None:
-                log.warning("%s: %d item id(s) in interactions are missing from the catalog; "
-                            "added with their id as title", name, extra.height)
+                log.warning(
+                    "%s: %d item id(s) in interactions are missing from the catalog; "
+                    "added with their id as title",
+                    name,
+                    extra.height,
+                )
             cat_df = pl.concat([cat_df, extra], how="diagonal_relaxed")
         cat = Catalog.from_frame(cat_df)
 
-        usr_df = users if users is not None else pl.DataFrame({"user_id": []}, schema={"user_id": pl.Utf8})
+        usr_df = (
+            users
+            if users is not None
+            else pl.DataFrame({"user_id": []}, schema={"user_id": pl.Utf8})
+        )
         usr_df = usr_df.with_columns(pl.col("user_id").cast(pl.Utf8))
         dup = usr_df.filter(pl.col("user_id").is_duplicated())["user_id"].unique().head(3).to_list()
         if dup:
             raise ValueError(f"users file has duplicate user_id(s) {dup}")
-        extra_u = df.select("user_id").unique(maintain_order=True).join(usr_df.select("user_id"), on="user_id", how="anti")
+        extra_u = (
+            df.select("user_id")
+            .unique(maintain_order=True)
+            .join(usr_df.select("user_id"), on="user_id", how="anti")
+        )
         if extra_u.height:
             if users is not None:
-                log.warning("%s: %d user id(s) in interactions are missing from the users file",
-                            name, extra_u.height)
+                log.warning(
+                    "%s: %d user id(s) in interactions are missing from the users file",
+                    name,
+                    extra_u.height,
+                )
             usr_df = pl.concat([usr_df, extra_u], how="diagonal_relaxed")
         usr = Users.from_frame(usr_df)
 
@@ -191,17 +216,32 @@ class Dataset:
             FileNotFoundError: naming the missing file, if the cache is incomplete.
         """
         d = Path(directory)
-        for f in ("manifest.json", "interactions.parquet", "catalog.parquet", "users.parquet", "kg.parquet"):
+        for f in (
+            "manifest.json",
+            "interactions.parquet",
+            "catalog.parquet",
+            "users.parquet",
+            "kg.parquet",
+        ):
             if not (d / f).exists():
                 raise FileNotFoundError(f"prepared dataset {d} lacks {f}")
         manifest = json.loads((d / "manifest.json").read_text())
         if manifest.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{d}: dataset format {manifest.get('format_version')} "
-                             f"!= {FORMAT_VERSION}; prepare it again")
+            raise ValueError(
+                f"{d}: dataset format {manifest.get('format_version')} "
+                f"!= {FORMAT_VERSION}; prepare it again"
+            )
         cat = Catalog.from_frame(pl.read_parquet(d / "catalog.parquet"))
         usr = Users.from_frame(pl.read_parquet(d / "users.parquet"))
-        inter = Interactions.from_polars(pl.read_parquet(d / "interactions.parquet"),
-                                         users=usr.users, items=cat.items)
+        inter = Interactions.from_polars(
+            pl.read_parquet(d / "interactions.parquet"), users=usr.users, items=cat.items
+        )
         kg = KnowledgeGraph.from_frame(pl.read_parquet(d / "kg.parquet"))
-        return cls(name=manifest["name"], catalog=cat, interactions=inter, users=usr, kg=kg,
-                   manifest=manifest)
+        return cls(
+            name=manifest["name"],
+            catalog=cat,
+            interactions=inter,
+            users=usr,
+            kg=kg,
+            manifest=manifest,
+        )

@@ -54,7 +54,9 @@ class Interactions:
         n = len(self.user_idx)
         for name in ("item_idx", "rating", "timestamp", "event"):
             if len(getattr(self, name)) != n:
-                raise ValueError(f"Interactions.{name} has {len(getattr(self, name))} rows, expected {n}")
+                raise ValueError(
+                    f"Interactions.{name} has {len(getattr(self, name))} rows, expected {n}"
+                )
         object.__setattr__(self, "user_idx", np.ascontiguousarray(self.user_idx, dtype=np.int32))
         object.__setattr__(self, "item_idx", np.ascontiguousarray(self.item_idx, dtype=np.int32))
         object.__setattr__(self, "rating", np.ascontiguousarray(self.rating, dtype=np.float32))

@@ -19,8 +19,10 @@ class Users:
 
     @classmethod
     def from_ids(cls, ids: list[str]) -> Users:
-        return cls(frame=pl.DataFrame({"user_id": ids}, schema={"user_id": pl.Utf8}),
-                   users=Vocabulary(ids, name="user"))
+        return cls(
+            frame=pl.DataFrame({"user_id": ids}, schema={"user_id": pl.Utf8}),
+            users=Vocabulary(ids, name="user"),
+        )
 
     @classmethod
     def from_frame(cls, df: pl.DataFrame) -> Users:

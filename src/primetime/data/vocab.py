@@ -61,7 +61,9 @@ class Vocabulary:
     def get(self, item_id: str, default: int = PAD) -> int:
         return self._index.get(str(item_id), default)
 
-    def indices(self, ids: Sequence[str] | np.ndarray | pl.Series, *, strict: bool = True) -> np.ndarray:
+    def indices(
+        self, ids: Sequence[str] | np.ndarray | pl.Series, *, strict: bool = True
+    ) -> np.ndarray:
         """Indices of many ids, shape (N,), int64.
 
         Args:

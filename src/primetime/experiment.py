@@ -1,0 +1,344 @@
+"""The recipe behind ``train``, ``evaluate`` and ``benchmark``: dataset -> split ->
+(tune on valid) -> fit -> evaluate on test -> report. Configs are typed
+objects; the CLI only parses arguments into them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from primetime import paths
+from primetime.data.dataset import Dataset
+from primetime.data.splits import Split, leave_one_out, ratio_split, read_split_dir, temporal_split
+from primetime.models import MODELS, Recommender, get_model_class
+from primetime.models.base import config_from_dict
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("loo", "ratio", "temporal")
+_SYNTH = re.compile(r"^synthetic-(?P<preset>[a-z0-9-]+?)(?:-seed(?P<seed>\d+))?$")
+
+
+@dataclass
+class Loaded:
+    """A dataset and, for a synthetic world, the world (for its oracle)."""
+
+    dataset: Dataset
+    world: Any | None = None
+
+
+def open_dataset(spec: str) -> Loaded:
+    """Open a dataset by name or path.
+
+    Args:
+        spec: ``ml-100k``; ``synthetic-<preset>`` or ``synthetic-<preset>-seed<N>``
+            (generated once, then cached); a GroupLens folder, a RecBole atomic
+            folder, or a CSV/TSV/Parquet log (see ``primetime data info --help``).
+    """
+    m = _SYNTH.match(spec)
+    if m:
+        from primetime.data import synthetic
+
+        preset, seed = m["preset"], int(m["seed"] or 0)
+        if preset not in synthetic.PRESETS:
+            raise ValueError(
+                f"unknown synthetic preset {preset!r}; known: {', '.join(synthetic.PRESETS)}"
+            )
+        name = f"synthetic-{preset}-seed{seed}"
+        d = paths.datasets_dir() / name
+        if (d / "world.json").exists():
+            world = synthetic.World.load(d)
+        else:
+            cfg = dataclasses.replace(synthetic.PRESETS[preset], seed=seed)
+            world = synthetic.generate(cfg)
+            world.save(d)
+        return Loaded(world.dataset, world)
+    from primetime.data.loaders import prepare
+
+    return Loaded(prepare(spec))
+
+
+def make_split(dataset: Dataset, kind: str, *, seed: int = 42) -> Split:
+    """The split named ``kind`` (EVALUATION.md): loo, ratio (90/10) or temporal."""
+    if kind == "loo":
+        return leave_one_out(dataset.interactions)
+    if kind == "ratio":
+        return ratio_split(dataset.interactions, seed=seed)
+    if kind == "temporal":
+        return temporal_split(dataset.interactions)
+    raise ValueError(f"unknown split {kind!r}; choose one of {SPLITS}")
+
+
+def build_model(name: str, overrides: dict[str, Any] | None = None) -> Recommender:
+    """A model with its default (tuned) config, updated by ``overrides``."""
+    cls = get_model_class(name)
+    base = dataclasses.asdict(cls.config_class())
+    base.update(overrides or {})
+    return cls(config_from_dict(cls.config_class, base))
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["factors=64", "alpha=2.5"]`` -> ``{"factors": 64, "alpha": 2.5}`` (JSON values)."""
+    out: dict[str, Any] = {}
+    for p in pairs:
+        if "=" not in p:
+            raise ValueError(f"option {p!r} is not KEY=VALUE")
+        k, v = p.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def model_dir(name: str) -> Path:
+    return paths.models_dir() / name
+
+
+def known_models() -> list[str]:
+    return list(MODELS)
+
+
+class OracleModel:
+    """The synthetic world's true next-item log-probabilities, scored like a model."""
+
+    name = "oracle"
+
+    def __init__(self, world: Any) -> None:
+        self.world = world
+        self.items = world.dataset.items
+
+    def score(self, contexts: Sequence[Any]) -> np.ndarray:
+        return self.world.oracle_scores(contexts)
+
+
+@dataclass
+class ModelRun:
+    """One model's journey through a benchmark."""
+
+    name: str
+    config: dict[str, Any]
+    fit_seconds: float
+    tuning: list[dict[str, Any]] = field(default_factory=list)
+    result: Any = None  # EvalResult | RatingResult
+    model: Recommender | None = None
+
+
+def tune_and_fit(
+    name: str,
+    split: Split,
+    *,
+    tune: bool,
+    overrides: dict[str, Any] | None = None,
+    catalog: Any = None,
+    on_trial: Callable[[str, dict[str, Any], float], None] | None = None,
+) -> ModelRun:
+    """Fit ``name`` on ``split.train``; with ``tune``, first pick the config from the
+    model's grid with the best valid NDCG@10 (top-N) or valid RMSE (rating).
+
+    Valid is used for selection only; test is never touched here.
+    """
+    from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings
+
+    cls = get_model_class(name)
+    trials: list[dict[str, Any]] = []
+    chosen = dict(overrides or {})
+    if tune and cls.tuning_grid and len(split.valid):
+        rating = cls.task == "rating"
+        valid_set = None if rating else EvalSet.for_valid(split)
+        best_val = -np.inf
+        for grid_point in cls.tuning_grid:
+            cfg = {**grid_point, **(overrides or {})}
+            model = build_model(name, cfg)
+            model.fit(split.train, catalog=catalog)
+            if rating:
+                value = -evaluate_ratings(model, split.valid).summary()["RMSE"]
+            else:
+                value = evaluate(model, valid_set, ks=(10,)).summary()["NDCG@10"]
+            trials.append({"config": cfg, "valid": abs(value)})
+            if on_trial:
+                on_trial(name, cfg, abs(value))
+            if value > best_val:
+                best_val, chosen = value, cfg
+    model = build_model(name, chosen)
+    report = model.fit(
+        split.train, valid=split.valid if len(split.valid) else None, catalog=catalog
+    )
+    return ModelRun(
+        name=name,
+        config=dataclasses.asdict(model.config),
+        fit_seconds=report.seconds,
+        tuning=trials,
+        model=model,
+    )
+
+
+def run_benchmark(
+    *,
+    data: str,
+    names: Sequence[str],
+    task: str,
+    split: str,
+    split_dir: Path | None,
+    tune: bool,
+    k: int,
+    export_topk: Path | None,
+    export_predictions: Path | None,
+    report_dir: Path | None,
+    seed: int,
+    n_boot: int,
+    console: Any,
+    out: Any,
+    as_json: bool,
+) -> dict[str, Any]:
+    """Fit every model on one split, evaluate on test, print a table, write a report.
+
+    Returns:
+        ``{"models": {name: {metric: mean}}}`` (plus ``fit_seconds`` per model).
+    """
+    from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings
+    from primetime.eval.report import Report, make_stamp, rich_table, to_contract_json
+
+    world = None
+    catalog = None
+    if split_dir is not None:
+        sp = read_split_dir(split_dir)
+        data_name = f"files:{split_dir}"
+    else:
+        loaded = open_dataset(data)
+        ds, world = loaded.dataset, loaded.world
+        catalog = ds.catalog
+        sp = make_split(ds, split, seed=seed)
+        data_name = ds.name
+    console.print(f"[bold]{data_name}[/] · task {task} · split {sp.protocol} · {sp.sizes()}")
+    for n in names:
+        cls = get_model_class(n)
+        if task == "rating" and cls.task != "rating":
+            raise ValueError(
+                f"model {n!r} does not predict ratings; rating models: "
+                f"{[m for m, c in MODELS.items() if c.task == 'rating']}"
+            )
+
+    def on_trial(name: str, cfg: dict[str, Any], value: float) -> None:
+        console.print(
+            f"  tune {name} {cfg} → valid {'RMSE' if task == 'rating' else 'NDCG@10'} {value:.4f}"
+        )
+
+    runs: list[ModelRun] = []
+    ks = tuple(sorted({5, 10, 20, k}))
+    test_set = EvalSet.for_test(sp) if task == "topn" else None
+    for n in names:
+        with console.status(f"fitting {n}…"):
+            run = tune_and_fit(n, sp, tune=tune, catalog=catalog, on_trial=on_trial)
+        assert run.model is not None
+        if task == "topn":
+            assert test_set is not None
+            run.result = evaluate(run.model, test_set, ks=ks, catalog=catalog, train=sp.train)
+            key = f"NDCG@10 {run.result.summary()['NDCG@10']:.4f}"
+        else:
+            run.result = evaluate_ratings(run.model, sp.test)
+            key = f"MAE {run.result.summary()['MAE']:.4f}"
+        console.print(f"  {n}: fit {run.fit_seconds:.1f}s · {key}")
+        if split_dir is None:
+            run.model.save(
+                model_dir(n),
+                meta={
+                    "dataset": data,
+                    "split": split,
+                    "fit_seconds": run.fit_seconds,
+                    "config_source": "tuned on valid" if run.tuning else "defaults",
+                },
+            )
+        runs.append(run)
+
+    if world is not None and task == "topn":
+        assert test_set is not None
+        oracle = OracleModel(world)
+        res = evaluate(oracle, test_set, ks=ks, catalog=catalog, train=sp.train)
+        runs.append(ModelRun(name="oracle", config={}, fit_seconds=0.0, result=res))
+
+    stamp = make_stamp(
+        dataset=data_name,
+        task="A: next-item top-N, full ranking" if task == "topn" else "B: rating prediction",
+        protocol=sp.protocol,
+        split_sizes=sp.sizes(),
+        seed=seed,
+        extra={
+            "tuned_on_valid": tune,
+            "fit_seconds": {r.name: round(r.fit_seconds, 2) for r in runs},
+            "configs": {r.name: r.config for r in runs},
+        },
+    )
+    results = [r.result for r in runs]
+    if task == "topn":
+        rep = Report(
+            results=results,
+            stamp=stamp,
+            catalog=catalog,
+            data=sp.train,
+            train=sp.train,
+            n_boot=n_boot,
+        )
+        summary = to_contract_json(results)
+    else:
+        rep = Report(results=[], ratings=results, stamp=stamp, data=sp.train, n_boot=n_boot)
+        summary = {"models": {r.name: dict(r.result.summary()) for r in runs}}
+    for r in runs:
+        summary["models"].setdefault(r.name, {})["fit_seconds"] = round(r.fit_seconds, 3)
+
+    target = (
+        report_dir
+        or paths.reports_dir() / f"{data_name.replace('/', '_').replace(':', '_')}-{task}"
+    )
+    written = rep.write(target)
+    if export_topk is not None and task == "topn":
+        export_topk.mkdir(parents=True, exist_ok=True)
+        for r in runs:
+            r.result.export_topk(export_topk / f"{r.name}.tsv", k)
+    if export_predictions is not None and task == "rating":
+        export_predictions.mkdir(parents=True, exist_ok=True)
+        for r in runs:
+            _write_predictions(r.model, sp.test, export_predictions / f"{r.name}.tsv")
+    if not as_json:
+        out.print(rich_table(results) if task == "topn" else _rating_table(runs))
+        out.print(f"report: {written['markdown']}")
+    return summary
+
+
+def _rating_table(runs: Sequence[ModelRun]) -> Any:
+    from rich.table import Table
+
+    t = Table(title="rating prediction · test · mean [95% CI]")
+    for col in ("model", "MAE", "RMSE", "fit s"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for r in runs:
+        row = [r.name]
+        for metric in ("MAE", "RMSE"):
+            mean, lo, hi = r.result.ci(metric)
+            row.append(f"{mean:.4f} [{lo:.4f}, {hi:.4f}]")
+        row.append(f"{r.fit_seconds:.1f}")
+        t.add_row(*row)
+    return t
+
+
+def _write_predictions(model: Any, test: Any, path: Path) -> Path:
+    """TSV ``user_id item_id prediction`` for every rated test row, original ids."""
+    import polars as pl
+
+    rated = test.take(~np.isnan(test.rating))
+    pred = model.predict_ratings(rated.user_idx, rated.item_idx)
+    df = (
+        rated.to_polars(ids=True)
+        .select("user_id", "item_id")
+        .with_columns(pl.Series("prediction", np.round(pred.astype(np.float64), 5)))
+    )
+    df.write_csv(path, separator="\t")
+    return path

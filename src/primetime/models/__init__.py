@@ -1,0 +1,27 @@
+"""Models, found by name in :data:`MODELS` (grep for a name to find its class)."""
+
+from primetime.models.base import FitReport, Recommender
+from primetime.models.factorization import ALSRecommender, BPRRecommender
+from primetime.models.itemknn import ItemKNNRecommender
+from primetime.models.mf import MFRecommender
+from primetime.models.popularity import PopularityRecommender, TrendingRecommender
+
+MODELS: dict[str, type[Recommender]] = {
+    "popularity": PopularityRecommender,
+    "trending": TrendingRecommender,
+    "itemknn": ItemKNNRecommender,
+    "als": ALSRecommender,
+    "bpr": BPRRecommender,
+    "mf": MFRecommender,
+}
+
+
+def get_model_class(name: str) -> type[Recommender]:
+    """The class registered under ``name``; the error lists the known names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
+
+
+__all__ = ["MODELS", "FitReport", "Recommender", "get_model_class"]

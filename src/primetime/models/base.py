@@ -1,0 +1,208 @@
+"""The Recommender protocol every model follows, and helpers shared by models.
+
+A model scores every catalog item for a batch of :class:`UserContext` and
+returns a float32 array of shape (B, items.size) indexed by item_idx. Column 0
+is padding and always ``-inf``; ``-inf`` anywhere means "must not recommend".
+Seen items are NOT removed by ``score`` (a re-watch model may want them); the
+pipeline and the evaluation protocol remove them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from primetime.artifacts import Bundle, check_same_catalog, load_bundle, save_bundle
+from primetime.data.catalog import Catalog
+from primetime.data.interactions import Interactions
+from primetime.data.vocab import Vocabulary
+from primetime.types import UserContext
+
+
+@dataclass
+class FitReport:
+    """What ``fit`` did: wall time, epochs, validation curve."""
+
+    seconds: float = 0.0
+    epochs: int | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class Recommender(ABC):
+    """Base class of every model.
+
+    Subclasses set ``name`` and ``config_class``, implement ``_fit``, ``score``
+    and the ``_state`` / ``_restore`` pair used by save / load.
+    """
+
+    name: ClassVar[str]
+    task: ClassVar[str] = "topn"  # "topn" or "rating"
+    config_class: ClassVar[type]
+    #: Config overrides tried by ``benchmark --tune``, chosen on valid only.
+    tuning_grid: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, config: Any | None = None) -> None:
+        self.config = config if config is not None else self.config_class()
+        if not isinstance(self.config, self.config_class):
+            raise TypeError(
+                f"{self.name} needs a {self.config_class.__name__}, got {type(config).__name__}"
+            )
+        self.items: Vocabulary | None = None
+        self.users: Vocabulary | None = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None = None,
+        catalog: Catalog | None = None,
+    ) -> FitReport:
+        """Fit on ``train``; ``valid`` (same vocabularies) may drive early stopping.
+
+        Args:
+            train: Training interactions.
+            valid: Held-out interactions for model selection only, or None.
+            catalog: Title metadata for models that use side information.
+        """
+        if len(train) == 0:
+            raise ValueError(f"{self.name}: cannot fit on an empty training log")
+        if catalog is not None:
+            check_same_catalog(catalog.items, train.items, where="the catalog")
+        self.items, self.users = train.items, train.users
+        t0 = time.perf_counter()
+        report = self._fit(train, valid=valid, catalog=catalog) or FitReport()
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    @abstractmethod
+    def _fit(
+        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+    ) -> FitReport | None: ...
+
+    # ---------------------------------------------------------------- score
+    @abstractmethod
+    def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """Scores of every item for each context.
+
+        Args:
+            contexts: B users, each with a history of item indices in time order.
+
+        Returns:
+            float32 array (B, items.size); column 0 and forbidden items are -inf.
+        """
+
+    def score_items(self, contexts: Sequence[UserContext], items: np.ndarray) -> np.ndarray:
+        """Scores of the given item indices only, shape (B, len(items))."""
+        return self.score(contexts)[:, np.asarray(items, dtype=np.int64)]
+
+    def _require_fitted(self) -> Vocabulary:
+        if self.items is None:
+            raise RuntimeError(f"{self.name} is not fitted; call fit() or load() first")
+        return self.items
+
+    # ------------------------------------------------------- save and load
+    def save(self, directory: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
+        """Write the model as a bundle (see :mod:`primetime.artifacts`)."""
+        items = self._require_fitted()
+        return save_bundle(
+            directory,
+            model=self.name,
+            config=self.config,
+            arrays=self._state(),
+            items=items,
+            users=self.users,
+            meta=meta,
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Read a bundle written by :meth:`save`."""
+        bundle = load_bundle(directory, expect_model=cls.name)
+        model = cls(config_from_dict(cls.config_class, bundle.config))
+        model.items, model.users = bundle.items, bundle.users
+        model._restore(bundle)
+        return model
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _restore(self, bundle: Bundle) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+def config_from_dict(config_class: type, values: dict[str, Any]) -> Any:
+    """Build a config dataclass, refusing unknown keys (named in the error)."""
+    names = {f.name: f for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(
+            f"{config_class.__name__} has no option(s) {unknown}; known: {sorted(names)}"
+        )
+    return config_class(**values)
+
+
+def history_matrix(
+    contexts: Sequence[UserContext], n_cols: int, *, dtype: type = np.float32
+) -> sp.csr_matrix:
+    """Binary (B, n_cols) CSR matrix of each context's history (repeats count once)."""
+    lengths = np.fromiter((len(c.history) for c in contexts), dtype=np.int64, count=len(contexts))
+    indptr = np.zeros(len(contexts) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    indices = np.concatenate([c.history for c in contexts]) if indptr[-1] else np.zeros(0, np.int64)
+    if indices.size and indices.max() >= n_cols:
+        raise ValueError(
+            f"history holds item_idx {indices.max()} outside the model's {n_cols - 1} items"
+        )
+    m = sp.csr_matrix(
+        (np.ones(indices.size, dtype=dtype), indices, indptr), shape=(len(contexts), n_cols)
+    )
+    m.sum_duplicates()
+    m.data[:] = 1
+    return m
+
+
+def mask_padding(scores: np.ndarray) -> np.ndarray:
+    """Set column 0 (padding) to -inf in place and return the array as float32."""
+    scores = np.asarray(scores, dtype=np.float32)
+    scores[:, 0] = -np.inf
+    return scores
+
+
+def top_k(
+    scores: np.ndarray, k: int, *, exclude: Sequence[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` items per row, best first.
+
+    Args:
+        scores: (B, V) scores; modified in place when ``exclude`` is given.
+        k: How many items per row.
+        exclude: Per row, item indices to leave out (set to -inf).
+
+    Returns:
+        ``(items, values)``, each (B, k). Rows with fewer than ``k`` allowed items
+        are padded with item 0 and value -inf.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if exclude is not None:
+        for row, ex in enumerate(exclude):
+            scores[row, ex] = -np.inf
+    k_eff = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]  # (B, k)
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    items = np.take_along_axis(part, order, axis=1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    items[~np.isfinite(vals)] = 0
+    return items, vals

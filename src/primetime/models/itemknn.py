@@ -1,0 +1,113 @@
+"""Item-based k-nearest neighbours with shrunk cosine similarity.
+
+Written with scipy.sparse rather than taken from ``implicit``: implicit's
+CosineRecommender has no shrinkage term and no blockwise top-k pruning, and
+both matter for accuracy on sparse logs (Sarwar et al. 2001; the shrinkage
+of Koren 2008, eq. 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from primetime.artifacts import Bundle
+from primetime.data.catalog import Catalog
+from primetime.data.interactions import Interactions
+from primetime.models.base import FitReport, Recommender, history_matrix, mask_padding
+from primetime.types import UserContext
+
+
+@dataclass(frozen=True)
+class ItemKNNConfig:
+    """Attributes:
+    neighbours: Similar items kept per item (top-k pruning).
+    shrinkage: Added to the cosine denominator; damps similarities from few co-occurrences.
+    recency_decay: Weight of a history item = ``recency_decay ** (steps from the end)``;
+        1.0 treats the history as a set.
+    block_size: Items per block when computing similarities (bounds memory).
+    """
+
+    neighbours: int = 20
+    shrinkage: float = 10.0
+    recency_decay: float = 0.8
+    block_size: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.neighbours < 1:
+            raise ValueError(f"neighbours must be >= 1, got {self.neighbours}")
+        if self.shrinkage < 0:
+            raise ValueError(f"shrinkage must be >= 0, got {self.shrinkage}")
+        if not 0 < self.recency_decay <= 1:
+            raise ValueError(f"recency_decay must be in (0, 1], got {self.recency_decay}")
+
+
+class ItemKNNRecommender(Recommender):
+    """score(u, j) = sum over history items i of w_i * sim(i, j)."""
+
+    name = "itemknn"
+    config_class = ItemKNNConfig
+    tuning_grid: ClassVar[list[dict[str, Any]]] = [
+        {"neighbours": n, "recency_decay": d, "shrinkage": s}
+        for n in (20, 50, 200)
+        for d in (0.8, 0.9, 1.0)
+        for s in (0.0, 10.0)
+    ]
+
+    def __init__(self, config: ItemKNNConfig | None = None) -> None:
+        super().__init__(config)
+        self.sim: sp.csr_matrix | None = None
+
+    def _fit(
+        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+    ) -> FitReport:
+        cfg = self.config
+        x = train.matrix().tocsc()  # (U, V) binary
+        xt = x.T.tocsr()  # (V, U)
+        norms = np.sqrt(np.asarray(x.sum(axis=0)).ravel())  # (V,)
+        n = xt.shape[0]
+        k = min(cfg.neighbours, n - 1) if n > 1 else 1
+        rows, cols, vals = [], [], []
+        for start in range(0, n, cfg.block_size):
+            stop = min(start + cfg.block_size, n)
+            co = (xt[start:stop] @ x).toarray()  # (b, V) co-occurrence counts
+            denom = norms[start:stop, None] * norms[None, :] + cfg.shrinkage  # (b, V)
+            sim = np.divide(co, denom, out=np.zeros_like(co, dtype=np.float32), where=denom > 0)
+            sim[np.arange(stop - start), np.arange(start, stop)] = 0.0  # no self-similarity
+            top = np.argpartition(-sim, k - 1, axis=1)[:, :k]  # (b, k)
+            top_vals = np.take_along_axis(sim, top, axis=1)
+            keep = top_vals > 0
+            rows.append(np.repeat(np.arange(start, stop), k)[keep.ravel()])
+            cols.append(top.ravel()[keep.ravel()])
+            vals.append(top_vals.ravel()[keep.ravel()])
+        self.sim = sp.csr_matrix(
+            (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n, n),
+        )
+        return FitReport(notes={"similarities": int(self.sim.nnz)})
+
+    def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        items = self._require_fitted()
+        assert self.sim is not None
+        h = history_matrix(contexts, items.size)  # (B, V)
+        if self.config.recency_decay < 1.0:
+            h = h.tolil()
+            for row, c in enumerate(contexts):
+                # later occurrences overwrite earlier: the weight of the most recent event wins
+                w = self.config.recency_decay ** np.arange(len(c.history) - 1, -1, -1)
+                h[row, c.history] = w
+            h = h.tocsr()
+        return mask_padding((h @ self.sim).toarray())  # (B, V)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.sim is not None
+        return {"data": self.sim.data, "indices": self.sim.indices, "indptr": self.sim.indptr}
+
+    def _restore(self, bundle: Bundle) -> None:
+        a = bundle.arrays
+        n = bundle.items.size
+        self.sim = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=(n, n))
