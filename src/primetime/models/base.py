@@ -91,7 +91,6 @@ class Recommender(ABC):
     ) -> FitReport | None: ...
 
     # ---------------------------------------------------------------- score
-    @abstractmethod
     def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         """Scores of every item for each context.
 
@@ -99,8 +98,23 @@ class Recommender(ABC):
             contexts: B users, each with a history of item indices in time order.
 
         Returns:
-            float32 array (B, items.size); column 0 and forbidden items are -inf.
+            float32 array (B, items.size) indexed by item_idx; column 0 (padding)
+            and items the model must not recommend are -inf.
+
+        Raises:
+            ValueError: if a history holds an index outside the model's catalog.
         """
+        items = self._require_fitted()
+        for c in contexts:
+            if c.history.size and c.history.max() >= items.size:
+                raise ValueError(
+                    f"{self.name}: history holds item_idx {int(c.history.max())}, but the model "
+                    f"knows {len(items)} items"
+                )
+        return self._score(contexts)
+
+    @abstractmethod
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray: ...
 
     def score_items(self, contexts: Sequence[UserContext], items: np.ndarray) -> np.ndarray:
         """Scores of the given item indices only, shape (B, len(items))."""

@@ -11,6 +11,7 @@ NDCG@10 0.038 on ml-100k).
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -92,7 +93,7 @@ class ALSRecommender(Recommender):
         with threadpool_limits(1, "blas"):
             return self._model.recalculate_user(np.arange(len(contexts)), h)  # type: ignore[union-attr]
 
-    def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         u = self.user_factors(contexts)  # (B, F)
         return mask_padding(u @ self._model.item_factors.T)  # type: ignore[union-attr]  # (B, V)
 
@@ -190,19 +191,28 @@ class BPRRecommender(Recommender):
         return self.item_factors
 
     def _sgd_fold_in(self, histories: list[np.ndarray]) -> np.ndarray:
-        """BPR updates of (B, F+1) user vectors only, vectorised over the users."""
+        """BPR updates of (B, F+1) user vectors only, vectorised over the users.
+
+        The samples come from a counter-based hash of (seed, history, step), not
+        from a shared generator, so a user's vector does not depend on which
+        other users share the batch (batch scores equal single scores).
+        """
         assert self.item_factors is not None
         c = self.config
         q = self.item_factors  # (V, F+1)
-        rng = np.random.default_rng(c.seed)
-        lengths = np.array([len(h) for h in histories])
+        lengths = np.array([len(h) for h in histories], dtype=np.uint64)
         flat = np.concatenate(histories)
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        keys = np.array([zlib.crc32(h.tobytes()) for h in histories], dtype=np.uint64)
+        keys = _splitmix64(keys ^ np.uint64(c.seed))
+        n_neg = np.uint64(q.shape[0] - 1)
         u = np.zeros((len(histories), q.shape[1]), dtype=np.float32)
         u[:, -1] = 1.0
-        for _ in range(c.fold_in_steps):
-            pos = flat[offsets + (rng.random(len(histories)) * lengths).astype(np.int64)]  # (B,)
-            neg = rng.integers(1, q.shape[0], size=len(histories))  # (B,)
+        for step in range(c.fold_in_steps):
+            with np.errstate(over="ignore"):  # uint64 arithmetic wraps by design
+                r = _splitmix64(keys + np.uint64(step) * np.uint64(0x9E3779B97F4A7C15))
+            pos = flat[offsets + (r % lengths).astype(np.int64)]  # (B,)
+            neg = 1 + (_splitmix64(r) % n_neg).astype(np.int64)  # (B,)
             diff = q[pos] - q[neg]  # (B, F+1)
             x = (u * diff).sum(1)  # (B,)
             g = (1.0 / (1.0 + np.exp(x)))[:, None] * diff - c.regularization * u
@@ -210,8 +220,7 @@ class BPRRecommender(Recommender):
             u += c.fold_in_lr * g
         return u
 
-    def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        self._require_fitted()
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         assert self.item_factors is not None
         u = self._fold_in(contexts)  # (B, F+1)
         return mask_padding(u @ self.item_factors.T)  # (B, V)
@@ -223,3 +232,12 @@ class BPRRecommender(Recommender):
     def _restore(self, bundle: Bundle) -> None:
         self.item_factors = bundle.arrays["item_factors"]
         self.user_factors_train = bundle.arrays["user_factors"]
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser (Steele et al. 2014): a well-mixed uint64 hash, vectorised."""
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))

@@ -90,7 +90,7 @@ class ItemKNNRecommender(Recommender):
         )
         return FitReport(notes={"similarities": int(self.sim.nnz)})
 
-    def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         items = self._require_fitted()
         assert self.sim is not None
         h = history_matrix(contexts, items.size)  # (B, V)

@@ -188,8 +188,7 @@ class MFRecommender(Recommender):
             )
         return pred.clamp(*self.rating_range).numpy()
 
-    def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        self._require_fitted()
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         assert self.net is not None
         with torch.no_grad():
             p, bu = self._user_vectors(contexts)

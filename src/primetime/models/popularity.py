@@ -39,8 +39,7 @@ class PopularityRecommender(Recommender):
         self.counts = np.asarray(m.sum(axis=0)).ravel().astype(np.float32)
         return FitReport()
 
-    def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        self._require_fitted()
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         assert self.counts is not None
         return mask_padding(np.tile(self.counts, (len(contexts), 1)))  # (B, V)
 
@@ -90,8 +89,7 @@ class TrendingRecommender(Recommender):
         )
         return FitReport(notes={"reference_time": int(ref)})
 
-    def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        self._require_fitted()
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         assert self.weights is not None
         return mask_padding(np.tile(self.weights, (len(contexts), 1)))  # (B, V)
 

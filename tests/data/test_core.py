@@ -1,0 +1,108 @@
+"""Vocabulary, Interactions, Dataset and splits (EVALUATION.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from primetime.data import Dataset
+from primetime.data.errors import DataFormatError
+from primetime.data.splits import (
+    leave_one_out,
+    ratio_split,
+    read_split_dir,
+    temporal_split,
+    write_split_dir,
+)
+
+
+def _ds(rows):
+    df = pl.DataFrame(rows, schema=["user_id", "item_id", "rating", "timestamp"], orient="row")
+    return Dataset.from_frames("t", interactions=df)
+
+
+def test_loo_uses_stable_tie_break():
+    # user 1: three events share timestamp 2 -> file order decides: c valid, d test
+    ds = _ds([(1, "a", 5, 1), (1, "b", 3, 2), (1, "c", 4, 2), (1, "d", 2, 2), (2, "a", 1, 5), (2, "b", 1, 6)])
+    s = leave_one_out(ds.interactions)
+    ids = lambda part: part.to_polars(ids=True).select("user_id", "item_id").rows()  # noqa: E731
+    assert ids(s.test) == [("1", "d")]
+    assert ids(s.valid) == [("1", "c")]
+    # user 2 has fewer than 3 events: wholly in train
+    assert ("2", "a") in ids(s.train) and ("2", "b") in ids(s.train)
+
+
+def test_loo_orders_by_time_not_file():
+    ds = _ds([(1, "late", 5, 30), (1, "early", 3, 10), (1, "mid", 4, 20)])
+    s = leave_one_out(ds.interactions)
+    assert s.test.to_polars(ids=True)["item_id"].to_list() == ["late"]
+    assert s.valid.to_polars(ids=True)["item_id"].to_list() == ["mid"]
+
+
+def test_ratio_split_is_the_documented_permutation():
+    rows = [(u, f"i{i}", 1 + (u + i) % 5, i) for u in range(5) for i in range(20)]
+    ds = _ds(rows)
+    s = ratio_split(ds.interactions, seed=42)
+    perm = np.random.default_rng(42).permutation(100)
+    assert sorted(np.flatnonzero(np.isin(np.arange(100), perm[90:]))) == sorted(perm[90:].tolist())
+    test_keys = set(zip(s.test.user_idx.tolist(), s.test.item_idx.tolist(), strict=True))
+    inter = ds.interactions
+    expect = {(int(inter.user_idx[r]), int(inter.item_idx[r])) for r in perm[90:]}
+    assert test_keys == expect and len(s.train) == 90
+    s2 = ratio_split(ds.interactions, seed=42, valid_frac=0.1)
+    assert s2.sizes() == {"train": 81, "valid": 9, "test": 10}
+
+
+def test_temporal_split_orders_globally():
+    rows = [(u, f"i{i}", 3, u * 100 + i) for u in range(4) for i in range(10)]
+    s = temporal_split(_ds(rows).interactions, valid_frac=0.1, test_frac=0.25)
+    assert s.train.timestamp.max() <= s.valid.timestamp.min() <= s.test.timestamp.min()
+    assert s.sizes() == {"train": 26, "valid": 4, "test": 10}
+
+
+def test_split_dir_roundtrip(tmp_path):
+    ds = _ds([(u, f"i{i}", 3, i) for u in range(3) for i in range(5)])
+    s = leave_one_out(ds.interactions)
+    write_split_dir(s, tmp_path)
+    assert (tmp_path / "train.tsv").read_text().splitlines()[0] == "user_id\titem_id\trating\ttimestamp"
+    back = read_split_dir(tmp_path)
+    assert back.sizes() == s.sizes()
+    assert back.test.to_polars(ids=True).select("user_id", "item_id").rows() == s.test.to_polars(
+        ids=True
+    ).select("user_id", "item_id").rows()
+
+
+def test_split_dir_bad_value_names_line_and_column(tmp_path):
+    (tmp_path / "train.tsv").write_text("user_id\titem_id\trating\ttimestamp\n1\ta\t4\t10\n1\tb\tfive\t11\n")
+    (tmp_path / "test.tsv").write_text("user_id\titem_id\trating\ttimestamp\n1\tc\t4\t12\n")
+    with pytest.raises(DataFormatError, match=r"train\.tsv, line 3, column 'rating'"):
+        read_split_dir(tmp_path)
+
+
+def test_split_dir_missing_and_empty(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train.tsv"):
+        read_split_dir(tmp_path)
+    (tmp_path / "train.tsv").write_text("")
+    (tmp_path / "test.tsv").write_text("user_id\titem_id\n")
+    with pytest.raises(DataFormatError, match="empty"):
+        read_split_dir(tmp_path)
+
+
+def test_dataset_save_load_and_manifest(tmp_path):
+    ds = _ds([(1, "a", 5, 1), (1, "a", 5, 1), (2, "b", 3, 2)])
+    assert len(ds.interactions) == 2  # exact duplicate dropped
+    ds.save(tmp_path)
+    back = Dataset.load(tmp_path)
+    assert back.manifest["counts"]["interactions"] == 2
+    np.testing.assert_array_equal(back.interactions.item_idx, ds.interactions.item_idx)
+    (tmp_path / "kg.parquet").unlink()
+    with pytest.raises(FileNotFoundError, match="kg.parquet"):
+        Dataset.load(tmp_path)
+
+
+def test_interactions_matrix_last_rating_wins():
+    ds = _ds([(1, "a", 2, 1), (1, "a", 5, 9), (1, "b", 3, 2)])
+    m = ds.interactions.matrix(values="rating")
+    assert m[1, ds.items.index("a")] == 5
+    assert ds.interactions.matrix()[1, ds.items.index("a")] == 1

@@ -1,0 +1,112 @@
+"""The contract every model passes (STYLE.md #6): fits a tiny log, finite scores for
+known and unknown users, padding never recommended, seen items kept out by
+``top_k``, identical scores after save -> load, batch equals single, and a
+clear error for a catalog it was not trained on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from primetime.data.splits import leave_one_out
+from primetime.data.vocab import Vocabulary
+from primetime.experiment import build_model
+from primetime.models import MODELS, get_model_class
+from primetime.models.base import top_k
+from primetime.types import UserContext
+
+FAST = {"bpr": {"iterations": 30, "fold_in_steps": 100}, "mf": {"epochs": 5}, "als": {"iterations": 5}}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def fitted(request, planted):
+    split = leave_one_out(planted.interactions)
+    model = build_model(request.param, FAST.get(request.param))
+    report = model.fit(split.train, valid=split.valid, catalog=planted.catalog)
+    return model, split, report
+
+
+def test_fit_report(fitted):
+    _, _, report = fitted
+    assert report.seconds >= 0
+
+
+def test_scores_shape_finite_and_padding(fitted):
+    model, split, _ = fitted
+    ctx = split.train.contexts()[:5]
+    s = model.score(ctx)
+    assert s.shape == (5, split.items.size)
+    assert s.dtype == np.float32
+    assert np.all(s[:, 0] == -np.inf), "padding column must be -inf"
+    assert np.isfinite(s[:, 1:]).all()
+
+
+def test_unknown_user_and_empty_history(fitted):
+    model, split, _ = fitted
+    ctx = [UserContext.anonymous([1, 2, 3]), UserContext.anonymous([])]
+    s = model.score(ctx)
+    assert np.isfinite(s[:, 1:]).all()
+
+
+def test_seen_items_kept_out(fitted):
+    model, split, _ = fitted
+    ctx = split.train.contexts()[:8]
+    items, _ = top_k(model.score(ctx), 5, exclude=[c.history for c in ctx])
+    for c, row in zip(ctx, items, strict=True):
+        assert not set(row.tolist()) & set(c.history.tolist())
+        assert 0 not in row
+
+
+def test_batch_equals_single(fitted):
+    model, split, _ = fitted
+    ctx = split.train.contexts()[:6]
+    batch = model.score(ctx)
+    single = np.vstack([model.score([c]) for c in ctx])
+    np.testing.assert_allclose(batch, single, rtol=1e-5, atol=1e-5)
+
+
+def test_save_load_identical(fitted, tmp_path):
+    model, split, _ = fitted
+    model.save(tmp_path / model.name)
+    loaded = get_model_class(model.name).load(tmp_path / model.name)
+    ctx = split.train.contexts()[:10] + [UserContext.anonymous([3, 4])]
+    np.testing.assert_array_equal(model.score(ctx), loaded.score(ctx))
+    assert loaded.config == model.config
+
+
+def test_history_beyond_catalog_rejected(fitted):
+    model, split, _ = fitted
+    with pytest.raises((ValueError, IndexError)):
+        model.score([UserContext.anonymous([split.items.size + 5])])
+
+
+def test_fit_rejects_other_catalog(planted):
+    split = leave_one_out(planted.interactions)
+    from primetime.data.catalog import Catalog
+    import polars as pl
+
+    other = Catalog.from_frame(pl.DataFrame({"item_id": ["x", "y"]}))
+    with pytest.raises(ValueError, match="different catalog"):
+        build_model("popularity").fit(split.train, catalog=other)
+
+
+def test_load_wrong_model_name(fitted, tmp_path):
+    model, _, _ = fitted
+    model.save(tmp_path / "m")
+    other = "popularity" if model.name != "popularity" else "itemknn"
+    with pytest.raises(ValueError, match="holds a"):
+        get_model_class(other).load(tmp_path / "m")
+
+
+def test_unknown_option_named():
+    with pytest.raises(ValueError, match="no option"):
+        build_model("als", {"factorz": 3})
+    with pytest.raises(ValueError, match="unknown model"):
+        get_model_class("nope")
+
+
+def test_vocab_roundtrip():
+    v = Vocabulary(["a", "b"], name="item")
+    assert v.index("b") == 2 and v.id(1) == "a" and v.size == 3
+    with pytest.raises(KeyError, match="unknown item id"):
+        v.index("zz")
