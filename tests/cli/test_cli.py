@@ -1,0 +1,129 @@
+"""The command line as a user meets it: help, the benchmark contract, errors."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from primetime.cli import app
+from primetime.data.splits import leave_one_out, ratio_split, write_split_dir
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRIMETIME_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def split_dir(tmp_path, planted):
+    d = tmp_path / "split"
+    write_split_dir(leave_one_out(planted.interactions), d)
+    return d
+
+
+def _json_stdout(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_help_explains_every_command():
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0
+    for cmd in ("data", "train", "evaluate", "benchmark", "recommend", "demo"):
+        assert cmd in r.stdout
+    r = runner.invoke(app, ["benchmark", "--help"])
+    for opt in ("--split-dir", "--export-topk", "--json", "--task", "--tune", "--k"):
+        assert opt in r.stdout
+
+
+def test_benchmark_byo_split_contract(split_dir, tmp_path, planted):
+    out = tmp_path / "topk"
+    r = runner.invoke(
+        app,
+        ["benchmark", "--split-dir", str(split_dir), "--models", "popularity,itemknn,als",
+         "--export-topk", str(out), "--k", "20", "--json", "--n-boot", "50"],
+    )
+    data = _json_stdout(r)
+    assert set(data["models"]) == {"popularity", "itemknn", "als"}
+    for metrics in data["models"].values():
+        assert 0 <= metrics["NDCG@10"] <= metrics["HR@10"] <= 1
+    assert data["models"]["itemknn"]["NDCG@10"] > data["models"]["popularity"]["NDCG@10"]
+    train = pl.read_csv(split_dir / "train.tsv", separator="\t", infer_schema=False)
+    valid = pl.read_csv(split_dir / "valid.tsv", separator="\t", infer_schema=False)
+    seen = set(zip(train["user_id"], train["item_id"], strict=True)) | set(
+        zip(valid["user_id"], valid["item_id"], strict=True)
+    )
+    test_users = set(pl.read_csv(split_dir / "test.tsv", separator="\t", infer_schema=False)["user_id"])
+    for name in ("popularity", "itemknn", "als"):
+        lines = (out / f"{name}.tsv").read_text().splitlines()
+        assert lines[0] == "user_id\titem_id\trank"
+        rows = [ln.split("\t") for ln in lines[1:]]
+        assert {u for u, _, _ in rows} == test_users
+        assert not {(u, i) for u, i, _ in rows} & seen, "train/valid items must be excluded"
+        per_user = pl.DataFrame(rows, schema=["u", "i", "r"], orient="row")
+        assert per_user.group_by("u").len()["len"].max() == 20
+        assert all(i.startswith("i") for _, i, _ in rows), "original ids, not indices"
+
+
+def test_benchmark_rating_contract(tmp_path, planted):
+    d = tmp_path / "rsplit"
+    write_split_dir(ratio_split(planted.interactions, seed=42, valid_frac=0.1), d)
+    out = tmp_path / "pred"
+    r = runner.invoke(
+        app,
+        ["benchmark", "--task", "rating", "--split-dir", str(d), "--models", "mf",
+         "--export-predictions", str(out), "--json", "--n-boot", "50"],
+    )
+    data = _json_stdout(r)
+    assert data["models"]["mf"]["MAE"] > 0 and data["models"]["mf"]["RMSE"] >= data["models"]["mf"]["MAE"]
+    lines = (out / "mf.tsv").read_text().splitlines()
+    assert lines[0] == "user_id\titem_id\tprediction"
+    assert len(lines) - 1 == len(pl.read_csv(d / "test.tsv", separator="\t"))
+
+
+def test_rating_task_refuses_topn_model(split_dir):
+    r = runner.invoke(app, ["benchmark", "--task", "rating", "--split-dir", str(split_dir), "--models", "als"])
+    assert r.exit_code == 2
+    assert "does not predict ratings" in r.output
+
+
+def test_unknown_model_and_bad_k(split_dir):
+    r = runner.invoke(app, ["benchmark", "--split-dir", str(split_dir), "--models", "alz"])
+    assert r.exit_code == 2 and "unknown model 'alz'" in r.output
+    r = runner.invoke(app, ["benchmark", "--split-dir", str(split_dir), "--k", "0"])
+    assert r.exit_code == 2 and "--k" in r.output
+
+
+def test_bad_split_file_names_line_and_column(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "train.tsv").write_text("user_id\titem_id\trating\ttimestamp\n1\ta\t4\tyesterday\n")
+    (d / "test.tsv").write_text("user_id\titem_id\trating\ttimestamp\n1\tb\t4\t5\n")
+    r = runner.invoke(app, ["benchmark", "--split-dir", str(d), "--models", "popularity"])
+    assert r.exit_code == 2
+    assert "train.tsv, line 2, column 'timestamp'" in r.output
+
+
+def test_train_then_recommend_from_a_csv_log(tmp_path, planted):
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select("user_id", "item_id", "rating", "timestamp").write_csv(log)
+    r = runner.invoke(app, ["train", "itemknn", "--data", str(log)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["recommend", "--model", "itemknn", "--history", "i3,i4,i5", "--k", "5", "--json"])
+    data = _json_stdout(r)
+    got = [x["item_id"] for x in data["items"]]
+    assert len(got) == 5 and "i6" in got[:3] and not {"i3", "i4", "i5"} & set(got)
+    r = runner.invoke(app, ["recommend", "--model", "itemknn", "--history", "nope"])
+    assert r.exit_code == 2 and "unknown item id" in r.output
+    r = runner.invoke(app, ["evaluate", "itemknn", "--json"])
+    assert "NDCG@10" in _json_stdout(r)["models"]["itemknn"]
+
+
+def test_recommend_before_training_says_what_to_do():
+    r = runner.invoke(app, ["recommend", "--model", "als", "--history", "1"])
+    assert r.exit_code == 2 and "train a model first" in r.output
