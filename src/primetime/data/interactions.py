@@ -212,7 +212,7 @@ class Interactions:
         return cls(
             user_idx=df["user_idx"].to_numpy(),
             item_idx=df["item_idx"].to_numpy(),
-            rating=np.nan_to_num(rating.astype(np.float32), nan=np.nan),
+            rating=rating.astype(np.float32),
             timestamp=df["timestamp"].to_numpy(),
             event=event,
             users=users,

@@ -196,7 +196,7 @@ def mask_padding(scores: np.ndarray) -> np.ndarray:
 def top_k(
     scores: np.ndarray, k: int, *, exclude: Sequence[np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` items per row, best first.
+    """Best ``k`` items per row, best first, ties broken by lower item_idx.
 
     Args:
         scores: (B, V) scores; modified in place when ``exclude`` is given.
@@ -207,16 +207,9 @@ def top_k(
         ``(items, values)``, each (B, k). Rows with fewer than ``k`` allowed items
         are padded with item 0 and value -inf.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    from primetime.eval.ranking import topk_lists
+
     if exclude is not None:
         for row, ex in enumerate(exclude):
             scores[row, ex] = -np.inf
-    k_eff = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]  # (B, k)
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    items = np.take_along_axis(part, order, axis=1)
-    vals = np.take_along_axis(vals, order, axis=1)
-    items[~np.isfinite(vals)] = 0
-    return items, vals
+    return topk_lists(np.nan_to_num(scores, nan=-np.inf), k)
