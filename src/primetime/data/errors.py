@@ -34,3 +34,20 @@ class DataFormatError(ValueError):
         if column is not None:
             where += f", column {column!r}" if isinstance(column, str) else f", column {column}"
         super().__init__(f"{where}: {message}")
+
+
+class ChecksumError(RuntimeError):
+    """A downloaded or cached file does not have the sha256 it must have.
+
+    Attributes:
+        path: The file.
+        expected: The sha256 it must have (hex).
+        actual: The sha256 it has (hex).
+    """
+
+    def __init__(self, path: str | Path, *, expected: str, actual: str, hint: str = "") -> None:
+        self.path = Path(path)
+        self.expected = expected
+        self.actual = actual
+        msg = f"{self.path}: sha256 is {actual}, expected {expected}"
+        super().__init__(f"{msg}. {hint}" if hint else msg)
