@@ -93,6 +93,8 @@ class Dataset:
         )
         if "rating" not in df.columns:
             df = df.with_columns(pl.lit(None, dtype=pl.Float32).alias("rating"))
+        # NaN and null both mean "no rating"
+        df = df.with_columns(pl.col("rating").cast(pl.Float32).fill_nan(None))
         if "event" not in df.columns:
             default = "rate" if df["rating"].null_count() < df.height else "view"
             df = df.with_columns(pl.lit(default).alias("event"))
@@ -102,17 +104,10 @@ class Dataset:
         df = df.select(
             "user_id",
             "item_id",
-            pl.col("rating").cast(pl.Float32),
+            "rating",
             pl.col("timestamp").cast(pl.Int64),
             pl.col("event").replace_strict(EVENT_CODE, return_dtype=pl.Int8),
         )
-        if drop_duplicates:
-            before = df.height
-            df = df.unique(maintain_order=True)
-            if df.height < before:
-                log.warning(
-                    "%s: dropped %d exact duplicate interaction rows", name, before - df.height
-                )
 
         # catalog: file order, then titles only seen in interactions
         cat_df = (
@@ -161,12 +156,31 @@ class Dataset:
             usr_df = pl.concat([usr_df, extra_u], how="diagonal_relaxed")
         usr = Users.from_frame(usr_df)
 
+        # Map ids to indices first, then drop duplicates on integer columns:
+        # on a 25M-row log this is several times faster than on the id strings.
+        idx = pl.DataFrame(
+            {
+                "user_idx": usr.users.indices(df["user_id"]),
+                "item_idx": cat.items.indices(df["item_id"]),
+                "rating": df["rating"],
+                "timestamp": df["timestamp"],
+                "event": df["event"],
+            }
+        )
+        del df
+        if drop_duplicates:
+            before = idx.height
+            idx = idx.unique(maintain_order=True)
+            if idx.height < before:
+                log.warning(
+                    "%s: dropped %d exact duplicate interaction rows", name, before - idx.height
+                )
         inter = Interactions(
-            user_idx=usr.users.indices(df["user_id"]),
-            item_idx=cat.items.indices(df["item_id"]),
-            rating=df["rating"].fill_null(float("nan")).to_numpy(),
-            timestamp=df["timestamp"].to_numpy(),
-            event=df["event"].to_numpy(),
+            user_idx=idx["user_idx"].to_numpy(),
+            item_idx=idx["item_idx"].to_numpy(),
+            rating=idx["rating"].fill_null(float("nan")).to_numpy(),
+            timestamp=idx["timestamp"].to_numpy(),
+            event=idx["event"].to_numpy(),
             users=usr.users,
             items=cat.items,
         )
