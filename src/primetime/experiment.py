@@ -228,9 +228,8 @@ def run_benchmark(
             )
 
     def on_trial(name: str, cfg: dict[str, Any], value: float) -> None:
-        console.print(
-            f"  tune {name} {cfg} → valid {'RMSE' if task == 'rating' else 'NDCG@10'} {value:.4f}"
-        )
+        metric = "RMSE" if task == "rating" else "NDCG@10"
+        console.print(f"  tune {name} {cfg} → valid {metric} {value:.4f}", soft_wrap=True)
 
     runs: list[ModelRun] = []
     ks = tuple(sorted({5, 10, 20, k}))

@@ -80,7 +80,7 @@ def git_commit(cwd: str | Path | None = None) -> str:
             check=True,
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain"],
+            ["git", "status", "--porcelain", "--untracked-files=no"],
             cwd=where,
             capture_output=True,
             text=True,
