@@ -87,7 +87,8 @@ def _guard(fn: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (DataFormatError, FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
-            _fail(str(e).strip("'\""))
+            # KeyError's str() is the repr of its message; show the message itself
+            _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
 
     return wrapper
 

@@ -127,3 +127,14 @@ def test_train_then_recommend_from_a_csv_log(tmp_path, planted):
 def test_recommend_before_training_says_what_to_do():
     r = runner.invoke(app, ["recommend", "--model", "als", "--history", "1"])
     assert r.exit_code == 2 and "train a model first" in r.output
+
+
+def test_data_errors_are_one_clear_line(tmp_path):
+    r = runner.invoke(app, ["data", "info", "--data", str(tmp_path / "missing.csv")])
+    assert r.exit_code == 2 and f"'{tmp_path / 'missing.csv'}' is not an existing file" in r.output
+    bad = tmp_path / "log.csv"
+    bad.write_text("user_id,item_id,rating,timestamp\n1,10,4,100\n1,11,abc,101\n")
+    r = runner.invoke(app, ["data", "info", "--data", str(bad)])
+    assert r.exit_code == 2 and "log.csv, line 3, column 'rating'" in r.output
+    r = runner.invoke(app, ["train", "knn"])
+    assert r.exit_code == 2 and "unknown model 'knn'" in r.output
