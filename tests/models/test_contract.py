@@ -82,8 +82,9 @@ def test_history_beyond_catalog_rejected(fitted):
 
 def test_fit_rejects_other_catalog(planted):
     split = leave_one_out(planted.interactions)
-    from primetime.data.catalog import Catalog
     import polars as pl
+
+    from primetime.data.catalog import Catalog
 
     other = Catalog.from_frame(pl.DataFrame({"item_id": ["x", "y"]}))
     with pytest.raises(ValueError, match="different catalog"):
