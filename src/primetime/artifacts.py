@@ -59,11 +59,12 @@ def save_bundle(
     """Write a bundle. ``config`` is a dataclass instance (stored as JSON)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
+    is_instance = dataclasses.is_dataclass(config) and not isinstance(config, type)
+    cfg = dataclasses.asdict(config) if is_instance else dict(config)
     for key, arr in arrays.items():
         if not isinstance(arr, np.ndarray) or arr.dtype == object:
             raise TypeError(f"bundle array {key!r} must be a numeric numpy array")
-    np.savez(d / "arrays.npz", **arrays)
+    np.savez(d / "arrays.npz", **arrays)  # type: ignore[arg-type]  # numpy stub: kwargs are arrays
     (d / "items.txt").write_text("\n".join(items.ids()) + "\n")
     if users is not None:
         (d / "users.txt").write_text("\n".join(users.ids()) + "\n")

@@ -201,7 +201,13 @@ def evaluate_cmd(
     """Evaluate the last trained MODEL on the test part of the split it was trained on
     (full ranking, EVALUATION.md), with 95% bootstrap CIs."""
     from primetime.artifacts import load_bundle
-    from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings
+    from primetime.eval.protocol import (
+        EvalResult,
+        EvalSet,
+        RatingResult,
+        evaluate,
+        evaluate_ratings,
+    )
     from primetime.experiment import make_split, model_dir, open_dataset
 
     d = model_dir(model)
@@ -209,12 +215,12 @@ def evaluate_cmd(
     m = MODELS[model].load(d)
     ds = open_dataset(bundle.meta["dataset"]).dataset
     sp = make_split(ds, bundle.meta["split"])
+    res: RatingResult | EvalResult
     if m.task == "rating" and bundle.meta["split"] == "ratio":
         res = evaluate_ratings(m, sp.test)
-        summary = {k: v for k, v in res.summary().items()}
     else:
         res = evaluate(m, EvalSet.for_test(sp), catalog=ds.catalog)
-        summary = res.summary()
+    summary = res.summary()
     if as_json:
         print(json.dumps({"models": {model: summary}}, indent=2))
         return
@@ -343,7 +349,7 @@ def recommend(
     catalog = (
         open_dataset(bundle.meta["dataset"]).dataset.catalog if "dataset" in bundle.meta else None
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for idx, v in zip(items[0], vals[0], strict=True):
         if idx == 0:
             continue

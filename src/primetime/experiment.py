@@ -162,6 +162,7 @@ def tune_and_fit(
             if rating:
                 value = -evaluate_ratings(model, split.valid).summary()["RMSE"]
             else:
+                assert valid_set is not None
                 value = evaluate(model, valid_set, ks=(10,)).summary()["NDCG@10"]
             trials.append({"config": cfg, "valid": abs(value)})
             if on_trial:

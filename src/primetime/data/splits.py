@@ -148,7 +148,7 @@ def _read_split_file(path: Path) -> pl.DataFrame:
             f"missing column(s) {missing}; header must be 'user_id item_id rating timestamp'",
             line=1,
         )
-    out = [pl.col("user_id"), pl.col("item_id")]
+    out: list[pl.Expr | pl.Series] = [pl.col("user_id"), pl.col("item_id")]
     for col in ("rating", "timestamp"):
         if col not in df.columns:
             out.append(pl.lit(None if col == "rating" else 0).alias(col))

@@ -79,7 +79,8 @@ NO_GENRE = "(no genre)"
 class ScoringModel(Protocol):
     """What :func:`evaluate` needs from a model."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         """(B, items.size) float32 scores; column 0 and forbidden items ``-inf``."""
@@ -90,7 +91,8 @@ class ScoringModel(Protocol):
 class RatingModel(Protocol):
     """What :func:`evaluate_ratings` needs from a model."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def predict_ratings(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
         """(N,) predicted ratings for (N,) user and item indices."""

@@ -116,6 +116,10 @@ class Recommender(ABC):
     @abstractmethod
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray: ...
 
+    def predict_ratings(self, user_idx: np.ndarray, item_idx: np.ndarray) -> np.ndarray:
+        """Predicted ratings (N,) for pairs of indices; only models with ``task == "rating"``."""
+        raise NotImplementedError(f"model {self.name!r} does not predict ratings")
+
     def score_items(self, contexts: Sequence[UserContext], items: np.ndarray) -> np.ndarray:
         """Scores of the given item indices only, shape (B, len(items))."""
         return self.score(contexts)[:, np.asarray(items, dtype=np.int64)]

@@ -63,9 +63,9 @@ class ALSRecommender(Recommender):
 
     def __init__(self, config: ALSConfig | None = None) -> None:
         super().__init__(config)
-        self._model = None
+        self._model: Any = None  # implicit's AlternatingLeastSquares, created in fit/load
 
-    def _new_model(self):  # type: ignore[no-untyped-def]
+    def _new_model(self) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
 
         c = self.config
@@ -91,11 +91,11 @@ class ALSRecommender(Recommender):
         items = self._require_fitted()
         h = history_matrix(contexts, items.size)  # (B, V)
         with threadpool_limits(1, "blas"):
-            return self._model.recalculate_user(np.arange(len(contexts)), h)  # type: ignore[union-attr]
+            return self._model.recalculate_user(np.arange(len(contexts)), h)
 
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         u = self.user_factors(contexts)  # (B, F)
-        return mask_padding(u @ self._model.item_factors.T)  # type: ignore[union-attr]  # (B, V)
+        return mask_padding(u @ self._model.item_factors.T)  # (B, V)
 
     def _state(self) -> dict[str, np.ndarray]:
         assert self._model is not None
@@ -182,7 +182,7 @@ class BPRRecommender(Recommender):
         u[:, -1] = 1.0  # implicit keeps the item bias in the last column
         rows = np.flatnonzero([len(ctx.history) > 0 for ctx in contexts])
         if rows.size:
-            u[rows] = self._sgd_fold_in([contexts[i].history for i in rows])
+            u[rows] = self._sgd_fold_in([contexts[int(i)].history for i in rows])
         return u
 
     def _item_factors(self) -> np.ndarray:

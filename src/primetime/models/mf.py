@@ -55,6 +55,8 @@ class MFConfig:
 class MFNet(nn.Module):
     """Biases and factors; tensors in, predicted ratings out."""
 
+    mu: torch.Tensor  # global mean rating, a buffer
+
     def __init__(self, n_users: int, n_items: int, factors: int, mu: float) -> None:
         super().__init__()
         self.user = nn.Embedding(n_users, factors)
@@ -121,10 +123,10 @@ class MFRecommender(Recommender):
         best, best_state, bad, history = float("inf"), None, 0, []
         for epoch in range(1, c.epochs + 1):
             net.train()
-            perm = torch.randperm(len(r), generator=gen)
+            order = torch.randperm(len(r), generator=gen)
             total = 0.0
             for s in range(0, len(r), c.batch_size):
-                b = perm[s : s + c.batch_size]
+                b = order[s : s + c.batch_size]
                 pred, l2 = net(u[b], i[b])
                 loss = ((pred - r[b]) ** 2 + c.reg * l2).mean()
                 opt.zero_grad()
