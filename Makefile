@@ -28,8 +28,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+## Quick benchmarks (the 25M-row ones are run by hand: see benchmarks/README.md).
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_eval.py
+	$(BIN)/python benchmarks/bench_synthetic.py --preset small
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -279,6 +279,13 @@ def benchmark(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the ratio split.")] = 42,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
+    sampled: Annotated[
+        bool,
+        typer.Option(
+            help="Also report the sampled-100 variant (target ranked among 100 random unseen "
+            "items) in its own, labelled section: only for comparing with papers that used it."
+        ),
+    ] = False,
 ) -> None:
     """Train several models on one split and compare them on test with 95% CIs,
     a paired Wilcoxon test against popularity, breakdowns and plots."""
@@ -310,6 +317,7 @@ def benchmark(
         console=err,
         out=out,
         as_json=as_json,
+        sampled=sampled,
     )
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import contextlib
 import logging
 import re
+from collections.abc import Iterator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +37,24 @@ class Loaded:
     world: Any | None = None
 
 
+@contextlib.contextmanager
+def progress_bar(description: str, console: Any | None = None) -> Iterator[Callable[[int, int], None]]:
+    """A Rich progress bar on stderr, as a ``progress(done, total)`` callback."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console or Console(stderr=True), transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
 def open_dataset(spec: str) -> Loaded:
     """Open a dataset by name or path.
 
@@ -58,7 +78,8 @@ def open_dataset(spec: str) -> Loaded:
             world = synthetic.World.load(d)
         else:
             cfg = dataclasses.replace(synthetic.PRESETS[preset], seed=seed)
-            world = synthetic.generate(cfg)
+            with progress_bar(f"generating {name} (users)") as progress:
+                world = synthetic.generate(cfg, progress=progress)
             world.save(d)
         return Loaded(world.dataset, world)
     from primetime.data.loaders import prepare
@@ -197,6 +218,7 @@ def run_benchmark(
     seed: int,
     n_boot: int,
     console: Any,
+    sampled: bool = False,
     out: Any,
     as_json: bool,
 ) -> dict[str, Any]:
@@ -205,7 +227,7 @@ def run_benchmark(
     Returns:
         ``{"models": {name: {metric: mean}}}`` (plus ``fit_seconds`` per model).
     """
-    from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings
+    from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings, evaluate_sampled
     from primetime.eval.report import Report, make_stamp, rich_table, to_contract_json
 
     world = None
@@ -233,6 +255,7 @@ def run_benchmark(
         console.print(f"  tune {name} {cfg} → valid {metric} {value:.4f}", soft_wrap=True)
 
     runs: list[ModelRun] = []
+    extra_results: list[Any] = []  # sampled-100, a separate section of the report
     ks = tuple(sorted({5, 10, 20, k}))
     test_set = EvalSet.for_test(sp) if task == "topn" else None
     for n in names:
@@ -241,7 +264,12 @@ def run_benchmark(
         assert run.model is not None
         if task == "topn":
             assert test_set is not None
-            run.result = evaluate(run.model, test_set, ks=ks, catalog=catalog, train=sp.train)
+            with progress_bar(f"evaluating {n} (users)", console) as progress:
+                run.result = evaluate(
+                    run.model, test_set, ks=ks, catalog=catalog, train=sp.train, progress=progress
+                )
+            if sampled:
+                extra_results.append(evaluate_sampled(run.model, test_set, ks=ks, seed=seed))
             key = f"NDCG@10 {run.result.summary()['NDCG@10']:.4f}"
         else:
             run.result = evaluate_ratings(run.model, sp.test)
@@ -280,7 +308,7 @@ def run_benchmark(
     results = [r.result for r in runs]
     if task == "topn":
         rep = Report(
-            results=results,
+            results=results + extra_results,
             stamp=stamp,
             catalog=catalog,
             data=sp.train,

@@ -138,3 +138,17 @@ def test_data_errors_are_one_clear_line(tmp_path):
     assert r.exit_code == 2 and "log.csv, line 3, column 'rating'" in r.output
     r = runner.invoke(app, ["train", "knn"])
     assert r.exit_code == 2 and "unknown model 'knn'" in r.output
+
+
+def test_sampled_variant_is_labelled_and_kept_apart(split_dir, tmp_path):
+    rep = tmp_path / "rep"
+    r = runner.invoke(
+        app,
+        ["benchmark", "--split-dir", str(split_dir), "--models", "popularity", "--sampled",
+         "--report", str(rep), "--json", "--n-boot", "20"],
+    )
+    data = _json_stdout(r)
+    assert list(data["models"]) == ["popularity"], "sampled numbers never enter the contract JSON"
+    md = (rep / "report.md").read_text()
+    assert "## Top-N: full ranking on test" in md and "## Top-N: sampled-100 on test" in md
+    assert "popularity [sampled-100]" in md
