@@ -28,24 +28,33 @@ when that season exists, has aired by ``t`` and is unseen (``b = 0`` otherwise);
 ``θ_u(t)`` moves linearly from ``theta_start`` to ``theta_end`` over the user's
 planned active window (taste drift); ``ρ = premiere_boost − 1`` and ``W =
 premiere_days``. Items are never repeated. :meth:`World.next_item_probs`
-evaluates exactly this formula; the generator samples it exactly (rejection
-sampling from the mixture ``Σ_k θ_k q_k`` restricted to released titles, with
-the premiere boost as extra mixture components, falling back to the full
-distribution for users it cannot serve by rejection).
+evaluates exactly this formula over the whole catalog.
+
+The generator samples it exactly without touching the whole catalog per event
+(a Gumbel-max over 60k logits for each of 25M events would be ~10^12 draws):
+candidates are proposed from ``Σ_k θ_k q_k (1 + ρ 1[recent])`` — Walker alias
+tables per community plus premiere-window components — and accepted with
+probability equal to the remaining factors (all in [0, 1]), which is plain
+rejection sampling; the few users still unserved after ``rounds`` rounds
+(with doubling candidate counts) are drawn by inverse CDF from the full
+``s(i)``. Tests check the sampler against :meth:`World.next_item_probs` with a
+chi-square test, and the generated log against the oracle's entropy.
 
 Ratings and event types (``play`` / ``complete`` / ``rate``) come from the
-same latent affinity ``σ x_u·y_i + log Σ_k θ_uk(t) affinity_ik`` plus noise;
-they never influence what is watched next.
+same latent affinity ``σ x_u·y_i + log(Σ_k θ_uk(t) affinity_ik / max_k θ_uk(t))``
+plus noise; they never influence what is watched next.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
 import multiprocessing
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
@@ -365,7 +374,7 @@ class WorldConfig:
 PRESETS: dict[str, WorldConfig] = {
     # tests: generated in well under a second
     "tiny": WorldConfig(name="tiny", n_users=200, n_movies=220, n_shows=35, max_seasons=4,
-                        n_genres=8, n_networks=4, dim=8, mean_events=58.0, max_events=150,
+                        n_genres=8, n_networks=4, dim=8, mean_events=62.0, max_events=150,
                         chunk_users=256),
     "small": WorldConfig(name="small", n_users=2_000, n_movies=1_500, n_shows=180,
                          max_seasons=5, n_genres=16, n_networks=6, dim=16, mean_events=75.0,
@@ -714,27 +723,27 @@ def _people(cfg: WorldConfig, n_titles: int, rng: np.random.Generator) -> tuple[
     K = cfg.n_genres
     n = max(4 * K, int(0.7 * n_titles))
     combos = len(_FIRST) * len(_LAST)
-    pick = rng.choice(combos * 26, size=n, replace=False) if n > combos // 2 else \
-        rng.choice(combos, size=n, replace=False)
+    # unique names: "First Last", then "First M. Last", then a number for huge worlds
+    reps = max(1, math.ceil(2 * n / (combos * 26)))
+    space = combos if n <= combos // 2 else combos * 26 * reps
     names = []
-    for c in pick.tolist():
-        initial, rest = divmod(int(c), combos)
+    for c in rng.choice(space, size=n, replace=False).tolist():
+        rep, c = divmod(int(c), combos * 26)
+        initial, rest = divmod(c, combos)
         first, last = _FIRST[rest % len(_FIRST)], _LAST[rest // len(_FIRST)]
-        names.append(f"{first} {chr(65 + initial)}. {last}" if n > combos // 2 else
-                     f"{first} {last}")
+        middle = f" {chr(65 + initial)}." if space > combos else ""
+        names.append(f"{first}{middle} {last}" + (f" {rep + 1}" if rep else ""))
     community = np.sort(rng.integers(0, K, size=n))  # people grouped by community
     fame = rng.permutation(np.arange(1, n + 1, dtype=np.float64) ** -0.8)
     seg = np.searchsorted(community, np.arange(K + 1))
-    # communities may be empty in tiny worlds: fall back to everyone
-    cum = np.cumsum(fame)
-    return names, community, seg, cum
+    return names, community, seg, np.cumsum(fame)
 
 
 def _draw_people(comm: np.ndarray, count: int, seg: np.ndarray, cum: np.ndarray,
                  rng: np.random.Generator) -> np.ndarray:
     """``count`` people per row from the community in ``comm`` (fame-weighted), (M, count)."""
     lo_i, hi_i = seg[comm], seg[comm + 1]
-    empty = hi_i <= lo_i
+    empty = hi_i <= lo_i  # a community without people (tiny worlds): draw from everyone
     lo_i = np.where(empty, 0, lo_i)
     hi_i = np.where(empty, cum.size, hi_i)
     c0 = np.where(lo_i > 0, cum[np.maximum(lo_i - 1, 0)], 0.0)
@@ -873,7 +882,7 @@ def _make_catalog(cfg: WorldConfig, rng: np.random.Generator) -> _Catalog:
     for b in range(B):
         a_, n_, form = title_pick[b]
         t_ = (f"The {_ADJ[a_]} {_NOUN[n_]}", f"{_ADJ[a_]} {_NOUN[n_]}",
-              f"{_NOUN[n_]} of {_PLACE[n_ % len(_PLACE)]}")[form]
+              f"{_NOUN[n_]} of {_PLACE[phrase_pick[b, 2]]}")[form]
         base_titles.append(t_)
         g = int(primary[b])
         leaf, parent = leaves[g]
@@ -1130,33 +1139,30 @@ def _generate_chunk(model: TrueModel, users: np.ndarray, rng: np.random.Generato
     n = lat.activity[users]
     T = _user_schedule(cfg, n, lat.t_first[users], lat.t_last[users], rng)  # (B, L)
     L = T.shape[1]
-    H = np.zeros((B, L), np.int64)  # (B, L) items in time order
+    H = np.zeros((B, L), np.int32)  # (B, L) items in time order, 0 = no event
     seen = np.zeros((B, model.N + 1), dtype=bool)  # (B, N+1)
-    n_eff = n.copy()
-    alive = np.ones(B, dtype=bool)
+    last = np.zeros(B, np.int64)  # each user's last watched title
     # users are sorted by activity, so those still going at step j are a prefix
     n_active = B - np.searchsorted(np.sort(n), np.arange(L), side="right")  # (L,)
     for j in range(L):
-        act = np.flatnonzero(alive[: n_active[j]])
-        if not act.size:
-            break
-        last = H[act, j - 1] if j else np.zeros(act.size, np.int64)
-        items = model.sample(users[act], act, T[act, j], seen, last, rng)
-        dead = items == 0
-        if dead.any():
-            alive[act[dead]] = False
-            n_eff[act[dead]] = j
-            act, items = act[~dead], items[~dead]
+        act = np.arange(n_active[j])
+        items = model.sample(users[act], act, T[act, j], seen, last[act], rng)
+        # a user with nothing left to watch at this time skips the event (new titles
+        # may come out before their next one)
+        act, items = act[items > 0], items[items > 0]
         H[act, j] = items
         seen[act, items] = True
-    if (n_eff < n).any():
-        log.debug("%d user(s) ran out of titles", int((n_eff < n).sum()))
-    keep = np.arange(L)[None, :] < n_eff[:, None]  # (B, L)
+        last[act] = items
+    keep = H > 0  # (B, L)
+    if keep.sum() < n.sum():
+        log.debug("%d event(s) skipped: nothing left to watch", int(n.sum() - keep.sum()))
     u = np.broadcast_to(users[:, None], (B, L))[keep]  # row-major: per user, time order
     items, ts = H[keep], T[keep]
     # ratings and event types from the same latent affinity
-    aff = model.affinity(u, items, ts)  # (E,)
     E = items.size
+    step = 1 << 18  # blocks bound the (E, K) temporaries of heavy chunks
+    aff = np.concatenate([model.affinity(u[a: a + step], items[a: a + step], ts[a: a + step])
+                          for a in range(0, E, step)]) if E else np.zeros(0)  # (E,)
     mu = _RATING_MID + _RATING_SLOPE * (aff - _AFF_MID)
     rating = np.clip(np.rint(mu + rng.normal(0.0, cfg.rating_noise, E)), 1, 5).astype(np.float32)
     is_rate = rng.random(E) < cfg.rate_prob
@@ -1194,9 +1200,18 @@ def _run_chunks(model: TrueModel, blocks: list[np.ndarray], rngs: list[np.random
         return
     # spawn, not fork: the parent may hold polars / BLAS thread pools
     ctx = multiprocessing.get_context("spawn")
+    jobs = iter(zip(blocks, rngs, strict=True))
     with ProcessPoolExecutor(min(workers, len(blocks)), mp_context=ctx,
                              initializer=_init_worker, initargs=(model,)) as pool:
-        yield from pool.map(_worker_chunk, blocks, rngs)
+        # a bounded window of chunks in flight keeps finished results from piling up
+        pending = deque(pool.submit(_worker_chunk, u, r)
+                        for u, r in itertools.islice(jobs, 2 * workers))
+        while pending:
+            done = pending.popleft().result()
+            nxt = next(jobs, None)
+            if nxt is not None:
+                pending.append(pool.submit(_worker_chunk, *nxt))
+            yield done
 
 
 def generate(config: WorldConfig, *, out_dir: Path | str | None = None,
@@ -1270,6 +1285,7 @@ def generate(config: WorldConfig, *, out_dir: Path | str | None = None,
     dataset = _build_dataset(config, log_idx, cat, users_frame, lat)
     del log_idx
     world = World(config=config, dataset=dataset, latents=lat)
+    object.__setattr__(world, "_model", model)  # reuse the alias tables already built
     t3 = time.perf_counter()
     log.info("synthetic-%s: dataset built in %.1f s", config.name, t3 - t2)
     if out_dir is not None:
@@ -1322,7 +1338,7 @@ class World:
     config: WorldConfig
     dataset: Dataset
     latents: WorldLatents
-    _model: TrueModel = field(init=False, repr=False)
+    _model: TrueModel | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.latents.n_items != len(self.dataset.items):
@@ -1331,10 +1347,13 @@ class World:
         if self.latents.n_users != len(self.dataset.users):
             raise ValueError(f"latents hold {self.latents.n_users} users, the dataset "
                              f"{len(self.dataset.users)}")
-        object.__setattr__(self, "_model", TrueModel(self.config, self.latents))
 
     @property
     def model(self) -> TrueModel:
+        """The planted model (built on first use) behind the oracle and the sampler."""
+        if self._model is None:
+            object.__setattr__(self, "_model", TrueModel(self.config, self.latents))
+        assert self._model is not None
         return self._model
 
     def _batch(self, contexts: Sequence[UserContext]) -> tuple[
@@ -1372,14 +1391,26 @@ class World:
             padding, is 0), or are all 0 when the user has nothing left to watch.
             Seen, unreleased and unsubscribed titles get exactly 0.
         """
-        users, now, seen, last = self._batch(contexts)
-        return self.model.probs(users, now, seen, last)
+        out = np.empty((len(contexts), self.latents.n_items + 1))
+        for a, p in self._prob_blocks(contexts):
+            out[a: a + p.shape[0]] = p
+        return out
 
     def oracle_scores(self, contexts: Sequence[UserContext]) -> np.ndarray:
         """Log of :meth:`next_item_probs`, shape (B, items.size), float32; ``-inf`` = never."""
-        p = self.next_item_probs(contexts)
+        out = np.empty((len(contexts), self.latents.n_items + 1), np.float32)
         with np.errstate(divide="ignore"):
-            return np.log(p).astype(np.float32)
+            for a, p in self._prob_blocks(contexts):
+                out[a: a + p.shape[0]] = np.log(p)
+        return out
+
+    def _prob_blocks(self, contexts: Sequence[UserContext]) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, probabilities) over blocks of contexts: bounded temporaries."""
+        users, now, seen, last = self._batch(contexts)
+        step = max(1, (1 << 21) // (self.latents.n_items + 1))  # ~2M cells a block
+        for a in range(0, users.size, step):
+            b = slice(a, a + step)
+            yield a, self.model.probs(users[b], now[b], seen[b], last[b])
 
     def expected_ratings(self, user_idx: np.ndarray, item_idx: np.ndarray,
                          timestamp: np.ndarray) -> np.ndarray:
