@@ -78,11 +78,13 @@ def main() -> None:
             :, : args.events_per_user
         ]
     items = items.ravel()
-    df = pl.DataFrame({
-        "user_id": np.repeat(np.arange(args.users), args.events_per_user),
-        "item_id": items,
-        "timestamp": np.tile(np.arange(args.events_per_user), args.users),
-    })
+    df = pl.DataFrame(
+        {
+            "user_id": np.repeat(np.arange(args.users), args.events_per_user),
+            "item_id": items,
+            "timestamp": np.tile(np.arange(args.events_per_user), args.users),
+        }
+    )
     ds = Dataset.from_frames("bench", interactions=df, drop_duplicates=False)
     split = leave_one_out(ds.interactions)
     counts = np.bincount(split.train.item_idx, minlength=ds.items.size)
@@ -99,8 +101,10 @@ def main() -> None:
     fast_rate = len(es) / t_fast
     naive_rate = keep / t_naive
     print(f"users {len(es):,} · catalog {len(ds.items):,} items · {n:,} events")
-    print(f"harness (all metrics, K=5/10/20, top-20 lists): {t_fast:.2f}s → {fast_rate:,.0f} users/s "
-          f"(scoring {res.scoring_seconds:.2f}s of it)")
+    print(
+        f"harness (all metrics, K=5/10/20, top-20 lists): {t_fast:.2f}s → {fast_rate:,.0f} users/s "
+        f"(scoring {res.scoring_seconds:.2f}s of it)"
+    )
     print(f"naive per-user argsort loop (NDCG@10 only, {keep:,} users): {naive_rate:,.0f} users/s")
     print(f"speed-up: {fast_rate / naive_rate:.1f}x · peak RSS {peak_rss_mib():,.0f} MiB")
     first = res.values("NDCG@10")[:keep].mean()

@@ -51,29 +51,40 @@ def write_log(folder: Path, rows: int, users: int, items: int, seed: int = 0) ->
         f.write("userId,movieId,rating,timestamp\n")
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
-            df = pl.DataFrame({
-                "userId": np.sort(rng.integers(1, users + 1, n)),
-                "movieId": rng.choice(items, size=n, p=p) + 1,
-                "rating": rng.integers(1, 11, n) / 2,
-                "timestamp": rng.integers(789_652_009, 1_574_327_703, n),
-            })
+            df = pl.DataFrame(
+                {
+                    "userId": np.sort(rng.integers(1, users + 1, n)),
+                    "movieId": rng.choice(items, size=n, p=p) + 1,
+                    "rating": rng.integers(1, 11, n) / 2,
+                    "timestamp": rng.integers(789_652_009, 1_574_327_703, n),
+                }
+            )
             f.write(df.write_csv(include_header=False))
     genres = np.array(["Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Thriller"])
-    pl.DataFrame({
-        "movieId": np.arange(1, items + 1),
-        "title": [f"Title {i} ({1950 + i % 70})" for i in range(1, items + 1)],
-        "genres": ["|".join(genres[[i % 7, (i * 3) % 7]]) for i in range(items)],
-    }).write_csv(folder / "movies.csv")
+    pl.DataFrame(
+        {
+            "movieId": np.arange(1, items + 1),
+            "title": [f"Title {i} ({1950 + i % 70})" for i in range(1, items + 1)],
+            "genres": ["|".join(genres[[i % 7, (i * 3) % 7]]) for i in range(items)],
+        }
+    ).write_csv(folder / "movies.csv")
 
 
 def run_phase(mode: str, folder: Path, env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", PHASE, mode, str(folder)], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PHASE, mode, str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--rows", type=int, default=25_000_000)
     ap.add_argument("--users", type=int, default=162_541)
     ap.add_argument("--items", type=int, default=59_047)
@@ -92,8 +103,11 @@ def main() -> None:
         warm = run_phase("warm", folder, env)
     print(f"{'phase':<10}{'seconds':>10}{'rows/s':>14}{'peak MiB':>10}{'vs baseline':>13}")
     for name, r in (("baseline", base), ("cold", cold), ("warm", warm)):
-        print(f"{name:<10}{r['seconds']:>10.1f}{r['rows'] / r['seconds']:>14,.0f}{r['peak_mib']:>10,.0f}"
-              f"{r['seconds'] / base['seconds']:>12.2f}x")
+        print(
+            f"{name:<10}{r['seconds']:>10.1f}{r['rows'] / r['seconds']:>14,.0f}"
+            f"{r['peak_mib']:>10,.0f}"
+            f"{r['seconds'] / base['seconds']:>12.2f}x"
+        )
     print(f"(this process peak {peak_rss_mib():,.0f} MiB while writing the log)")
 
 

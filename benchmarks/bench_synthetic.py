@@ -44,8 +44,12 @@ def machine() -> dict[str, str]:
     except (OSError, StopIteration):
         pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False).stdout.strip() or "?"
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+            ).stdout.strip()
+            or "?"
+        )
     except OSError:
         commit = "?"
     return {
@@ -75,8 +79,13 @@ def oracle_throughput(world: World, n: int, seed: int = 0) -> tuple[float, int]:
     contexts = []
     for u in users:
         rows = order[indptr[u] : indptr[u + 1]]
-        contexts.append(UserContext(user_idx=int(u), history=inter.item_idx[rows[:-1]],
-                                    now=int(inter.timestamp[rows[-1]])))
+        contexts.append(
+            UserContext(
+                user_idx=int(u),
+                history=inter.item_idx[rows[:-1]],
+                now=int(inter.timestamp[rows[-1]]),
+            )
+        )
     t0 = time.perf_counter()
     for b in range(0, len(contexts), 64):
         world.next_item_probs(contexts[b : b + 64])
@@ -86,13 +95,24 @@ def oracle_throughput(world: World, n: int, seed: int = 0) -> tuple[float, int]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="medium", choices=sorted(PRESETS))
-    ap.add_argument("--out-dir", type=Path, default=None,
-                    help="write Parquet parts while generating and save the world here")
-    ap.add_argument("--save", action="store_true",
-                    help="also time World.save into a temporary directory (without --out-dir)")
+    ap.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="write Parquet parts while generating and save the world here",
+    )
+    ap.add_argument(
+        "--save",
+        action="store_true",
+        help="also time World.save into a temporary directory (without --out-dir)",
+    )
     ap.add_argument("--workers", type=int, default=1, help="processes generating chunks")
-    ap.add_argument("--oracle-users", type=int, default=256,
-                    help="contexts for the oracle throughput figure (0 skips it)")
+    ap.add_argument(
+        "--oracle-users",
+        type=int,
+        default=256,
+        help="contexts for the oracle throughput figure (0 skips it)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -113,8 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         chunk_rss.append(peak_rss_mib())
         if done == total or done / total >= last_report[0] + 0.1:
             last_report[0] = done / total
-            logging.info("%d / %d users after %.1f s, peak RSS %.0f MiB", done, total,
-                         time.perf_counter() - t0, chunk_rss[-1])
+            logging.info(
+                "%d / %d users after %.1f s, peak RSS %.0f MiB",
+                done,
+                total,
+                time.perf_counter() - t0,
+                chunk_rss[-1],
+            )
 
     world = generate(cfg, out_dir=args.out_dir, progress=progress, workers=args.workers)
     wall = time.perf_counter() - t0
@@ -123,16 +148,20 @@ def main(argv: list[str] | None = None) -> int:
     n = len(world.dataset.interactions)
     print(f"\n## synthetic-{args.preset}")
     print("| figure | value |\n|---|---|")
-    print(f"| users / titles (movies + seasons) | {len(world.dataset.users):,} / "
-          f"{len(world.dataset.catalog):,} ({world.dataset.manifest['counts']['movies']:,} + "
-          f"{world.dataset.manifest['counts']['shows']:,}) |")
+    print(
+        f"| users / titles (movies + seasons) | {len(world.dataset.users):,} / "
+        f"{len(world.dataset.catalog):,} ({world.dataset.manifest['counts']['movies']:,} + "
+        f"{world.dataset.manifest['counts']['shows']:,}) |"
+    )
     print(f"| interactions | {n:,} |")
     print(f"| KG triples | {len(world.dataset.kg):,} |")
     print(f"| generation wall time{' (incl. save)' if args.out_dir else ''} | {wall:.1f} s |")
     print(f"| generation CPU time (process) | {cpu:.1f} s |")
     print(f"| interactions / s (wall) | {n / wall:,.0f} |")
-    print(f"| peak RSS: before / after the event chunks / after the dataset build | "
-          f"{rss0:,.0f} / {chunk_rss[-1]:,.0f} / {rss1:,.0f} MiB |")
+    print(
+        f"| peak RSS: before / after the event chunks / after the dataset build | "
+        f"{rss0:,.0f} / {chunk_rss[-1]:,.0f} / {rss1:,.0f} MiB |"
+    )
     if args.workers > 1:
         child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         print(f"| peak RSS of the largest worker process | {child:,.0f} MiB |")

@@ -26,8 +26,14 @@ def planted_log(n_users: int = 60, n_items: int = 40, seed: int = 0) -> Dataset:
         length = int(rng.integers(6, 12))
         for step in range(length):
             item = group * half + start + step
-            rows.append((f"u{u}", f"i{item}", float(rng.integers(3, 6) if group else rng.integers(1, 4)),
-                         1_000_000 + u * 10_000 + step * 60))
+            rows.append(
+                (
+                    f"u{u}",
+                    f"i{item}",
+                    float(rng.integers(3, 6) if group else rng.integers(1, 4)),
+                    1_000_000 + u * 10_000 + step * 60,
+                )
+            )
     df = pl.DataFrame(rows, schema=["user_id", "item_id", "rating", "timestamp"], orient="row")
     catalog = pl.DataFrame(
         {

@@ -4,13 +4,12 @@ objects; the CLI only parses arguments into them."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-import contextlib
 import logging
 import re
-from collections.abc import Iterator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,14 +37,20 @@ class Loaded:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, console: Any | None = None) -> Iterator[Callable[[int, int], None]]:
+def progress_bar(
+    description: str, console: Any | None = None
+) -> Iterator[Callable[[int, int], None]]:
     """A Rich progress bar on stderr, as a ``progress(done, total)`` callback."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console or Console(stderr=True), transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console or Console(stderr=True),
+        transient=True,
     ) as bar:
         task = bar.add_task(description, total=None)
 
@@ -74,10 +79,14 @@ def open_dataset(spec: str) -> Loaded:
             )
         name = f"synthetic-{preset}-seed{seed}"
         d = paths.datasets_dir() / name
-        if (d / "world.json").exists():
-            world = synthetic.World.load(d)
-        else:
-            cfg = dataclasses.replace(synthetic.PRESETS[preset], seed=seed)
+        cfg = dataclasses.replace(synthetic.PRESETS[preset], seed=seed)
+        world = synthetic.World.load(d) if (d / "world.json").exists() else None
+        if world is not None and world.config != cfg:
+            log.warning(
+                "%s: cached world was made with another preset definition; regenerating", name
+            )
+            world = None
+        if world is None:
             with progress_bar(f"generating {name} (users)") as progress:
                 world = synthetic.generate(cfg, progress=progress)
             world.save(d)

@@ -45,8 +45,20 @@ def test_benchmark_byo_split_contract(split_dir, tmp_path, planted):
     out = tmp_path / "topk"
     r = runner.invoke(
         app,
-        ["benchmark", "--split-dir", str(split_dir), "--models", "popularity,itemknn,als",
-         "--export-topk", str(out), "--k", "20", "--json", "--n-boot", "50"],
+        [
+            "benchmark",
+            "--split-dir",
+            str(split_dir),
+            "--models",
+            "popularity,itemknn,als",
+            "--export-topk",
+            str(out),
+            "--k",
+            "20",
+            "--json",
+            "--n-boot",
+            "50",
+        ],
     )
     data = _json_stdout(r)
     assert set(data["models"]) == {"popularity", "itemknn", "als"}
@@ -58,7 +70,9 @@ def test_benchmark_byo_split_contract(split_dir, tmp_path, planted):
     seen = set(zip(train["user_id"], train["item_id"], strict=True)) | set(
         zip(valid["user_id"], valid["item_id"], strict=True)
     )
-    test_users = set(pl.read_csv(split_dir / "test.tsv", separator="\t", infer_schema=False)["user_id"])
+    test_users = set(
+        pl.read_csv(split_dir / "test.tsv", separator="\t", infer_schema=False)["user_id"]
+    )
     for name in ("popularity", "itemknn", "als"):
         lines = (out / f"{name}.tsv").read_text().splitlines()
         assert lines[0] == "user_id\titem_id\trank"
@@ -76,18 +90,35 @@ def test_benchmark_rating_contract(tmp_path, planted):
     out = tmp_path / "pred"
     r = runner.invoke(
         app,
-        ["benchmark", "--task", "rating", "--split-dir", str(d), "--models", "mf",
-         "--export-predictions", str(out), "--json", "--n-boot", "50"],
+        [
+            "benchmark",
+            "--task",
+            "rating",
+            "--split-dir",
+            str(d),
+            "--models",
+            "mf",
+            "--export-predictions",
+            str(out),
+            "--json",
+            "--n-boot",
+            "50",
+        ],
     )
     data = _json_stdout(r)
-    assert data["models"]["mf"]["MAE"] > 0 and data["models"]["mf"]["RMSE"] >= data["models"]["mf"]["MAE"]
+    assert (
+        data["models"]["mf"]["MAE"] > 0
+        and data["models"]["mf"]["RMSE"] >= data["models"]["mf"]["MAE"]
+    )
     lines = (out / "mf.tsv").read_text().splitlines()
     assert lines[0] == "user_id\titem_id\tprediction"
     assert len(lines) - 1 == len(pl.read_csv(d / "test.tsv", separator="\t"))
 
 
 def test_rating_task_refuses_topn_model(split_dir):
-    r = runner.invoke(app, ["benchmark", "--task", "rating", "--split-dir", str(split_dir), "--models", "als"])
+    r = runner.invoke(
+        app, ["benchmark", "--task", "rating", "--split-dir", str(split_dir), "--models", "als"]
+    )
     assert r.exit_code == 2
     assert "does not predict ratings" in r.output
 
@@ -111,10 +142,14 @@ def test_bad_split_file_names_line_and_column(tmp_path):
 
 def test_train_then_recommend_from_a_csv_log(tmp_path, planted):
     log = tmp_path / "log.csv"
-    planted.interactions.to_polars(ids=True).select("user_id", "item_id", "rating", "timestamp").write_csv(log)
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
     r = runner.invoke(app, ["train", "itemknn", "--data", str(log)])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["recommend", "--model", "itemknn", "--history", "i3,i4,i5", "--k", "5", "--json"])
+    r = runner.invoke(
+        app, ["recommend", "--model", "itemknn", "--history", "i3,i4,i5", "--k", "5", "--json"]
+    )
     data = _json_stdout(r)
     got = [x["item_id"] for x in data["items"]]
     assert len(got) == 5 and "i6" in got[:3] and not {"i3", "i4", "i5"} & set(got)
@@ -144,8 +179,19 @@ def test_sampled_variant_is_labelled_and_kept_apart(split_dir, tmp_path):
     rep = tmp_path / "rep"
     r = runner.invoke(
         app,
-        ["benchmark", "--split-dir", str(split_dir), "--models", "popularity", "--sampled",
-         "--report", str(rep), "--json", "--n-boot", "20"],
+        [
+            "benchmark",
+            "--split-dir",
+            str(split_dir),
+            "--models",
+            "popularity",
+            "--sampled",
+            "--report",
+            str(rep),
+            "--json",
+            "--n-boot",
+            "20",
+        ],
     )
     data = _json_stdout(r)
     assert list(data["models"]) == ["popularity"], "sampled numbers never enter the contract JSON"

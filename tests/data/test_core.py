@@ -24,7 +24,16 @@ def _ds(rows):
 
 def test_loo_uses_stable_tie_break():
     # user 1: three events share timestamp 2 -> file order decides: c valid, d test
-    ds = _ds([(1, "a", 5, 1), (1, "b", 3, 2), (1, "c", 4, 2), (1, "d", 2, 2), (2, "a", 1, 5), (2, "b", 1, 6)])
+    ds = _ds(
+        [
+            (1, "a", 5, 1),
+            (1, "b", 3, 2),
+            (1, "c", 4, 2),
+            (1, "d", 2, 2),
+            (2, "a", 1, 5),
+            (2, "b", 1, 6),
+        ]
+    )
     s = leave_one_out(ds.interactions)
     ids = lambda part: part.to_polars(ids=True).select("user_id", "item_id").rows()  # noqa: E731
     assert ids(s.test) == [("1", "d")]
@@ -65,16 +74,21 @@ def test_split_dir_roundtrip(tmp_path):
     ds = _ds([(u, f"i{i}", 3, i) for u in range(3) for i in range(5)])
     s = leave_one_out(ds.interactions)
     write_split_dir(s, tmp_path)
-    assert (tmp_path / "train.tsv").read_text().splitlines()[0] == "user_id\titem_id\trating\ttimestamp"
+    assert (tmp_path / "train.tsv").read_text().splitlines()[
+        0
+    ] == "user_id\titem_id\trating\ttimestamp"
     back = read_split_dir(tmp_path)
     assert back.sizes() == s.sizes()
-    assert back.test.to_polars(ids=True).select("user_id", "item_id").rows() == s.test.to_polars(
-        ids=True
-    ).select("user_id", "item_id").rows()
+    assert (
+        back.test.to_polars(ids=True).select("user_id", "item_id").rows()
+        == s.test.to_polars(ids=True).select("user_id", "item_id").rows()
+    )
 
 
 def test_split_dir_bad_value_names_line_and_column(tmp_path):
-    (tmp_path / "train.tsv").write_text("user_id\titem_id\trating\ttimestamp\n1\ta\t4\t10\n1\tb\tfive\t11\n")
+    (tmp_path / "train.tsv").write_text(
+        "user_id\titem_id\trating\ttimestamp\n1\ta\t4\t10\n1\tb\tfive\t11\n"
+    )
     (tmp_path / "test.tsv").write_text("user_id\titem_id\trating\ttimestamp\n1\tc\t4\t12\n")
     with pytest.raises(DataFormatError, match=r"train\.tsv, line 3, column 'rating'"):
         read_split_dir(tmp_path)

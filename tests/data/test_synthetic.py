@@ -36,8 +36,9 @@ def histories(world: World) -> tuple[np.ndarray, np.ndarray]:
     return world.dataset.interactions.user_histories()
 
 
-def event_contexts(world: World, users: np.ndarray | None = None) -> tuple[
-        list[UserContext], np.ndarray]:
+def event_contexts(
+    world: World, users: np.ndarray | None = None
+) -> tuple[list[UserContext], np.ndarray]:
     """A context for every event (of ``users``): the history before it, and its item."""
     inter = world.dataset.interactions
     indptr, order = histories(world)
@@ -54,8 +55,9 @@ def event_contexts(world: World, users: np.ndarray | None = None) -> tuple[
 
 
 def batched_probs(world: World, contexts: list[UserContext], size: int = 512) -> np.ndarray:
-    return np.concatenate([world.next_item_probs(contexts[b : b + size])
-                           for b in range(0, len(contexts), size)])
+    return np.concatenate(
+        [world.next_item_probs(contexts[b : b + size]) for b in range(0, len(contexts), size)]
+    )
 
 
 # ---------------------------------------------------------------- generation
@@ -244,8 +246,9 @@ def test_ratings_and_events_follow_the_latent_model(world: World) -> None:
     share = np.bincount(inter.event, minlength=4)[1:4] / len(inter)
     assert share[0] + share[1] > 0.5 and 0.15 < share[2] < 0.45  # mostly play/complete
     assert 3.0 < inter.rating[rated].mean() < 4.0
-    expected = world.expected_ratings(inter.user_idx[rated], inter.item_idx[rated],
-                                      inter.timestamp[rated])
+    expected = world.expected_ratings(
+        inter.user_idx[rated], inter.item_idx[rated], inter.timestamp[rated]
+    )
     assert abs(float((inter.rating[rated] - expected).mean())) < 0.1
     assert np.corrcoef(inter.rating[rated], expected)[0, 1] > 0.4
 
@@ -313,15 +316,23 @@ def _sample_contexts(world: World) -> list[UserContext]:
     for u in (3, 17, 42, 101, 150):
         rows = order[indptr[u] : indptr[u + 1]]
         j = rows.size // 2
-        out.append(UserContext(user_idx=u, history=inter.item_idx[rows[:j]],
-                               now=int(inter.timestamp[rows[j]])))
+        out.append(
+            UserContext(
+                user_idx=u, history=inter.item_idx[rows[:j]], now=int(inter.timestamp[rows[j]])
+            )
+        )
     # December with an empty history: holiday titles and premieres in play
     dec = int(np.datetime64(f"{cfg.end[:4]}-12-05", "s").astype(np.int64))
     out.append(UserContext(user_idx=7, history=np.array([], np.int64), now=dec))
     # right after a season whose next season has aired: binge branch
     k = int(np.flatnonzero(lat.next_season)[0])
-    out.append(UserContext(user_idx=int(np.flatnonzero(lat.subscribed[:, lat.network[k]])[1]),
-                           history=np.array([k]), now=cfg.end_ts - 86_400))
+    out.append(
+        UserContext(
+            user_idx=int(np.flatnonzero(lat.subscribed[:, lat.network[k]])[1]),
+            history=np.array([k]),
+            now=cfg.end_ts - 86_400,
+        )
+    )
     return out
 
 
@@ -333,8 +344,9 @@ def test_sampler_reproduces_next_item_probs() -> None:
 
 
 def test_exact_fallback_reproduces_next_item_probs(world: World) -> None:
-    fallback = World(config=replace(world.config, rounds=0), dataset=world.dataset,
-                     latents=world.latents)
+    fallback = World(
+        config=replace(world.config, rounds=0), dataset=world.dataset, latents=world.latents
+    )
     for i, ctx in enumerate(_sample_contexts(world)[:3]):
         pval = _chi_square_against_probs(fallback, ctx, n=20_000, seed=100 + i)
         assert pval > 1e-3, (i, pval)
@@ -361,14 +373,16 @@ def test_contexts_are_checked(world: World) -> None:
 def test_save_load_round_trip(world: World, tmp_path: Path) -> None:
     world.save(tmp_path)
     assert {"world.npz", "world.json", "manifest.json", "interactions.parquet"} <= {
-        p.name for p in tmp_path.iterdir()}
+        p.name for p in tmp_path.iterdir()
+    }
     assert Dataset.load(tmp_path).manifest == world.dataset.manifest  # a normal dataset dir
     again = World.load(tmp_path)
     assert again.config == world.config
     contexts, _ = event_contexts(world, np.arange(1, 6))
     np.testing.assert_array_equal(again.next_item_probs(contexts), world.next_item_probs(contexts))
-    np.testing.assert_array_equal(again.dataset.interactions.item_idx,
-                                  world.dataset.interactions.item_idx)
+    np.testing.assert_array_equal(
+        again.dataset.interactions.item_idx, world.dataset.interactions.item_idx
+    )
 
 
 def test_out_dir_writes_parts_and_gives_the_same_world(world: World, tmp_path: Path) -> None:
@@ -379,8 +393,10 @@ def test_out_dir_writes_parts_and_gives_the_same_world(world: World, tmp_path: P
     assert not (tmp_path / "parts").exists()
     in_memory = generate(small_chunks)
     for name in ("user_idx", "item_idx", "timestamp", "event"):
-        np.testing.assert_array_equal(getattr(on_disk.dataset.interactions, name),
-                                      getattr(in_memory.dataset.interactions, name))
+        np.testing.assert_array_equal(
+            getattr(on_disk.dataset.interactions, name),
+            getattr(in_memory.dataset.interactions, name),
+        )
     assert World.load(tmp_path).config == small_chunks
 
 

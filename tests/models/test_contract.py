@@ -15,7 +15,11 @@ from primetime.models import MODELS, get_model_class
 from primetime.models.base import top_k
 from primetime.types import UserContext
 
-FAST = {"bpr": {"iterations": 30, "fold_in_steps": 100}, "mf": {"epochs": 5}, "als": {"iterations": 5}}
+FAST = {
+    "bpr": {"iterations": 30, "fold_in_steps": 100},
+    "mf": {"epochs": 5},
+    "als": {"iterations": 5},
+}
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))

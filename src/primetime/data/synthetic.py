@@ -100,8 +100,13 @@ GENRE_TREE: dict[str, dict[str, tuple[str, ...]]] = {
         "Disaster": ("earthquake", "tsunami", "evacuation", "survival", "collapse"),
     },
     "Thriller": {
-        "Psychological Thriller": ("obsession", "gaslighting", "lost memory", "stalker",
-                                   "paranoia"),
+        "Psychological Thriller": (
+            "obsession",
+            "gaslighting",
+            "lost memory",
+            "stalker",
+            "paranoia",
+        ),
         "Heist": ("vault", "crew", "casino", "getaway", "blueprint"),
         "Conspiracy": ("cover-up", "whistleblower", "surveillance", "agency", "leak"),
     },
@@ -140,8 +145,15 @@ GENRE_TREE: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 HOLIDAY = "Holiday"
-HOLIDAY_KEYWORDS = ("christmas", "snowfall", "mistletoe", "holiday spirit", "family gathering",
-                    "santa", "winter lights")
+HOLIDAY_KEYWORDS = (
+    "christmas",
+    "snowfall",
+    "mistletoe",
+    "holiday spirit",
+    "family gathering",
+    "santa",
+    "winter lights",
+)
 TONES: dict[str, tuple[str, ...]] = {
     "Drama": ("gripping", "intimate", "sweeping", "searing"),
     "Comedy": ("witty", "zany", "warm-hearted", "irreverent"),
@@ -157,44 +169,251 @@ TONES: dict[str, tuple[str, ...]] = {
 }
 #: (name, streams whole seasons at once, share of users subscribing)
 NETWORKS: tuple[tuple[str, bool, float], ...] = (
-    ("Northstar+", True, 0.65), ("Beacon", False, 0.55), ("Orbit", True, 0.5),
-    ("Cascade TV", False, 0.4), ("Meridian", True, 0.35), ("Lantern", True, 0.3),
-    ("Harbor One", False, 0.28), ("Summit", True, 0.25), ("Atlas TV", False, 0.22),
-    ("Prism", True, 0.2), ("Kestrel", True, 0.18), ("Vista", False, 0.15),
+    ("Northstar+", True, 0.65),
+    ("Beacon", False, 0.55),
+    ("Orbit", True, 0.5),
+    ("Cascade TV", False, 0.4),
+    ("Meridian", True, 0.35),
+    ("Lantern", True, 0.3),
+    ("Harbor One", False, 0.28),
+    ("Summit", True, 0.25),
+    ("Atlas TV", False, 0.22),
+    ("Prism", True, 0.2),
+    ("Kestrel", True, 0.18),
+    ("Vista", False, 0.15),
 )
-_ADJ = ("Silent", "Broken", "Golden", "Hidden", "Last", "Crimson", "Frozen", "Wild", "Distant",
-        "Hollow", "Bright", "Burning", "Quiet", "Lost", "Iron", "Velvet", "Midnight", "Paper",
-        "Glass", "Electric", "Northern", "Savage", "Tender", "Secret", "Endless", "Final",
-        "Little", "Black", "Silver", "Falling")
-_NOUN = ("Harbor", "Orchard", "Kingdom", "River", "Signal", "Garden", "Empire", "Storm",
-         "Lights", "Shadows", "Crossing", "Tide", "Horizon", "Echo", "Frontier", "Mirror",
-         "Station", "Road", "Summer", "Winter", "Hearts", "Wolves", "Bridge", "Island",
-         "Letters", "Machine", "Protocol", "Season", "Compass", "Circus")
-_PLACE = ("Brooklyn", "Lagos", "Oslo", "Montreal", "a mining town", "Marseille", "Seoul",
-          "the Outback", "Lisbon", "a lighthouse", "Mumbai", "New Orleans", "a border town",
-          "Reykjavik", "Buenos Aires", "a space station", "Kyoto", "the Highlands", "Nairobi",
-          "a coastal village")
-_ROLE = ("a retired teacher", "a young pilot", "a disgraced chef", "a rookie cop",
-         "an ambitious lawyer", "a single father", "a runaway heiress", "a burned-out nurse",
-         "a small-time crook", "a grieving widow", "a teenage prodigy", "a washed-up boxer",
-         "a reclusive writer", "an undercover agent", "a stubborn farmer", "a street musician")
-_VERB = ("uncovers", "confronts", "stumbles into", "races against", "falls for",
-         "is haunted by", "must survive", "takes on", "hides from", "chases")
-_FIRST = ("Maya", "Leo", "Ava", "Noah", "Iris", "Omar", "Zoe", "Ethan", "Lena", "Ravi", "Nora",
-          "Felix", "Ines", "Kofi", "Mila", "Jonah", "Sara", "Diego", "Hana", "Theo", "Amara",
-          "Luca", "Freya", "Malik", "Elena", "Sam", "Yuki", "Jude", "Priya", "Owen", "Aisha",
-          "Marco", "Clara", "Tariq", "Greta", "Kai", "Lucia", "Abel", "Rosa", "Ivan")
-_LAST = ("Okafor", "Lindqvist", "Moreau", "Tanaka", "Alvarez", "Brennan", "Kowalski", "Haddad",
-         "Nakamura", "Osei", "Petrov", "Castillo", "Fischer", "Mensah", "Rossi", "Sato", "Novak",
-         "Quinn", "Dubois", "Ferreira", "Kaur", "Larsen", "Mwangi", "O'Neill", "Park", "Reyes",
-         "Schmidt", "Varga", "Weller", "Yilmaz", "Abara", "Bianchi", "Cohen", "Dahl", "Eze",
-         "Gallo", "Hale", "Ibsen", "Jansen", "Keller")
+_ADJ = (
+    "Silent",
+    "Broken",
+    "Golden",
+    "Hidden",
+    "Last",
+    "Crimson",
+    "Frozen",
+    "Wild",
+    "Distant",
+    "Hollow",
+    "Bright",
+    "Burning",
+    "Quiet",
+    "Lost",
+    "Iron",
+    "Velvet",
+    "Midnight",
+    "Paper",
+    "Glass",
+    "Electric",
+    "Northern",
+    "Savage",
+    "Tender",
+    "Secret",
+    "Endless",
+    "Final",
+    "Little",
+    "Black",
+    "Silver",
+    "Falling",
+)
+_NOUN = (
+    "Harbor",
+    "Orchard",
+    "Kingdom",
+    "River",
+    "Signal",
+    "Garden",
+    "Empire",
+    "Storm",
+    "Lights",
+    "Shadows",
+    "Crossing",
+    "Tide",
+    "Horizon",
+    "Echo",
+    "Frontier",
+    "Mirror",
+    "Station",
+    "Road",
+    "Summer",
+    "Winter",
+    "Hearts",
+    "Wolves",
+    "Bridge",
+    "Island",
+    "Letters",
+    "Machine",
+    "Protocol",
+    "Season",
+    "Compass",
+    "Circus",
+)
+_PLACE = (
+    "Brooklyn",
+    "Lagos",
+    "Oslo",
+    "Montreal",
+    "a mining town",
+    "Marseille",
+    "Seoul",
+    "the Outback",
+    "Lisbon",
+    "a lighthouse",
+    "Mumbai",
+    "New Orleans",
+    "a border town",
+    "Reykjavik",
+    "Buenos Aires",
+    "a space station",
+    "Kyoto",
+    "the Highlands",
+    "Nairobi",
+    "a coastal village",
+)
+_ROLE = (
+    "a retired teacher",
+    "a young pilot",
+    "a disgraced chef",
+    "a rookie cop",
+    "an ambitious lawyer",
+    "a single father",
+    "a runaway heiress",
+    "a burned-out nurse",
+    "a small-time crook",
+    "a grieving widow",
+    "a teenage prodigy",
+    "a washed-up boxer",
+    "a reclusive writer",
+    "an undercover agent",
+    "a stubborn farmer",
+    "a street musician",
+)
+_VERB = (
+    "uncovers",
+    "confronts",
+    "stumbles into",
+    "races against",
+    "falls for",
+    "is haunted by",
+    "must survive",
+    "takes on",
+    "hides from",
+    "chases",
+)
+_FIRST = (
+    "Maya",
+    "Leo",
+    "Ava",
+    "Noah",
+    "Iris",
+    "Omar",
+    "Zoe",
+    "Ethan",
+    "Lena",
+    "Ravi",
+    "Nora",
+    "Felix",
+    "Ines",
+    "Kofi",
+    "Mila",
+    "Jonah",
+    "Sara",
+    "Diego",
+    "Hana",
+    "Theo",
+    "Amara",
+    "Luca",
+    "Freya",
+    "Malik",
+    "Elena",
+    "Sam",
+    "Yuki",
+    "Jude",
+    "Priya",
+    "Owen",
+    "Aisha",
+    "Marco",
+    "Clara",
+    "Tariq",
+    "Greta",
+    "Kai",
+    "Lucia",
+    "Abel",
+    "Rosa",
+    "Ivan",
+)
+_LAST = (
+    "Okafor",
+    "Lindqvist",
+    "Moreau",
+    "Tanaka",
+    "Alvarez",
+    "Brennan",
+    "Kowalski",
+    "Haddad",
+    "Nakamura",
+    "Osei",
+    "Petrov",
+    "Castillo",
+    "Fischer",
+    "Mensah",
+    "Rossi",
+    "Sato",
+    "Novak",
+    "Quinn",
+    "Dubois",
+    "Ferreira",
+    "Kaur",
+    "Larsen",
+    "Mwangi",
+    "O'Neill",
+    "Park",
+    "Reyes",
+    "Schmidt",
+    "Varga",
+    "Weller",
+    "Yilmaz",
+    "Abara",
+    "Bianchi",
+    "Cohen",
+    "Dahl",
+    "Eze",
+    "Gallo",
+    "Hale",
+    "Ibsen",
+    "Jansen",
+    "Keller",
+)
 
 # weekly / daily / yearly rhythm of sessions (Monday = 0)
 _WEEKDAY_W = np.array([0.8, 0.8, 0.85, 0.9, 1.2, 1.6, 1.5])
 _MONTH_W = np.array([1.15, 1.05, 1.0, 0.95, 0.9, 0.85, 0.85, 0.85, 0.95, 1.0, 1.1, 1.3])
-_HOUR_W = np.array([0.6, 0.35, 0.2, 0.1, 0.05, 0.05, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45,
-                    0.55, 0.55, 0.55, 0.6, 0.7, 0.9, 1.2, 1.6, 2.0, 2.1, 1.8, 1.1])
+_HOUR_W = np.array(
+    [
+        0.6,
+        0.35,
+        0.2,
+        0.1,
+        0.05,
+        0.05,
+        0.1,
+        0.2,
+        0.3,
+        0.35,
+        0.4,
+        0.45,
+        0.55,
+        0.55,
+        0.55,
+        0.6,
+        0.7,
+        0.9,
+        1.2,
+        1.6,
+        2.0,
+        2.1,
+        1.8,
+        1.1,
+    ]
+)
 _HOUR_P = _HOUR_W / _HOUR_W.sum()
 _SESSION_GAP_S = 2_700.0  # mean gap between two events of one session (45 min)
 # rating = clip(round(_RATING_MID + _RATING_SLOPE (affinity - _AFF_MID) + noise), 1, 5):
@@ -286,8 +505,8 @@ class WorldConfig:
     activity_sigma: float = 1.1
     events_per_session: float = 2.5
     popularity_exponent: float = 0.9
-    taste_concentration: float = 0.3
-    personal_scale: float = 1.0
+    taste_concentration: float = 0.1
+    personal_scale: float = 3.0
     drift: float = 0.3
     binge_prob: float = 0.6
     out_of_order: float = 0.05
@@ -302,9 +521,20 @@ class WorldConfig:
     rounds: int = 6
 
     def __post_init__(self) -> None:
-        positive = ("n_users", "n_movies", "dim", "chunk_users", "candidates", "n_genres",
-                    "n_networks", "min_seasons", "min_events", "premiere_days",
-                    "mean_events", "events_per_session")
+        positive = (
+            "n_users",
+            "n_movies",
+            "dim",
+            "chunk_users",
+            "candidates",
+            "n_genres",
+            "n_networks",
+            "min_seasons",
+            "min_events",
+            "premiere_days",
+            "mean_events",
+            "events_per_session",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"WorldConfig.{name} must be > 0, got {getattr(self, name)!r}")
@@ -313,29 +543,41 @@ class WorldConfig:
         if self.rounds < 0:
             raise ValueError(f"WorldConfig.rounds must be >= 0, got {self.rounds}")
         if self.max_seasons < self.min_seasons:
-            raise ValueError(f"WorldConfig.max_seasons ({self.max_seasons}) < "
-                             f"min_seasons ({self.min_seasons})")
+            raise ValueError(
+                f"WorldConfig.max_seasons ({self.max_seasons}) < min_seasons ({self.min_seasons})"
+            )
         if self.n_genres > len(leaf_genres()):
-            raise ValueError(f"WorldConfig.n_genres must be <= {len(leaf_genres())}, "
-                             f"got {self.n_genres}")
+            raise ValueError(
+                f"WorldConfig.n_genres must be <= {len(leaf_genres())}, got {self.n_genres}"
+            )
         if self.n_networks > len(NETWORKS):
-            raise ValueError(f"WorldConfig.n_networks must be <= {len(NETWORKS)}, "
-                             f"got {self.n_networks}")
-        for name in ("back_catalog", "drift", "binge_prob", "holiday_share", "rate_prob",
-                     "max_event_share"):
+            raise ValueError(
+                f"WorldConfig.n_networks must be <= {len(NETWORKS)}, got {self.n_networks}"
+            )
+        for name in (
+            "back_catalog",
+            "drift",
+            "binge_prob",
+            "holiday_share",
+            "rate_prob",
+            "max_event_share",
+        ):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"WorldConfig.{name} must be in [0, 1], "
-                                 f"got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"WorldConfig.{name} must be in [0, 1], got {getattr(self, name)!r}"
+                )
         if not 0.0 < self.out_of_order <= 1.0:
             raise ValueError(f"WorldConfig.out_of_order must be in (0, 1], got {self.out_of_order}")
         if self.holiday_boost < 1.0 or self.premiere_boost < 1.0:
             raise ValueError("WorldConfig.holiday_boost and premiere_boost must be >= 1")
         if self.min_events > self.max_events:
-            raise ValueError(f"WorldConfig.min_events ({self.min_events}) > "
-                             f"max_events ({self.max_events})")
+            raise ValueError(
+                f"WorldConfig.min_events ({self.min_events}) > max_events ({self.max_events})"
+            )
         if self.end_day - self.start_day < 60:
-            raise ValueError(f"WorldConfig.start..end must span at least 60 days, "
-                             f"got {self.start}..{self.end}")
+            raise ValueError(
+                f"WorldConfig.start..end must span at least 60 days, got {self.start}..{self.end}"
+            )
 
     @property
     def start_day(self) -> int:
@@ -373,19 +615,62 @@ class WorldConfig:
 
 PRESETS: dict[str, WorldConfig] = {
     # tests: generated in well under a second
-    "tiny": WorldConfig(name="tiny", n_users=200, n_movies=220, n_shows=35, max_seasons=4,
-                        n_genres=8, n_networks=4, dim=8, mean_events=62.0, max_events=150,
-                        chunk_users=256),
-    "small": WorldConfig(name="small", n_users=2_000, n_movies=1_500, n_shows=180,
-                         max_seasons=5, n_genres=16, n_networks=6, dim=16, mean_events=75.0,
-                         max_events=1_000, start="2016-01-01", end="2023-12-31"),
-    "medium": WorldConfig(name="medium", n_users=20_000, n_movies=7_200, n_shows=1_000,
-                          max_seasons=6, n_genres=24, n_networks=8, dim=16, mean_events=100.0,
-                          max_events=3_000, start="2014-01-01", end="2023-12-31"),
-    "ml-25m": WorldConfig(name="ml-25m", n_users=162_000, n_movies=41_000, n_shows=4_500,
-                          max_seasons=8, n_genres=30, n_networks=10, dim=16, mean_events=156.0,
-                          max_events=8_000, max_event_share=0.15, start="2010-01-01",
-                          end="2023-12-31"),
+    "tiny": WorldConfig(
+        name="tiny",
+        n_users=200,
+        n_movies=220,
+        n_shows=35,
+        max_seasons=4,
+        n_genres=8,
+        n_networks=4,
+        dim=8,
+        mean_events=62.0,
+        max_events=150,
+        chunk_users=256,
+    ),
+    "small": WorldConfig(
+        name="small",
+        n_users=2_000,
+        n_movies=1_500,
+        n_shows=180,
+        max_seasons=5,
+        n_genres=16,
+        n_networks=6,
+        dim=16,
+        mean_events=75.0,
+        max_events=1_000,
+        start="2016-01-01",
+        end="2023-12-31",
+    ),
+    "medium": WorldConfig(
+        name="medium",
+        n_users=20_000,
+        n_movies=7_200,
+        n_shows=1_000,
+        max_seasons=6,
+        n_genres=24,
+        n_networks=8,
+        dim=16,
+        mean_events=100.0,
+        max_events=3_000,
+        start="2014-01-01",
+        end="2023-12-31",
+    ),
+    "ml-25m": WorldConfig(
+        name="ml-25m",
+        n_users=162_000,
+        n_movies=41_000,
+        n_shows=4_500,
+        max_seasons=8,
+        n_genres=30,
+        n_networks=10,
+        dim=16,
+        mean_events=156.0,
+        max_events=8_000,
+        max_event_share=0.15,
+        start="2010-01-01",
+        end="2023-12-31",
+    ),
 }
 
 
@@ -506,8 +791,15 @@ class TrueModel:
         a = np.clip((t - t0) / span, 0.0, 1.0)[:, None]  # (A, 1)
         return (1.0 - a) * lat.theta_start[users] + a * lat.theta_end[users]
 
-    def accept(self, users: np.ndarray, rows: np.ndarray, items: np.ndarray, t: np.ndarray,
-               seen: np.ndarray, dots: np.ndarray) -> np.ndarray:
+    def accept(
+        self,
+        users: np.ndarray,
+        rows: np.ndarray,
+        items: np.ndarray,
+        t: np.ndarray,
+        seen: np.ndarray,
+        dots: np.ndarray,
+    ) -> np.ndarray:
         """Every factor of ``s(i)`` beyond the community mixture and premiere boost, in [0, 1].
 
         Args:
@@ -533,8 +825,9 @@ class TrueModel:
         f *= np.where((prev > 0) & ~flat_seen[base + prev], self.cfg.out_of_order, 1.0)
         return f * ok
 
-    def binge(self, users: np.ndarray, rows: np.ndarray, t: np.ndarray, seen: np.ndarray,
-              last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def binge(
+        self, users: np.ndarray, rows: np.ndarray, t: np.ndarray, seen: np.ndarray, last: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Next season of the last title and whether it can be binged now, both (A,)."""
         lat = self.lat
         ns = lat.next_season[last].astype(np.int64)
@@ -554,8 +847,9 @@ class TrueModel:
         dots = lat.user_vec[users] @ lat.item_vec.T  # (A, d) @ (d, N+1) -> (A, N+1)
         return prop * self.accept(users, np.arange(A), items, t, np.ascontiguousarray(seen), dots)
 
-    def probs(self, users: np.ndarray, t: np.ndarray, seen: np.ndarray,
-              last: np.ndarray) -> np.ndarray:
+    def probs(
+        self, users: np.ndarray, t: np.ndarray, seen: np.ndarray, last: np.ndarray
+    ) -> np.ndarray:
         """Exact next-item probabilities, shape (A, N+1); a row of zeros if nothing is left."""
         s = self.weights(users, t, seen)
         z = s.sum(axis=1, keepdims=True)  # (A, 1)
@@ -579,8 +873,7 @@ class TrueModel:
         cos = (lat.user_vec[users] * lat.item_vec[items]).sum(axis=1, dtype=np.float64)
         return self.cfg.personal_scale * cos + np.log(np.maximum(taste, 1e-12))
 
-    def expected_rating(self, users: np.ndarray, items: np.ndarray, t: np.ndarray
-                        ) -> np.ndarray:
+    def expected_rating(self, users: np.ndarray, items: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Exact expectation of the generated 1..5 rating (rounding and clipping included)."""
         mu = _RATING_MID + _RATING_SLOPE * (self.affinity(users, items, t) - _AFF_MID)  # (E,)
         edges = (np.arange(1.5, 5.0, 1.0)[None, :] - mu[:, None]) / self.cfg.rating_noise
@@ -588,8 +881,15 @@ class TrueModel:
         return 5.0 - cdf.sum(axis=1)  # E[r] = 1 + sum_k P(r > k)
 
     # ------------------------------------------------------------ sampling
-    def _propose(self, users: np.ndarray, rows: np.ndarray, t: np.ndarray, seen: np.ndarray,
-                 rng: np.random.Generator, C: int) -> tuple[np.ndarray, np.ndarray]:
+    def _propose(
+        self,
+        users: np.ndarray,
+        rows: np.ndarray,
+        t: np.ndarray,
+        seen: np.ndarray,
+        rng: np.random.Generator,
+        C: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One rejection round: (A,) drawn items and (A,) whether one was accepted.
 
         Proposal: ``Σ_k θ_k q_k(i) (1 + ρ 1[recent_i])`` — components ``q_k``
@@ -633,8 +933,15 @@ class TrueModel:
         ok = key[np.arange(A), first] >= 0.0
         return items[np.arange(A), first], ok
 
-    def sample(self, users: np.ndarray, rows: np.ndarray, t: np.ndarray, seen: np.ndarray,
-               last: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def sample(
+        self,
+        users: np.ndarray,
+        rows: np.ndarray,
+        t: np.ndarray,
+        seen: np.ndarray,
+        last: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
         """Draw the next item of each row, shape (A,) int64; 0 where nothing is left."""
         A = users.size
         out = np.zeros(A, dtype=np.int64)
@@ -690,8 +997,14 @@ def _month(t: np.ndarray) -> np.ndarray:
 
 def _day_month(days: np.ndarray) -> np.ndarray:
     """Calendar month 1..12 of day numbers (days since 1970-01-01)."""
-    return np.asarray(days, dtype=np.int64).astype("datetime64[D]").astype(
-        "datetime64[M]").astype(np.int64) % 12 + 1
+    return (
+        np.asarray(days, dtype=np.int64)
+        .astype("datetime64[D]")
+        .astype("datetime64[M]")
+        .astype(np.int64)
+        % 12
+        + 1
+    )
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -712,8 +1025,9 @@ class _Catalog:
     centers: np.ndarray  # (K, d) community centres of the taste space
 
 
-def _people(cfg: WorldConfig, n_titles: int, rng: np.random.Generator) -> tuple[
-        list[str], np.ndarray, np.ndarray, np.ndarray]:
+def _people(
+    cfg: WorldConfig, n_titles: int, rng: np.random.Generator
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
     """A pool of people clustered by genre community.
 
     Returns:
@@ -739,8 +1053,9 @@ def _people(cfg: WorldConfig, n_titles: int, rng: np.random.Generator) -> tuple[
     return names, community, seg, np.cumsum(fame)
 
 
-def _draw_people(comm: np.ndarray, count: int, seg: np.ndarray, cum: np.ndarray,
-                 rng: np.random.Generator) -> np.ndarray:
+def _draw_people(
+    comm: np.ndarray, count: int, seg: np.ndarray, cum: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """``count`` people per row from the community in ``comm`` (fame-weighted), (M, count)."""
     lo_i, hi_i = seg[comm], seg[comm + 1]
     empty = hi_i <= lo_i  # a community without people (tiny worlds): draw from everyone
@@ -804,17 +1119,22 @@ def _make_catalog(cfg: WorldConfig, rng: np.random.Generator) -> _Catalog:
             eps = int(eps_stream[s, n] if streaming else eps_broadcast[s, n])
             season_rows.append((s, n + 1, day, eps))
             day += int(gaps[s, n]) + (0 if streaming else 7 * eps)
-    n_seasons = np.bincount([r[0] for r in season_rows], minlength=S) if season_rows \
+    n_seasons = (
+        np.bincount([r[0] for r in season_rows], minlength=S)
+        if season_rows
         else np.zeros(S, dtype=np.int64)
+    )
 
     # --- items: movies, then seasons; then a random item order
     N = M + len(season_rows)
     src = np.concatenate([np.arange(M), M + np.array([r[0] for r in season_rows], dtype=np.int64)])
-    season_no = np.concatenate([np.zeros(M, np.int64),
-                                np.array([r[1] for r in season_rows], np.int64)])
+    season_no = np.concatenate(
+        [np.zeros(M, np.int64), np.array([r[1] for r in season_rows], np.int64)]
+    )
     item_day = np.concatenate([rel_day[:M], np.array([r[2] for r in season_rows], np.int64)])
-    episodes = np.concatenate([np.zeros(M, np.int64),
-                               np.array([r[3] for r in season_rows], np.int64)])
+    episodes = np.concatenate(
+        [np.zeros(M, np.int64), np.array([r[3] for r in season_rows], np.int64)]
+    )
     perm = rng.permutation(N)  # perm[k] = the natural item placed at item_idx k+1
     pos = np.empty(N, dtype=np.int64)
     pos[perm] = np.arange(N)  # natural item -> row
@@ -866,32 +1186,48 @@ def _make_catalog(cfg: WorldConfig, rng: np.random.Generator) -> _Catalog:
     show_wri = _draw_people(primary[M:], 1, seg, cum, rng)[:, 0]
     n_s = len(season_rows)
     season_keep = rng.random((n_s, 6)) < 0.85
-    season_guest = _draw_people(primary[M + np.array([r[0] for r in season_rows], np.int64)],
-                                2, seg, cum, rng) if n_s else np.zeros((0, 2), np.int64)
-    season_dir = _draw_people(primary[M + np.array([r[0] for r in season_rows], np.int64)],
-                              1, seg, cum, rng)[:, 0] if n_s else np.zeros(0, np.int64)
+    season_guest = (
+        _draw_people(primary[M + np.array([r[0] for r in season_rows], np.int64)], 2, seg, cum, rng)
+        if n_s
+        else np.zeros((0, 2), np.int64)
+    )
+    season_dir = (
+        _draw_people(
+            primary[M + np.array([r[0] for r in season_rows], np.int64)], 1, seg, cum, rng
+        )[:, 0]
+        if n_s
+        else np.zeros(0, np.int64)
+    )
 
     # --- text
     leaf_kw = [GENRE_TREE[p][leaf] for leaf, p in leaves]
     tone_pick = rng.integers(0, 4, size=B)
     title_pick = rng.integers(0, [len(_ADJ), len(_NOUN), 3], size=(B, 3))
-    phrase_pick = rng.integers(0, [len(_ROLE), len(_VERB), len(_PLACE), 5, 5, len(_FIRST),
-                                   len(HOLIDAY_KEYWORDS)], size=(B, 7))
+    phrase_pick = rng.integers(
+        0,
+        [len(_ROLE), len(_VERB), len(_PLACE), 5, 5, len(_FIRST), len(HOLIDAY_KEYWORDS)],
+        size=(B, 7),
+    )
     base_titles = []
     base_desc = []
     for b in range(B):
         a_, n_, form = title_pick[b]
-        t_ = (f"The {_ADJ[a_]} {_NOUN[n_]}", f"{_ADJ[a_]} {_NOUN[n_]}",
-              f"{_NOUN[n_]} of {_PLACE[phrase_pick[b, 2]]}")[form]
+        t_ = (
+            f"The {_ADJ[a_]} {_NOUN[n_]}",
+            f"{_ADJ[a_]} {_NOUN[n_]}",
+            f"{_NOUN[n_]} of {_PLACE[phrase_pick[b, 2]]}",
+        )[form]
         base_titles.append(t_)
         g = int(primary[b])
         leaf, parent = leaves[g]
         role, verb, place, kw1, kw2, who, hk = phrase_pick[b]
         kws = leaf_kw[g]
         kind_word = "film" if b < M else "series"
-        text = (f"A {TONES[parent][tone_pick[b]]} {leaf.lower()} {kind_word}. "
-                f"{_FIRST[who]}, {_ROLE[role]}, {_VERB[verb]} {kws[kw1]} and "
-                f"{kws[(kw1 + 1 + kw2 % 4) % 5]} in {_PLACE[place]}.")
+        text = (
+            f"A {TONES[parent][tone_pick[b]]} {leaf.lower()} {kind_word}. "
+            f"{_FIRST[who]}, {_ROLE[role]}, {_VERB[verb]} {kws[kw1]} and "
+            f"{kws[(kw1 + 1 + kw2 % 4) % 5]} in {_PLACE[place]}."
+        )
         if second[b] >= 0:
             kw_sec = leaf_kw[int(second[b])]
             text += f" Also: {kw_sec[kw2]}."
@@ -978,8 +1314,9 @@ def _make_catalog(cfg: WorldConfig, rng: np.random.Generator) -> _Catalog:
             "kind": ["show" if x >= M else "movie" for x in src.tolist()],
             "network": [None if x == 0 else NETWORKS[x - 1][0] for x in network[1:].tolist()],
             "series_id": series_col,
-            "season_number": [None if src[k] < M else int(x)
-                              for k, x in enumerate(season_no.tolist())],
+            "season_number": [
+                None if src[k] < M else int(x) for k, x in enumerate(season_no.tolist())
+            ],
             "seasons": [None if x < M else int(n_seasons[x - M]) for x in src.tolist()],
             "episodes": [None if src[k] < M else int(x) for k, x in enumerate(episodes.tolist())],
             "first_air_date": first_air,
@@ -990,8 +1327,10 @@ def _make_catalog(cfg: WorldConfig, rng: np.random.Generator) -> _Catalog:
             "description": descs,
         }
     )
-    kg = pl.DataFrame({"head": kg_h, "relation": kg_r, "tail": kg_t},
-                      schema={"head": pl.Utf8, "relation": pl.Utf8, "tail": pl.Utf8})
+    kg = pl.DataFrame(
+        {"head": kg_h, "relation": kg_r, "tail": kg_t},
+        schema={"head": pl.Utf8, "relation": pl.Utf8, "tail": pl.Utf8},
+    )
     arrays = {
         "item_ids": np.array(item_ids, dtype=str),
         "release_ts": release_ts,
@@ -1014,8 +1353,9 @@ def _network_share(n: int) -> np.ndarray:
 
 
 # -------------------------------------------------------------------- users
-def _make_users(cfg: WorldConfig, cat: _Catalog, rng: np.random.Generator) -> tuple[
-        pl.DataFrame, dict[str, np.ndarray]]:
+def _make_users(
+    cfg: WorldConfig, cat: _Catalog, rng: np.random.Generator
+) -> tuple[pl.DataFrame, dict[str, np.ndarray]]:
     """Users in a random order: tastes, subscriptions, activity and active windows."""
     U, K, d = cfg.n_users, cfg.n_genres, cfg.dim
     n_items = cat.arrays["release_ts"].size - 1
@@ -1042,7 +1382,8 @@ def _make_users(cfg: WorldConfig, cat: _Catalog, rng: np.random.Generator) -> tu
     mu = math.log(excess) - cfg.activity_sigma**2 / 2  # E[lognormal] = excess
     activity = np.zeros(U + 1, dtype=np.int64)
     activity[1:] = np.minimum(
-        cfg.min_events + np.floor(rng.lognormal(mu, cfg.activity_sigma, size=U)), cap)
+        cfg.min_events + np.floor(rng.lognormal(mu, cfg.activity_sigma, size=U)), cap
+    )
 
     # active window: about one session every few days, inside the world
     world_days = cfg.end_day - cfg.start_day
@@ -1065,8 +1406,12 @@ def _make_users(cfg: WorldConfig, cat: _Catalog, rng: np.random.Generator) -> tu
             "top_genre": [leaves[g][0] for g in top.tolist()],
             "activity": activity[1:],
         },
-        schema={"user_id": pl.Utf8, "platforms": pl.List(pl.Utf8), "top_genre": pl.Utf8,
-                "activity": pl.Int64},
+        schema={
+            "user_id": pl.Utf8,
+            "platforms": pl.List(pl.Utf8),
+            "top_genre": pl.Utf8,
+            "activity": pl.Int64,
+        },
     )
     arrays = {
         "user_ids": np.array(user_ids, dtype=str),
@@ -1082,8 +1427,13 @@ def _make_users(cfg: WorldConfig, cat: _Catalog, rng: np.random.Generator) -> tu
 
 
 # ---------------------------------------------------------------- schedule
-def _user_schedule(cfg: WorldConfig, n: np.ndarray, t_first: np.ndarray, t_last: np.ndarray,
-                   rng: np.random.Generator) -> np.ndarray:
+def _user_schedule(
+    cfg: WorldConfig,
+    n: np.ndarray,
+    t_first: np.ndarray,
+    t_last: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Event times for a block of users, padded matrix (B, max n), strictly increasing per row.
 
     Sessions fall on days weighted by weekday and month, start at evening-heavy
@@ -1131,8 +1481,9 @@ def _user_schedule(cfg: WorldConfig, n: np.ndarray, t_first: np.ndarray, t_last:
 
 
 # --------------------------------------------------------------- generation
-def _generate_chunk(model: TrueModel, users: np.ndarray, rng: np.random.Generator
-                    ) -> dict[str, np.ndarray]:
+def _generate_chunk(
+    model: TrueModel, users: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Events of a block of users (sorted by activity, most active first), flat arrays."""
     cfg, lat = model.cfg, model.lat
     B = users.size
@@ -1161,14 +1512,23 @@ def _generate_chunk(model: TrueModel, users: np.ndarray, rng: np.random.Generato
     # ratings and event types from the same latent affinity
     E = items.size
     step = 1 << 18  # blocks bound the (E, K) temporaries of heavy chunks
-    aff = np.concatenate([model.affinity(u[a: a + step], items[a: a + step], ts[a: a + step])
-                          for a in range(0, E, step)]) if E else np.zeros(0)  # (E,)
+    aff = (
+        np.concatenate(
+            [
+                model.affinity(u[a : a + step], items[a : a + step], ts[a : a + step])
+                for a in range(0, E, step)
+            ]
+        )
+        if E
+        else np.zeros(0)
+    )  # (E,)
     mu = _RATING_MID + _RATING_SLOPE * (aff - _AFF_MID)
     rating = np.clip(np.rint(mu + rng.normal(0.0, cfg.rating_noise, E)), 1, 5).astype(np.float32)
     is_rate = rng.random(E) < cfg.rate_prob
     complete = rng.random(E) < 1.0 / (1.0 + np.exp(-(1.5 * (aff - _AFF_MID) + 0.8)))
-    event = np.where(is_rate, EVENT_CODE["rate"],
-                     np.where(complete, EVENT_CODE["complete"], EVENT_CODE["play"]))
+    event = np.where(
+        is_rate, EVENT_CODE["rate"], np.where(complete, EVENT_CODE["complete"], EVENT_CODE["play"])
+    )
     return {
         "user_idx": u.astype(np.int32),
         "item_idx": items.astype(np.int32),
@@ -1191,8 +1551,9 @@ def _worker_chunk(users: np.ndarray, rng: np.random.Generator) -> dict[str, np.n
     return _generate_chunk(_WORKER_MODEL, users, rng)
 
 
-def _run_chunks(model: TrueModel, blocks: list[np.ndarray], rngs: list[np.random.Generator],
-                workers: int) -> Iterator[dict[str, np.ndarray]]:
+def _run_chunks(
+    model: TrueModel, blocks: list[np.ndarray], rngs: list[np.random.Generator], workers: int
+) -> Iterator[dict[str, np.ndarray]]:
     """Events of every block of users, in block order, on ``workers`` processes."""
     if workers == 1 or len(blocks) == 1:
         for users, rng in zip(blocks, rngs, strict=True):
@@ -1201,11 +1562,13 @@ def _run_chunks(model: TrueModel, blocks: list[np.ndarray], rngs: list[np.random
     # spawn, not fork: the parent may hold polars / BLAS thread pools
     ctx = multiprocessing.get_context("spawn")
     jobs = iter(zip(blocks, rngs, strict=True))
-    with ProcessPoolExecutor(min(workers, len(blocks)), mp_context=ctx,
-                             initializer=_init_worker, initargs=(model,)) as pool:
+    with ProcessPoolExecutor(
+        min(workers, len(blocks)), mp_context=ctx, initializer=_init_worker, initargs=(model,)
+    ) as pool:
         # a bounded window of chunks in flight keeps finished results from piling up
-        pending = deque(pool.submit(_worker_chunk, u, r)
-                        for u, r in itertools.islice(jobs, 2 * workers))
+        pending = deque(
+            pool.submit(_worker_chunk, u, r) for u, r in itertools.islice(jobs, 2 * workers)
+        )
         while pending:
             done = pending.popleft().result()
             nxt = next(jobs, None)
@@ -1214,8 +1577,13 @@ def _run_chunks(model: TrueModel, blocks: list[np.ndarray], rngs: list[np.random
             yield done
 
 
-def generate(config: WorldConfig, *, out_dir: Path | str | None = None,
-             progress: Callable[[int, int], None] | None = None, workers: int = 1) -> World:
+def generate(
+    config: WorldConfig,
+    *,
+    out_dir: Path | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 1,
+) -> World:
     """Generate a world: catalog, users, knowledge graph and an interaction log.
 
     Users are generated in chunks of ``config.chunk_users`` (grouped by
@@ -1247,8 +1615,14 @@ def generate(config: WorldConfig, *, out_dir: Path | str | None = None,
     model = TrueModel(config, lat)
     _ = model.alias
     t1 = time.perf_counter()
-    log.info("synthetic-%s: catalog (%d titles, %d KG triples) and %d users in %.1f s",
-             config.name, lat.n_items, cat.kg.height, config.n_users, t1 - t0)
+    log.info(
+        "synthetic-%s: catalog (%d titles, %d KG triples) and %d users in %.1f s",
+        config.name,
+        lat.n_items,
+        cat.kg.height,
+        config.n_users,
+        t1 - t0,
+    )
 
     U = config.n_users
     by_activity = np.argsort(-lat.activity[1:], kind="stable") + 1  # (U,) user_idx
@@ -1260,8 +1634,9 @@ def generate(config: WorldConfig, *, out_dir: Path | str | None = None,
         if part_dir.exists():
             shutil.rmtree(part_dir)
         part_dir.mkdir(parents=True)
-    blocks = [by_activity[c * config.chunk_users: (c + 1) * config.chunk_users]
-              for c in range(n_chunks)]
+    blocks = [
+        by_activity[c * config.chunk_users : (c + 1) * config.chunk_users] for c in range(n_chunks)
+    ]
     done = 0
     for c, arrays in enumerate(_run_chunks(model, blocks, chunk_rngs, workers)):
         chunk = pl.DataFrame(arrays)
@@ -1270,8 +1645,7 @@ def generate(config: WorldConfig, *, out_dir: Path | str | None = None,
         else:
             parts.append(chunk)
         done += blocks[c].size
-        log.debug("chunk %d/%d: %d users, %d events", c + 1, n_chunks, blocks[c].size,
-                  chunk.height)
+        log.debug("chunk %d/%d: %d users, %d events", c + 1, n_chunks, blocks[c].size, chunk.height)
         if progress is not None:
             progress(done, U)
 
@@ -1291,15 +1665,27 @@ def generate(config: WorldConfig, *, out_dir: Path | str | None = None,
     if out_dir is not None:
         world.save(out_dir)
         shutil.rmtree(part_dir)  # type: ignore[arg-type]
-        log.info("synthetic-%s: saved to %s in %.1f s", config.name, out_dir,
-                 time.perf_counter() - t3)
-    log.info("synthetic-%s: %d users, %d titles, %d events in %.1f s", config.name, U,
-             lat.n_items, len(dataset.interactions), time.perf_counter() - t0)
+        log.info(
+            "synthetic-%s: saved to %s in %.1f s", config.name, out_dir, time.perf_counter() - t3
+        )
+    log.info(
+        "synthetic-%s: %d users, %d titles, %d events in %.1f s",
+        config.name,
+        U,
+        lat.n_items,
+        len(dataset.interactions),
+        time.perf_counter() - t0,
+    )
     return world
 
 
-def _build_dataset(cfg: WorldConfig, log_idx: pl.DataFrame, cat: _Catalog,
-                   users_frame: pl.DataFrame, lat: WorldLatents) -> Dataset:
+def _build_dataset(
+    cfg: WorldConfig,
+    log_idx: pl.DataFrame,
+    cat: _Catalog,
+    users_frame: pl.DataFrame,
+    lat: WorldLatents,
+) -> Dataset:
     """The interaction log in id space, handed to :meth:`Dataset.from_frames`."""
     uid = pl.Series("user_id", lat.user_ids.tolist(), dtype=pl.Utf8)
     iid = pl.Series("item_id", lat.item_ids.tolist(), dtype=pl.Utf8)
@@ -1342,11 +1728,13 @@ class World:
 
     def __post_init__(self) -> None:
         if self.latents.n_items != len(self.dataset.items):
-            raise ValueError(f"latents hold {self.latents.n_items} items, the dataset "
-                             f"{len(self.dataset.items)}")
+            raise ValueError(
+                f"latents hold {self.latents.n_items} items, the dataset {len(self.dataset.items)}"
+            )
         if self.latents.n_users != len(self.dataset.users):
-            raise ValueError(f"latents hold {self.latents.n_users} users, the dataset "
-                             f"{len(self.dataset.users)}")
+            raise ValueError(
+                f"latents hold {self.latents.n_users} users, the dataset {len(self.dataset.users)}"
+            )
 
     @property
     def model(self) -> TrueModel:
@@ -1356,8 +1744,9 @@ class World:
         assert self._model is not None
         return self._model
 
-    def _batch(self, contexts: Sequence[UserContext]) -> tuple[
-            np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _batch(
+        self, contexts: Sequence[UserContext]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(users, now, seen (B, N+1), last) from contexts, checking them."""
         B, N, U = len(contexts), self.latents.n_items, self.latents.n_users
         users = np.zeros(B, np.int64)
@@ -1366,8 +1755,10 @@ class World:
         seen = np.zeros((B, N + 1), dtype=bool)
         for b, ctx in enumerate(contexts):
             if ctx.user_idx is None or not 1 <= ctx.user_idx <= U:
-                raise ValueError(f"contexts[{b}].user_idx must be a user of this world "
-                                 f"(1..{U}), got {ctx.user_idx!r}")
+                raise ValueError(
+                    f"contexts[{b}].user_idx must be a user of this world "
+                    f"(1..{U}), got {ctx.user_idx!r}"
+                )
             if ctx.now is None:
                 raise ValueError(f"contexts[{b}].now must be set (unix seconds of the event)")
             h = ctx.history
@@ -1393,7 +1784,7 @@ class World:
         """
         out = np.empty((len(contexts), self.latents.n_items + 1))
         for a, p in self._prob_blocks(contexts):
-            out[a: a + p.shape[0]] = p
+            out[a : a + p.shape[0]] = p
         return out
 
     def oracle_scores(self, contexts: Sequence[UserContext]) -> np.ndarray:
@@ -1401,7 +1792,7 @@ class World:
         out = np.empty((len(contexts), self.latents.n_items + 1), np.float32)
         with np.errstate(divide="ignore"):
             for a, p in self._prob_blocks(contexts):
-                out[a: a + p.shape[0]] = np.log(p)
+                out[a : a + p.shape[0]] = np.log(p)
         return out
 
     def _prob_blocks(self, contexts: Sequence[UserContext]) -> Iterator[tuple[int, np.ndarray]]:
@@ -1412,8 +1803,9 @@ class World:
             b = slice(a, a + step)
             yield a, self.model.probs(users[b], now[b], seen[b], last[b])
 
-    def expected_ratings(self, user_idx: np.ndarray, item_idx: np.ndarray,
-                         timestamp: np.ndarray) -> np.ndarray:
+    def expected_ratings(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, timestamp: np.ndarray
+    ) -> np.ndarray:
         """The rating oracle: exact expected rating of each (user, item, time), shape (E,).
 
         Args:
@@ -1425,16 +1817,17 @@ class World:
         i = np.asarray(item_idx, dtype=np.int64)
         t = np.asarray(timestamp, dtype=np.int64)
         if not u.shape == i.shape == t.shape or u.ndim != 1:
-            raise ValueError(f"user_idx {u.shape}, item_idx {i.shape} and timestamp {t.shape} "
-                             "must be 1-D of one length")
+            raise ValueError(
+                f"user_idx {u.shape}, item_idx {i.shape} and timestamp {t.shape} "
+                "must be 1-D of one length"
+            )
         if u.size and not (u.min() >= 1 and u.max() <= self.latents.n_users):
             raise ValueError("user_idx out of range 1..n_users")
         if i.size and not (i.min() >= 1 and i.max() <= self.latents.n_items):
             raise ValueError("item_idx out of range 1..n_items")
         return self.model.expected_rating(u, i, t)
 
-    def sample_next(self, contexts: Sequence[UserContext], rng: np.random.Generator
-                    ) -> np.ndarray:
+    def sample_next(self, contexts: Sequence[UserContext], rng: np.random.Generator) -> np.ndarray:
         """Draw one next item per context with the generator's own sampler, (B,) item_idx.
 
         0 where the user has nothing left to watch.
@@ -1447,8 +1840,11 @@ class World:
         """Write the dataset (Parquet + manifest), ``world.npz`` and ``world.json``."""
         d = self.dataset.save(directory)
         np.savez_compressed(d / "world.npz", **self.latents.arrays())  # type: ignore[arg-type]
-        meta = {"format_version": WORLD_FORMAT_VERSION, "config": asdict(self.config),
-                "saved": datetime.now().astimezone().isoformat(timespec="seconds")}
+        meta = {
+            "format_version": WORLD_FORMAT_VERSION,
+            "config": asdict(self.config),
+            "saved": datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
         (d / "world.json").write_text(json.dumps(meta, indent=2) + "\n")
         return d
 
@@ -1466,8 +1862,10 @@ class World:
                 raise FileNotFoundError(f"world directory {d} lacks {f}")
         meta = json.loads((d / "world.json").read_text())
         if meta.get("format_version") != WORLD_FORMAT_VERSION:
-            raise ValueError(f"{d}: world format {meta.get('format_version')} != "
-                             f"{WORLD_FORMAT_VERSION}; generate it again")
+            raise ValueError(
+                f"{d}: world format {meta.get('format_version')} != "
+                f"{WORLD_FORMAT_VERSION}; generate it again"
+            )
         config = WorldConfig.from_dict(meta["config"])
         with np.load(d / "world.npz", allow_pickle=False) as z:
             lat = WorldLatents(**{f.name: z[f.name] for f in fields(WorldLatents)})
