@@ -208,6 +208,7 @@ def evaluate_cmd(
         evaluate,
         evaluate_ratings,
     )
+    from primetime.eval.report import rich_table
     from primetime.experiment import make_split, model_dir, open_dataset
 
     d = model_dir(model)
@@ -224,13 +225,16 @@ def evaluate_cmd(
     if as_json:
         print(json.dumps({"models": {model: summary}}, indent=2))
         return
-    t = Table(title=f"{model} on {ds.name} · {bundle.meta['split']} · test")
+    title = f"{model} on {ds.name} · {bundle.meta['split']} · test · mean [95% CI]"
+    if isinstance(res, EvalResult):
+        out.print(rich_table([res], title=title))
+        return
+    t = Table(title=title)
     t.add_column("metric")
-    t.add_column("mean", justify="right")
-    t.add_column("95% CI", justify="right")
+    t.add_column("value", justify="right")
     for metric in summary:
         mean, lo, hi = res.ci(metric)
-        t.add_row(metric, f"{mean:.4f}", "" if np.isnan(lo) else f"[{lo:.4f}, {hi:.4f}]")
+        t.add_row(metric, f"{mean:.4f} [{lo:.4f}, {hi:.4f}]")
     out.print(t)
 
 

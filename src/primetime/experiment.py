@@ -237,7 +237,7 @@ def run_benchmark(
         ``{"models": {name: {metric: mean}}}`` (plus ``fit_seconds`` per model).
     """
     from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings, evaluate_sampled
-    from primetime.eval.report import Report, make_stamp, rich_table, to_contract_json
+    from primetime.eval.report import Report, make_stamp, to_contract_json
 
     world = None
     catalog = None
@@ -345,9 +345,40 @@ def run_benchmark(
         for r in runs:
             _write_predictions(r.model, sp.test, export_predictions / f"{r.name}.tsv")
     if not as_json:
-        out.print(rich_table(results) if task == "topn" else _rating_table(runs))
+        out.print(_topn_table(runs, n_boot) if task == "topn" else _rating_table(runs))
         out.print(f"report: {written['markdown']}")
     return summary
+
+
+def _topn_table(runs: Sequence[ModelRun], n_boot: int) -> Any:
+    """One row per model: key metrics as mean ± half-width of the 95% CI."""
+    from rich.table import Table
+
+    first = runs[0].result
+    t = Table(
+        title=f"{first.evalset} · full ranking · {first.n_users} users · mean ± 95% CI "
+        "(full table in the report)"
+    )
+    metrics = ("HR@10", "NDCG@10", "MRR@10")
+    for col in ("model", *metrics, "Cov@10"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    oracle = next((r.result for r in runs if r.name == "oracle"), None)
+    if oracle is not None:
+        t.add_column("of oracle", justify="right")
+    t.add_column("fit s", justify="right")
+    for r in runs:
+        cis = r.result.cis(n_boot=n_boot)
+        row = [r.name]
+        for m in metrics:
+            mean, lo, hi = cis[m]
+            row.append(f"{mean:.4f} ±{(hi - lo) / 2:.4f}")
+        row.append(f"{r.result.summary()['Coverage@10']:.3f}")
+        if oracle is not None:
+            share = r.result.summary()["NDCG@10"] / oracle.summary()["NDCG@10"]
+            row.append(f"{share:.2f}")
+        row.append(f"{r.fit_seconds:.1f}")
+        t.add_row(*row)
+    return t
 
 
 def _rating_table(runs: Sequence[ModelRun]) -> Any:
