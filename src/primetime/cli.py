@@ -293,21 +293,11 @@ def benchmark(
 ) -> None:
     """Train several models on one split and compare them on test with 95% CIs,
     a paired Wilcoxon test against popularity, breakdowns and plots."""
-    from primetime.experiment import run_benchmark
+    from primetime.experiment import BenchmarkSpec, run_benchmark
 
-    names = [n.strip() for n in models.split(",") if n.strip()]
-    if not names:
-        _fail("--models is empty")
-    for n in names:
-        if n not in MODELS:
-            _fail(f"unknown model {n!r}; known: {', '.join(MODELS)}")
-    if task not in ("topn", "rating"):
-        _fail(f"--task must be 'topn' or 'rating', got {task!r}")
-    if k < 1:
-        _fail(f"--k must be >= 1, got {k}")
-    summary = run_benchmark(
+    spec = BenchmarkSpec(
         data=data,
-        names=names,
+        names=tuple(n.strip() for n in models.split(",") if n.strip()),
         task=task,
         split=split or ("ratio" if task == "rating" else "loo"),
         split_dir=split_dir,
@@ -318,11 +308,9 @@ def benchmark(
         report_dir=report,
         seed=seed,
         n_boot=n_boot,
-        console=err,
-        out=out,
-        as_json=as_json,
         sampled=sampled,
     )
+    summary = run_benchmark(spec, console=err, out=out, as_json=as_json)
     if as_json:
         print(json.dumps(summary, indent=2))
 
@@ -407,39 +395,12 @@ def demo(
     """The main job on built-in data: fetch MovieLens-100k, train the baselines,
     print the results table (leave-one-out, full ranking, test, 95% CIs), then
     the rating model (ratio 90/10), and an example recommendation."""
-    from primetime.experiment import run_benchmark
+    from primetime.experiment import BenchmarkSpec, run_benchmark
 
-    names = [n.strip() for n in models.split(",") if n.strip()]
+    names = tuple(n.strip() for n in models.split(",") if n.strip())
+    run_benchmark(BenchmarkSpec(names=names), console=err, out=out, as_json=False)
     run_benchmark(
-        data="ml-100k",
-        names=names,
-        task="topn",
-        split="loo",
-        split_dir=None,
-        tune=False,
-        k=20,
-        export_topk=None,
-        export_predictions=None,
-        report_dir=None,
-        seed=42,
-        n_boot=1000,
-        console=err,
-        out=out,
-        as_json=False,
-    )
-    run_benchmark(
-        data="ml-100k",
-        names=["mf"],
-        task="rating",
-        split="ratio",
-        split_dir=None,
-        tune=False,
-        k=20,
-        export_topk=None,
-        export_predictions=None,
-        report_dir=None,
-        seed=42,
-        n_boot=1000,
+        BenchmarkSpec(names=("mf",), task="rating", split="ratio"),
         console=err,
         out=out,
         as_json=False,

@@ -133,10 +133,6 @@ def model_dir(name: str) -> Path:
     return paths.models_dir() / name
 
 
-def known_models() -> list[str]:
-    return list(MODELS)
-
-
 class OracleModel:
     """The synthetic world's true next-item log-probabilities, scored like a model."""
 
@@ -212,30 +208,75 @@ def tune_and_fit(
     )
 
 
-def run_benchmark(
-    *,
-    data: str,
-    names: Sequence[str],
-    task: str,
-    split: str,
-    split_dir: Path | None,
-    tune: bool,
-    k: int,
-    export_topk: Path | None,
-    export_predictions: Path | None,
-    report_dir: Path | None,
-    seed: int,
-    n_boot: int,
-    console: Any,
-    sampled: bool = False,
-    out: Any,
-    as_json: bool,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    """What ``primetime benchmark`` runs.
+
+    Attributes:
+        data: Data set spec for :func:`open_dataset` (ignored with ``split_dir``).
+        names: Model names, in table order.
+        task: "topn" (Task A) or "rating" (Task B).
+        split: "loo", "ratio" or "temporal".
+        split_dir: Bring-your-own split folder (train/valid/test.tsv), or None.
+        tune: Search each model's grid on valid before the final fit.
+        k: Length of exported top-K lists.
+        export_topk: Folder for ``<model>.tsv`` top-K lists (Task A), or None.
+        export_predictions: Folder for ``<model>.tsv`` predictions (Task B), or None.
+        report_dir: Report folder (default under ``paths.reports_dir()``).
+        seed: Seed of the ratio split and of sampled negatives.
+        n_boot: Bootstrap resamples for the CIs.
+        sampled: Also report the labelled sampled-100 variant.
+    """
+
+    data: str = "ml-100k"
+    names: tuple[str, ...] = ("popularity", "itemknn", "als")
+    task: str = "topn"
+    split: str = "loo"
+    split_dir: Path | None = None
+    tune: bool = False
+    k: int = 20
+    export_topk: Path | None = None
+    export_predictions: Path | None = None
+    report_dir: Path | None = None
+    seed: int = 42
+    n_boot: int = 1000
+    sampled: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            raise ValueError("no models given")
+        if self.task not in ("topn", "rating"):
+            raise ValueError(f"task must be 'topn' or 'rating', got {self.task!r}")
+        if self.k < 1:
+            raise ValueError(f"--k must be >= 1, got {self.k}")
+        for n in self.names:
+            cls = get_model_class(n)  # names an unknown model and lists the known ones
+            if self.task == "rating" and cls.task != "rating":
+                raise ValueError(
+                    f"model {n!r} does not predict ratings; rating models: "
+                    f"{[m for m, c in MODELS.items() if c.task == 'rating']}"
+                )
+
+
+def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool) -> dict[str, Any]:
     """Fit every model on one split, evaluate on test, print a table, write a report.
 
     Returns:
         ``{"models": {name: {metric: mean}}}`` (plus ``fit_seconds`` per model).
     """
+    data, names, task, split, split_dir = (
+        spec.data,
+        spec.names,
+        spec.task,
+        spec.split,
+        spec.split_dir,
+    )
+    tune, k, seed, n_boot, sampled = spec.tune, spec.k, spec.seed, spec.n_boot, spec.sampled
+    export_topk, export_predictions, report_dir = (
+        spec.export_topk,
+        spec.export_predictions,
+        spec.report_dir,
+    )
     from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings, evaluate_sampled
     from primetime.eval.report import Report, make_stamp, to_contract_json
 
@@ -251,13 +292,6 @@ def run_benchmark(
         sp = make_split(ds, split, seed=seed)
         data_name = ds.name
     console.print(f"[bold]{data_name}[/] · task {task} · split {sp.protocol} · {sp.sizes()}")
-    for n in names:
-        cls = get_model_class(n)
-        if task == "rating" and cls.task != "rating":
-            raise ValueError(
-                f"model {n!r} does not predict ratings; rating models: "
-                f"{[m for m, c in MODELS.items() if c.task == 'rating']}"
-            )
 
     def on_trial(name: str, cfg: dict[str, Any], value: float) -> None:
         metric = "RMSE" if task == "rating" else "NDCG@10"
@@ -312,6 +346,7 @@ def run_benchmark(
             "tuned_on_valid": tune,
             "fit_seconds": {r.name: round(r.fit_seconds, 2) for r in runs},
             "configs": {r.name: r.config for r in runs},
+            "tuning_on_valid": {r.name: r.tuning for r in runs if r.tuning},
         },
     )
     results = [r.result for r in runs]
