@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,7 +30,8 @@ app = typer.Typer(
 data_app = typer.Typer(help="Fetch, generate and inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-out = Console()  # results
+# results; piped output (logs, CI) gets a fixed width instead of rich's 80 columns
+out = Console() if sys.stdout.isatty() else Console(width=120)
 err = Console(stderr=True)  # logs, progress, errors
 
 DataOpt = Annotated[
