@@ -5,6 +5,7 @@ from primetime.models.factorization import ALSRecommender, BPRRecommender
 from primetime.models.itemknn import ItemKNNRecommender
 from primetime.models.mf import MFRecommender
 from primetime.models.popularity import PopularityRecommender, TrendingRecommender
+from primetime.models.sasrec import SASRecRecommender
 
 MODELS: dict[str, type[Recommender]] = {
     "popularity": PopularityRecommender,
@@ -13,6 +14,7 @@ MODELS: dict[str, type[Recommender]] = {
     "als": ALSRecommender,
     "bpr": BPRRecommender,
     "mf": MFRecommender,
+    "sasrec": SASRecRecommender,
 }
 
 

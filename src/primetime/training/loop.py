@@ -1,0 +1,501 @@
+"""The training loop every neural model uses.
+
+AdamW, linear warm-up + cosine decay, gradient clipping and accumulation,
+early stopping on a validation metric (selection on valid only), the best
+weights kept, resumable checkpoints that carry their config, a JSON log and
+a training-curve PNG per run, seeded determinism, mixed precision and
+``torch.compile`` on CUDA, and DistributedDataParallel when started by
+``torchrun`` (gloo on CPU, NCCL on GPU).
+
+A model hands the loop a pure ``nn.Module``, a ``Dataset`` of training
+examples, a ``loss_fn(net, batch) -> scalar`` and a ``validate(net) -> float``
+(higher is better); the loop owns devices, optimisation and bookkeeping.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from primetime.training.schedules import warmup_cosine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train (not what): shared by every neural model.
+
+    Attributes:
+        epochs: Most epochs.
+        batch_size: Examples per optimiser step and process (before accumulation).
+        lr: Peak learning rate.
+        weight_decay: AdamW decoupled weight decay (not applied to biases, norms,
+            or embeddings listed by the model as ``no_decay``).
+        warmup_epochs: Linear warm-up length, in epochs (fractions allowed).
+        min_lr_ratio: Final learning rate as a share of ``lr``.
+        grad_clip: Max global gradient norm (0 = off).
+        grad_accum: Micro-batches per optimiser step.
+        patience: Validations without improvement before stopping (0 = never stop).
+        eval_every: Validate every this many epochs.
+        min_epochs: Never stop before this many epochs.
+        seed: Seeds torch, numpy and the data order.
+        device: "auto" (CUDA if available), "cpu" or "cuda[:N]".
+        amp: bfloat16/float16 autocast on CUDA (ignored on CPU).
+        compile: ``torch.compile`` the module on CUDA (ignored on CPU).
+        num_workers: DataLoader worker processes.
+        progress: Show a progress bar on stderr.
+    """
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.0
+    grad_clip: float = 1.0
+    grad_accum: int = 1
+    patience: int = 10
+    eval_every: int = 1
+    min_epochs: int = 0
+    seed: int = 42
+    device: str = "auto"
+    amp: bool = True
+    compile: bool = False
+    num_workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the best weights and how it got there."""
+
+    best_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_metric: float
+    epochs_run: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    examples_per_second: float = 0.0
+    data_wait_share: float = 0.0  # share of train time spent waiting for batches
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size); (0, 1) when not under torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> bool:
+    """Join the process group when started by ``torchrun`` (RANK/WORLD_SIZE set)."""
+    if "RANK" not in os.environ or (dist.is_available() and dist.is_initialized()):
+        return dist.is_available() and dist.is_initialized()
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return True
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _param_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay matrices only: biases, norms and embeddings are left alone."""
+    decay, no_decay = [], []
+    skip = set(getattr(net, "no_decay", ()))
+    for name, p in net.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or name in skip or "norm" in name or "emb" in name:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def train(
+    net: nn.Module,
+    *,
+    dataset: Dataset[Any],
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    validate: Callable[[nn.Module], float] | None,
+    config: TrainConfig,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    model_config: dict[str, Any] | None = None,
+    metric_name: str = "valid",
+) -> TrainResult:
+    """Train ``net`` in place and return the best weights (by ``validate``).
+
+    Args:
+        net: The module; moved to the device.
+        dataset: Training examples; batches come from a DataLoader over it.
+        loss_fn: ``loss_fn(net, batch)`` -> scalar loss (batch already on the device).
+        validate: ``validate(net)`` -> metric, higher is better (run on rank 0, in
+            eval mode, without gradients); None: keep the last epoch.
+        config: Optimisation settings.
+        collate_fn: Builds a batch from examples.
+        run_dir: Where ``checkpoint.pt``, ``train_log.json`` and ``train_curve.png``
+            go; None keeps everything in memory.
+        resume: Continue from ``run_dir/checkpoint.pt`` when it exists.
+        model_config: The model's own config, stored in checkpoints and the log.
+        metric_name: Label of the validation metric in logs and plots.
+
+    Returns:
+        A :class:`TrainResult`; ``net`` holds the best weights on return.
+    """
+    cfg = config
+    seed_everything(cfg.seed)
+    rank, world = distributed()
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", torch.cuda.current_device())
+    net.to(device)
+    model: nn.Module = net
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile and device.type == "cuda":
+        model = torch.compile(model)  # type: ignore[assignment]
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    sampler = DistributedSampler(dataset, seed=cfg.seed, drop_last=False) if world > 1 else None
+    loader = DataLoader(
+        dataset,
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        generator=gen if sampler is None else None,
+        collate_fn=collate_fn,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        drop_last=False,
+    )
+    steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum))
+    optimizer = torch.optim.AdamW(_param_groups(net, cfg.weight_decay), lr=cfg.lr)
+    scheduler = warmup_cosine(
+        optimizer,
+        warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
+        total_steps=cfg.epochs * steps_per_epoch,
+        min_ratio=cfg.min_lr_ratio,
+    )
+    use_amp = cfg.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    run = Path(run_dir) if run_dir is not None else None
+    history: list[dict[str, float]] = []
+    best_metric, best_epoch, start_epoch, bad = -math.inf, 0, 1, 0
+    best_state = copy.deepcopy(net.state_dict())
+    if resume and run is not None and (run / "checkpoint.pt").exists():
+        ckpt = torch.load(run / "checkpoint.pt", map_location=device, weights_only=True)
+        net.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        best_state = ckpt["best_model"]
+        history = [dict(h) for h in json.loads(ckpt["history"])]
+        best_metric, best_epoch = float(ckpt["best_metric"]), int(ckpt["best_epoch"])
+        start_epoch, bad = int(ckpt["epoch"]) + 1, int(ckpt["bad"])
+        gen.set_state(ckpt["generator"])
+        log.info("resumed from %s at epoch %d", run / "checkpoint.pt", start_epoch)
+
+    bar = _Progress(cfg.progress and rank == 0, cfg.epochs, start_epoch - 1)
+    t_start = time.perf_counter()
+    examples, data_wait, train_time = 0, 0.0, 0.0
+    epoch = start_epoch - 1
+    try:
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            model.train()
+            t_epoch = time.perf_counter()
+            total, count = 0.0, 0
+            optimizer.zero_grad(set_to_none=True)
+            t_wait = time.perf_counter()
+            for i, batch in enumerate(loader):
+                data_wait += time.perf_counter() - t_wait
+                batch = _to_device(batch, device)
+                ctx = torch.autocast("cuda", dtype=amp_dtype) if use_amp else nullcontext()
+                with ctx:
+                    loss = loss_fn(model, batch) / cfg.grad_accum
+                scaler.scale(loss).backward()
+                if (i + 1) % cfg.grad_accum == 0 or i + 1 == len(loader):
+                    if cfg.grad_clip > 0:
+                        scaler.unscale_(optimizer)
+                        nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    scheduler.step()
+                n = _batch_size(batch)
+                total += float(loss.detach()) * cfg.grad_accum * n
+                count += n
+                t_wait = time.perf_counter()
+            examples += count
+            train_time += time.perf_counter() - t_epoch
+            row = {
+                "epoch": float(epoch),
+                "train_loss": _all_mean(total, count, device),
+                "lr": float(scheduler.get_last_lr()[0]),
+                "seconds": time.perf_counter() - t_epoch,
+            }
+            stop = False
+            if validate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+                metric = _validate_rank0(net, validate, device)
+                row[metric_name] = metric
+                if metric > best_metric:
+                    best_metric, best_epoch, bad = metric, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                else:
+                    bad += 1
+                stop = cfg.patience > 0 and bad >= cfg.patience and epoch >= cfg.min_epochs
+            history.append(row)
+            bar.update(epoch, row, metric_name, best_metric)
+            if run is not None and rank == 0:
+                _save_checkpoint(
+                    run,
+                    net,
+                    optimizer,
+                    scheduler,
+                    best_state,
+                    history,
+                    best_metric,
+                    best_epoch,
+                    epoch,
+                    bad,
+                    gen,
+                    cfg,
+                    model_config,
+                )
+            if stop:
+                log.info(
+                    "early stop at epoch %d: best %s %.4f at epoch %d",
+                    epoch,
+                    metric_name,
+                    best_metric,
+                    best_epoch,
+                )
+                break
+    finally:
+        bar.close()
+    if validate is None:
+        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        best_epoch = epoch
+    net.load_state_dict(best_state)
+    result = TrainResult(
+        best_state=best_state,
+        best_epoch=best_epoch,
+        best_metric=best_metric,
+        epochs_run=epoch - start_epoch + 1,
+        seconds=time.perf_counter() - t_start,
+        history=history,
+        examples_per_second=examples * world / max(train_time, 1e-9),
+        data_wait_share=data_wait / max(train_time, 1e-9),
+    )
+    if run is not None and rank == 0:
+        write_log(run, result, cfg, model_config, metric_name)
+    return result
+
+
+# ----------------------------------------------------------------- helpers
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, (tuple, list)):
+        return _batch_size(batch[0])
+    if isinstance(batch, dict):
+        return _batch_size(next(iter(batch.values())))
+    return 1
+
+
+def _all_mean(total: float, count: int, device: torch.device) -> float:
+    """Mean over all processes (a plain mean without DDP)."""
+    rank, world = distributed()
+    if world == 1:
+        return total / max(count, 1)
+    t = torch.tensor([total, float(count)], device=device, dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t[0] / max(float(t[1]), 1.0))
+
+
+def _validate_rank0(
+    net: nn.Module, validate: Callable[[nn.Module], float], device: torch.device
+) -> float:
+    """Validate on rank 0 and share the number, so every rank stops together."""
+    rank, world = distributed()
+    net.eval()
+    with torch.no_grad():
+        value = validate(net) if rank == 0 else 0.0
+    if world > 1:
+        t = torch.tensor([value], device=device, dtype=torch.float64)
+        dist.broadcast(t, src=0)
+        value = float(t[0])
+    return float(value)
+
+
+def _save_checkpoint(
+    run: Path,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    best_state: dict[str, torch.Tensor],
+    history: list[dict[str, float]],
+    best_metric: float,
+    best_epoch: int,
+    epoch: int,
+    bad: int,
+    gen: torch.Generator,
+    cfg: TrainConfig,
+    model_config: dict[str, Any] | None,
+) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    ckpt = {
+        "model": net.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "best_model": best_state,
+        "history": json.dumps(history),
+        "best_metric": best_metric,
+        "best_epoch": best_epoch,
+        "epoch": epoch,
+        "bad": bad,
+        "generator": gen.get_state(),
+        "train_config": json.dumps(dataclasses.asdict(cfg)),
+        "model_config": json.dumps(model_config or {}, default=str),
+    }
+    tmp = run / "checkpoint.pt.tmp"
+    torch.save(ckpt, tmp)
+    tmp.replace(run / "checkpoint.pt")  # atomic: a crash never leaves half a checkpoint
+
+
+def write_log(
+    run: Path,
+    result: TrainResult,
+    cfg: TrainConfig,
+    model_config: dict[str, Any] | None,
+    metric_name: str,
+) -> None:
+    """``train_log.json`` (config, history, summary) and ``train_curve.png``."""
+    run.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "train_config": dataclasses.asdict(cfg),
+        "model_config": model_config or {},
+        "best_epoch": result.best_epoch,
+        "best_metric": result.best_metric,
+        "metric": metric_name,
+        "epochs_run": result.epochs_run,
+        "seconds": result.seconds,
+        "examples_per_second": result.examples_per_second,
+        "data_wait_share": result.data_wait_share,
+        "history": result.history,
+    }
+    (run / "train_log.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.add_subplot(1, 1, 1)
+    ep = [h["epoch"] for h in result.history]
+    ax.plot(ep, [h["train_loss"] for h in result.history], color="tab:blue", label="train loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("train loss", color="tab:blue")
+    vals = [(h["epoch"], h[metric_name]) for h in result.history if metric_name in h]
+    if vals:
+        ax2 = ax.twinx()
+        ax2.plot([v[0] for v in vals], [v[1] for v in vals], color="tab:red", label=metric_name)
+        ax2.axvline(result.best_epoch, color="grey", linestyle=":", linewidth=1)
+        ax2.set_ylabel(metric_name, color="tab:red")
+    ax.set_title(
+        f"training curve (best {metric_name} {result.best_metric:.4f} at epoch {result.best_epoch})"
+    )
+    fig.tight_layout()
+    fig.savefig(run / "train_curve.png", dpi=110)
+
+
+class _Progress:
+    """A Rich progress bar over epochs with loss, metric and throughput."""
+
+    def __init__(self, enabled: bool, total: int, done: int) -> None:
+        self.bar = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("epoch"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=total, completed=done, info="")
+
+    def update(self, epoch: int, row: dict[str, float], metric: str, best: float) -> None:
+        if self.bar is None:
+            return
+        info = f"loss {row['train_loss']:.4f}"
+        if metric in row:
+            info += f" · {metric} {row[metric]:.4f} (best {best:.4f})"
+        info += f" · {row['seconds']:.1f}s/epoch"
+        self.bar.update(self.task, completed=epoch, info=info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
