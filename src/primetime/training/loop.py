@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -128,8 +127,8 @@ def init_distributed() -> bool:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed torch (numpy randomness is passed in as Generators, never global)."""
     torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
 
 
 def _param_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
