@@ -19,6 +19,7 @@ FAST = {
     "bpr": {"iterations": 30, "fold_in_steps": 100},
     "mf": {"epochs": 5},
     "als": {"iterations": 5},
+    "sasrec": {"epochs": 2, "dim": 16, "heads": 2, "layers": 1, "ffn": 32, "eval_every": 1},
 }
 
 
