@@ -317,6 +317,50 @@ def benchmark(
         print(json.dumps(summary, indent=2))
 
 
+# ------------------------------------------------------------------ ablate
+@app.command("ablate")
+@_guard
+def ablate(
+    data: DataOpt = "ml-100k",
+    model: Annotated[str, typer.Option(help="Model whose parts are ablated.")] = "sasrec",
+    variants: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated variants: full, no positional encoding, 2 heads, 2 layers, "
+            "64 dims, no dropout, length 20."
+        ),
+    ] = "full,no positional encoding,2 heads,2 layers,64 dims,no dropout,length 20",
+    base: Annotated[
+        str,
+        typer.Option(
+            help="Base configuration every variant starts from: 'design' "
+            "(128 dims, 4 layers, 8 heads, FFN 512) or 'tuned' (the model defaults)."
+        ),
+    ] = "design",
+    options: SetOpt = None,
+    report: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
+) -> None:
+    """The transformer ablation study: one change at a time against the full model,
+    on leave-one-out test with 95% CIs and a paired Wilcoxon test against 'full'."""
+    from primetime.experiment import parse_overrides, run_ablation
+
+    if base not in ("design", "tuned"):
+        _fail(f"--base must be 'design' or 'tuned', got {base!r}")
+    design = {"dim": 128, "layers": 4, "heads": 8, "ffn": 512, "dropout": 0.1, "max_len": 50}
+    start = (design if base == "design" else {}) | parse_overrides(options or [])
+    run_ablation(
+        data=data,
+        model=model,
+        base=start,
+        variants=[v.strip() for v in variants.split(",") if v.strip()],
+        report_dir=report,
+        n_boot=n_boot,
+        console=err,
+        out=out,
+    )
+
+
 # ------------------------------------------------------------------ recommend
 @app.command("recommend")
 @_guard

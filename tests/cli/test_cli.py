@@ -198,3 +198,42 @@ def test_sampled_variant_is_labelled_and_kept_apart(split_dir, tmp_path):
     md = (rep / "report.md").read_text()
     assert "## Top-N: full ranking on test" in md and "## Top-N: sampled-100 on test" in md
     assert "popularity [sampled-100]" in md
+
+
+def test_ablate_reports_variants_against_full(tmp_path, planted):
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
+    rep = tmp_path / "abl"
+    r = runner.invoke(
+        app,
+        [
+            "ablate",
+            "--data",
+            str(log),
+            "--variants",
+            "full,2 layers,length 20",
+            "--base",
+            "tuned",
+            "--set",
+            "epochs=1",
+            "--set",
+            "dim=16",
+            "--set",
+            "heads=2",
+            "--set",
+            "ffn=32",
+            "--set",
+            "layers=3",
+            "--report",
+            str(rep),
+            "--n-boot",
+            "20",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    md = (rep / "report.md").read_text()
+    assert "vs full" in md and "| 2 layers |" in md and "| length 20 |" in md
+    r = runner.invoke(app, ["ablate", "--data", str(log), "--variants", "full,4 wings"])
+    assert r.exit_code == 2 and "unknown ablation" in r.output
