@@ -361,6 +361,45 @@ def ablate(
     )
 
 
+# ------------------------------------------------------------------ search
+@app.command("search")
+@_guard
+def search(
+    data: DataOpt = "ml-100k",
+    model: Annotated[
+        str, typer.Option(help="Model to tune (one with a search space: sasrec).")
+    ] = "sasrec",
+    trials: Annotated[int, typer.Option(help="Most trials.")] = 20,
+    timeout: Annotated[float, typer.Option(help="Budget in seconds (0 = no limit).")] = 1800,
+    seed: Annotated[int, typer.Option(help="Seed of the TPE sampler.")] = 0,
+    options: SetOpt = None,
+    output: Annotated[Path | None, typer.Option(help="Write the study as JSON here.")] = None,
+) -> None:
+    """Hyper-parameter search with Optuna (TPE) on VALID only, within a budget;
+    prints the best settings as --set options for `benchmark`/`train`."""
+    from primetime.experiment import parse_overrides, run_search
+
+    if trials < 1:
+        _fail(f"--trials must be >= 1, got {trials}")
+    res = run_search(
+        data=data,
+        model=model,
+        trials=trials,
+        timeout=timeout or None,
+        seed=seed,
+        fixed=parse_overrides(options or []),
+        console=err,
+    )
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(res, indent=2) + "\n")
+    sets = " ".join(f"--set {k}={json.dumps(v)}" for k, v in res["best_params"].items())
+    out.print(
+        f"best valid NDCG@10 {res['best_valid_ndcg10']:.4f} after {len(res['trials'])} trials"
+    )
+    out.print(f"primetime benchmark --models {model} {sets}", soft_wrap=True)
+
+
 # ------------------------------------------------------------------ recommend
 @app.command("recommend")
 @_guard

@@ -536,3 +536,60 @@ def run_ablation(
     out.print(_topn_table(runs, n_boot))
     out.print(f"report (with paired tests against 'full'): {written['markdown']}")
     return to_contract_json(results)
+
+
+def run_search(
+    *,
+    data: str,
+    model: str,
+    trials: int,
+    timeout: float | None,
+    seed: int,
+    fixed: dict[str, Any],
+    console: Any,
+) -> dict[str, Any]:
+    """Optuna (TPE) search of ``model``'s ``search_space`` on the leave-one-out
+    split, maximising **valid** NDCG@10; test is never touched.
+
+    Returns:
+        ``{"best_params", "best_valid_ndcg10", "trials": [...]}``.
+    """
+    import optuna
+
+    from primetime.eval.protocol import EvalSet, evaluate
+
+    cls = get_model_class(model)
+    space = getattr(cls, "search_space", None)
+    if space is None:
+        raise ValueError(
+            f"model {model!r} has no search space; models with one: "
+            f"{[n for n, c in MODELS.items() if hasattr(c, 'search_space')]}"
+        )
+    ds = open_dataset(data).dataset
+    sp = make_split(ds, "loo")
+    valid = EvalSet.for_valid(sp)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**space(trial), **fixed}
+        try:
+            m = build_model(model, params)
+        except ValueError as e:  # an invalid combination (e.g. dim % heads)
+            raise optuna.TrialPruned(str(e)) from e
+        m.fit(sp.train, valid=sp.valid, catalog=ds.catalog)
+        value = evaluate(m, valid, ks=(10,)).summary()["NDCG@10"]
+        console.print(f"  trial {trial.number}: valid NDCG@10 {value:.4f} {params}", soft_wrap=True)
+        return value
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=trials, timeout=timeout)
+    done = [t for t in study.trials if t.value is not None]
+    if not done:
+        raise RuntimeError("no trial finished; raise --timeout or --trials")
+    return {
+        "model": model,
+        "data": ds.name,
+        "best_params": {**study.best_params, **fixed},
+        "best_valid_ndcg10": study.best_value,
+        "trials": [{"number": t.number, "valid_ndcg10": t.value, "params": t.params} for t in done],
+    }

@@ -237,3 +237,36 @@ def test_ablate_reports_variants_against_full(tmp_path, planted):
     assert "vs full" in md and "| 2 layers |" in md and "| length 20 |" in md
     r = runner.invoke(app, ["ablate", "--data", str(log), "--variants", "full,4 wings"])
     assert r.exit_code == 2 and "unknown ablation" in r.output
+
+
+def test_search_tunes_on_valid_and_prints_settings(tmp_path, planted):
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
+    study = tmp_path / "study.json"
+    r = runner.invoke(
+        app,
+        [
+            "search",
+            "--data",
+            str(log),
+            "--trials",
+            "2",
+            "--set",
+            "epochs=1",
+            "--set",
+            "dim=16",
+            "--set",
+            "ffn=32",
+            "--set",
+            "layers=1",
+            "--output",
+            str(study),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "primetime benchmark --models sasrec --set" in r.stdout
+    res = json.loads(study.read_text())
+    assert len(res["trials"]) == 2 and res["best_params"]["dim"] == 16
+    assert all(0 <= t["valid_ndcg10"] <= 1 for t in res["trials"])

@@ -235,6 +235,22 @@ class SASRecRecommender(Recommender):
         super().__init__(config)
         self.net: SASRecNet | None = None
 
+    @staticmethod
+    def search_space(trial: Any) -> dict[str, Any]:
+        """Optuna search space for ``primetime search`` (valid NDCG@10 only)."""
+        heads = trial.suggest_categorical("heads", [1, 2, 4])
+        return {
+            "dim": trial.suggest_categorical("dim", [32, 64, 128]),
+            "heads": heads,
+            "layers": trial.suggest_int("layers", 1, 4),
+            "ffn": trial.suggest_categorical("ffn", [128, 256, 512]),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+            "lr": trial.suggest_float("lr", 3e-4, 5e-3, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 0.1, log=True),
+            "max_len": trial.suggest_categorical("max_len", [20, 50, 100, 200]),
+            "positions": trial.suggest_categorical("positions", list(POSITIONS)),
+        }
+
     # ------------------------------------------------------------------ fit
     def _fit(
         self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None

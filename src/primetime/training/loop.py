@@ -287,6 +287,7 @@ def train(
                     bad += 1
                 stop = cfg.patience > 0 and bad >= cfg.patience and epoch >= cfg.min_epochs
             history.append(row)
+            log.debug("epoch %d %s", epoch, row)
             bar.update(epoch, row, metric_name, best_metric)
             if run is not None and rank == 0:
                 _save_checkpoint(

@@ -1,0 +1,86 @@
+"""In-process inference latency of the sequential transformer.
+
+Scores one user's 50-title history against a 27,000-title catalog (an
+ml-20m-sized catalog; weights are random: latency does not depend on them),
+through the public ``Recommender.score`` path (padding, forward, logits,
+numpy), and reports p50/p99 over many single-user calls plus batch
+throughput. Baseline in the same run: ALS fold-in (``implicit``'s least-squares
+solve for the user, then a dot product with every item) on the same catalog.
+
+    python benchmarks/bench_inference.py --items 27000 --calls 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import header  # noqa: E402
+
+from primetime.data.vocab import Vocabulary  # noqa: E402
+from primetime.models.factorization import ALSConfig, ALSRecommender  # noqa: E402
+from primetime.models.sasrec import SASRecConfig, SASRecNet, SASRecRecommender  # noqa: E402
+from primetime.types import UserContext  # noqa: E402
+
+
+def latencies(model, contexts, calls: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    for c in contexts[:20]:  # warm-up
+        model.score([c])
+    out = np.empty(calls)
+    for i in range(calls):
+        t = time.perf_counter()
+        model.score([contexts[i % len(contexts)]])
+        out[i] = (time.perf_counter() - t) * 1000
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=27_000)
+    ap.add_argument("--calls", type=int, default=500)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--heads", type=int, default=8)
+    ap.add_argument("--ffn", type=int, default=512)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    print(header())
+    items = Vocabulary([str(i) for i in range(args.items)], name="item")
+    rng = np.random.default_rng(0)
+    contexts = [UserContext.anonymous(rng.integers(1, args.items + 1, 50)) for _ in range(200)]
+
+    cfg = SASRecConfig(dim=args.dim, layers=args.layers, heads=args.heads, ffn=args.ffn, device="cpu")
+    sas = SASRecRecommender(cfg)
+    sas.items = items
+    sas.net = SASRecNet(items.size, cfg).eval()
+
+    als = ALSRecommender(ALSConfig(factors=64))
+    als.items = items
+    als._model = als._new_model()
+    als._model.item_factors = rng.standard_normal((items.size, 64)).astype(np.float32)
+
+    print(f"catalog {args.items:,} titles · history 50 · {args.calls} single-user calls · "
+          f"torch threads {args.threads} · sasrec {args.dim}d x {args.layers} layers")
+    print(f"{'model':<10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'batch users/s':>16}")
+    for name, model in (("sasrec", sas), ("als", als)):
+        lat = latencies(model, contexts, args.calls)
+        batch = contexts[: args.batch]
+        t = time.perf_counter()
+        reps = 5
+        for _ in range(reps):
+            model.score(batch)
+        rate = reps * len(batch) / (time.perf_counter() - t)
+        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+        print(f"{name:<10}{p50:>9.2f}{p90:>9.2f}{p99:>9.2f}{rate:>16,.0f}")
+
+
+if __name__ == "__main__":
+    main()
