@@ -523,7 +523,7 @@ def run_ablation(
         },
     )
     results = [r.result for r in runs]
-    rep = Report(
+    report = Report(
         results=results,
         stamp=stamp,
         catalog=ds.catalog,
@@ -532,7 +532,7 @@ def run_ablation(
         n_boot=n_boot,
     )
     target = report_dir or paths.reports_dir() / f"{ds.name}-ablation-{model}"
-    written = rep.write(target)
+    written = report.write(target)
     out.print(_topn_table(runs, n_boot))
     out.print(f"report (with paired tests against 'full'): {written['markdown']}")
     return to_contract_json(results)

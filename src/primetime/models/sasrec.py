@@ -276,7 +276,7 @@ class SASRecRecommender(Recommender):
             h = net(x)  # (B, T, D)
             keep = y > 0  # (B, T) real targets
             h, y = h[keep], y[keep]  # (N, D), (N,)
-            emb = _unwrap(net).item_emb.weight  # (V, D)
+            emb: torch.Tensor = _unwrap(net).item_emb.weight  # (V, D)
             if cfg.loss == "ce":
                 logits = h @ emb.T  # (N, V)
                 logits[:, 0] = -torch.inf  # padding is never a target
@@ -349,7 +349,9 @@ class SASRecRecommender(Recommender):
         self.net.eval()
 
 
-def _unwrap(net: nn.Module) -> nn.Module:
-    """The module inside DistributedDataParallel / torch.compile wrappers."""
+def _unwrap(net: nn.Module) -> SASRecNet:
+    """The SASRecNet inside DistributedDataParallel / torch.compile wrappers."""
     inner = getattr(net, "module", net)
-    return getattr(inner, "_orig_mod", inner)
+    inner = getattr(inner, "_orig_mod", inner)
+    assert isinstance(inner, SASRecNet)
+    return inner

@@ -196,7 +196,9 @@ def train(
         model = torch.compile(model)  # type: ignore[assignment]
 
     gen = torch.Generator().manual_seed(cfg.seed)
-    sampler = DistributedSampler(dataset, seed=cfg.seed, drop_last=False) if world > 1 else None
+    sampler: DistributedSampler[Any] | None = (
+        DistributedSampler(dataset, seed=cfg.seed, drop_last=False) if world > 1 else None
+    )
     loader = DataLoader(
         dataset,
         batch_size=cfg.batch_size,
