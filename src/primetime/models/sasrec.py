@@ -43,6 +43,12 @@ LOSSES = ("ce", "sampled_softmax", "bce")
 class SASRecConfig:
     """Model and training settings.
 
+    The defaults are the best measured on ml-100k **valid** (64 dims, 2 layers,
+    2 heads, FFN 256, dropout 0.2, lr 2e-3, 40 epochs), not the design's
+    128 x 4 layers x 8 heads x FFN 512: on 2 CPU cores that size costs 0.8 s a
+    step (16 s an epoch), too slow to converge in minutes, and it ranked no
+    better on valid. ``primetime ablate --base design`` runs the design size.
+
     Attributes:
         dim: Item embedding and hidden size.
         layers: Transformer blocks.
@@ -58,21 +64,21 @@ class SASRecConfig:
         device: "auto", "cpu" or "cuda".
     """
 
-    dim: int = 128
-    layers: int = 4
-    heads: int = 8
-    ffn: int = 512
-    dropout: float = 0.1
+    dim: int = 64
+    layers: int = 2
+    heads: int = 2
+    ffn: int = 256
+    dropout: float = 0.2
     max_len: int = 50
     positions: str = "sinusoidal"
     loss: str = "ce"
     negatives: int = 256
-    epochs: int = 200
+    epochs: int = 40
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.0
     warmup_epochs: float = 2.0
-    patience: int = 10
+    patience: int = 6
     eval_every: int = 2
     grad_clip: float = 1.0
     seed: int = 42
