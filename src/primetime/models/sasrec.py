@@ -46,8 +46,9 @@ class SASRecConfig:
     The defaults are the best measured on ml-100k **valid** (64 dims, 2 layers,
     2 heads, FFN 256, dropout 0.2, lr 2e-3, 40 epochs), not the design's
     128 x 4 layers x 8 heads x FFN 512: on 2 CPU cores that size costs 0.8 s a
-    step (16 s an epoch), too slow to converge in minutes, and it ranked no
-    better on valid. ``primetime ablate --base design`` runs the design size.
+    step (16 s an epoch), too slow to converge in minutes; its valid score has
+    not been measured to convergence yet. ``primetime ablate --base design``
+    runs the design size.
 
     Attributes:
         dim: Item embedding and hidden size.
