@@ -20,6 +20,7 @@ FAST = {
     "mf": {"epochs": 5},
     "als": {"iterations": 5},
     "sasrec": {"epochs": 2, "dim": 16, "heads": 2, "layers": 1, "ffn": 32, "eval_every": 1},
+    "gru4rec": {"epochs": 2, "dim": 16, "eval_every": 1},
 }
 
 

@@ -57,8 +57,16 @@ def test_learns_the_chain(planted, loss):
     split = leave_one_out(planted.interactions)
     m = build_model(
         "sasrec",
-        {**SMALL, "loss": loss, "negatives": 16, "epochs": 40, "lr": 0.01, "dropout": 0.0,
-         "patience": 0, "max_len": 12},
+        {
+            **SMALL,
+            "loss": loss,
+            "negatives": 16,
+            "epochs": 40,
+            "lr": 0.01,
+            "dropout": 0.0,
+            "patience": 0,
+            "max_len": 12,
+        },
     )
     m.fit(split.train)
     items = planted.items

@@ -2,8 +2,10 @@
 
 from primetime.models.base import FitReport, Recommender
 from primetime.models.factorization import ALSRecommender, BPRRecommender
+from primetime.models.gru4rec import GRU4RecRecommender
 from primetime.models.itemknn import ItemKNNRecommender
 from primetime.models.mf import MFRecommender
+from primetime.models.ncf import NCFImplicitRecommender, NCFRecommender
 from primetime.models.popularity import PopularityRecommender, TrendingRecommender
 from primetime.models.sasrec import SASRecRecommender
 
@@ -15,6 +17,9 @@ MODELS: dict[str, type[Recommender]] = {
     "bpr": BPRRecommender,
     "mf": MFRecommender,
     "sasrec": SASRecRecommender,
+    "ncf": NCFRecommender,
+    "ncf-implicit": NCFImplicitRecommender,
+    "gru4rec": GRU4RecRecommender,
 }
 
 

@@ -84,8 +84,20 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        for name in (
+            "warmup_epochs",
+            "grad_clip",
+            "weight_decay",
+            "patience",
+            "min_epochs",
+            "num_workers",
+        ):
+            if getattr(self, name) < 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 
 
 @dataclass
@@ -236,6 +248,7 @@ def train(
         best_metric, best_epoch = float(ckpt["best_metric"]), int(ckpt["best_epoch"])
         start_epoch, bad = int(ckpt["epoch"]) + 1, int(ckpt["bad"])
         gen.set_state(ckpt["generator"])
+        torch.set_rng_state(ckpt["torch_rng"])  # dropout continues, not restarts
         log.info("resumed from %s at epoch %d", run / "checkpoint.pt", start_epoch)
 
     bar = _Progress(cfg.progress and rank == 0, cfg.epochs, start_epoch - 1)
@@ -251,14 +264,18 @@ def train(
             total, count = 0.0, 0
             optimizer.zero_grad(set_to_none=True)
             t_wait = time.perf_counter()
+            n_batches = len(loader)
             for i, batch in enumerate(loader):
                 data_wait += time.perf_counter() - t_wait
                 batch = _to_device(batch, device)
+                # the last group of an epoch may hold fewer micro-batches than grad_accum
+                group_start = i - i % cfg.grad_accum
+                group = min(cfg.grad_accum, n_batches - group_start)
                 ctx = torch.autocast("cuda", dtype=amp_dtype) if use_amp else nullcontext()
                 with ctx:
-                    loss = loss_fn(model, batch) / cfg.grad_accum
+                    loss = loss_fn(model, batch) / group
                 scaler.scale(loss).backward()
-                if (i + 1) % cfg.grad_accum == 0 or i + 1 == len(loader):
+                if (i + 1) % cfg.grad_accum == 0 or i + 1 == n_batches:
                     if cfg.grad_clip > 0:
                         scaler.unscale_(optimizer)
                         nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
@@ -267,7 +284,7 @@ def train(
                     optimizer.zero_grad(set_to_none=True)
                     scheduler.step()
                 n = _batch_size(batch)
-                total += float(loss.detach()) * cfg.grad_accum * n
+                total += float(loss.detach()) * group * n
                 count += n
                 t_wait = time.perf_counter()
             examples += count
@@ -410,6 +427,7 @@ def _save_checkpoint(
         "epoch": epoch,
         "bad": bad,
         "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
         "train_config": json.dumps(dataclasses.asdict(cfg)),
         "model_config": json.dumps(model_config or {}, default=str),
     }
@@ -431,7 +449,7 @@ def write_log(
         "train_config": dataclasses.asdict(cfg),
         "model_config": model_config or {},
         "best_epoch": result.best_epoch,
-        "best_metric": result.best_metric,
+        "best_metric": result.best_metric if math.isfinite(result.best_metric) else None,
         "metric": metric_name,
         "epochs_run": result.epochs_run,
         "seconds": result.seconds,
