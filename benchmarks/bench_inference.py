@@ -41,7 +41,9 @@ def latencies(model, contexts, calls: int) -> np.ndarray:  # type: ignore[no-unt
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--items", type=int, default=27_000)
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--batch", type=int, default=256)
@@ -57,7 +59,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
     contexts = [UserContext.anonymous(rng.integers(1, args.items + 1, 50)) for _ in range(200)]
 
-    cfg = SASRecConfig(dim=args.dim, layers=args.layers, heads=args.heads, ffn=args.ffn, device="cpu")
+    cfg = SASRecConfig(
+        dim=args.dim, layers=args.layers, heads=args.heads, ffn=args.ffn, device="cpu"
+    )
     sas = SASRecRecommender(cfg)
     sas.items = items
     sas.net = SASRecNet(items.size, cfg).eval()
@@ -67,8 +71,10 @@ def main() -> None:
     als._model = als._new_model()
     als._model.item_factors = rng.standard_normal((items.size, 64)).astype(np.float32)
 
-    print(f"catalog {args.items:,} titles · history 50 · {args.calls} single-user calls · "
-          f"torch threads {args.threads} · sasrec {args.dim}d x {args.layers} layers")
+    print(
+        f"catalog {args.items:,} titles · history 50 · {args.calls} single-user calls · "
+        f"torch threads {args.threads} · sasrec {args.dim}d x {args.layers} layers"
+    )
     print(f"{'model':<10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'batch users/s':>16}")
     for name, model in (("sasrec", sas), ("als", als)):
         lat = latencies(model, contexts, args.calls)
