@@ -18,6 +18,8 @@ from primetime.types import UserContext
 FAST = {
     "bpr": {"iterations": 30, "fold_in_steps": 100},
     "mf": {"epochs": 5},
+    "ncf": {"epochs": 3, "gmf_dim": 8, "mlp_dim": 8, "hidden": 16, "blocks": 1},
+    "ncf-implicit": {"epochs": 2, "gmf_dim": 8, "mlp_dim": 8, "hidden": 16, "blocks": 1},
     "als": {"iterations": 5},
     "sasrec": {"epochs": 2, "dim": 16, "heads": 2, "layers": 1, "ffn": 32, "eval_every": 1},
     "gru4rec": {"epochs": 2, "dim": 16, "eval_every": 1},

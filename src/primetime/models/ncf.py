@@ -1,44 +1,61 @@
 """Neural Collaborative Filtering: NeuMF (He et al. 2017, arXiv:1708.05031).
 
 A GMF branch (element-wise product of user and item vectors) and an MLP
-branch (their concatenation through residual blocks with BatchNorm and
-dropout) are fused by one linear head, on top of global, user and item
+branch (user and item vectors concatenated, through pre-activation residual
+blocks with BatchNorm and dropout) are added on top of global, user and item
 biases::
 
-    f(u, i) = mu + b_u + b_i + w . [ g_u * g_i ; MLP(m_u, m_i) ]
+    f(u, i) = mu + b_u + b_i + sum_k (p_u + h_u)[k] q_i[k]  +  w . MLP([h'_u ; q'_i])
 
 Two models share the network and almost all code; they differ in task, loss
 and validation metric:
 
 * ``ncf`` (``task = "rating"``): squared error on explicit ratings, early
-  stopping on valid RMSE (a share of train is held out when ``fit`` gets no
-  rated ``valid``, as in :mod:`primetime.models.mf`).
+  stopping on valid RMSE. When ``fit`` gets no rated ``valid`` it holds out
+  ``valid_share`` of the training ratings (as :mod:`primetime.models.mf` does),
+  and with ``refit`` then trains a fresh net on all training ratings for the
+  best number of epochs, so the held-out share is used for selection only
+  and not lost to training.
 * ``ncf-implicit`` (``task = "topn"``): every interaction is a positive,
-  sampled negatives, BCE (the paper's loss) or BPR; early stopping on valid
-  NDCG@10 of the evaluation protocol (full ranking).
+  ``negatives`` uniformly sampled negatives per positive (a sample the user
+  has is dropped from the loss), BCE (the paper's loss) or BPR; early
+  stopping on valid NDCG@10 of the evaluation protocol (full ranking).
 
-**A user is their history.** The user vector is a free embedding ``p_u`` plus
-the mean of *history* embeddings ``y_j`` over the items in the user's history,
-as in SVD++ (Koren 2008) and FISM (Kabbur et al. 2013)::
+**A user is their history.** ``h_u`` is the mean of *history* embeddings
+``y_j`` over the user's history, as in SVD++ (Koren 2008) and FISM (Kabbur
+et al. 2013)::
 
-    user(u, i) = p_u + mean_{j in H(u), j != i} y_j
+    h_u(i) = mean_{j in H(u), j != i} y_j
 
-The item being predicted is left out of the mean (FISM's rule): otherwise a
+The item being scored is left out of the mean (FISM's rule): otherwise a
 training positive would always find itself in the history, the network could
-learn "score what is already there", and nothing of that holds at test time,
-where the target is never in the history. Because every training user is
-represented this way, folding in a user the model has never seen is exact
-and cheap: ``p_u = 0`` (user index 0, the zero padding row) and the same mean
-over the items in their context. The mean is unweighted (which titles, not
-how they were rated): rating-weighted means would leak the target's rating
-through the history during training. For the rating model, an unseen user's
-bias is folded in from their ratings instead, as the shrunk mean residual
-``sum(r_j - mu - b_j) / (n + 5)`` (the fold-in of :mod:`primetime.models.mf`).
+learn "score what is already there", and that never holds at test time, where
+the target is not in the history. Because every training user is represented
+this way, folding in a user the model has never seen is exact and cheap:
+``p_u = 0`` (user index 0, the zero padding row), ``b_u = 0``, and the same
+mean over the items of their context. The mean is over *which* titles, not
+their ratings: weighting the history by rating residuals (Koren's integrated
+model) was measured on ml-100k valid and did not help, neither known users
+(RMSE 0.8888 vs 0.8874) nor folded-in ones (0.9336 vs 0.9273). The rating
+model folds in an unseen user's bias from their ratings instead, as the
+shrunk mean residual ``sum(r_j - mu - b_j) / (n + 5)`` (as mf.py does).
+
+Two departures from the paper, both measured on ml-100k ratings (valid RMSE):
+
+* The GMF product enters as a plain dot product, not through a learned weight
+  vector: with a learned weight the per-example L2 on the embeddings is void
+  (the scale moves into the weight) and the model overfits (0.907 vs 0.899).
+* The MLP sees the user only through their history (``h'_u``, the MLP part of
+  ``h_u``), not a free user embedding: with one it overfits as the learning
+  rate decays however it is regularised (BatchNorm makes it blind to the
+  embeddings' L2; 0.8984 vs 0.8903). Free per-user parameters live in the
+  (L2-bounded) GMF dot product only.
 
 Three parts: :class:`NCFConfig` (frozen, with the training settings),
 :class:`NCFNet` (tensors in, tensors out) and the recommenders
-:class:`NCFRecommender` / :class:`NCFImplicitRecommender` (vocabularies,
-histories, fit through :func:`primetime.training.loop.train`, score, save).
+:class:`NCFRecommender` / :class:`NCFImplicitRecommender` on a shared base
+(vocabularies, histories, fit through :func:`primetime.training.loop.train`,
+score, save / load).
 """
 
 from __future__ import annotations
@@ -145,6 +162,9 @@ class NCFConfig:
 class NCFImplicitConfig(NCFConfig):
     """The same settings with the defaults tuned for ``ncf-implicit`` (top-N)."""
 
+    reg: float = 0.01
+    negatives: int = 8
+
 
 # ====================================================================== net
 class ResidualBlock(nn.Module):
@@ -170,14 +190,11 @@ class NCFNet(nn.Module):
 
     mu: torch.Tensor  # global mean rating (0 for implicit feedback), a buffer
 
-    def __init__(
-        self, n_users: int, n_items: int, cfg: NCFConfig, *, mu: float = 0.0, rated: bool = False
-    ) -> None:
+    def __init__(self, n_users: int, n_items: int, cfg: NCFConfig, *, mu: float = 0.0) -> None:
         """Args:
         n_users, n_items: Vocabulary sizes including padding (``.size``).
         cfg: Sizes and dropout.
         mu: Global mean rating (0 for implicit feedback).
-        rated: Also embed the history's rating residuals (``rated_emb``).
         """
         super().__init__()
         self.gmf_dim, self.mlp_dim = cfg.gmf_dim, cfg.mlp_dim
@@ -185,13 +202,10 @@ class NCFNet(nn.Module):
         self.user_emb = nn.Embedding(n_users, cfg.gmf_dim, padding_idx=0)
         self.item_emb = nn.Embedding(n_items, dim, padding_idx=0)
         self.hist_emb = nn.Embedding(n_items, dim, padding_idx=0)
-        self.rated_emb = nn.Embedding(n_items, dim, padding_idx=0) if rated else None
         self.user_bias = nn.Embedding(n_users, 1, padding_idx=0)
         self.item_bias = nn.Embedding(n_items, 1, padding_idx=0)
         self.register_buffer("mu", torch.tensor(float(mu)))
-        tables = [self.user_emb, self.item_emb, self.hist_emb]
-        if self.rated_emb is not None:
-            tables.append(self.rated_emb)
+        tables = (self.user_emb, self.item_emb, self.hist_emb)
         for emb in tables:
             nn.init.normal_(emb.weight, std=0.05)
         for emb in (self.user_bias, self.item_bias):
@@ -212,10 +226,8 @@ class NCFNet(nn.Module):
         users: torch.Tensor,
         cand: torch.Tensor,
         bag_items: torch.Tensor,
-        bag_values: torch.Tensor,
         bag_lens: torch.Tensor,
         mult: torch.Tensor,
-        mult_values: torch.Tensor,
         bias_offset: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores of candidate items for B users.
@@ -224,12 +236,9 @@ class NCFNet(nn.Module):
             users: (B,) user_idx; 0 = unseen user (no embedding, no bias).
             cand: (B, C) candidate item_idx per user.
             bag_items: (L,) the users' history item_idx, concatenated user after user.
-            bag_values: (L,) rating residual r - mu of each history entry (0 = none);
-                used only with ``rated``.
             bag_lens: (B,) history length of each user (sums to L).
             mult: (B, C) float, how often each candidate occurs in its user's
                 history; those occurrences are left out of that pair's mean.
-            mult_values: (B, C) sum of ``bag_values`` over those occurrences.
             bias_offset: (B,) added to each user's bias (a folded-in bias), or None.
 
         Returns:
@@ -239,19 +248,10 @@ class NCFNet(nn.Module):
         b, c = cand.shape
         g = self.gmf_dim
         offsets = torch.cumsum(bag_lens, 0) - bag_lens  # (B,) start of each bag
+        total = F.embedding_bag(bag_items, self.hist_emb.weight, offsets, mode="sum")  # (B, D)
         y = self.hist_emb(cand)  # (B, C, D)
-        total = F.embedding_bag(bag_items, self.hist_emb.weight, offsets, mode="sum")[:, None, :]
-        total = total - mult[..., None] * y  # (B, C, D) history sum without the pair's item
-        l2_hist = (y * y).sum(-1)  # (B, C)
-        if self.rated_emb is not None:
-            z = self.rated_emb(cand)  # (B, C, D)
-            rated = F.embedding_bag(
-                bag_items, self.rated_emb.weight, offsets, mode="sum", per_sample_weights=bag_values
-            )  # (B, D)
-            total = total + rated[:, None, :] - mult_values[..., None] * z
-            l2_hist = l2_hist + (z * z).sum(-1)
         others = (bag_lens[:, None] - mult).clamp(min=1)  # (B, C) history size without the item
-        hist = total / others[..., None]  # (B, C, D) the mean
+        hist = (total[:, None, :] - mult[..., None] * y) / others[..., None]  # (B, C, D) the mean
         p = self.user_emb(users)  # (B, G)
         q = self.item_emb(cand)  # (B, C, D)
         # GMF: id + history; a plain dot product (see the module docstring)
@@ -269,7 +269,11 @@ class NCFNet(nn.Module):
         bi = self.item_bias(cand).squeeze(-1)  # (B, C)
         scores = self.mu + bu[:, None] + bi + out
         l2 = (
-            (p * p).sum(-1)[:, None] + (q * q).sum(-1) + l2_hist + (bu * bu)[:, None] + bi * bi
+            (p * p).sum(-1)[:, None]
+            + (q * q).sum(-1)
+            + (y * y).sum(-1)
+            + (bu * bu)[:, None]
+            + bi * bi
         )  # (B, C)
         return scores, l2
 
@@ -301,59 +305,45 @@ class Histories:
     """Users' training histories (CSR by user_idx) with a sorted (user, item) key index.
 
     Attributes:
-        indptr: (users.size + 1,) int64; user ``u``'s entries are ``indptr[u]:indptr[u+1]``.
+        indptr: (users.size + 1,) int64; user ``u``'s items are ``items[indptr[u]:indptr[u+1]]``.
         items: (H,) int64 item_idx.
-        values: (H,) float32 rating residual r - mu of each entry (0 where unrated or unused).
         keys: (H,) int64 ``user_idx * n_items + item_idx``, ascending.
-        key_values: (H + 1,) float32 cumulative ``values`` in key order, from 0.
         n_items: Item vocabulary size (with padding).
     """
 
-    def __init__(
-        self, indptr: np.ndarray, items: np.ndarray, values: np.ndarray, n_items: int
-    ) -> None:
+    def __init__(self, indptr: np.ndarray, items: np.ndarray, n_items: int) -> None:
         self.indptr = torch.as_tensor(indptr, dtype=torch.int64)
         self.items = torch.as_tensor(items, dtype=torch.int64)
-        self.values = torch.as_tensor(values, dtype=torch.float32)
         self.n_items = n_items
         users = torch.repeat_interleave(
             torch.arange(len(self.indptr) - 1), torch.diff(self.indptr)
         )  # (H,)
-        self.keys, order = torch.sort(users * n_items + self.items)
-        self.key_values = torch.cat([torch.zeros(1), torch.cumsum(self.values[order], 0)])
+        self.keys = torch.sort(users * n_items + self.items).values
 
     @classmethod
-    def of(cls, inter: Interactions, mu: float | None = None) -> Histories:
-        """Histories of ``inter``; with ``mu``, values are ratings minus ``mu`` (NaN -> 0)."""
+    def of(cls, inter: Interactions) -> Histories:
         indptr, order = inter.user_histories()
-        values = np.zeros(len(order), dtype=np.float32)
-        if mu is not None:
-            values = np.nan_to_num(inter.rating[order] - np.float32(mu), nan=0.0)
-        return cls(indptr, inter.item_idx[order].astype(np.int64), values, inter.items.size)
+        return cls(indptr, inter.item_idx[order].astype(np.int64), inter.items.size)
 
     def to(self, device: torch.device) -> Histories:
-        for name in ("indptr", "items", "values", "keys", "key_values"):
-            setattr(self, name, getattr(self, name).to(device))
+        self.indptr, self.items, self.keys = (
+            t.to(device) for t in (self.indptr, self.items, self.keys)
+        )
         return self
 
-    def bags(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Concatenated histories of ``users`` (B,): items (L,), values (L,), lengths (B,)."""
+    def bags(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Concatenated histories (L,) of ``users`` (B,) and their lengths (B,)."""
         starts = self.indptr[users]  # (B,)
         lens = self.indptr[users + 1] - starts  # (B,)
         total = int(lens.sum())
         shift = torch.repeat_interleave(starts - (torch.cumsum(lens, 0) - lens), lens)  # (L,)
-        pos = shift + torch.arange(total, device=users.device)  # (L,)
-        return self.items[pos], self.values[pos], lens
+        return self.items[shift + torch.arange(total, device=users.device)], lens
 
-    def multiplicity(
-        self, users: torch.Tensor, cand: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Occurrences (B, C) float of each candidate (B, C) in its user's (B,) history,
-        and the sum of their values (B, C)."""
+    def multiplicity(self, users: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        """(B, C) float: occurrences of each candidate (B, C) in its user's (B,) history."""
         q = users[:, None] * self.n_items + cand  # (B, C)
-        lo = torch.searchsorted(self.keys, q)
         hi = torch.searchsorted(self.keys, q, right=True)
-        return (hi - lo).float(), self.key_values[hi] - self.key_values[lo]
+        return (hi - torch.searchsorted(self.keys, q)).float()
 
 
 LossFn = Callable[[nn.Module, tuple[torch.Tensor, ...]], torch.Tensor]
@@ -385,8 +375,6 @@ class _NCFBase(Recommender):
     """What ``ncf`` and ``ncf-implicit`` share: the net, histories, fit, score, save."""
 
     config_class: ClassVar[type] = NCFConfig
-    #: Whether the user's history carries their ratings (residuals r - mu).
-    rated: ClassVar[bool] = False
 
     def __init__(self, config: NCFConfig | None = None) -> None:
         super().__init__(config)
@@ -409,22 +397,27 @@ class _NCFBase(Recommender):
         cfg = self.config
         threads = torch.get_num_threads()
         if cfg.single_thread and resolve_device(cfg.device).type == "cpu":
-            # Every step is a handful of small ops on ~512 x 64 tensors: with more
-            # than one intra-op thread the fork/join overhead costs more than it
-            # saves (measured on ml-100k, 2 cores: 1 thread ~X s/epoch vs 2 threads ~Y s).
+            # Every step is a handful of small ops on ~512 x 64 tensors, too small
+            # to split across threads: the fork/join and spin-waiting of intra-op
+            # threads cost more than they save, and badly so on a shared machine
+            # (ml-100k ratings, 2 busy cores: 3.1 s/epoch with 1 thread, 26-40 s
+            # with 2). The previous setting is restored afterwards.
             torch.set_num_threads(1)
         try:
             plan = self._prepare(train, valid)
             result = self._run(train, plan, cfg.train_config())
             refit = None
             if plan.refit is not None and result.best_epoch >= 1:
+                log.info(
+                    "%s: refit on all training rows for %d epochs", self.name, result.best_epoch
+                )
                 tc = dataclasses.replace(cfg.train_config(), epochs=result.best_epoch)
                 refit = self._run(train, plan.refit, tc)
         finally:
             torch.set_num_threads(threads)
         assert self.net is not None
         self.net.to("cpu").eval()
-        self.histories = Histories.of(train, float(self.net.mu) if self.rated else None)
+        self.histories = Histories.of(train)
         notes: dict[str, Any] = {
             "examples_per_second": result.examples_per_second,
             "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),
@@ -443,7 +436,7 @@ class _NCFBase(Recommender):
         """A fresh net trained by the engine; it is ``self.net`` (so validation can score)."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
-        self.net = NCFNet(train.users.size, train.items.size, cfg, mu=plan.mu, rated=self.rated)
+        self.net = NCFNet(train.users.size, train.items.size, cfg, mu=plan.mu)
         return run_training(
             self.net,
             dataset=plan.dataset,
@@ -462,7 +455,6 @@ class _NCFBase(Recommender):
         net.eval()
         device = next(net.parameters()).device
         n_items = net.item_emb.num_embeddings
-        mu = float(net.mu)
         known = np.array(
             [c.user_idx is not None and 1 <= c.user_idx <= len(self.users) for c in contexts],
             dtype=bool,
@@ -476,34 +468,19 @@ class _NCFBase(Recommender):
             for s in range(0, len(contexts), step):
                 chunk = contexts[s : s + step]
                 lens = np.array([len(c.history) for c in chunk], dtype=np.int64)
-                bag = np.concatenate([c.history for c in chunk])
-                values = np.zeros(bag.size, dtype=np.float32)
-                if self.rated:
-                    values = np.concatenate([self._values(c, mu) for c in chunk])
-                rows = np.repeat(np.arange(len(chunk)), lens)
+                bag = np.concatenate([c.history for c in chunk])  # (L,)
                 mult = np.zeros((len(chunk), n_items), dtype=np.float32)  # (b, V)
-                mult_values = np.zeros((len(chunk), n_items), dtype=np.float32)  # (b, V)
-                np.add.at(mult, (rows, bag), 1.0)
-                np.add.at(mult_values, (rows, bag), values)
+                np.add.at(mult, (np.repeat(np.arange(len(chunk)), lens), bag), 1.0)
                 scores, _ = net(
                     torch.as_tensor(users[s : s + step], dtype=torch.int64, device=device),
-                    all_items.expand(len(chunk), n_items),
+                    all_items.expand(len(chunk), n_items),  # (b, V) every item is a candidate
                     torch.as_tensor(bag, dtype=torch.int64, device=device),
-                    torch.as_tensor(values, device=device),
                     torch.as_tensor(lens, device=device),
                     torch.as_tensor(mult, device=device),
-                    torch.as_tensor(mult_values, device=device),
                     torch.as_tensor(offsets[s : s + step], device=device),
                 )  # (b, V)
                 out[s : s + len(chunk)] = scores.float().cpu().numpy()
         return mask_padding(out)
-
-    @staticmethod
-    def _values(context: UserContext, mu: float) -> np.ndarray:
-        """(L,) rating residuals r - mu of a context's history (0 where unrated)."""
-        if context.ratings is None:
-            return np.zeros(len(context.history), dtype=np.float32)
-        return np.nan_to_num(context.ratings - np.float32(mu), nan=0.0)
 
     def _predict_pairs(
         self, net: NCFNet, histories: Histories, users: np.ndarray, items: np.ndarray
@@ -515,9 +492,7 @@ class _NCFBase(Recommender):
         for s in range(0, len(users), 1024):
             u = torch.as_tensor(users[s : s + 1024], dtype=torch.int64, device=device)
             i = torch.as_tensor(items[s : s + 1024], dtype=torch.int64, device=device)[:, None]
-            bag, values, lens = histories.bags(u)
-            mult, mult_values = histories.multiplicity(u, i)
-            out.append(net(u, i, bag, values, lens, mult, mult_values)[0][:, 0])
+            out.append(net(u, i, *histories.bags(u), histories.multiplicity(u, i))[0][:, 0])
         return torch.cat(out) if out else torch.zeros(0, device=device)
 
     # ---------------------------------------------------------- save / load
@@ -526,18 +501,17 @@ class _NCFBase(Recommender):
         out = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         out["hist_indptr"] = self.histories.indptr.cpu().numpy()
         out["hist_items"] = self.histories.items.cpu().numpy()
-        out["hist_values"] = self.histories.values.cpu().numpy()
         return out
 
     def _restore(self, bundle: Bundle) -> None:
         a = bundle.arrays
         n_users, n_items = a["net.user_emb.weight"].shape[0], a["net.item_emb.weight"].shape[0]
-        self.net = NCFNet(n_users, n_items, self.config, mu=float(a["net.mu"]), rated=self.rated)
+        self.net = NCFNet(n_users, n_items, self.config, mu=float(a["net.mu"]))
         self.net.load_state_dict(
             {k[4:]: torch.from_numpy(v) for k, v in a.items() if k.startswith("net.")}
         )
         self.net.eval()
-        self.histories = Histories(a["hist_indptr"], a["hist_items"], a["hist_values"], n_items)
+        self.histories = Histories(a["hist_indptr"], a["hist_items"], n_items)
 
 
 def _rating_rows(inter: Interactions) -> _Rows:
@@ -558,7 +532,7 @@ def _rating_loss(hist: Histories, reg: float) -> LossFn:
             u, i, r = u.repeat(2), i.repeat(2), r.repeat(2)  # batch of 1 (drop_last=False)
         hist.to(u.device)
         cand = i[:, None]  # (B, 1)
-        pred, l2 = net(u, cand, *hist.bags(u), *hist.multiplicity(u, cand))  # (B, 1) each
+        pred, l2 = net(u, cand, *hist.bags(u), hist.multiplicity(u, cand))  # (B, 1) each
         return ((pred[:, 0] - r) ** 2 + reg * l2[:, 0]).mean()
 
     return loss_fn
@@ -570,9 +544,8 @@ class NCFRecommender(_NCFBase):
     name = "ncf"
     task = "rating"
     config_class = NCFConfig
-    rated = True
     tuning_grid: ClassVar[list[dict[str, Any]]] = [
-        {"reg": r, "dropout": d} for r in (0.02, 0.05, 0.1) for d in (0.2, 0.4)
+        {"reg": r, "dropout": d} for r in (0.05, 0.1) for d in (0.3, 0.5)
     ]
 
     def __init__(self, config: NCFConfig | None = None) -> None:
@@ -585,17 +558,19 @@ class NCFRecommender(_NCFBase):
             raise ValueError("ncf needs explicit ratings; this training log has none")
         self.rating_range = (float(np.nanmin(train.rating)), float(np.nanmax(train.rating)))
         lo, hi = self.rating_range
-        rated = train.take(~np.isnan(train.rating))
+        rated_rows = np.flatnonzero(~np.isnan(train.rating))
         held_out = valid is None or not len(valid) or np.isnan(valid.rating).all()
+        keep = np.ones(len(train), dtype=bool)  # rows in the training histories
         if held_out:
-            perm = np.random.default_rng(cfg.seed).permutation(len(rated))
-            n_va = max(1, int(len(rated) * cfg.valid_share))
-            tr, va = rated.take(np.sort(perm[n_va:])), rated.take(np.sort(perm[:n_va]))
+            perm = np.random.default_rng(cfg.seed).permutation(rated_rows.size)
+            n_va = max(1, int(rated_rows.size * cfg.valid_share))
+            keep[rated_rows[perm[:n_va]]] = False  # held-out ratings are not history either
+            tr, va = train.take(keep & ~np.isnan(train.rating)), train.take(~keep)
         else:
             assert valid is not None
-            tr, va = rated, valid.take(~np.isnan(valid.rating))
+            tr, va = train.take(rated_rows), valid.take(~np.isnan(valid.rating))
         mu = float(tr.rating.mean())
-        hist = Histories.of(tr, mu)  # the held-out rows are not in the training histories
+        hist = Histories.of(train.take(keep))
         vu, vi = va.user_idx.astype(np.int64), va.item_idx.astype(np.int64)
         vr = torch.from_numpy(va.rating)
 
@@ -607,10 +582,10 @@ class NCFRecommender(_NCFBase):
         plan = _Plan(mu, _rating_rows(tr), _rating_loss(hist, cfg.reg), validate, "valid -RMSE")
         if held_out and cfg.refit:
             # the held-out share has chosen the epochs; now learn from all ratings
-            mu_all = float(rated.rating.mean())
-            hist_all = Histories.of(rated, mu_all)
+            rated = train.take(rated_rows)
+            loss_all = _rating_loss(Histories.of(train), cfg.reg)  # = self.histories after fit
             plan.refit = _Plan(
-                mu_all, _rating_rows(rated), _rating_loss(hist_all, cfg.reg), None, "refit"
+                float(rated.rating.mean()), _rating_rows(rated), loss_all, None, "refit"
             )
         return plan
 
@@ -662,11 +637,8 @@ class NCFImplicitRecommender(_NCFBase):
     task = "topn"
     config_class = NCFImplicitConfig
     tuning_grid: ClassVar[list[dict[str, Any]]] = [
-        {"loss": loss, "reg": r} for loss in LOSSES for r in (0.01, 0.05)
+        {"reg": r, "negatives": n} for r in (0.003, 0.01) for n in (4, 8)
     ]
-
-    def __init__(self, config: NCFConfig | None = None) -> None:
-        super().__init__(config)
 
     def _prepare(self, train: Interactions, valid: Interactions | None) -> _Plan:
         from primetime.eval.protocol import EvalSet, evaluate
@@ -693,8 +665,8 @@ class NCFImplicitRecommender(_NCFBase):
             hist.to(u.device)
             neg = torch.randint(1, n_items, (len(u), cfg.negatives), generator=gen)  # (B, K)
             cand = torch.cat([pos[:, None], neg.to(u.device)], dim=1)  # (B, 1 + K)
-            mult, mult_values = hist.multiplicity(u, cand)  # (B, 1 + K) each
-            s, l2 = net(u, cand, *hist.bags(u), mult, mult_values)  # (B, 1 + K) each
+            mult = hist.multiplicity(u, cand)  # (B, 1 + K)
+            s, l2 = net(u, cand, *hist.bags(u), mult)  # (B, 1 + K) each
             real_neg = (mult[:, 1:] == 0).float()  # a "negative" the user has is no negative
             if cfg.loss == "bce":
                 pos_loss = F.softplus(-s[:, 0])  # -log sigmoid(s+)
