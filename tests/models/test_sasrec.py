@@ -8,7 +8,8 @@ import torch
 
 from primetime.data.splits import leave_one_out
 from primetime.experiment import build_model
-from primetime.models.sasrec import SASRecConfig, SASRecNet, right_pad, training_windows
+from primetime.models.sasrec import SASRecConfig, SASRecNet
+from primetime.models.sequential import right_pad, training_windows
 from primetime.types import UserContext
 
 SMALL = {"dim": 32, "heads": 2, "layers": 2, "ffn": 64}

@@ -17,23 +17,14 @@ tensors out) and :class:`GRU4RecRecommender` (vocabularies, batching, fit).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from primetime.artifacts import Bundle
-from primetime.data.catalog import Catalog
-from primetime.data.interactions import Interactions
-from primetime.models.base import FitReport, Recommender, mask_padding
-from primetime.models.sasrec import _Sequences, right_pad, training_windows
+from primetime.models.sequential import SequentialRecommender
 from primetime.training.loop import TrainConfig
-from primetime.training.loop import train as run_training
-from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +119,7 @@ class GRU4RecNet(nn.Module):
         return h @ self.item_emb.weight.T
 
 
-class GRU4RecRecommender(Recommender):
+class GRU4RecRecommender(SequentialRecommender):
     """Next-title prediction from the GRU state after the last of ``max_len`` titles."""
 
     name = "gru4rec"
@@ -136,10 +127,6 @@ class GRU4RecRecommender(Recommender):
     tuning_grid: ClassVar[list[dict[str, Any]]] = [
         {"dim": d, "dropout": p} for d in (64, 128) for p in (0.2, 0.4)
     ]
-
-    def __init__(self, config: GRU4RecConfig | None = None) -> None:
-        super().__init__(config)
-        self.net: GRU4RecNet | None = None
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
@@ -153,89 +140,5 @@ class GRU4RecRecommender(Recommender):
             "max_len": trial.suggest_categorical("max_len", [20, 50, 100]),
         }
 
-    # ------------------------------------------------------------------ fit
-    def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
-    ) -> FitReport:
-        from primetime.eval.protocol import EvalSet, evaluate
-
-        cfg = self.config
-        inputs, targets = training_windows(train, cfg.max_len)  # (W, T), (W, T)
-        torch.manual_seed(cfg.seed)
-        self.net = GRU4RecNet(train.items.size, cfg)
-        validate = None
-        if valid is not None and len(valid):
-            evalset = EvalSet.from_parts(train, valid, "valid")
-
-            def validate(_: nn.Module) -> float:
-                return evaluate(self, evalset, ks=(10,)).summary()["NDCG@10"]
-
-        def loss_fn(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            x, y = batch  # (B, T), (B, T)
-            h = net(x)  # (B, T, D)
-            keep = y > 0  # (B, T) real targets
-            h, y = h[keep], y[keep]  # (N, D), (N,)
-            logits = h @ _unwrap(net).item_emb.weight.T  # (N, V)
-            logits[:, 0] = -torch.inf  # padding is never a target
-            return F.cross_entropy(logits, y)
-
-        result = run_training(
-            self.net,
-            dataset=_Sequences(inputs, targets),
-            loss_fn=loss_fn,
-            validate=validate,
-            config=cfg.train_config(),
-            model_config=cfg.__dict__,
-            metric_name="valid NDCG@10",
-        )
-        self.net.to("cpu").eval()
-        return FitReport(
-            epochs=result.epochs_run,
-            best_epoch=result.best_epoch,
-            history=result.history,
-            notes={
-                "windows": int(len(inputs)),
-                "sequences_per_second": result.examples_per_second,
-                "data_wait_share": result.data_wait_share,
-                "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),
-                "best_valid_ndcg10": result.best_metric,
-            },
-        )
-
-    # ---------------------------------------------------------------- score
-    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        assert self.net is not None
-        net = self.net
-        net.eval()
-        device = next(net.parameters()).device
-        out = np.empty((len(contexts), net.item_emb.num_embeddings), dtype=np.float32)
-        with torch.no_grad():
-            for start in range(0, len(contexts), 512):
-                chunk = contexts[start : start + 512]
-                seq, last = right_pad([c.history for c in chunk], self.config.max_len)
-                h = net(torch.from_numpy(seq).to(device))  # (b, T, D)
-                rows = torch.arange(len(chunk), device=device)
-                h = h[rows, torch.from_numpy(last).to(device)]  # (b, D) after the last item
-                out[start : start + len(chunk)] = net.logits(h).float().cpu().numpy()  # (b, V)
-        empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
-        if empty.any():  # no history: nothing to condition on, every item scores the same
-            out[empty] = 0.0
-        return mask_padding(out)
-
-    # ---------------------------------------------------------- save / load
-    def _state(self) -> dict[str, np.ndarray]:
-        assert self.net is not None
-        return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-
-    def _restore(self, bundle: Bundle) -> None:
-        self.net = GRU4RecNet(bundle.items.size, self.config)
-        self.net.load_state_dict({k: torch.from_numpy(v) for k, v in bundle.arrays.items()})
-        self.net.eval()
-
-
-def _unwrap(net: nn.Module) -> GRU4RecNet:
-    """The GRU4RecNet inside DistributedDataParallel / torch.compile wrappers."""
-    inner = getattr(net, "module", net)
-    inner = getattr(inner, "_orig_mod", inner)
-    assert isinstance(inner, GRU4RecNet)
-    return inner
+    def _new_net(self, n_items: int) -> nn.Module:
+        return GRU4RecNet(n_items, self.config)

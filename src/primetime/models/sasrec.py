@@ -15,23 +15,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
-from primetime.artifacts import Bundle
-from primetime.data.catalog import Catalog
-from primetime.data.interactions import Interactions
-from primetime.models.base import FitReport, Recommender, mask_padding
+from primetime.models.sequential import SequentialRecommender, unwrap
 from primetime.training.loop import TrainConfig
-from primetime.training.loop import train as run_training
-from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
 
@@ -168,68 +160,7 @@ class SASRecNet(nn.Module):
         return h @ self.item_emb.weight.T
 
 
-class _Sequences(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Training windows: input items (T,) and the next item at every position (T,)."""
-
-    def __init__(self, inputs: np.ndarray, targets: np.ndarray) -> None:
-        self.inputs = torch.from_numpy(inputs)
-        self.targets = torch.from_numpy(targets)
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.inputs[i], self.targets[i]
-
-
-def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cut each user's time-ordered history into windows of ``max_len`` next-item pairs.
-
-    A history s_1..s_L gives pairs (s_j -> s_{j+1}); they are cut into
-    consecutive chunks of ``max_len`` from the most recent end, each chunk
-    right-padded with 0. Every position of every chunk is a training target.
-
-    Returns:
-        ``(inputs, targets)``, each (W, max_len) int64.
-    """
-    indptr, order = train.user_histories()
-    items = train.item_idx[order].astype(np.int64)
-    ins, outs = [], []
-    for u in range(len(indptr) - 1):
-        s = items[indptr[u] : indptr[u + 1]]
-        if len(s) < 2:
-            continue
-        x, y = s[:-1], s[1:]
-        for end in range(len(x), 0, -max_len):
-            start = max(0, end - max_len)
-            row_x = np.zeros(max_len, dtype=np.int64)
-            row_y = np.zeros(max_len, dtype=np.int64)
-            row_x[: end - start] = x[start:end]
-            row_y[: end - start] = y[start:end]
-            ins.append(row_x)
-            outs.append(row_y)
-    if not ins:
-        raise ValueError("no user has two or more training events: nothing to learn from")
-    return np.stack(ins), np.stack(outs)
-
-
-def right_pad(histories: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """The last ``max_len`` items of each history, right-padded with 0.
-
-    Returns:
-        ``(seq, last)``: (B, max_len) int64 items and (B,) index of each row's
-        last real item (0 for an empty history).
-    """
-    out = np.zeros((len(histories), max_len), dtype=np.int64)
-    last = np.zeros(len(histories), dtype=np.int64)
-    for row, h in enumerate(histories):
-        tail = h[-max_len:]
-        out[row, : len(tail)] = tail
-        last[row] = max(len(tail) - 1, 0)
-    return out, last
-
-
-class SASRecRecommender(Recommender):
+class SASRecRecommender(SequentialRecommender):
     """Next-title prediction from the last ``max_len`` titles of a history."""
 
     name = "sasrec"
@@ -237,10 +168,6 @@ class SASRecRecommender(Recommender):
     tuning_grid: ClassVar[list[dict[str, Any]]] = [
         {"dropout": d, "layers": n} for d in (0.1, 0.2, 0.3) for n in (2, 4)
     ]
-
-    def __init__(self, config: SASRecConfig | None = None) -> None:
-        super().__init__(config)
-        self.net: SASRecNet | None = None
 
     @staticmethod
     def search_space(trial: Any) -> dict[str, Any]:
@@ -258,107 +185,24 @@ class SASRecRecommender(Recommender):
             "positions": trial.suggest_categorical("positions", list(POSITIONS)),
         }
 
-    # ------------------------------------------------------------------ fit
-    def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
-    ) -> FitReport:
-        from primetime.eval.protocol import EvalSet, evaluate
+    def _new_net(self, n_items: int) -> nn.Module:
+        return SASRecNet(n_items, self.config)
 
+    def _loss(self, net: nn.Module, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Full softmax (default), or sampled softmax / BCE for large catalogs."""
         cfg = self.config
-        inputs, targets = training_windows(train, cfg.max_len)
-        torch.manual_seed(cfg.seed)
-        self.net = SASRecNet(train.items.size, cfg)
-        validate = None
-        if valid is not None and len(valid):
-            evalset = EvalSet.from_parts(train, valid, "valid")
-
-            def validate(_: nn.Module) -> float:
-                return evaluate(self, evalset, ks=(10,)).summary()["NDCG@10"]
-
-        negatives_gen = torch.Generator().manual_seed(cfg.seed)
-        n_items = train.items.size
-
-        def loss_fn(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            x, y = batch  # (B, T), (B, T)
-            h = net(x)  # (B, T, D)
-            keep = y > 0  # (B, T) real targets
-            h, y = h[keep], y[keep]  # (N, D), (N,)
-            emb: torch.Tensor = _unwrap(net).item_emb.weight  # (V, D)
-            if cfg.loss == "ce":
-                logits = h @ emb.T  # (N, V)
-                logits[:, 0] = -torch.inf  # padding is never a target
-                return F.cross_entropy(logits, y)
-            neg = torch.randint(1, n_items, (cfg.negatives,), generator=negatives_gen).to(y.device)
-            pos_logit = (h * emb[y]).sum(-1, keepdim=True)  # (N, 1)
-            neg_logit = h @ emb[neg].T  # (N, K)
-            if cfg.loss == "sampled_softmax":
-                neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], -torch.inf)
-                logits = torch.cat([pos_logit, neg_logit], dim=1)  # (N, 1 + K)
-                return F.cross_entropy(logits, torch.zeros_like(y))
-            # bce: one sampled negative per positive (the original SASRec loss)
-            return F.binary_cross_entropy_with_logits(
-                torch.cat([pos_logit[:, 0], neg_logit[:, 0]]),
-                torch.cat([torch.ones_like(pos_logit[:, 0]), torch.zeros_like(neg_logit[:, 0])]),
-            )
-
-        result = run_training(
-            self.net,
-            dataset=_Sequences(inputs, targets),
-            loss_fn=loss_fn,
-            validate=validate,
-            config=cfg.train_config(),
-            model_config=cfg.__dict__,
-            metric_name="valid NDCG@10",
+        if cfg.loss == "ce":
+            return super()._loss(net, h, y)
+        emb: torch.Tensor = unwrap(net).item_emb.weight  # (V, D)
+        neg = torch.randint(1, emb.shape[0], (cfg.negatives,), generator=self.rng).to(y.device)
+        pos_logit = (h * emb[y]).sum(-1, keepdim=True)  # (N, 1)
+        neg_logit = h @ emb[neg].T  # (N, K)
+        if cfg.loss == "sampled_softmax":
+            neg_logit = neg_logit.masked_fill(neg[None, :] == y[:, None], -torch.inf)
+            logits = torch.cat([pos_logit, neg_logit], dim=1)  # (N, 1 + K)
+            return F.cross_entropy(logits, torch.zeros_like(y))
+        # bce: one sampled negative per positive (the original SASRec loss)
+        return F.binary_cross_entropy_with_logits(
+            torch.cat([pos_logit[:, 0], neg_logit[:, 0]]),
+            torch.cat([torch.ones_like(pos_logit[:, 0]), torch.zeros_like(neg_logit[:, 0])]),
         )
-        self.net.to("cpu").eval()
-        return FitReport(
-            epochs=result.epochs_run,
-            best_epoch=result.best_epoch,
-            history=result.history,
-            notes={
-                "windows": int(len(inputs)),
-                "sequences_per_second": result.examples_per_second,
-                "data_wait_share": result.data_wait_share,
-                "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),
-                "best_valid_ndcg10": result.best_metric,
-            },
-        )
-
-    # ---------------------------------------------------------------- score
-    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        assert self.net is not None
-        net = self.net
-        net.eval()
-        device = next(net.parameters()).device
-        out = np.empty((len(contexts), net.item_emb.num_embeddings), dtype=np.float32)
-        with torch.no_grad():
-            for start in range(0, len(contexts), 512):
-                chunk = contexts[start : start + 512]
-                seq, last = right_pad([c.history for c in chunk], self.config.max_len)
-                h = net(torch.from_numpy(seq).to(device))  # (b, T, D)
-                h = h[
-                    torch.arange(len(chunk)), torch.from_numpy(last)
-                ]  # (b, D) after the last item
-                out[start : start + len(chunk)] = net.logits(h).float().cpu().numpy()
-        empty = np.array([len(c.history) == 0 for c in contexts])
-        if empty.any():  # no history: fall back to the item bias-free prior (all equal)
-            out[empty] = 0.0
-        return mask_padding(out)
-
-    # ---------------------------------------------------------- save / load
-    def _state(self) -> dict[str, np.ndarray]:
-        assert self.net is not None
-        return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-
-    def _restore(self, bundle: Bundle) -> None:
-        self.net = SASRecNet(bundle.items.size, self.config)
-        self.net.load_state_dict({k: torch.from_numpy(v) for k, v in bundle.arrays.items()})
-        self.net.eval()
-
-
-def _unwrap(net: nn.Module) -> SASRecNet:
-    """The SASRecNet inside DistributedDataParallel / torch.compile wrappers."""
-    inner = getattr(net, "module", net)
-    inner = getattr(inner, "_orig_mod", inner)
-    assert isinstance(inner, SASRecNet)
-    return inner

@@ -1,0 +1,195 @@
+"""What every next-item sequence model shares: training windows, padding, the
+fit / score / save / load of a :class:`SequentialRecommender`.
+
+A model supplies only its net (``_new_net``): an ``nn.Module`` mapping
+right-padded item sequences (B, T) to hidden states (B, T, D), with an
+``item_emb`` embedding (tied output) and ``logits(h)``. Training is
+full-softmax cross-entropy at every position on the shared engine, with early
+stopping on valid NDCG@10; a model may override ``_loss`` (SASRec adds
+sampled losses).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from primetime.artifacts import Bundle
+from primetime.data.catalog import Catalog
+from primetime.data.interactions import Interactions
+from primetime.models.base import FitReport, Recommender, mask_padding
+from primetime.training.loop import train as run_training
+from primetime.types import UserContext
+
+
+class SequenceWindows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Training windows: input items (T,) and the next item at every position (T,)."""
+
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray) -> None:
+        self.inputs = torch.from_numpy(inputs)
+        self.targets = torch.from_numpy(targets)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.inputs[i], self.targets[i]
+
+
+def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cut each user's time-ordered history into windows of ``max_len`` next-item pairs.
+
+    A history s_1..s_L gives pairs (s_j -> s_{j+1}); they are cut into
+    consecutive chunks of ``max_len`` from the most recent end, each chunk
+    right-padded with 0. Every position of every chunk is a training target.
+
+    Returns:
+        ``(inputs, targets)``, each (W, max_len) int64.
+    """
+    indptr, order = train.user_histories()
+    items = train.item_idx[order].astype(np.int64)
+    ins, outs = [], []
+    for u in range(len(indptr) - 1):
+        s = items[indptr[u] : indptr[u + 1]]
+        if len(s) < 2:
+            continue
+        x, y = s[:-1], s[1:]
+        for end in range(len(x), 0, -max_len):
+            start = max(0, end - max_len)
+            row_x = np.zeros(max_len, dtype=np.int64)
+            row_y = np.zeros(max_len, dtype=np.int64)
+            row_x[: end - start] = x[start:end]
+            row_y[: end - start] = y[start:end]
+            ins.append(row_x)
+            outs.append(row_y)
+    if not ins:
+        raise ValueError("no user has two or more training events: nothing to learn from")
+    return np.stack(ins), np.stack(outs)
+
+
+def right_pad(histories: Sequence[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``max_len`` items of each history, right-padded with 0.
+
+    Returns:
+        ``(seq, last)``: (B, max_len) int64 items and (B,) index of each row's
+        last real item (0 for an empty history).
+    """
+    out = np.zeros((len(histories), max_len), dtype=np.int64)
+    last = np.zeros(len(histories), dtype=np.int64)
+    for row, h in enumerate(histories):
+        tail = h[-max_len:]
+        out[row, : len(tail)] = tail
+        last[row] = max(len(tail) - 1, 0)
+    return out, last
+
+
+def unwrap(net: nn.Module) -> Any:
+    """The module inside DistributedDataParallel / torch.compile wrappers."""
+    inner = getattr(net, "module", net)
+    return getattr(inner, "_orig_mod", inner)
+
+
+class SequentialRecommender(Recommender):
+    """Next-title prediction from the last ``config.max_len`` titles of a history.
+
+    The config must have ``max_len``, ``seed`` and ``train_config()``.
+    """
+
+    def __init__(self, config: Any | None = None) -> None:
+        super().__init__(config)
+        self.net: Any = None  # the model's nn.Module, built by _new_net
+
+    @abstractmethod
+    def _new_net(self, n_items: int) -> nn.Module:
+        """A fresh net for ``n_items`` (items.size, padding included)."""
+
+    def _loss(self, net: nn.Module, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Full-softmax cross-entropy of hidden states ``h`` (N, D) for targets ``y`` (N,)."""
+        emb: torch.Tensor = unwrap(net).item_emb.weight  # (V, D)
+        logits = h @ emb.T  # (N, V)
+        logits[:, 0] = -torch.inf  # padding is never a target
+        return F.cross_entropy(logits, y)
+
+    # ------------------------------------------------------------------ fit
+    def _fit(
+        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+    ) -> FitReport:
+        from primetime.eval.protocol import EvalSet, evaluate
+
+        cfg = self.config
+        inputs, targets = training_windows(train, cfg.max_len)  # (W, T), (W, T)
+        torch.manual_seed(cfg.seed)
+        self.net = self._new_net(train.items.size)
+        self.rng = torch.Generator().manual_seed(cfg.seed)  # for sampled losses
+        validate = None
+        if valid is not None and len(valid):
+            evalset = EvalSet.from_parts(train, valid, "valid")
+
+            def validate(_: nn.Module) -> float:
+                return evaluate(self, evalset, ks=(10,)).summary()["NDCG@10"]
+
+        def loss_fn(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            x, y = batch  # (B, T), (B, T)
+            h = net(x)  # (B, T, D)
+            keep = y > 0  # (B, T) real targets
+            return self._loss(net, h[keep], y[keep])  # (N, D), (N,)
+
+        result = run_training(
+            self.net,
+            dataset=SequenceWindows(inputs, targets),
+            loss_fn=loss_fn,
+            validate=validate,
+            config=cfg.train_config(),
+            model_config=cfg.__dict__,
+            metric_name="valid NDCG@10",
+        )
+        self.net.to("cpu").eval()
+        return FitReport(
+            epochs=result.epochs_run,
+            best_epoch=result.best_epoch,
+            history=result.history,
+            notes={
+                "windows": int(len(inputs)),
+                "sequences_per_second": result.examples_per_second,
+                "data_wait_share": result.data_wait_share,
+                "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),
+                "best_valid_ndcg10": result.best_metric,
+            },
+        )
+
+    # ---------------------------------------------------------------- score
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        assert self.net is not None
+        net = self.net
+        net.eval()
+        device = next(net.parameters()).device
+        out = np.empty((len(contexts), net.item_emb.num_embeddings), dtype=np.float32)
+        with torch.no_grad():
+            for start in range(0, len(contexts), 512):
+                chunk = contexts[start : start + 512]
+                seq, last = right_pad([c.history for c in chunk], self.config.max_len)
+                h = net(torch.from_numpy(seq).to(device))  # (b, T, D)
+                rows = torch.arange(len(chunk), device=device)
+                h = h[rows, torch.from_numpy(last).to(device)]  # (b, D) after the last item
+                out[start : start + len(chunk)] = net.logits(h).float().cpu().numpy()  # (b, V)
+        empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
+        if empty.any():  # no history: nothing to condition on, every item scores the same
+            out[empty] = 0.0
+        return mask_padding(out)
+
+    # ---------------------------------------------------------- save / load
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.net is not None
+        return {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+
+    def _restore(self, bundle: Bundle) -> None:
+        self.net = self._new_net(bundle.items.size)
+        self.net.load_state_dict({k: torch.from_numpy(v) for k, v in bundle.arrays.items()})
+        self.net.eval()
