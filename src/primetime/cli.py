@@ -292,6 +292,13 @@ def benchmark(
             "items) in its own, labelled section: only for comparing with papers that used it."
         ),
     ] = False,
+    versus: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated models every other model is paired-tested against "
+            "(Wilcoxon on per-user NDCG@10). Default: popularity."
+        ),
+    ] = "",
 ) -> None:
     """Train several models on one split and compare them on test with 95% CIs,
     a paired Wilcoxon test against popularity, breakdowns and plots."""
@@ -311,6 +318,7 @@ def benchmark(
         seed=seed,
         n_boot=n_boot,
         sampled=sampled,
+        versus=tuple(v.strip() for v in versus.split(",") if v.strip()),
     )
     summary = run_benchmark(spec, console=err, out=out, as_json=as_json)
     if as_json:

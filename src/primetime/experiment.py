@@ -156,6 +156,7 @@ class ModelRun:
     tuning: list[dict[str, Any]] = field(default_factory=list)
     result: Any = None  # EvalResult | RatingResult
     model: Recommender | None = None
+    training: dict[str, Any] = field(default_factory=dict)  # epochs, s/epoch, sequences/s
 
 
 def tune_and_fit(
@@ -199,12 +200,19 @@ def tune_and_fit(
     report = model.fit(
         split.train, valid=split.valid if len(split.valid) else None, catalog=catalog
     )
+    training: dict[str, Any] = {}
+    if report.epochs:
+        training = {"epochs": report.epochs, "best_epoch": report.best_epoch}
+        for key in ("seconds_per_epoch", "sequences_per_second", "examples_per_second"):
+            if isinstance(report.notes.get(key), int | float):
+                training[key] = round(float(report.notes[key]), 2)
     return ModelRun(
         name=name,
         config=dataclasses.asdict(model.config),
         fit_seconds=report.seconds,
         tuning=trials,
         model=model,
+        training=training,
     )
 
 
@@ -226,6 +234,7 @@ class BenchmarkSpec:
         seed: Seed of the ratio split and of sampled negatives.
         n_boot: Bootstrap resamples for the CIs.
         sampled: Also report the labelled sampled-100 variant.
+        versus: Models every other model is paired-tested against (default: popularity).
     """
 
     data: str = "ml-100k"
@@ -241,10 +250,14 @@ class BenchmarkSpec:
     seed: int = 42
     n_boot: int = 1000
     sampled: bool = False
+    versus: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.names:
             raise ValueError("no models given")
+        stray = [v for v in self.versus if v not in self.names]
+        if stray:
+            raise ValueError(f"--versus names models not in --models: {stray}")
         if self.task not in ("topn", "rating"):
             raise ValueError(f"task must be 'topn' or 'rating', got {self.task!r}")
         if self.k < 1:
@@ -347,6 +360,7 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
             "fit_seconds": {r.name: round(r.fit_seconds, 2) for r in runs},
             "configs": {r.name: r.config for r in runs},
             "tuning_on_valid": {r.name: r.tuning for r in runs if r.tuning},
+            "training": {r.name: r.training for r in runs if r.training},
         },
     )
     results = [r.result for r in runs]
@@ -358,6 +372,7 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
             data=sp.train,
             train=sp.train,
             n_boot=n_boot,
+            reference=spec.versus or None,
         )
         summary = to_contract_json(results)
     else:

@@ -270,3 +270,23 @@ def test_search_tunes_on_valid_and_prints_settings(tmp_path, planted):
     res = json.loads(study.read_text())
     assert len(res["trials"]) == 2 and res["best_params"]["dim"] == 16
     assert all(0 <= t["valid_ndcg10"] <= 1 for t in res["trials"])
+
+
+def test_versus_tests_every_model_against_each_named_reference(split_dir, tmp_path):
+    rep = tmp_path / "rep"
+    args = ["benchmark", "--split-dir", str(split_dir), "--models", "popularity,itemknn,als"]
+    r = runner.invoke(
+        app, [*args, "--versus", "itemknn,als", "--report", str(rep), "--n-boot", "20"]
+    )
+    assert r.exit_code == 0, r.output
+    tests = json.loads((rep / "report.json").read_text())["sections"][0]["paired_tests"]
+    pairs = {(t["model"], t["reference"]) for t in tests}
+    assert pairs == {
+        ("popularity", "itemknn"),
+        ("als", "itemknn"),
+        ("popularity", "als"),
+        ("itemknn", "als"),
+    }
+    assert "vs itemknn, als" in (rep / "report.md").read_text()
+    bad = runner.invoke(app, [*args, "--versus", "sasrec"])
+    assert bad.exit_code == 2 and "not in --models" in bad.output

@@ -283,7 +283,7 @@ class Report:
         catalog: Enables the by-genre breakdown (genre of the held-out item).
         data: Interactions whose rating distribution is plotted (optional).
         train: Activity source for segments (default: each user's history length).
-        reference: Model the others are tested against (default: "popularity"
+        reference: Model(s) the others are tested against (default: "popularity"
             when present, else the first result of the section).
         n_boot: Bootstrap resamples; seed: bootstrap seed.
     """
@@ -294,7 +294,7 @@ class Report:
     catalog: Catalog | None = None
     data: Interactions | None = None
     train: Interactions | None = None
-    reference: str | None = None
+    reference: str | Sequence[str] | None = None
     metrics: Sequence[str] | None = None
     n_boot: int = 1000
     seed: int = 0
@@ -333,47 +333,48 @@ class Report:
             }
         return self._rating_cis
 
-    def _reference(self, g: _Group) -> EvalResult | None:
+    def _references(self, g: _Group) -> list[EvalResult]:
         names = {r.model: r for r in g.results}
         if self.reference is not None:
-            return names.get(self.reference)
-        return names.get("popularity", g.results[0] if g.results else None)
+            wanted = [self.reference] if isinstance(self.reference, str) else list(self.reference)
+            missing = [w for w in wanted if w not in names]
+            if missing:
+                log.warning(
+                    "reference model(s) %s not in section %s/%s; no paired tests against them",
+                    ", ".join(missing),
+                    g.protocol,
+                    g.evalset,
+                )
+            return [names[w] for w in wanted if w in names]
+        first = names.get("popularity", g.results[0] if g.results else None)
+        return [first] if first is not None else []
 
     def paired(self, g: _Group) -> list[dict[str, Any]]:
-        """Wilcoxon tests of each model against the reference on per-user NDCG@10."""
+        """Wilcoxon tests of each model against each reference on per-user NDCG@10."""
         key = (g.protocol, g.evalset)
         if key not in self._paired:
             self._paired[key] = self._compute_paired(g)
         return self._paired[key]
 
     def _compute_paired(self, g: _Group) -> list[dict[str, Any]]:
-        ref = self._reference(g)
         out: list[dict[str, Any]] = []
-        if ref is None:
-            if self.reference is not None:
-                log.warning(
-                    "reference model %r is not in section %s/%s; no paired tests",
-                    self.reference,
-                    g.protocol,
-                    g.evalset,
-                )
-            return out
-        if KEY_METRIC not in ref.per_user:
-            return out
-        for r in g.results:
-            if r is ref or KEY_METRIC not in r.per_user:
+        for ref in self._references(g):
+            if KEY_METRIC not in ref.per_user:
                 continue
-            if not np.array_equal(r.user_idx, ref.user_idx):
-                log.warning(
-                    "%s and %s were evaluated on different users; no paired test",
-                    r.label,
-                    ref.label,
+            for r in g.results:
+                if r is ref or KEY_METRIC not in r.per_user:
+                    continue
+                if not np.array_equal(r.user_idx, ref.user_idx):
+                    log.warning(
+                        "%s and %s were evaluated on different users; no paired test",
+                        r.label,
+                        ref.label,
+                    )
+                    continue
+                t = paired_test(
+                    r, ref, metric=KEY_METRIC, n_boot=self.n_boot, seed=self.seed, alpha=self.alpha
                 )
-                continue
-            t = paired_test(
-                r, ref, metric=KEY_METRIC, n_boot=self.n_boot, seed=self.seed, alpha=self.alpha
-            )
-            out.append({"model": r.label, "reference": ref.label, "metric": KEY_METRIC, **t})
+                out.append({"model": r.label, "reference": ref.label, "metric": KEY_METRIC, **t})
         return out
 
     def segments(self, g: _Group) -> dict[str, dict[str, dict[str, float]]]:
@@ -496,17 +497,26 @@ class Report:
 
             tests = self.paired(g)
             if tests:
+                refs = ", ".join(dict.fromkeys(t["reference"] for t in tests))
                 lines += [
-                    f"### Paired tests: Wilcoxon signed-rank on per-user {KEY_METRIC}, "
-                    f"vs {tests[0]['reference']}",
+                    f"### Paired tests: Wilcoxon signed-rank on per-user {KEY_METRIC}, vs {refs}",
                     "",
                 ]
                 lines += [
                     _md_table(
-                        ["model", "mean difference", f"{pct}% CI", "statistic", "p-value", "users"],
+                        [
+                            "model",
+                            "vs",
+                            "mean difference",
+                            f"{pct}% CI",
+                            "statistic",
+                            "p-value",
+                            "users",
+                        ],
                         [
                             [
                                 t["model"],
+                                t["reference"],
                                 _fmt(t["mean_diff"]),
                                 f"[{_fmt(t['ci_low'])}, {_fmt(t['ci_high'])}]",
                                 _fmt(t["statistic"], 1),

@@ -18,10 +18,14 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from primetime.artifacts import Bundle
+from primetime.data.catalog import Catalog
+from primetime.data.interactions import Interactions
 from primetime.models.sequential import SequentialRecommender, unwrap
 from primetime.training.loop import TrainConfig
 
@@ -50,10 +54,15 @@ class SASRecConfig:
         dropout: Dropout on embeddings, attention and feed-forward.
         max_len: Most recent history items the model reads.
         positions: "sinusoidal" (default), "learned" or "none".
+        side_features: Add genre (multi-hot, projected) and release-year (5-year
+            bucket) embeddings to every item's id embedding, input and output
+            alike; needs the catalog at fit time and helps rare titles.
         loss: "ce" (full softmax), "sampled_softmax" or "bce" (one negative per positive).
         negatives: Sampled negatives per batch for "sampled_softmax".
-        epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
-        grad_clip, seed: Training (see :class:`~primetime.training.TrainConfig`).
+        window_stride: Overlap of training windows (0: none; see ``training_windows``).
+        epochs, batch_size, lr, weight_decay, decay_embeddings, warmup_epochs,
+        patience, eval_every, grad_clip, seed: Training (see
+        :class:`~primetime.training.TrainConfig`).
         device: "auto", "cpu" or "cuda".
     """
 
@@ -64,12 +73,15 @@ class SASRecConfig:
     dropout: float = 0.2
     max_len: int = 50
     positions: str = "sinusoidal"
+    side_features: bool = False
     loss: str = "ce"
     negatives: int = 256
     epochs: int = 40
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.0
+    decay_embeddings: bool = False
+    window_stride: int = 0
     warmup_epochs: float = 2.0
     patience: int = 6
     eval_every: int = 2
@@ -92,6 +104,22 @@ class SASRecConfig:
         return TrainConfig(**{k: v for k, v in self.__dict__.items() if k in names}, progress=True)
 
 
+def side_arrays(catalog: Catalog, bucket_years: int = 5) -> dict[str, np.ndarray]:
+    """Side features of every item: ``side_genres`` (V, G) float32 multi-hot and
+    ``side_years`` (V,) int64 release-year bucket (``bucket_years`` wide; 0 for
+    padding and unknown years)."""
+    genres, _ = catalog.genre_matrix()  # (V, G)
+    if genres.shape[1] == 0:
+        genres = np.zeros((catalog.items.size, 1), dtype=np.float32)
+    year = catalog.frame["year"].to_numpy()
+    years = np.zeros(catalog.items.size, dtype=np.int64)
+    known = ~np.isnan(year.astype(np.float64))
+    if known.any():
+        lo = int(np.nanmin(year[known].astype(np.float64)))
+        years[1:][known] = (year[known].astype(np.int64) - lo) // bucket_years + 1
+    return {"side_genres": genres.astype(np.float32), "side_years": years}
+
+
 def sinusoidal_table(n: int, dim: int) -> torch.Tensor:
     """(n, dim) fixed positional encodings (Vaswani et al. 2017, section 3.5)."""
     pos = torch.arange(n, dtype=torch.float32)[:, None]  # (n, 1)
@@ -105,14 +133,34 @@ def sinusoidal_table(n: int, dim: int) -> torch.Tensor:
 class SASRecNet(nn.Module):
     """Causal transformer over item sequences with tied input/output embeddings."""
 
-    def __init__(self, n_items: int, cfg: SASRecConfig) -> None:
-        """Args: n_items: vocabulary size including padding (items.size)."""
+    def __init__(
+        self, n_items: int, cfg: SASRecConfig, side: dict[str, torch.Tensor] | None = None
+    ) -> None:
+        """Args:
+        n_items: vocabulary size including padding (items.size).
+        side: With ``cfg.side_features``: ``side_genres`` (V, G) float multi-hot and
+            ``side_years`` (V,) int64 year bucket (0 = unknown), from :func:`side_arrays`.
+        """
         super().__init__()
         self.cfg = cfg
         self.item_emb = nn.Embedding(n_items, cfg.dim, padding_idx=0)
         nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
+        self.genre_proj: nn.Linear | None = None
+        self.year_emb: nn.Embedding | None = None
+        if cfg.side_features:
+            if side is None:
+                raise ValueError("side_features=True needs the catalog (genres, years) at fit time")
+            genres, years = side["side_genres"].float(), side["side_years"].long()
+            if genres.shape[0] != n_items or years.shape != (n_items,):
+                raise ValueError("side feature arrays do not match the item vocabulary")
+            self.register_buffer("side_genres", genres)
+            self.register_buffer("side_years", years)
+            self.genre_proj = nn.Linear(genres.shape[1], cfg.dim, bias=False)
+            nn.init.normal_(self.genre_proj.weight, std=cfg.dim**-0.5)
+            self.year_emb = nn.Embedding(int(years.max()) + 1, cfg.dim, padding_idx=0)
+            nn.init.normal_(self.year_emb.weight, std=cfg.dim**-0.5)
         if cfg.positions == "learned":
             self.pos_emb: nn.Embedding | None = nn.Embedding(cfg.max_len, cfg.dim)
         else:
@@ -133,6 +181,8 @@ class SASRecNet(nn.Module):
         self.final_norm = nn.LayerNorm(cfg.dim)
 
     pos_table: torch.Tensor
+    side_genres: torch.Tensor
+    side_years: torch.Tensor
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         """Hidden states (B, T, D) for right-padded item sequences ``seq`` (B, T).
@@ -144,7 +194,7 @@ class SASRecNet(nn.Module):
         mask would force the slow path: measured 2x slower per step on CPU).
         """
         t = seq.shape[1]
-        x = self.item_emb(seq) * math.sqrt(self.cfg.dim)  # (B, T, D)
+        x = F.embedding(seq, self.item_table()) * math.sqrt(self.cfg.dim)  # (B, T, D)
         if self.cfg.positions == "learned":
             assert self.pos_emb is not None
             x = x + self.pos_emb.weight[:t]  # (T, D) broadcast over B
@@ -155,9 +205,19 @@ class SASRecNet(nn.Module):
         h = self.encoder(x, mask=causal, is_causal=True)  # (B, T, D)
         return self.final_norm(h)
 
+    def item_table(self) -> torch.Tensor:
+        """(V, D) item vectors, input and output: id embedding (+ genre + year)."""
+        table = self.item_emb.weight
+        if self.genre_proj is not None and self.year_emb is not None:
+            genres = self.side_genres / self.side_genres.sum(1, keepdim=True).clamp(min=1.0)
+            side = self.genre_proj(genres) + self.year_emb(self.side_years)  # (V, D)
+            side = side * (torch.arange(len(table), device=table.device) > 0)[:, None]
+            table = table + side
+        return table
+
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Scores of every item for hidden states ``h`` (..., D) -> (..., V)."""
-        return h @ self.item_emb.weight.T
+        return h @ self.item_table().T
 
 
 class SASRecRecommender(SequentialRecommender):
@@ -186,14 +246,30 @@ class SASRecRecommender(SequentialRecommender):
         }
 
     def _new_net(self, n_items: int) -> nn.Module:
-        return SASRecNet(n_items, self.config)
+        side = None
+        if self.side is not None:
+            side = {k: torch.from_numpy(v) for k, v in self.side.items()}
+        return SASRecNet(n_items, self.config, side)
+
+    def _prepare(self, train: Interactions, catalog: Catalog | None) -> None:
+        self.side = None
+        if self.config.side_features:
+            if catalog is None:
+                raise ValueError("sasrec side_features=true needs the catalog at fit time")
+            self.side = side_arrays(catalog)
+
+    def _restore(self, bundle: Bundle) -> None:
+        self.side = None
+        if "side_genres" in bundle.arrays:
+            self.side = {k: bundle.arrays[k] for k in ("side_genres", "side_years")}
+        super()._restore(bundle)
 
     def _loss(self, net: nn.Module, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Full softmax (default), or sampled softmax / BCE for large catalogs."""
         cfg = self.config
         if cfg.loss == "ce":
             return super()._loss(net, h, y)
-        emb: torch.Tensor = unwrap(net).item_emb.weight  # (V, D)
+        emb: torch.Tensor = unwrap(net).item_table()  # (V, D)
         neg = torch.randint(1, emb.shape[0], (cfg.negatives,), generator=self.rng).to(y.device)
         pos_logit = (h * emb[y]).sum(-1, keepdim=True)  # (N, 1)
         neg_logit = h @ emb[neg].T  # (N, K)

@@ -43,16 +43,21 @@ class SequenceWindows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return self.inputs[i], self.targets[i]
 
 
-def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+def training_windows(
+    train: Interactions, max_len: int, stride: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut each user's time-ordered history into windows of ``max_len`` next-item pairs.
 
-    A history s_1..s_L gives pairs (s_j -> s_{j+1}); they are cut into
-    consecutive chunks of ``max_len`` from the most recent end, each chunk
-    right-padded with 0. Every position of every chunk is a training target.
+    A history s_1..s_L gives pairs (s_j -> s_{j+1}); they are cut into chunks
+    of ``max_len`` from the most recent end, each chunk right-padded with 0.
+    Every position of every chunk is a training target. ``stride`` (0 = no
+    overlap, i.e. ``max_len``) below ``max_len`` makes chunks overlap, so
+    early positions of a chunk are also seen with a long context.
 
     Returns:
         ``(inputs, targets)``, each (W, max_len) int64.
     """
+    step = stride if 0 < stride < max_len else max_len
     indptr, order = train.user_histories()
     items = train.item_idx[order].astype(np.int64)
     ins, outs = [], []
@@ -61,7 +66,7 @@ def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.
         if len(s) < 2:
             continue
         x, y = s[:-1], s[1:]
-        for end in range(len(x), 0, -max_len):
+        for end in range(len(x), 0, -step):
             start = max(0, end - max_len)
             row_x = np.zeros(max_len, dtype=np.int64)
             row_y = np.zeros(max_len, dtype=np.int64)
@@ -69,6 +74,8 @@ def training_windows(train: Interactions, max_len: int) -> tuple[np.ndarray, np.
             row_y[: end - start] = y[start:end]
             ins.append(row_x)
             outs.append(row_y)
+            if start == 0:
+                break
     if not ins:
         raise ValueError("no user has two or more training events: nothing to learn from")
     return np.stack(ins), np.stack(outs)
@@ -105,6 +112,10 @@ class SequentialRecommender(Recommender):
     def __init__(self, config: Any | None = None) -> None:
         super().__init__(config)
         self.net: Any = None  # the model's nn.Module, built by _new_net
+        self.side: dict[str, np.ndarray] | None = None  # per-item side features, if any
+
+    def _prepare(self, train: Interactions, catalog: Catalog | None) -> None:  # noqa: B027
+        """Hook run before the net is built in ``fit`` (e.g. side features)."""
 
     @abstractmethod
     def _new_net(self, n_items: int) -> nn.Module:
@@ -112,7 +123,8 @@ class SequentialRecommender(Recommender):
 
     def _loss(self, net: nn.Module, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Full-softmax cross-entropy of hidden states ``h`` (N, D) for targets ``y`` (N,)."""
-        emb: torch.Tensor = unwrap(net).item_emb.weight  # (V, D)
+        inner = unwrap(net)
+        emb = inner.item_table() if hasattr(inner, "item_table") else inner.item_emb.weight
         logits = h @ emb.T  # (N, V)
         logits[:, 0] = -torch.inf  # padding is never a target
         return F.cross_entropy(logits, y)
@@ -124,7 +136,9 @@ class SequentialRecommender(Recommender):
         from primetime.eval.protocol import EvalSet, evaluate
 
         cfg = self.config
-        inputs, targets = training_windows(train, cfg.max_len)  # (W, T), (W, T)
+        stride = getattr(cfg, "window_stride", 0)
+        inputs, targets = training_windows(train, cfg.max_len, stride)  # (W, T), (W, T)
+        self._prepare(train, catalog)
         torch.manual_seed(cfg.seed)
         self.net = self._new_net(train.items.size)
         self.rng = torch.Generator().manual_seed(cfg.seed)  # for sampled losses

@@ -46,7 +46,9 @@ class TrainConfig:
         batch_size: Examples per optimiser step and process (before accumulation).
         lr: Peak learning rate.
         weight_decay: AdamW decoupled weight decay (not applied to biases, norms,
-            or embeddings listed by the model as ``no_decay``).
+            parameters listed by the model as ``no_decay``, or embeddings unless
+            ``decay_embeddings``).
+        decay_embeddings: Also decay parameters whose name contains "emb".
         warmup_epochs: Linear warm-up length, in epochs (fractions allowed).
         min_lr_ratio: Final learning rate as a share of ``lr``.
         grad_clip: Max global gradient norm (0 = off).
@@ -66,6 +68,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
+    decay_embeddings: bool = False
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
@@ -143,14 +146,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _param_groups(net: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay matrices only: biases, norms and embeddings are left alone."""
+def _param_groups(
+    net: nn.Module, weight_decay: float, *, decay_embeddings: bool = False
+) -> list[dict[str, Any]]:
+    """Decay matrices only: biases, norms and (unless asked) embeddings are left alone."""
     decay, no_decay = [], []
     skip = set(getattr(net, "no_decay", ()))
     for name, p in net.named_parameters():
         if not p.requires_grad:
             continue
-        if p.ndim < 2 or name in skip or "norm" in name or "emb" in name:
+        is_emb = "emb" in name and not decay_embeddings
+        if p.ndim < 2 or name in skip or "norm" in name or is_emb:
             no_decay.append(p)
         else:
             decay.append(p)
@@ -223,7 +229,9 @@ def train(
         drop_last=False,
     )
     steps_per_epoch = max(1, math.ceil(len(loader) / cfg.grad_accum))
-    optimizer = torch.optim.AdamW(_param_groups(net, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(
+        _param_groups(net, cfg.weight_decay, decay_embeddings=cfg.decay_embeddings), lr=cfg.lr
+    )
     scheduler = warmup_cosine(
         optimizer,
         warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
