@@ -1,0 +1,1 @@
+"""Real-time recommendation service: HTTP app, event store, caches, experiments."""

@@ -1,0 +1,1 @@
+"""Alembic environment of the service database (run through `primetime.service.db.migrate`)."""

@@ -1,0 +1,222 @@
+"""Settings of the HTTP service, read from `PRIMETIME_*` environment variables and `.env`.
+
+`create_app(settings)` receives one `Settings` and keeps it in `app.state.settings`; nothing
+here is built at import time, so tests construct `Settings(...)` directly with the values they
+need (pass `_env_file=None` to ignore a developer's `.env`).
+
+Every field `x` is read from `PRIMETIME_X` (case-insensitive). List fields take either JSON
+(`PRIMETIME_MODELS='["sasrec", "popularity"]'`) or a comma-separated string
+(`PRIMETIME_MODELS=sasrec,popularity`).
+
+Outside `development` and `test` the service refuses to start with placeholder secrets: see
+`Settings.refuse_placeholder_secrets`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from primetime import paths
+
+ENV_PREFIX = "PRIMETIME_"
+PLACEHOLDER_MARKER = "change-me"
+"""A secret containing this text is a placeholder (the shipped defaults contain it)."""
+MIN_SECRET_LENGTH = 32
+"""Shortest `secret_key` / `admin_token` accepted in production (`secrets.token_urlsafe(32)`
+gives 43 characters)."""
+DEV_ENVIRONMENTS = frozenset({"development", "test"})
+"""Environments where placeholder secrets are tolerated."""
+
+Environment = Literal["development", "test", "production"]
+
+
+def default_database_url() -> str:
+    """SQLite file `service.db` under `primetime.paths.home()` (honours `PRIMETIME_HOME`)."""
+    return f"sqlite:///{paths.home() / 'service.db'}"
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string for list fields read from the env."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def is_placeholder_secret(value: str) -> bool:
+    """True when `value` must not guard a production service: it contains
+    `PLACEHOLDER_MARKER` or is shorter than `MIN_SECRET_LENGTH` characters."""
+    return PLACEHOLDER_MARKER in value.lower() or len(value) < MIN_SECRET_LENGTH
+
+
+class Settings(BaseSettings):
+    """Configuration of one service process. Field `x` comes from `PRIMETIME_X`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    environment: Environment = Field(
+        default="development",
+        description="development | test | production. Outside development and test, "
+        "placeholder secrets are refused at start-up.",
+    )
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL of the event store: sqlite:///path or "
+        "postgresql+psycopg://user:pass@host/db. Default: sqlite file "
+        "<PRIMETIME_HOME>/service.db.",
+    )
+    cache_url: str | None = Field(
+        default=None,
+        description="Response cache: unset or 'memory' = in-process LRU (one per worker); "
+        "redis://host:port/db = Redis shared by all workers.",
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-secret-change-me"),
+        description="Signs session tokens. Production: a random string of at least "
+        f"{MIN_SECRET_LENGTH} characters. Changing it signs everybody out.",
+    )
+    admin_token: SecretStr = Field(
+        default=SecretStr("dev-admin-change-me"),
+        description="Value of the X-Admin-Token header that opens the admin routes. "
+        f"Production: a random string of at least {MIN_SECRET_LENGTH} characters.",
+    )
+    registry_dir: Path | None = Field(
+        default=None,
+        description="Folder of trained model bundles (<dir>/<name>/). Unset = "
+        "primetime.paths.models_dir().",
+    )
+    data: str = Field(
+        default="ml-100k",
+        description="Dataset the catalog (titles) comes from, as named by the data CLI.",
+    )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["sasrec", "itemknn", "popularity"],
+        description="Model names in preference order: the first one found in the registry "
+        "serves by default.",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed by CORS (e.g. https://app.example.com); empty = CORS off.",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Sustained requests per minute per client (user, else IP); 0 = no limit.",
+    )
+    rate_limit_burst: int = Field(
+        default=100,
+        ge=1,
+        description="Requests a client may send at once before the per-minute rate applies.",
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Largest request body accepted, in bytes; larger ones get 413.",
+    )
+    token_ttl_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        description="Lifetime of a session token in seconds (default 7 days).",
+    )
+    cache_ttl_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a cached recommendation list is served, in seconds.",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Server worker processes (`primetime serve`). Above 1, use Redis for the "
+        "cache so workers share it.",
+    )
+    cookie_secure: bool = Field(
+        default=False,
+        description="Mark the session cookie Secure (sent over HTTPS only). Turn on behind HTTPS.",
+    )
+
+    @field_validator("models", "cors_origins", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("models")
+    @classmethod
+    def _models_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("models must name at least one model, e.g. 'popularity'")
+        return value
+
+    @field_validator("cache_url")
+    @classmethod
+    def _check_cache_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value in ("memory", "memory://") or value.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            return value
+        raise ValueError(f"cache_url must be unset, 'memory' or a redis:// URL, got {value!r}")
+
+    @model_validator(mode="after")
+    def refuse_placeholder_secrets(self) -> Settings:
+        """Outside development/test, `secret_key` and `admin_token` must be real secrets:
+        not containing "change-me", at least `MIN_SECRET_LENGTH` characters, and not equal to
+        each other (leaking the admin token must not let anyone forge sessions)."""
+        if self.environment in DEV_ENVIRONMENTS:
+            return self
+        problems = []
+        for name in ("secret_key", "admin_token"):
+            secret: SecretStr = getattr(self, name)
+            if is_placeholder_secret(secret.get_secret_value()):
+                var = f"{ENV_PREFIX}{name.upper()}"
+                problems.append(
+                    f"{var} is a placeholder or shorter than {MIN_SECRET_LENGTH} characters; "
+                    f"set {var} to a random value, e.g. "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+        if (
+            not problems
+            and self.secret_key.get_secret_value() == self.admin_token.get_secret_value()
+        ):
+            problems.append(f"{ENV_PREFIX}SECRET_KEY and {ENV_PREFIX}ADMIN_TOKEN must differ")
+        if problems:
+            raise ValueError(
+                f"refusing to start with environment={self.environment!r}: " + "; ".join(problems)
+            )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        """True outside development and test."""
+        return self.environment not in DEV_ENVIRONMENTS
+
+    @property
+    def cache_backend(self) -> Literal["memory", "redis"]:
+        """Which cache `cache_url` selects."""
+        return "memory" if self.cache_url in (None, "memory", "memory://") else "redis"
+
+    def model_registry_dir(self) -> Path:
+        """`registry_dir`, or `primetime.paths.models_dir()` when unset."""
+        return self.registry_dir if self.registry_dir is not None else paths.models_dir()
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """A fresh `Settings` from the environment and `.env`, with `overrides` on top.
+
+    Not cached: each call reads the environment again, so tests and `create_app` callers get
+    exactly what they ask for.
+    """
+    return Settings(**overrides)

@@ -1,0 +1,544 @@
+"""EventStore and schema on SQLite and PostgreSQL: migrations, users, events (durability across
+SIGKILL included), impressions, model versions, experiments and their outcomes, titles."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text, update
+from sqlalchemy.exc import IntegrityError
+
+from primetime.service.db import (
+    Base,
+    ModelVersion,
+    alembic_config,
+    make_engine,
+    migrate,
+    normalize_url,
+    schema_version,
+)
+from primetime.service.repository import (
+    Arm,
+    ArmOutcome,
+    EventStore,
+    NewEvent,
+    NotFound,
+    UsernameTaken,
+)
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def run_in_threads(n: int, fn: Callable[[int], Any]) -> list[Any]:
+    """Run fn(0..n-1) in n threads released together; re-raise the first error."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = fn(i)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    if errors:
+        raise errors[0]
+    return results
+
+
+# ---------------------------------------------------------------------------- schema
+
+
+def test_migrate_is_idempotent_and_matches_models(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    try:
+        assert schema_version(engine) is None
+        migrate(engine)
+        migrate(engine)
+        assert HEAD is not None and schema_version(engine) == HEAD
+        with engine.connect() as conn:
+            # The hand-written revision and the models describe the same schema.
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+        assert diff == []
+    finally:
+        engine.dispose()
+
+
+def test_concurrent_migrations_agree(empty_db_url: str) -> None:
+    # Several app processes starting at once: each has its own engine.
+    run_in_threads(4, lambda _: migrate(empty_db_url))
+    engine = make_engine(empty_db_url)
+    try:
+        assert schema_version(engine) == HEAD
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_engine_settings(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a' / 'b' / 'x.db'}"
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+        assert (tmp_path / "a" / "b").is_dir()
+    finally:
+        engine.dispose()
+
+
+def test_in_memory_sqlite_is_one_shared_database() -> None:
+    with EventStore.open("sqlite://") as store:
+        user = store.create_user("ann", "h")
+        results = run_in_threads(3, lambda _: store.user(user.id))
+        assert all(r == user for r in results)
+
+
+def test_normalize_url() -> None:
+    assert normalize_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgresql+psycopg://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("sqlite:///x.db").drivername == "sqlite"
+    with pytest.raises(ValueError, match="url: unsupported database 'mysql'"):
+        normalize_url("mysql://u:secret@h/db")
+
+
+def test_ping(store: EventStore, tmp_path: Path) -> None:
+    assert store.ping()
+    broken = EventStore(make_engine("postgresql://nobody@127.0.0.1:1/none"))
+    assert not broken.ping()
+
+
+# ---------------------------------------------------------------------------- users
+
+
+def test_users(store: EventStore) -> None:
+    ann = store.create_user(
+        "ann",
+        "argon2$hash",
+        onboarding_genres=["Drama", "Comedy"],
+        onboarding_titles=["m1"],
+        demographics={"age": 31, "occupation": "writer"},
+    )
+    bob = store.create_user("bob", "h2", is_admin=True)
+    assert ann.id != bob.id
+    assert ann.onboarding_genres == ("Drama", "Comedy")
+    assert ann.demographics == {"age": 31, "occupation": "writer"}
+    assert bob.is_admin and not ann.is_admin and bob.demographics is None
+    assert store.user_by_name("ann") == ann
+    assert store.user(bob.id) == bob
+    assert store.user_by_name("nobody") is None and store.user(999_999) is None
+    assert "argon2$hash" not in repr(ann)
+    assert abs(ann.created_at - time.time()) < 60
+
+    with pytest.raises(UsernameTaken, match="username: 'ann' is taken"):
+        store.create_user("ann", "other")
+    assert isinstance(UsernameTaken("x"), ValueError)
+
+    updated = store.set_onboarding(ann.id, ["Horror"], ["m2", "m3"])
+    assert updated.onboarding_genres == ("Horror",)
+    assert store.user(ann.id) == updated
+    with pytest.raises(NotFound, match="user_id: no user 999999"):
+        store.set_onboarding(999_999, [], [])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"username": ""}, "username"),
+        ({"username": "x" * 65}, "username"),
+        ({"onboarding_genres": "Drama"}, "onboarding_genres"),
+        ({"demographics": {"age": 31, "zip": "123"}}, "demographics"),
+        ({"demographics": {"age": -3}}, "demographics"),
+    ],
+)
+def test_create_user_names_the_bad_argument(
+    store: EventStore, kwargs: dict[str, Any], field: str
+) -> None:
+    args: dict[str, Any] = {"username": "ann", "password_hash": "h", **kwargs}
+    with pytest.raises(ValueError, match=field):
+        store.create_user(**args)
+    assert store.user_by_name("ann") is None
+
+
+# ---------------------------------------------------------------------------- events
+
+
+def test_events_round_trip_order_and_counts(store: EventStore) -> None:
+    ann = store.create_user("ann", "h")
+    bob = store.create_user("bob", "h")
+    before = time.time()
+    ids = store.add_events(
+        ann.id,
+        [
+            NewEvent("m1", "view", ts=100.0, device="tv", position=3, request_id="r1"),
+            NewEvent("m2", "rate", ts=50.0, rating=4.5, context={"hour": 21, "tags": ["a"]}),
+            NewEvent("m3", "click", ts=100.0),  # same ts as m1: the id breaks the tie
+            NewEvent("m4", "add-to-list"),  # ts = server time
+        ],
+    )
+    after = time.time()
+    assert len(ids) == 4 and ids == sorted(ids)
+    store.add_events(bob.id, [NewEvent("m1", "play", ts=10.0)])
+
+    events = store.events(ann.id)
+    assert [e.item_id for e in events] == ["m2", "m1", "m3", "m4"]
+    assert [e.id for e in events] == [ids[1], ids[0], ids[2], ids[3]]
+    m1, m2, m4 = events[1], events[0], events[3]
+    assert (m1.device, m1.position, m1.request_id, m1.rating) == ("tv", 3, "r1", None)
+    assert m2.rating == 4.5 and m2.context == {"hour": 21, "tags": ["a"]}
+    assert before <= m4.ts <= after and m4.ts == m4.received_at
+    assert all(e.user_id == ann.id for e in events)
+
+    assert [e.item_id for e in store.events(ann.id, since=100.0)] == ["m1", "m3", "m4"]
+    latest = store.events(ann.id, limit=2)
+    assert [e.item_id for e in latest] == ["m3", "m4"]  # the latest two, oldest first
+    assert store.events(ann.id, limit=0) == []
+
+    assert store.event_count(ann.id) == 4 and store.event_count() == 5
+    assert store.counts_by_type(ann.id) == {"view": 1, "rate": 1, "click": 1, "add-to-list": 1}
+    assert store.max_event_id() == max(ids) + 1
+    assert store.add_events(ann.id, []) == []
+
+
+def test_empty_store_counts(store: EventStore) -> None:
+    assert store.max_event_id() == 0
+    assert store.event_count() == 0
+    assert store.title_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"event_type": "purchase"}, "event_type"),
+        ({"event_type": "rate", "rating": 6.0}, "rating"),
+        ({"event_type": "rate", "rating": 0.5}, "rating"),
+        ({"event_type": "rate", "rating": float("nan")}, "rating"),
+        ({"event_type": "rate"}, "rating"),
+        ({"event_type": "view", "rating": 3.0}, "rating"),
+        ({"event_type": "view", "item_id": ""}, "item_id"),
+        ({"event_type": "view", "ts": float("inf")}, "ts"),
+        ({"event_type": "view", "position": -1}, "position"),
+        ({"event_type": "view", "context": ["not", "a", "dict"]}, "context"),
+    ],
+)
+def test_new_event_names_the_bad_field(kwargs: dict[str, Any], field: str) -> None:
+    args: dict[str, Any] = {"item_id": "m1", **kwargs}
+    with pytest.raises(ValueError, match=rf"^{field}: "):
+        NewEvent(**args)
+
+
+def test_add_events_is_all_or_nothing(store: EventStore) -> None:
+    ann = store.create_user("ann", "h")
+    with pytest.raises(TypeError, match=r"events\[1\]"):
+        store.add_events(ann.id, [NewEvent("m1", "view"), {"item_id": "m2"}])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match=r"events\[0\].context"):
+        store.add_events(ann.id, [NewEvent("m1", "view", context={"x": float("nan")})])
+    with pytest.raises(NotFound, match="user_id: no user 424242"):
+        store.add_events(424_242, [NewEvent("m1", "view")])
+    assert store.event_count() == 0
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from primetime.service.repository import EventStore, NewEvent
+
+    store = EventStore.open(sys.argv[1], migrate=False)
+    user_id = int(sys.argv[2])
+    i = 0
+    while True:
+        ids = store.add_events(user_id, [NewEvent(f"m{i}", "view"), NewEvent(f"m{i}", "play")])
+        print(i, *ids, flush=True)  # acknowledged
+        i += 1
+    """
+)
+
+
+def test_acknowledged_events_survive_sigkill(db_url: str, tmp_path: Path) -> None:
+    with EventStore.open(db_url, migrate=False) as store:
+        user = store.create_user("ann", "h")
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), db_url, str(user.id)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    acknowledged: dict[int, str] = {}
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while len(acknowledged) < 100 and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            i, *ids = line.split()
+            acknowledged.update({int(ids[0]): f"m{i}", int(ids[1]): f"m{i}"})
+        # Killed mid-stream: the writer is inside its next transaction or about to start it.
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acknowledged) >= 100, f"writer acknowledged too little; stderr:\n{err}"
+
+    with EventStore.open(db_url, migrate=False) as reopened:
+        stored = {e.id: e.item_id for e in reopened.events(user.id)}
+        if reopened.engine.dialect.name == "sqlite":
+            with reopened.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    missing = set(acknowledged) - set(stored)
+    assert not missing, f"{len(missing)} acknowledged events lost"
+    assert all(stored[i] == item for i, item in acknowledged.items())
+    # A whole batch or nothing: no half-written batch after the kill.
+    assert len(stored) % 2 == 0
+
+
+# ---------------------------------------------------------------------------- impressions
+
+
+def test_log_impressions(store: EventStore) -> None:
+    ann = store.create_user("ann", "h")
+    store.create_experiment("exp1", "Exp", [Arm("a", "m@1")])
+    ids = store.log_impressions(
+        ann.id, "req-1", ["m3", "m1", "m2"], model_version="m@1", experiment_id="exp1", arm="a"
+    )
+    store.log_impressions(ann.id, "req-2", ["m9"], model_version="m@1", ts=5.0)
+    assert len(ids) == 3 and ids == sorted(ids)
+    shown = store.impressions(ann.id, request_id="req-1")
+    assert [(i.item_id, i.position) for i in shown] == [("m3", 0), ("m1", 1), ("m2", 2)]
+    assert {(i.experiment_id, i.arm, i.model_version) for i in shown} == {("exp1", "a", "m@1")}
+    assert [i.request_id for i in store.impressions(ann.id)] == ["req-1"] * 3 + ["req-2"]
+    assert [i.item_id for i in store.impressions(ann.id, limit=1)] == ["m9"]
+    with pytest.raises(ValueError, match="experiment_id, arm"):
+        store.log_impressions(ann.id, "req-3", ["m1"], model_version="m@1", arm="a")
+    with pytest.raises(NotFound, match="experiment_id"):
+        store.log_impressions(
+            ann.id, "req-3", ["m1"], model_version="m@1", experiment_id="nope", arm="a"
+        )
+    with pytest.raises(NotFound, match="user_id"):
+        store.log_impressions(987, "req-3", ["m1"], model_version="m@1")
+
+
+# ---------------------------------------------------------------------------- model versions
+
+
+def test_model_versions_register_and_promote(store: EventStore) -> None:
+    v1 = store.register_model_version("sasrec", "v1", "/models/sasrec/v1", {"ndcg@10": 0.09})
+    assert store.register_model_version("sasrec", "v1", "/models/sasrec/v1", {}) == v1
+    with pytest.raises(ValueError, match="path"):
+        store.register_model_version("sasrec", "v1", "/elsewhere", {})
+    with pytest.raises(ValueError, match="metrics"):
+        store.register_model_version("sasrec", "v9", "/m", {"ndcg": float("nan")})
+    v2 = store.register_model_version("sasrec", "v2", Path("/models/sasrec/v2"), {})
+    store.register_model_version("als", "v1", "/models/als/v1", {})
+    assert v1.metrics == {"ndcg@10": 0.09} and not v1.is_promoted
+    assert [m.version for m in store.model_versions("sasrec")] == ["v1", "v2"]
+    assert len(store.model_versions()) == 3
+    assert store.promoted("sasrec") is None
+
+    p1 = store.promote("sasrec", "v1")
+    assert p1.is_promoted and p1.promoted_at is not None
+    store.promote("als", "v1")
+    p2 = store.promote("sasrec", "v2")
+    assert store.promoted("sasrec") == p2 and p2.id == v2.id
+    assert [m.is_promoted for m in store.model_versions("sasrec")] == [False, True]
+    assert store.promoted("als") is not None  # other names untouched
+    assert store.promote("sasrec", "v2").is_promoted  # promoting again is a no-op
+
+    with pytest.raises(NotFound, match="'sasrec' 'v7' is not registered"):
+        store.promote("sasrec", "v7")
+    assert store.promoted("sasrec") == p2
+
+
+def test_database_refuses_two_promoted_versions(store: EventStore) -> None:
+    store.register_model_version("m", "v1", "/1", {})
+    store.register_model_version("m", "v2", "/2", {})
+    with pytest.raises(IntegrityError), store.engine.begin() as conn:
+        conn.execute(update(ModelVersion).where(ModelVersion.name == "m").values(is_promoted=True))
+
+
+def test_concurrent_promotions_leave_one_promoted(store: EventStore) -> None:
+    versions = [f"v{i}" for i in range(6)]
+    for v in versions:
+        store.register_model_version("m", v, f"/{v}", {})
+    run_in_threads(len(versions), lambda i: store.promote("m", versions[i]))
+    assert sum(m.is_promoted for m in store.model_versions("m")) == 1
+
+
+# ---------------------------------------------------------------------------- experiments
+
+
+def test_experiments_and_sticky_assignment(store: EventStore) -> None:
+    ann = store.create_user("ann", "h")
+    exp = store.create_experiment(
+        "rank-2026",
+        "Ranking test",
+        [{"name": "control", "model_version": "als@1"}, Arm("b", "sasrec@2", 3)],
+    )
+    assert exp.arms == (Arm("control", "als@1", 1.0), Arm("b", "sasrec@2", 3.0))
+    assert exp.active and store.experiment("rank-2026") == exp
+    assert store.experiments() == [exp]
+    assert store.experiment("nope") is None
+    with pytest.raises(ValueError, match="experiment_id: 'rank-2026' exists"):
+        store.create_experiment("rank-2026", "again", [Arm("a", "x")])
+
+    assert store.assignment("rank-2026", ann.id) is None
+    assert store.assign("rank-2026", ann.id, "b") == "b"
+    assert store.assign("rank-2026", ann.id, "control") == "b"  # the first assignment sticks
+    assert store.assignment("rank-2026", ann.id) == "b"
+    with pytest.raises(ValueError, match="arm: 'zzz'"):
+        store.assign("rank-2026", ann.id, "zzz")
+    with pytest.raises(NotFound, match="experiment_id"):
+        store.assign("nope", ann.id, "b")
+    with pytest.raises(NotFound, match="user_id"):
+        store.assign("rank-2026", 31337, "b")
+
+    stopped = store.set_experiment_active("rank-2026", False)
+    assert not stopped.active and store.experiment("rank-2026") == stopped
+
+
+@pytest.mark.parametrize(
+    ("experiment_id", "arms", "field"),
+    [
+        ("Bad Id", [Arm("a", "x")], "experiment_id"),
+        ("ok", [], "arms"),
+        ("ok", [Arm("a", "x"), Arm("a", "y")], "arms"),
+        ("ok", [{"name": "a", "model_version": "x", "weight": 0}], r"arms\[0\].weight"),
+        ("ok", [{"name": "a", "model_version": ""}], r"arms\[0\].model_version"),
+        ("ok", [{"name": "a", "model_version": "x", "share": 1}], r"arms\[0\]"),
+    ],
+)
+def test_create_experiment_names_the_bad_argument(
+    store: EventStore, experiment_id: str, arms: list[Any], field: str
+) -> None:
+    with pytest.raises(ValueError, match=field):
+        store.create_experiment(experiment_id, "name", arms)
+    assert store.experiments() == []
+
+
+def test_concurrent_assign_gives_one_arm(store: EventStore) -> None:
+    arms = [f"arm{i}" for i in range(8)]
+    store.create_experiment("race", "Race", [Arm(a, "m") for a in arms])
+    users = [store.create_user(f"u{i}", "h").id for i in range(3)]
+    for user_id in users:
+        got = run_in_threads(len(arms), lambda i, u=user_id: store.assign("race", u, arms[i]))
+        assert len(set(got)) == 1, got
+        assert store.assignment("race", user_id) == got[0]
+    assert sum(o.users for o in store.experiment_outcomes("race")) == len(users)
+
+
+def test_experiment_outcomes_on_a_planted_case(store: EventStore) -> None:
+    store.create_experiment("exp", "Exp", [Arm("a", "m@1"), Arm("b", "m@2"), Arm("c", "m@3")])
+    u1, u2, u3, u4 = (store.create_user(f"u{i}", "h").id for i in range(1, 5))
+    for user, arm in [(u1, "a"), (u2, "a"), (u3, "b"), (u4, "b")]:
+        store.assign("exp", user, arm)
+
+    def shown(user: int, req: str, items: list[str], arm: str) -> None:
+        store.log_impressions(user, req, items, model_version="m", experiment_id="exp", arm=arm)
+
+    shown(u1, "r1", ["x", "y", "z"], "a")
+    shown(u2, "r2", ["x", "y"], "a")
+    shown(u3, "r3", ["x", "y", "z", "w"], "b")
+    store.log_impressions(u4, "r4", ["x"], model_version="m")  # outside the experiment
+
+    def acts(user: int, *events: NewEvent) -> None:
+        store.add_events(user, list(events))
+
+    acts(u1, NewEvent("x", "click", request_id="r1"), NewEvent("x", "play", request_id="r1"))
+    acts(u1, NewEvent("x", "complete", request_id="r1"))  # a: 1 click (x counted once), 1 done
+    acts(u2, NewEvent("y", "click", request_id="r2"))  # a: click on y
+    acts(u2, NewEvent("z", "click", request_id="r2"))  # z was not shown in r2: not counted
+    acts(u2, NewEvent("y", "like", request_id="r2"))  # not a click type
+    acts(u3, NewEvent("x", "click", request_id="r1"))  # another response: not counted
+    acts(u3, NewEvent("y", "play", request_id="r3"))  # b: 1 click
+    acts(u3, NewEvent("w", "complete"))  # no request id: not attributed
+    acts(u4, NewEvent("x", "click", request_id="r3"))  # another user's response
+    acts(u4, NewEvent("x", "click", request_id="r4"))  # impression outside the experiment
+
+    outcomes = store.experiment_outcomes("exp")
+    assert outcomes == [
+        ArmOutcome("a", users=2, impressions=5, clicks=2, completions=1),
+        ArmOutcome("b", users=2, impressions=4, clicks=1, completions=0),
+        ArmOutcome("c", users=0, impressions=0, clicks=0, completions=0),
+    ]
+    assert outcomes[0].ctr == pytest.approx(0.4) and outcomes[2].ctr == 0.0
+    assert outcomes[0].completion_rate == pytest.approx(0.2)
+    with pytest.raises(NotFound):
+        store.experiment_outcomes("nope")
+
+
+# ---------------------------------------------------------------------------- titles
+
+
+def test_sync_titles_upserts(store: EventStore) -> None:
+    rows = [
+        {"item_id": "m1", "title": "Heat", "kind": "movie", "year": 1995, "genres": ["Crime"]},
+        {"item_id": "s1", "title": "The Wire", "kind": "show", "year": 2002, "genres": []},
+        {"item_id": "m2", "title": "Alien", "year": None},
+    ]
+    first = store.sync_titles(rows)
+    assert (first.inserted, first.updated, first.unchanged) == (3, 0, 0)
+    again = store.sync_titles(rows)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
+    changed = [
+        {**rows[0], "genres": ["Crime", "Thriller"]},
+        rows[1],
+        {"item_id": "m3", "title": "Up"},
+    ]
+    result = store.sync_titles(changed)
+    assert (result.inserted, result.updated, result.unchanged) == (1, 1, 1)
+    assert store.title_count() == 4  # m2 is kept though absent from the last sync
+    with store.engine.connect() as conn:
+        genres = conn.execute(text("SELECT genres FROM titles WHERE item_id = 'm1'")).scalar()
+    assert genres == ["Crime", "Thriller"] or genres == '["Crime", "Thriller"]'
+
+    with pytest.raises(ValueError, match=r"rows\[1\].kind"):
+        store.sync_titles([rows[0], {"item_id": "x", "title": "X", "kind": "film"}])
+    with pytest.raises(ValueError, match=r"rows\[1\].item_id: 'm1' appears twice"):
+        store.sync_titles([rows[0], rows[0]])
+    assert store.title_count() == 4
+
+
+def test_sync_titles_30k_is_fast(store: EventStore) -> None:
+    rows = [
+        {
+            "item_id": f"i{i}",
+            "title": f"Title {i}",
+            "kind": "movie",
+            "year": 1990 + i % 30,
+            "genres": ["Drama"],
+        }
+        for i in range(30_000)
+    ]
+    start = time.perf_counter()
+    assert store.sync_titles(rows).inserted == 30_000
+    rows[7] = {**rows[7], "title": "Renamed"}
+    assert store.sync_titles(rows).updated == 1
+    elapsed = time.perf_counter() - start
+    assert store.title_count() == 30_000
+    assert elapsed < 30, f"two syncs of 30k titles took {elapsed:.1f} s"
