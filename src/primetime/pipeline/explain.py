@@ -1,0 +1,171 @@
+"""Reasons: the human sentence shown under every recommended title.
+
+A reason is chosen by which blend component contributed most to the title's
+score (see :func:`dominant_component`):
+
+=============  ======================  =====================================
+component      code                    text
+=============  ======================  =====================================
+model/content  ``because_watched``     Because you watched <Title>
+realtime       ``because_like_genre``  Because you like <Genre>
+trending       ``trending_genre``      Trending in <Genre> this week
+popularity     ``popular_like_you``    Popular with people like you
+               ``popular``             Popular on Primetime
+=============  ======================  =====================================
+
+"Because you watched" names the history title most similar to the
+candidate (:func:`most_similar_source`): the recency-weighted neighbour
+similarity (content + co-occurrence) decides, shared genres break ties.
+When no history title is related, the pipeline falls back to a genre reason
+or ``for_you``. Rows of the home page and similar-title lists use the other
+codes below. Codes are stable (the UI and analytics key on them); texts may
+change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+BECAUSE_WATCHED = "because_watched"
+BECAUSE_LIKE_GENRE = "because_like_genre"
+TRENDING_GENRE = "trending_genre"
+TRENDING = "trending"
+POPULAR_LIKE_YOU = "popular_like_you"
+POPULAR = "popular"
+FOR_YOU = "for_you"
+WATCHED_TOGETHER = "watched_together"
+SIMILAR_CONTENT = "similar_content"
+NEXT_SEASON = "next_season"
+CONTINUE_WATCHING = "continue_watching"
+NEW_RELEASE = "new_release"
+
+#: Tie order when two components contribute equally (most personal first).
+COMPONENT_ORDER = ("model", "content", "realtime", "trending", "popularity")
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a title is shown.
+
+    Attributes:
+        code: Stable machine code (module constants, e.g. ``"because_watched"``).
+        text: The sentence shown to the user.
+        source_item: The item_idx the reason refers to ("Because you watched
+            <that title>"), or ``None``.
+    """
+
+    code: str
+    text: str
+    source_item: int | None = None
+
+
+def because_watched(source_item: int, title: str) -> Reason:
+    return Reason(BECAUSE_WATCHED, f"Because you watched {title}", source_item)
+
+
+def because_like_genre(genre: str) -> Reason:
+    return Reason(BECAUSE_LIKE_GENRE, f"Because you like {genre}")
+
+
+def trending_in(genre: str | None) -> Reason:
+    if genre is None:
+        return Reason(TRENDING, "Trending this week")
+    return Reason(TRENDING_GENRE, f"Trending in {genre} this week")
+
+
+def popular(*, like_you: bool) -> Reason:
+    if like_you:
+        return Reason(POPULAR_LIKE_YOU, "Popular with people like you")
+    return Reason(POPULAR, "Popular on Primetime")
+
+
+def for_you() -> Reason:
+    return Reason(FOR_YOU, "Picked for you")
+
+
+def watched_together(source_item: int, title: str) -> Reason:
+    return Reason(WATCHED_TOGETHER, f"Watched together with {title}", source_item)
+
+
+def also_in(source_item: int, genre: str | None, year: int | None) -> Reason:
+    """``"Also in Drama, 1995"`` (shared genre, the candidate's year)."""
+    if genre is None and year is None:
+        return Reason(SIMILAR_CONTENT, "Similar title", source_item)
+    if genre is None:
+        return Reason(SIMILAR_CONTENT, f"Also from {year}", source_item)
+    text = f"Also in {genre}" if year is None else f"Also in {genre}, {year}"
+    return Reason(SIMILAR_CONTENT, text, source_item)
+
+
+def next_season(source_item: int, title: str) -> Reason:
+    return Reason(NEXT_SEASON, f"Next season after {title}", source_item)
+
+
+def continue_watching(title: str) -> Reason:
+    return Reason(CONTINUE_WATCHING, f"Continue watching {title}")
+
+
+def new_release(year: int | None) -> Reason:
+    return Reason(NEW_RELEASE, "New release" if year is None else f"New release ({year})")
+
+
+def dominant_component(contributions: Mapping[str, float]) -> str | None:
+    """The component with the largest contribution ``weight * normalised score``.
+
+    Ties go to the more personal component (:data:`COMPONENT_ORDER`). Returns
+    ``None`` when ``contributions`` is empty.
+    """
+    best: str | None = None
+    best_val = -np.inf
+    for name in sorted(contributions, key=_order):
+        if contributions[name] > best_val:
+            best, best_val = name, contributions[name]
+    return best
+
+
+def _order(name: str) -> int:
+    return COMPONENT_ORDER.index(name) if name in COMPONENT_ORDER else len(COMPONENT_ORDER)
+
+
+def most_similar_source(
+    candidates: np.ndarray,
+    recent: np.ndarray,
+    recent_weight: np.ndarray,
+    neighbors: np.ndarray,
+    neighbor_sim: np.ndarray,
+    genre_unit: np.ndarray,
+) -> np.ndarray:
+    """For each candidate, the history title it is most similar to.
+
+    Score of history title ``h`` for candidate ``c``: ``recent_weight[h] *
+    sim(h, c)`` where ``sim`` comes from ``h``'s stored neighbours (0 if ``c``
+    is not among them), plus ``1e-3 *`` the recency-weighted genre cosine as a
+    tie-break / fallback.
+
+    Args:
+        candidates: (C,) item_idx.
+        recent: (R,) history item_idx, most recent first.
+        recent_weight: (R,) recency weights.
+        neighbors: (V, N) item_idx of each title's neighbours (0 = none).
+        neighbor_sim: (V, N) their similarities.
+        genre_unit: (V, K) unit-norm genre rows.
+
+    Returns:
+        (C,) int64 item_idx of the source title, 0 where no history title is related.
+    """
+    cand = np.asarray(candidates, dtype=np.int64)
+    if recent.size == 0 or cand.size == 0:
+        return np.zeros(cand.size, dtype=np.int64)
+    nb = neighbors[recent]  # (R, N)
+    sims = neighbor_sim[recent] * recent_weight[:, None]  # (R, N)
+    match = nb[None, :, :] == cand[:, None, None]  # (C, R, N)
+    score = np.where(match, sims[None], 0.0).max(axis=2)  # (C, R)
+    gsim = genre_unit[cand] @ genre_unit[recent].T  # (C, K) @ (K, R) -> (C, R)
+    score = score + 1e-3 * gsim * recent_weight[None, :]
+    best = score.argmax(axis=1)  # (C,) first = most recent on ties
+    src = recent[best].astype(np.int64)
+    src[score[np.arange(cand.size), best] <= 0] = 0
+    return src
