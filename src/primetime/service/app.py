@@ -1,0 +1,190 @@
+"""The FastAPI application: ``create_app(settings)`` and its lifespan.
+
+The lifespan opens the event store (running migrations), mirrors the catalog
+into it, connects the cache, builds the pipeline side data and loads the
+promoted model versions from the registry. Routes live in
+:mod:`primetime.service.routes`; cross-cutting concerns (request ids, timing,
+rate limits, body limits) are ASGI middlewares.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from primetime import __version__
+from primetime.data.dataset import Dataset
+from primetime.registry import ModelRegistry
+from primetime.service.cache import Cache, make_cache
+from primetime.service.metrics import ServiceMetrics
+from primetime.service.middleware import add_service_middleware
+from primetime.service.repository import EventStore
+from primetime.service.routes import account, admin, events, ops, recs, titles
+from primetime.service.settings import Settings
+from primetime.service.state import ServiceState
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+Real-time movie and TV recommendations.
+
+Sign up (`POST /api/v1/auth/signup`) or sign in to get a token, send it as
+`Authorization: Bearer <token>` (the web pages use the session cookie), post
+what you do (`POST /api/v1/events`) and read recommendations that already
+reflect it (`GET /api/v1/recommendations`). Admin endpoints take the
+`X-Admin-Token` header.
+"""
+
+
+def _field(loc: Sequence[Any]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 whose ``message`` names every bad field in one line, plus FastAPI's ``detail``."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    message = "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors)
+    detail = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
+    return JSONResponse({"detail": detail, "message": message}, status_code=422)
+
+
+def _load_dataset(settings: Settings) -> Dataset:
+    from primetime.experiment import open_dataset
+
+    return open_dataset(settings.data).dataset
+
+
+def build_state(
+    settings: Settings,
+    *,
+    metrics: ServiceMetrics,
+    dataset: Dataset | None = None,
+    registry: ModelRegistry | None = None,
+    store: EventStore | None = None,
+    cache: Cache | None = None,
+) -> ServiceState:
+    """Open (or take) every part of the service and build its state."""
+    import torch
+
+    torch.set_num_threads(1)  # one request, one core: latency over throughput per request
+    dataset = dataset if dataset is not None else _load_dataset(settings)
+    store = store if store is not None else EventStore.open(settings.database_url)
+    frame = dataset.catalog.frame
+    store.sync_titles(
+        {
+            "item_id": r["item_id"],
+            "title": r["title"],
+            "kind": r["kind"],
+            "year": r["year"],
+            "genres": list(r["genres"] or []),
+        }
+        for r in frame.select("item_id", "title", "kind", "year", "genres").iter_rows(named=True)
+    )
+    registry = registry if registry is not None else ModelRegistry(settings.registry_dir)
+    for v in registry.versions():
+        try:
+            store.register_model_version(v.name, v.version, str(v.path), dict(v.metrics or {}))
+            current = store.promoted(v.name)
+            if v.promoted and (current is None or current.version != v.version):
+                store.promote(v.name, v.version)
+        except ValueError as err:  # a path moved or NaN metrics: the files stay the truth
+            log.warning("model %s:%s not mirrored in the database: %s", v.name, v.version, err)
+    cache = (
+        cache
+        if cache is not None
+        else make_cache(settings.cache_url, ttl=settings.cache_ttl_seconds)
+    )
+    metrics.set_cache_stats_source(cache.stats)
+    return ServiceState(
+        settings, dataset=dataset, store=store, cache=cache, metrics=metrics, registry=registry
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    dataset: Dataset | None = None,
+    registry: ModelRegistry | None = None,
+    store: EventStore | None = None,
+    cache: Cache | None = None,
+) -> FastAPI:
+    """The service as an ASGI app.
+
+    Args:
+        settings: Defaults to :class:`Settings` from the environment / ``.env``.
+        dataset: Catalog and log to serve (default: ``settings.data``).
+        registry: Model registry (default: ``settings.registry_dir``).
+        store, cache: Ready-made parts (tests); opened from ``settings`` otherwise.
+    """
+    settings = settings if settings is not None else Settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = await run_in_threadpool(
+            build_state,
+            settings,
+            metrics=metrics,
+            dataset=dataset,
+            registry=registry,
+            store=store,
+            cache=cache,
+        )
+        app.state.svc = svc
+        log.info("serving %s (%d titles)", svc.slots.default.key, len(svc.item_ids))
+        try:
+            yield
+        finally:
+            app.state.svc = None
+            if store is None:
+                svc.store.close()
+            if cache is None:
+                svc.cache.close()
+
+    app = FastAPI(
+        title="Primetime",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "account", "description": "Sign-up, sign-in, onboarding."},
+            {"name": "events", "description": "What users do; durable on 201."},
+            {"name": "recommendations", "description": "Personal lists, rows and insights."},
+            {"name": "titles", "description": "The catalog: details, similar titles, search."},
+            {"name": "admin", "description": "Models, reloads, A/B tests (admin token)."},
+            {"name": "ops", "description": "Health, readiness, Prometheus metrics."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.svc = None
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for module in (account, events, recs, titles, admin):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(ops.router)
+    add_service_middleware(app, settings=settings, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type", "X-Admin-Token", "X-Request-ID"],
+        )
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """``create_app`` with settings from the environment (uvicorn's ``--factory`` entry)."""
+    return create_app(Settings())

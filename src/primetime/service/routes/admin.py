@@ -1,0 +1,91 @@
+"""Admin endpoints (admin token or an admin account): models, reload, experiments, stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from primetime.service.auth import require_admin
+from primetime.service.experiments import experiment_report
+from primetime.service.routes.deps import Svc
+from primetime.service.schemas import ExperimentIn, ExperimentReport, ModelVersionOut, Promote
+
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+def _versions(svc: Svc) -> list[dict[str, Any]]:
+    loaded = svc.slots.by_key
+    return [
+        {
+            "name": v.name,
+            "version": v.version,
+            "promoted": v.promoted,
+            "created_at": v.created_at,
+            "metrics": dict(v.metrics or {}),
+            "loaded": f"{v.name}:{v.version}" in loaded,
+        }
+        for v in svc.registry.versions()
+    ]
+
+
+@router.get("/models", response_model=list[ModelVersionOut])
+def models(svc: Svc) -> list[dict[str, Any]]:
+    """Every registered model version with its offline metrics."""
+    return _versions(svc)
+
+
+@router.post("/models/{name}/promote", response_model=list[ModelVersionOut])
+def promote(name: str, body: Promote, svc: Svc) -> list[dict[str, Any]]:
+    """Promote a version (served after the next reload)."""
+    try:
+        svc.registry.promote(name, body.version)
+    except (KeyError, ValueError) as err:
+        raise HTTPException(404, str(err).strip("'\"")) from None
+    return _versions(svc)
+
+
+@router.post("/reload")
+def reload(svc: Svc) -> dict[str, Any]:
+    """Load the promoted versions and swap them in without dropping requests."""
+    slots = svc.reload()
+    return {"default": slots.default.key, "loaded": sorted(slots.by_key)}
+
+
+@router.post("/experiments", response_model=ExperimentReport, status_code=201)
+def create_experiment(body: ExperimentIn, svc: Svc) -> dict[str, Any]:
+    """Start an A/B test: users are split by a stable hash between the arms' versions."""
+    for arm in body.arms:
+        try:
+            svc.model(arm.model_version)
+        except (KeyError, ValueError):
+            raise HTTPException(
+                422, f"arms: no model version {arm.model_version!r} (see /api/v1/admin/models)"
+            ) from None
+    if svc.store.experiment(body.id) is not None:
+        raise HTTPException(409, f"experiment {body.id!r} exists")
+    svc.store.create_experiment(body.id, body.name, [a.model_dump() for a in body.arms])
+    return experiment_report(svc.store, body.id)
+
+
+@router.get("/experiments/{experiment_id}", response_model=ExperimentReport)
+def get_experiment(experiment_id: str, svc: Svc) -> dict[str, Any]:
+    """CTR and completion rate per arm with 95% Wilson intervals."""
+    try:
+        return experiment_report(svc.store, experiment_id)
+    except KeyError:
+        raise HTTPException(404, f"no experiment {experiment_id!r}") from None
+
+
+@router.post("/experiments/{experiment_id}/stop", response_model=ExperimentReport)
+def stop_experiment(experiment_id: str, svc: Svc) -> dict[str, Any]:
+    if svc.store.experiment(experiment_id) is None:
+        raise HTTPException(404, f"no experiment {experiment_id!r}")
+    svc.store.set_experiment_active(experiment_id, False)
+    return experiment_report(svc.store, experiment_id)
+
+
+@router.get("/stats")
+def stats(svc: Svc) -> dict[str, Any]:
+    """Live latency percentiles per route, cache figures, events/s and model versions."""
+    return {**svc.metrics.snapshot(), "default_model": svc.slots.default.key}

@@ -1,0 +1,174 @@
+"""Personal endpoints: recommendations, home-page carousels, insights, refresh.
+
+Each reads the user's context from the event store, so the latest event is
+always part of the answer; responses are cached under the model version and
+the user's generation, which every event of theirs bumps.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Query
+
+from primetime.pipeline.realtime import insights as user_insights
+from primetime.service.auth import ensure_owner
+from primetime.service.repository import UserRecord
+from primetime.service.routes.deps import CurrentUser, Svc
+from primetime.service.schemas import Carousels, Insights, Recommendations
+from primetime.service.state import ServiceState
+
+router = APIRouter(tags=["recommendations"])
+
+
+def _log_impressions(
+    svc: ServiceState,
+    user_id: int,
+    request_id: str,
+    item_ids: list[str],
+    model_version: str,
+    experiment_id: str | None,
+    arm: str | None,
+) -> None:
+    try:
+        svc.store.log_impressions(
+            user_id,
+            request_id,
+            item_ids,
+            model_version=model_version,
+            experiment_id=experiment_id,
+            arm=arm,
+        )
+    except Exception:  # an impression log must never fail a page
+        import logging
+
+        logging.getLogger(__name__).exception("could not log impressions of %s", request_id)
+
+
+def _onboarding(user: UserRecord) -> list[str]:
+    return list(user.onboarding_genres)
+
+
+@router.get("/recommendations", response_model=Recommendations)
+def recommendations(
+    user: CurrentUser,
+    svc: Svc,
+    background: BackgroundTasks,
+    k: Annotated[int, Query(ge=1, le=100, description="How many titles.")] = 10,
+    kind: Annotated[Literal["movie", "show"] | None, Query(description="Only this kind.")] = None,
+    genre: Annotated[str | None, Query(max_length=64, description="Only this genre.")] = None,
+    exclude_seen: Annotated[bool, Query(description="Leave out titles already seen.")] = True,
+) -> dict[str, Any]:
+    """The signed-in user's top titles, each with a reason ("Because you watched …")."""
+    if genre is not None and genre not in svc.genres:
+        raise HTTPException(422, f"genre: unknown genre {genre!r}; known: {svc.genres}")
+    a = svc.assignment(user.id)
+    request_id = uuid.uuid4().hex
+    params = {"k": k, "kind": kind, "genre": genre, "seen": exclude_seen}
+    key = svc.cache_key("recs", a.model.key, user.id, params)
+    body = svc.cache_get(key)
+    if body is None:
+        view = svc.user_view(user)
+        titles = [i for t in user.onboarding_titles if (i := svc.item_index(t))]
+        items = a.model.pipeline.recommend(
+            view.context,
+            k,
+            prefs=view.prefs,
+            now=time.time(),
+            kind=kind,
+            genre=genre,
+            exclude_seen=exclude_seen,
+            exclude=titles if exclude_seen else (),
+            dislikes=view.dislikes,
+            onboarding_genres=_onboarding(user),
+            demographics=user.demographics,
+        )
+        body = {
+            "cold_start": len(view.context.history) < svc.base.weights.cold_start_threshold,
+            "items": [svc.item_json(s) for s in items],
+        }
+        svc.cache_set(key, body)
+    svc.metrics.record_recommendations()
+    background.add_task(
+        _log_impressions,
+        svc,
+        user.id,
+        request_id,
+        [it["item_id"] for it in body["items"]],
+        a.model.key,
+        a.experiment_id,
+        a.arm,
+    )
+    return {
+        "user_id": user.id,
+        "request_id": request_id,
+        "model_version": a.model.key,
+        "experiment_id": a.experiment_id,
+        "arm": a.arm,
+        **body,
+    }
+
+
+@router.get("/carousels", response_model=Carousels)
+def carousels(
+    user: CurrentUser,
+    svc: Svc,
+    n: Annotated[int, Query(ge=1, le=50, description="Titles per row.")] = 12,
+    kind: Annotated[Literal["movie", "show"] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Home-page rows: continue watching, top picks, because you watched, favourite
+    genres (ordered by the live genre weights), trending, new releases."""
+    a = svc.assignment(user.id)
+    key = svc.cache_key("rows", a.model.key, user.id, {"n": n, "kind": kind})
+    rows = svc.cache_get(key)
+    if rows is None:
+        view = svc.user_view(user)
+        out = a.model.pipeline.carousels(
+            view.context,
+            prefs=view.prefs,
+            now=time.time(),
+            n=n,
+            events=view.pref_events,
+            dislikes=view.dislikes,
+            onboarding_genres=_onboarding(user),
+            demographics=user.demographics,
+            kind=kind,
+        )
+        rows = [
+            {"key": c.key, "title": c.title, "items": [svc.item_json(s) for s in c.items]}
+            for c in out
+        ]
+        svc.cache_set(key, rows)
+    return {
+        "user_id": user.id,
+        "request_id": uuid.uuid4().hex,
+        "model_version": a.model.key,
+        "rows": rows,
+    }
+
+
+def _insights(svc: ServiceState, user: UserRecord) -> dict[str, Any]:
+    view = svc.user_view(user)
+    out = user_insights(view.pref_events, svc.item_genres, time.time(), n_genres=len(svc.genres))
+    return {"user_id": user.id, **out}
+
+
+@router.get("/insights", response_model=Insights)
+def my_insights(user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """The signed-in user's genre weights now and over time, counts and diversity."""
+    return _insights(svc, user)
+
+
+@router.get("/users/{user_id}/insights", response_model=Insights)
+def insights_of(user_id: int, user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """A user's insights: only their own (403 for anybody else's)."""
+    ensure_owner(user_id, user.id, what="insights")
+    return _insights(svc, user)
+
+
+@router.post("/refresh", status_code=202)
+def refresh(user: CurrentUser, svc: Svc) -> dict[str, Any]:
+    """Drop the user's cached lists, so the next request recomputes them."""
+    return {"user_id": user.id, "generation": svc.cache.bump_user(user.id)}

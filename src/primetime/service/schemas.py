@@ -1,0 +1,270 @@
+"""Request and response bodies of the HTTP API (pydantic), with OpenAPI examples."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from primetime.service.auth import Password, Username
+from primetime.service.db import EVENT_TYPES
+
+EventType = Literal[
+    "view",
+    "click",
+    "play",
+    "complete",
+    "rate",
+    "like",
+    "dislike",
+    "add-to-list",
+    "remove-from-list",
+]
+assert set(EventType.__args__) == set(EVENT_TYPES), "keep EventType in step with db.EVENT_TYPES"  # type: ignore[attr-defined]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Demographics(_Strict):
+    age: int | None = Field(None, ge=1, le=120, description="Age in years.")
+    gender: str | None = Field(None, max_length=32)
+    occupation: str | None = Field(None, max_length=64)
+
+
+class SignUp(_Strict):
+    """A new account; genres and titles picked during onboarding are optional here."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "username": "ada",
+                    "password": "correct horse battery",
+                    "genres": ["Sci-Fi", "Drama"],
+                }
+            ]
+        },
+    )
+    username: Username
+    password: Password
+    genres: list[str] = Field(default_factory=list, max_length=20)
+    titles: list[str] = Field(default_factory=list, max_length=50, description="item ids")
+    demographics: Demographics | None = None
+
+
+class Login(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"username": "ada", "password": "correct horse battery"}]},
+    )
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=128)
+
+
+class Session(BaseModel):
+    user_id: int
+    username: str
+    is_admin: bool
+    token: str = Field(description="Send as 'Authorization: Bearer <token>'.")
+
+
+class Me(BaseModel):
+    user_id: int
+    username: str
+    is_admin: bool
+    onboarding_genres: list[str]
+    onboarding_titles: list[str]
+    events: int
+
+
+class Onboarding(_Strict):
+    """Genres and titles a new user picks; the home page reflects them at once."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"genres": ["Comedy"], "titles": ["1", "50"]}]},
+    )
+    genres: list[str] = Field(default_factory=list, max_length=20)
+    titles: list[str] = Field(default_factory=list, max_length=50)
+
+
+class EventIn(_Strict):
+    """One thing a user did with a title."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"item_id": "50", "event_type": "like", "device": "tv", "position": 2},
+                {"item_id": "181", "event_type": "rate", "rating": 5},
+            ]
+        },
+    )
+    item_id: str = Field(min_length=1, max_length=128, description="Catalog title id.")
+    event_type: EventType
+    rating: float | None = Field(None, ge=1, le=5, description="1-5; required for 'rate'.")
+    ts: float | None = Field(
+        None, ge=0, le=4102444800, description="When it happened, unix seconds (default: now)."
+    )
+    device: str | None = Field(None, max_length=64)
+    position: int | None = Field(None, ge=0, le=10_000, description="0-based rank on screen.")
+    context: dict[str, str | int | float | bool] | None = Field(None, max_length=20)
+    request_id: str | None = Field(
+        None, max_length=128, description="The recommendation response the title came from."
+    )
+
+
+class EventBatch(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"events": [{"item_id": "50", "event_type": "play"}]}],
+        },
+    )
+    events: list[EventIn] = Field(min_length=1, max_length=500)
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+    ids: list[int]
+
+
+class ReasonOut(BaseModel):
+    code: str
+    text: str
+    source_item_id: str | None = None
+
+
+class TitleOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    item_id: str
+    title: str
+    kind: str
+    year: int | None = None
+    genres: list[str]
+
+
+class ItemOut(TitleOut):
+    score: float
+    reason: ReasonOut
+
+
+class Recommendations(BaseModel):
+    user_id: int
+    request_id: str
+    model_version: str
+    experiment_id: str | None = None
+    arm: str | None = None
+    cold_start: bool
+    items: list[ItemOut]
+
+
+class CarouselOut(BaseModel):
+    key: str
+    title: str
+    items: list[ItemOut]
+
+
+class Carousels(BaseModel):
+    user_id: int
+    request_id: str
+    model_version: str
+    rows: list[CarouselOut]
+
+
+class Similar(BaseModel):
+    item_id: str
+    items: list[ItemOut]
+
+
+class SearchResults(BaseModel):
+    query: str
+    items: list[TitleOut]
+
+
+class Insights(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    user_id: int
+    events: int
+    counts: dict[str, int]
+    genre_weights: dict[str, float]
+    timeline: list[dict[str, Any]]
+    diversity: float
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    database: bool
+    cache: str
+    model_version: str
+    titles: int
+
+
+class ModelVersionOut(BaseModel):
+    name: str
+    version: str
+    promoted: bool
+    created_at: str = Field(description="ISO 8601, UTC.")
+    metrics: dict[str, Any]
+    loaded: bool
+
+
+class Promote(_Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": "v2"}]})
+    version: str = Field(min_length=1, max_length=32)
+
+
+class ArmIn(_Strict):
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    model_version: str = Field(
+        min_length=3, max_length=80, description="'<model>:<version>', e.g. 'sasrec:v2'."
+    )
+    weight: float = Field(1.0, gt=0, le=1000)
+
+
+class ExperimentIn(_Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "sasrec-vs-itemknn",
+                    "name": "SASRec against ItemKNN",
+                    "arms": [
+                        {"name": "control", "model_version": "itemknn:v1"},
+                        {"name": "treatment", "model_version": "sasrec:v1"},
+                    ],
+                }
+            ]
+        },
+    )
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, max_length=200)
+    arms: list[ArmIn] = Field(min_length=2, max_length=10)
+
+
+class ArmReport(BaseModel):
+    arm: str
+    model_version: str
+    users: int
+    impressions: int
+    clicks: int
+    completions: int
+    ctr: float
+    ctr_ci: tuple[float, float]
+    completion_rate: float
+    completion_ci: tuple[float, float]
+
+
+class ExperimentReport(BaseModel):
+    id: str
+    name: str
+    active: bool
+    arms: list[ArmReport]

@@ -1,0 +1,316 @@
+"""What a running service holds and the per-request work that joins its parts.
+
+:class:`ServiceState` owns the catalog, the loaded model versions (each wrapped
+in a :class:`~primetime.pipeline.RecPipeline`), the event store, the cache and
+the metrics. Model versions live in an immutable :class:`ModelSlots` that a
+reload replaces in one assignment, so requests in flight finish on the
+versions they started with and no request is dropped.
+
+A user is their history: every request rebuilds the user's context from the
+event store (the last ``HISTORY_LIMIT`` events), so a like is part of the very
+next recommendation, and the service itself keeps no per-user state beyond
+the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from primetime.data.dataset import Dataset
+from primetime.pipeline.pipeline import RecPipeline, ScoredItem
+from primetime.pipeline.realtime import EVENT_WEIGHTS, GenrePreferences
+from primetime.registry import ModelRegistry
+from primetime.service.cache import Cache, rec_key
+from primetime.service.metrics import ServiceMetrics
+from primetime.service.repository import EventRecord, EventStore, ExperimentRecord, UserRecord
+from primetime.service.settings import Settings
+from primetime.types import UserContext
+
+log = logging.getLogger(__name__)
+
+#: Events read per request to rebuild a user's context (most recent kept).
+HISTORY_LIMIT = 1000
+#: Event types that put a title into the history a model reads.
+HISTORY_EVENTS = frozenset({"click", "play", "complete", "like", "add-to-list", "rate"})
+#: Ratings below this count as a dislike, not as history.
+LOW_RATING = 3.0
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One servable model version: ``key`` is ``"<name>:<version>"``."""
+
+    name: str
+    version: str
+    pipeline: RecPipeline
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelSlots:
+    """The loaded versions at one moment; replaced whole on reload."""
+
+    default: LoadedModel
+    by_key: Mapping[str, LoadedModel]
+    loaded_at: float
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user's state, rebuilt from their events for one request."""
+
+    user: UserRecord
+    events: list[EventRecord]
+    context: UserContext
+    prefs: GenrePreferences
+    dislikes: frozenset[int]
+    seen: frozenset[int]
+    pref_events: list[tuple[int, str, float, float | None]]  # (item_idx, type, ts, rating)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Which model serves a request, and under which experiment arm."""
+
+    model: LoadedModel
+    experiment_id: str | None = None
+    arm: str | None = None
+
+
+def stable_arm(experiment_id: str, user_id: int, arms: Sequence[Mapping[str, Any]]) -> str:
+    """The arm a user falls into: sha256 of ``"<experiment>:<user>"`` into weight buckets.
+
+    Stable across processes and restarts (no Python ``hash``), and independent
+    between experiments.
+    """
+    if not arms:
+        raise ValueError("an experiment needs at least one arm")
+    digest = hashlib.sha256(f"{experiment_id}:{user_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    weights = np.array([float(a.get("weight", 1.0)) for a in arms])
+    edges = np.cumsum(weights / weights.sum())
+    return str(arms[int(np.searchsorted(edges, u, side="right").clip(0, len(arms) - 1))]["name"])
+
+
+class ServiceState:
+    """Everything the routes need, built once by the app's lifespan.
+
+    Args:
+        settings: Service settings.
+        dataset: Catalog and interaction log the pipelines are built from.
+        store: The event store.
+        cache: Recommendation cache.
+        metrics: Service metrics.
+        registry: Model registry the versions are loaded from.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        dataset: Dataset,
+        store: EventStore,
+        cache: Cache,
+        metrics: ServiceMetrics,
+        registry: ModelRegistry,
+    ) -> None:
+        self.settings, self.dataset, self.store = settings, dataset, store
+        self.cache, self.metrics, self.registry = cache, metrics, registry
+        self.catalog = dataset.catalog
+        self.items = dataset.items
+        frame = self.catalog.frame
+        self.item_ids: list[str] = frame["item_id"].to_list()
+        self.titles: list[str] = frame["title"].to_list()
+        self._titles_lower = [t.lower() for t in self.titles]
+        self.item_genres: list[list[str]] = [
+            [],
+            *[list(g or []) for g in frame["genres"].to_list()],
+        ]
+        self.genres: list[str] = self.catalog.genre_names()
+        self._lock = threading.Lock()
+        t0 = time.perf_counter()
+        self.base = RecPipeline.build(None, self.catalog, dataset.interactions, users=dataset.users)
+        log.info("pipeline side data built in %.1fs", time.perf_counter() - t0)
+        self.slots = self.load_models()
+
+    # ------------------------------------------------------------ models
+    def load_models(self) -> ModelSlots:
+        """Load the promoted (else newest) version of every configured model.
+
+        The first configured model that exists serves by default; without any,
+        the content + popularity pipeline serves as ``content:v0``.
+        """
+        loaded: dict[str, LoadedModel] = {}
+        default: LoadedModel | None = None
+        for name in self.settings.models:
+            if name not in self.registry.names():
+                continue
+            mv = self.registry.promoted(name) or self.registry.latest(name)
+            lm = self._load(name, mv.version, mv.metrics)
+            loaded[lm.key] = lm
+            default = default or lm
+        if default is None:
+            log.warning(
+                "no trained model among %s in %s: serving content + popularity only "
+                "(train one with `primetime serve`, which trains the demo models, or "
+                "`primetime train`)",
+                self.settings.models,
+                self.registry.root,
+            )
+            default = LoadedModel("content", "v0", self.base)
+            loaded[default.key] = default
+        self.metrics.set_model_version(default.name, default.version)
+        return ModelSlots(default=default, by_key=loaded, loaded_at=time.time())
+
+    def _load(self, name: str, version: str, metrics: Mapping[str, Any] | None) -> LoadedModel:
+        model = self.registry.load(name, version)
+        return LoadedModel(name, version, self.base.with_model(model), dict(metrics or {}))
+
+    def reload(self) -> ModelSlots:
+        """Load the promoted versions again and swap them in atomically."""
+        with self._lock:
+            self.slots = self.load_models()
+        return self.slots
+
+    def model(self, key: str) -> LoadedModel:
+        """A loaded version by ``"name:version"``, loading it on first use.
+
+        Raises:
+            KeyError: if the registry has no such version.
+        """
+        slots = self.slots
+        if key in slots.by_key:
+            return slots.by_key[key]
+        name, _, version = key.partition(":")
+        with self._lock:
+            slots = self.slots
+            if key not in slots.by_key:
+                mv = self.registry.get(name, version)
+                lm = self._load(name, mv.version, mv.metrics)
+                self.slots = ModelSlots(
+                    default=slots.default,
+                    by_key={**slots.by_key, key: lm},
+                    loaded_at=slots.loaded_at,
+                )
+            return self.slots.by_key[key]
+
+    def assignment(self, user_id: int) -> Assignment:
+        """The model for ``user_id``: the active experiment's arm, else the default."""
+        active = [e for e in self.store.experiments() if e.active]
+        if not active:
+            return Assignment(self.slots.default)
+        exp: ExperimentRecord = active[0]
+        arms = [{"name": a.name, "weight": a.weight} for a in exp.arms]
+        arm = self.store.assign(exp.id, user_id, stable_arm(exp.id, user_id, arms))
+        version = next(a.model_version for a in exp.arms if a.name == arm)
+        try:
+            model = self.model(version)
+        except KeyError:
+            log.error("experiment %s arm %s: model %s not found", exp.id, arm, version)
+            model = self.slots.default
+        return Assignment(model, exp.id, arm)
+
+    # ------------------------------------------------------------- users
+    def item_index(self, item_id: str) -> int | None:
+        """item_idx of an external id, or None when the catalog lacks it."""
+        idx = self.items.get(item_id, 0)
+        return idx or None
+
+    def user_view(self, user: UserRecord, *, now: float | None = None) -> UserView:
+        """Rebuild a user's context and live preferences from their stored events."""
+        now = time.time() if now is None else now
+        events = self.store.events(user.id, limit=HISTORY_LIMIT)
+        hist, ts, dislikes, seen = [], [], set(), set()
+        pref_events = []
+        for e in events:
+            idx = self.item_index(e.item_id)
+            if idx is None:
+                continue
+            seen.add(idx)
+            kind = e.event_type.replace("-", "_")
+            if kind in EVENT_WEIGHTS or kind == "rate":
+                pref_events.append((idx, e.event_type, e.ts, e.rating))
+            low = e.event_type == "rate" and (e.rating or 0.0) < LOW_RATING
+            if e.event_type == "dislike" or low:
+                dislikes.add(idx)
+            elif e.event_type in HISTORY_EVENTS:
+                dislikes.discard(idx)
+                hist.append(idx)
+                ts.append(int(e.ts))
+        prefs = GenrePreferences.from_events(pref_events, self.item_genres, now)
+        ctx = UserContext(
+            user_idx=None,
+            history=np.asarray(hist, dtype=np.int64),
+            timestamps=np.asarray(ts, dtype=np.int64),
+            now=int(now),
+        )
+        return UserView(user, events, ctx, prefs, frozenset(dislikes), frozenset(seen), pref_events)
+
+    # ------------------------------------------------------- rendering
+    def title_json(self, item_idx: int) -> dict[str, Any]:
+        """The public fields of a title."""
+        row = self.catalog.row(item_idx)
+        out: dict[str, Any] = {
+            "item_id": row["item_id"],
+            "title": row["title"],
+            "kind": row["kind"],
+            "year": row.get("year"),
+            "genres": list(row.get("genres") or []),  # type: ignore[call-overload]
+        }
+        for key in ("network", "series_id", "season_number", "seasons", "episodes"):
+            if row.get(key) is not None:
+                out[key] = row[key]
+        return out
+
+    def item_json(self, s: ScoredItem) -> dict[str, Any]:
+        """A recommended title with its score and reason."""
+        source = s.reason.source_item
+        return {
+            **self.title_json(s.item_idx),
+            "score": round(float(s.score), 6),
+            "reason": {
+                "code": s.reason.code,
+                "text": s.reason.text,
+                "source_item_id": self.item_ids[source - 1] if source else None,
+            },
+        }
+
+    def search(self, q: str, limit: int) -> list[int]:
+        """item_idx of titles containing ``q`` (case-insensitive), prefix matches first."""
+        ql = q.lower().strip()
+        hits = [(not t.startswith(ql), len(t), i + 1) for i, t in enumerate(self._titles_lower)]
+        hits = [h for h in hits if ql in self._titles_lower[h[2] - 1]]
+        hits.sort()
+        return [h[2] for h in hits[:limit]]
+
+    # ------------------------------------------------------------- cache
+    def cache_key(
+        self, namespace: str, model_key: str, user_id: int, params: dict[str, Any]
+    ) -> str:
+        """Key of a cached response: model version, the user's generation and the parameters.
+
+        Read the key once per request and use it for both the lookup and the
+        store, so an event arriving in between invalidates the stored value.
+        """
+        gen = self.cache.user_generation(user_id)
+        return rec_key(model_key, user_id, gen, {"ns": namespace, **params})
+
+    def cache_get(self, key: str) -> Any:
+        raw = self.cache.get(key)
+        return None if raw is None else json.loads(raw)
+
+    def cache_set(self, key: str, value: Any) -> None:
+        self.cache.set(key, json.dumps(value).encode(), self.settings.cache_ttl_seconds)
