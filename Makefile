@@ -12,9 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## Fetch MovieLens-100k, train the baselines, print the results table.
+## Fetch MovieLens-100k, train the baselines, print the results table, then
+## train the served models (once) and serve API + web app on http://127.0.0.1:8000.
 demo: $(STAMP)
 	$(BIN)/primetime demo
+	$(BIN)/primetime serve --host 127.0.0.1 --port 8000
 
 ## The full test suite: lint, types, then every test (network tests fetch
 ## MovieLens-100k through PyPI; in CI a missing service fails, never skips).

@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +30,12 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Fetch, generate and inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+models_app = typer.Typer(
+    help="The model registry: versions the service serves.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+experiments_app = typer.Typer(help="A/B experiments of the service.", no_args_is_help=True)
+app.add_typer(experiments_app, name="experiments")
 
 # results; piped output (logs, CI) gets a fixed width instead of rich's 80 columns
 out = Console() if sys.stdout.isatty() else Console(width=120)
@@ -502,6 +509,215 @@ def demo(
         "\nSomeone who just watched Star Wars (50), Return of the Jedi (181) and Alien (183):"
     )
     recommend(model="itemknn", history="50,181,183", k=10, as_json=False)
+
+
+# ------------------------------------------------------------------ service
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+RegistryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Registry folder (default $PRIMETIME_REGISTRY_DIR or .primetime/models/registry)."
+    ),
+]
+
+
+def _registry(root: Path | None) -> Any:
+    from primetime.registry import ModelRegistry
+    from primetime.service.settings import Settings
+
+    return ModelRegistry(root or Settings().registry_dir)
+
+
+@app.command("serve")
+@_guard
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default $PRIMETIME_WORKERS or 1).")
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Data set to serve (default $PRIMETIME_DATA or ml-100k).")
+    ] = None,
+    train: Annotated[
+        bool,
+        typer.Option(help="Train and register the configured models that the registry lacks."),
+    ] = True,
+) -> None:
+    """Run the recommendation service (API, metrics, web pages) under uvicorn.
+
+    Serves the newest promoted version of each model in $PRIMETIME_MODELS
+    (default sasrec, itemknn, popularity); models missing from the registry are
+    trained first, once, with a message. Settings come from PRIMETIME_* variables
+    or a .env file (see primetime.service.settings)."""
+    import os
+
+    import uvicorn
+
+    from primetime.registry import ModelRegistry
+    from primetime.service.bootstrap import ensure_models
+    from primetime.service.settings import Settings
+
+    if data:
+        os.environ["PRIMETIME_DATA"] = data
+    settings = Settings()  # validates: refuses placeholder secrets in production
+    registry = ModelRegistry(settings.registry_dir)
+    if train:
+        ensure_models(settings.models, data=settings.data, registry=registry, say=err.print)
+    n = workers or settings.workers
+    out.print(
+        f"Primetime is serving {settings.data} on [bold]http://{host}:{port}[/] "
+        f"(API docs: http://{host}:{port}/docs) · Ctrl-C stops it"
+    )
+    uvicorn.run(
+        "primetime.service.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=n,
+        log_level="warning",
+    )
+
+
+@models_app.command("list")
+@_guard
+def models_list(registry: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Every registered version with its offline metrics; * marks the promoted one."""
+    reg = _registry(registry)
+    versions = reg.versions()
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": v.name,
+                        "version": v.version,
+                        "promoted": v.promoted,
+                        "created_at": v.created_at,
+                        "metrics": v.metrics,
+                    }
+                    for v in versions
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not versions:
+        err.print(f"no models in {reg.root}: `primetime serve` trains the demo ones")
+        return
+    t = Table("model", "version", "promoted", "created", "NDCG@10", "HR@10")
+    for v in versions:
+        t.add_row(
+            v.name,
+            v.version,
+            "*" if v.promoted else "",
+            v.created_at,
+            _num(v.metrics.get("NDCG@10")),
+            _num(v.metrics.get("HR@10")),
+        )
+    out.print(t)
+
+
+def _num(x: Any) -> str:
+    return "—" if x is None else f"{float(x):.4f}"
+
+
+@models_app.command("promote")
+@_guard
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. sasrec.")],
+    version: Annotated[str, typer.Argument(help="Version, e.g. v2.")],
+    registry: RegistryOpt = None,
+) -> None:
+    """Promote NAME VERSION: a running service serves it after POST /api/v1/admin/reload."""
+    v = _registry(registry).promote(name, version)
+    out.print(f"promoted {v.name} {v.version} (reload a running service to serve it)")
+
+
+@models_app.command("register")
+@_guard
+def models_register(
+    name: Annotated[str, typer.Argument(help=f"Model: {', '.join(MODELS)}.")],
+    data: DataOpt = "ml-100k",
+    options: SetOpt = None,
+    promote: Annotated[bool, typer.Option(help="Promote the new version.")] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Train NAME on the leave-one-out split, evaluate on test and register a new version."""
+    from primetime.experiment import parse_overrides
+    from primetime.service.bootstrap import train_and_register
+
+    v = train_and_register(
+        name,
+        data=data,
+        registry=_registry(registry),
+        overrides=parse_overrides(options or []),
+        promote=promote,
+    )
+    out.print(
+        f"registered {v.name} {v.version}"
+        + (" (promoted)" if v.promoted else "")
+        + f": test NDCG@10 {v.metrics.get('NDCG@10', float('nan')):.4f}"
+    )
+
+
+@experiments_app.command("list")
+@_guard
+def experiments_list() -> None:
+    """Experiments in the service's database ($PRIMETIME_DATABASE_URL)."""
+    from primetime.service.repository import EventStore
+    from primetime.service.settings import Settings
+
+    store = EventStore.open(Settings().database_url)
+    t = Table("id", "name", "active", "arms")
+    for e in store.experiments():
+        arms = ", ".join(f"{a.name}={a.model_version} ({a.weight:g})" for a in e.arms)
+        t.add_row(e.id, e.name, "yes" if e.active else "no", arms)
+    out.print(t)
+
+
+def _rate(p: float, ci: Sequence[float]) -> str:
+    return f"{p:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+@experiments_app.command("report")
+@_guard
+def experiments_report(
+    experiment_id: Annotated[str, typer.Argument(help="Experiment id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """CTR and completion rate per arm with 95% Wilson intervals."""
+    from primetime.service.experiments import experiment_report
+    from primetime.service.repository import EventStore
+    from primetime.service.settings import Settings
+
+    rep = experiment_report(EventStore.open(Settings().database_url), experiment_id)
+    if as_json:
+        print(json.dumps(rep, indent=2))
+        return
+    t = Table(
+        "arm",
+        "model",
+        "users",
+        "impressions",
+        "clicks",
+        "CTR [95% CI]",
+        "completions",
+        "completion [95% CI]",
+        title=f"{rep['id']}: {rep['name']} ({'active' if rep['active'] else 'stopped'})",
+    )
+    for a in rep["arms"]:
+        t.add_row(
+            a["arm"],
+            a["model_version"],
+            str(a["users"]),
+            str(a["impressions"]),
+            str(a["clicks"]),
+            _rate(a["ctr"], a["ctr_ci"]),
+            str(a["completions"]),
+            _rate(a["completion_rate"], a["completion_ci"]),
+        )
+    out.print(t)
 
 
 if __name__ == "__main__":  # pragma: no cover
