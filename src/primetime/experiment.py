@@ -203,9 +203,14 @@ def tune_and_fit(
     training: dict[str, Any] = {}
     if report.epochs:
         training = {"epochs": report.epochs, "best_epoch": report.best_epoch}
-        for key in ("seconds_per_epoch", "sequences_per_second", "examples_per_second"):
+        for key in (
+            "seconds_per_epoch",
+            "sequences_per_second",
+            "examples_per_second",
+            "data_wait_share",
+        ):
             if isinstance(report.notes.get(key), int | float):
-                training[key] = round(float(report.notes[key]), 2)
+                training[key] = round(float(report.notes[key]), 4)
     return ModelRun(
         name=name,
         config=dataclasses.asdict(model.config),
