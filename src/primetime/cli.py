@@ -341,10 +341,12 @@ def ablate(
     variants: Annotated[
         str,
         typer.Option(
-            help="Comma-separated variants: full, no positional encoding, 2 heads, 2 layers, "
-            "64 dims, no dropout, length 20."
+            help="Comma-separated variants. Default for --base design: full, no positional "
+            "encoding, 2 heads, 2 layers, 64 dims, no dropout, length 20; for --base tuned: "
+            "full, no positional encoding, 1 head, 1 layer, 32 dims, no dropout, length 20, "
+            "no side features, no weight decay."
         ),
-    ] = "full,no positional encoding,2 heads,2 layers,64 dims,no dropout,length 20",
+    ] = "",
     base: Annotated[
         str,
         typer.Option(
@@ -358,7 +360,7 @@ def ablate(
 ) -> None:
     """The transformer ablation study: one change at a time against the full model,
     on leave-one-out test with 95% CIs and a paired Wilcoxon test against 'full'."""
-    from primetime.experiment import parse_overrides, run_ablation
+    from primetime.experiment import ABLATION_SETS, parse_overrides, run_ablation
 
     if base not in ("design", "tuned"):
         _fail(f"--base must be 'design' or 'tuned', got {base!r}")
@@ -368,7 +370,7 @@ def ablate(
         data=data,
         model=model,
         base=start,
-        variants=[v.strip() for v in variants.split(",") if v.strip()],
+        variants=[v.strip() for v in variants.split(",") if v.strip()] or list(ABLATION_SETS[base]),
         report_dir=report,
         n_boot=n_boot,
         console=err,

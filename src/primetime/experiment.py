@@ -477,6 +477,35 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "64 dims": {"dim": 64},
     "no dropout": {"dropout": 0.0},
     "length 20": {"max_len": 20},
+    # the same questions asked of the tuned model (64 dims, 2 layers, 2 heads)
+    "1 head": {"heads": 1},
+    "1 layer": {"layers": 1},
+    "32 dims": {"dim": 32},
+    "no side features": {"side_features": False},
+    "no weight decay": {"weight_decay": 0.0},
+}
+#: The design's study (on ``--base design``) and its counterpart on the tuned model.
+ABLATION_SETS: dict[str, tuple[str, ...]] = {
+    "design": (
+        "full",
+        "no positional encoding",
+        "2 heads",
+        "2 layers",
+        "64 dims",
+        "no dropout",
+        "length 20",
+    ),
+    "tuned": (
+        "full",
+        "no positional encoding",
+        "1 head",
+        "1 layer",
+        "32 dims",
+        "no dropout",
+        "length 20",
+        "no side features",
+        "no weight decay",
+    ),
 }
 
 

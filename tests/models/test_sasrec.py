@@ -94,12 +94,12 @@ def test_overlapping_windows_keep_every_pair_and_add_context(planted):
     assert pairs0 == pairs2, "overlap repeats pairs, never invents or drops one"
 
 
-def test_side_features_train_save_load_and_need_the_catalog(planted, tmp_path):
+def test_side_features_train_save_load_and_fall_back_without_a_catalog(planted, tmp_path):
     split = leave_one_out(planted.interactions)
     cfg = {**SMALL, "side_features": True, "epochs": 3, "patience": 0}
     m = build_model("sasrec", cfg)
-    with pytest.raises(ValueError, match="catalog"):
-        m.fit(split.train)
+    m.fit(split.train)
+    assert m.net.genre_proj is None, "no catalog: ids only"
     m.fit(split.train, catalog=planted.catalog)
     assert m.net.genre_proj is not None
     # Genre vectors enter the item table: two items differing only in id still differ.
@@ -112,5 +112,5 @@ def test_side_features_train_save_load_and_need_the_catalog(planted, tmp_path):
     np.testing.assert_array_equal(again.score(ctx), before)
     # Without side features the same seed gives different scores: the features are used.
     plain = build_model("sasrec", {**cfg, "side_features": False})
-    plain.fit(split.train)
+    plain.fit(split.train, catalog=planted.catalog)
     assert not np.allclose(plain.score(ctx), before)
