@@ -114,3 +114,18 @@ def test_side_features_train_save_load_and_fall_back_without_a_catalog(planted, 
     plain = build_model("sasrec", {**cfg, "side_features": False})
     plain.fit(split.train, catalog=planted.catalog)
     assert not np.allclose(plain.score(ctx), before)
+
+
+def test_item_table_cache_follows_weight_changes(planted):
+    split = leave_one_out(planted.interactions)
+    m = build_model("sasrec", {**SMALL, "epochs": 1, "patience": 0})
+    m.fit(split.train, catalog=planted.catalog)
+    net = m.net.eval()
+    with torch.no_grad():
+        first = net.item_table()
+        assert net.item_table() is first, "cached at inference"
+        net.genre_proj.weight.mul_(2.0)  # in-place change: the version counter moves
+        second = net.item_table()
+    assert second is not first and not torch.allclose(second, first)
+    net.train()
+    assert net.item_table() is not second, "never cached while training"

@@ -153,6 +153,8 @@ class SASRecNet(nn.Module):
             self.item_emb.weight[0].zero_()
         self.genre_proj: nn.Linear | None = None
         self.year_emb: nn.Embedding | None = None
+        self._table: torch.Tensor | None = None  # inference cache of item_table()
+        self._table_key: tuple[tuple[int, int], ...] | None = None
         if side is not None:
             genres, years = side["side_genres"].float(), side["side_years"].long()
             if genres.shape[0] != n_items or years.shape != (n_items,):
@@ -208,13 +210,26 @@ class SASRecNet(nn.Module):
         return self.final_norm(h)
 
     def item_table(self) -> torch.Tensor:
-        """(V, D) item vectors, input and output: id embedding (+ genre + year)."""
+        """(V, D) item vectors, input and output: id embedding (+ genre + year).
+
+        At inference (eval mode, no grad) the table is computed once and kept
+        until a weight changes (tracked by the tensors' version counters), so
+        scoring a request costs no side-feature projection over the catalog.
+        """
         table = self.item_emb.weight
-        if self.genre_proj is not None and self.year_emb is not None:
-            genres = self.side_genres / self.side_genres.sum(1, keepdim=True).clamp(min=1.0)
-            side = self.genre_proj(genres) + self.year_emb(self.side_years)  # (V, D)
-            side = side * (torch.arange(len(table), device=table.device) > 0)[:, None]
-            table = table + side
+        if self.genre_proj is None or self.year_emb is None:
+            return table
+        cacheable = not self.training and not torch.is_grad_enabled()
+        weights = (self.item_emb.weight, self.genre_proj.weight, self.year_emb.weight)
+        key = tuple((w._version, w.data_ptr()) for w in weights)
+        if cacheable and self._table_key == key and self._table is not None:
+            return self._table
+        genres = self.side_genres / self.side_genres.sum(1, keepdim=True).clamp(min=1.0)
+        side = self.genre_proj(genres) + self.year_emb(self.side_years)  # (V, D)
+        side = side * (torch.arange(len(table), device=table.device) > 0)[:, None]
+        table = table + side
+        if cacheable:
+            self._table, self._table_key = table, key
         return table
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
