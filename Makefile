@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test test-fast format bench clean
 
 $(STAMP): pyproject.toml
+	command -v chromium >/dev/null || { S=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$S apt-get update -qq && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -30,6 +30,7 @@ from primetime.service.repository import EventStore
 from primetime.service.routes import account, admin, events, ops, recs, titles
 from primetime.service.settings import Settings
 from primetime.service.state import ServiceState
+from primetime.web.routes import mount_web
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type", "X-Admin-Token", "X-Request-ID"],
         )
+    mount_web(app)
     return app
 
 
