@@ -259,6 +259,37 @@ class ServiceState:
         )
         return UserView(user, events, ctx, prefs, frozenset(dislikes), frozenset(seen), pref_events)
 
+    # ------------------------------------------------------------- rows
+    def carousel_rows(
+        self, user: UserRecord, a: Assignment, *, n: int, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The user's home-page rows as JSON, cached per model version and user generation.
+
+        One function for ``GET /api/v1/carousels`` and the web home page, so both
+        read and fill the same cache entry.
+        """
+        key = self.cache_key("rows", a.model.key, user.id, {"n": n, "kind": kind})
+        rows: list[dict[str, Any]] | None = self.cache_get(key)
+        if rows is None:
+            view = self.user_view(user)
+            out = a.model.pipeline.carousels(
+                view.context,
+                prefs=view.prefs,
+                now=time.time(),
+                n=n,
+                events=view.pref_events,
+                dislikes=view.dislikes,
+                onboarding_genres=list(user.onboarding_genres),
+                demographics=user.demographics,
+                kind=kind,
+            )
+            rows = [
+                {"key": c.key, "title": c.title, "items": [self.item_json(s) for s in c.items]}
+                for c in out
+            ]
+            self.cache_set(key, rows)
+        return rows
+
     # ------------------------------------------------------- rendering
     def title_json(self, item_idx: int) -> dict[str, Any]:
         """The public fields of a title."""

@@ -142,32 +142,10 @@ class HomeData:
 
 
 def carousel_rows(svc: ServiceState, user: UserRecord, *, n: int = HOME_ROW_SIZE) -> HomeData:
-    """The user's home rows: cached per model version and user generation.
-
-    Mirrors ``GET /api/v1/carousels`` (routes/recs.py) and uses the same cache key,
-    so both read and fill one entry; kept here because the page also needs the
-    experiment assignment, which that route does not return.
-    """
+    """The user's home rows (``ServiceState.carousel_rows``, shared with
+    ``GET /api/v1/carousels``), with the top pick lifted out as the hero."""
     a = svc.assignment(user.id)
-    key = svc.cache_key("rows", a.model.key, user.id, {"n": n, "kind": None})
-    rows: list[Row] | None = svc.cache_get(key)
-    if rows is None:
-        view = svc.user_view(user)
-        out = a.model.pipeline.carousels(
-            view.context,
-            prefs=view.prefs,
-            now=time.time(),
-            n=n,
-            events=view.pref_events,
-            dislikes=view.dislikes,
-            onboarding_genres=list(user.onboarding_genres),
-            demographics=user.demographics,
-        )
-        rows = [
-            {"key": c.key, "title": c.title, "items": [svc.item_json(s) for s in c.items]}
-            for c in out
-        ]
-        svc.cache_set(key, rows)
+    rows: list[Row] = svc.carousel_rows(user, a, n=n)
     hero = None
     shown: list[Row] = []
     for row in rows:

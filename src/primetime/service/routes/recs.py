@@ -121,26 +121,7 @@ def carousels(
     """Home-page rows: continue watching, top picks, because you watched, favourite
     genres (ordered by the live genre weights), trending, new releases."""
     a = svc.assignment(user.id)
-    key = svc.cache_key("rows", a.model.key, user.id, {"n": n, "kind": kind})
-    rows = svc.cache_get(key)
-    if rows is None:
-        view = svc.user_view(user)
-        out = a.model.pipeline.carousels(
-            view.context,
-            prefs=view.prefs,
-            now=time.time(),
-            n=n,
-            events=view.pref_events,
-            dislikes=view.dislikes,
-            onboarding_genres=_onboarding(user),
-            demographics=user.demographics,
-            kind=kind,
-        )
-        rows = [
-            {"key": c.key, "title": c.title, "items": [svc.item_json(s) for s in c.items]}
-            for c in out
-        ]
-        svc.cache_set(key, rows)
+    rows = svc.carousel_rows(user, a, n=n, kind=kind)
     return {
         "user_id": user.id,
         "request_id": uuid.uuid4().hex,
