@@ -261,6 +261,7 @@ def test_admin_models_promote_reload_experiments_and_stats(client: TestClient) -
     assert started.status_code == 303
     home = client.get("/").text  # in the experiment: the page logs its impressions
     assert "?rid=" in home, "card links carry the impression's request id"
+    svc.impressions.flush()  # impressions are written in batches off the request path
     shown = sum(o.impressions for o in svc.store.experiment_outcomes("web-ab"))
     with_rid = set(re.findall(r'href="/title/([^"?]+)\?rid=', home))
     assert shown == len(with_rid) == 1 + len(row_items(home, "Top picks")), "hero + top picks"

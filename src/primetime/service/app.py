@@ -24,6 +24,7 @@ from primetime import __version__
 from primetime.data.dataset import Dataset
 from primetime.registry import ModelRegistry
 from primetime.service.cache import Cache, make_cache
+from primetime.service.errors import responses
 from primetime.service.metrics import ServiceMetrics
 from primetime.service.middleware import add_service_middleware
 from primetime.service.repository import EventStore
@@ -56,7 +57,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     message = "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors)
-    detail = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in errors]
+    detail = [
+        {
+            "loc": list(e.get("loc", ())),
+            "msg": str(e.get("msg", "")),
+            "type": str(e.get("type", "")),
+        }
+        for e in errors
+    ]
     return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
 
@@ -148,6 +156,7 @@ def create_app(
             yield
         finally:
             app.state.svc = None
+            svc.close()
             if store is None:
                 svc.store.close()
             if cache is None:
@@ -171,8 +180,15 @@ def create_app(
     app.state.metrics = metrics
     app.state.svc = None
     app.add_exception_handler(RequestValidationError, _validation_error)
-    for module in (account, events, recs, titles, admin):
-        app.include_router(module.router, prefix=API_PREFIX)
+    codes = {
+        account: (400, 401, 409, 413, 429),
+        events: (400, 401, 413, 429),
+        recs: (401, 403, 429),
+        titles: (404, 429),
+        admin: (400, 401, 403, 404, 409, 413, 429),
+    }
+    for module, errs in codes.items():
+        app.include_router(module.router, prefix=API_PREFIX, responses=responses(*errs))
     app.include_router(ops.router)
     add_service_middleware(app, settings=settings, metrics=metrics)
     if settings.cors_origins:

@@ -13,6 +13,7 @@ Experiment outcomes use request-id attribution (see `EventStore.experiment_outco
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -41,6 +42,8 @@ from primetime.service.db import (
     make_engine,
 )
 from primetime.service.db import migrate as run_migrations
+
+log = logging.getLogger(__name__)
 
 CLICK_TYPES: Final = ("click", "play")
 """Event types that count as a click on an impression in `experiment_outcomes`."""
@@ -764,6 +767,50 @@ class EventStore:
             if experiment_id is not None and self.experiment(experiment_id) is None:
                 raise NotFound(f"experiment_id: no experiment {experiment_id!r}") from err
             raise
+
+    def log_impression_batches(self, batches: Sequence[Mapping[str, Any]]) -> int:
+        """Record several responses' impressions in one transaction (the service's buffer).
+
+        Args:
+            batches: mappings with the keyword arguments of :meth:`log_impressions`
+                (``user_id``, ``request_id``, ``items``, ``model_version``, optional
+                ``experiment_id``, ``arm``, ``ts``).
+
+        Returns:
+            Rows written. When the batch insert fails (a user or experiment deleted
+            meanwhile), each response is written alone and the bad ones are skipped
+            with a warning, so one stale entry never loses the others.
+        """
+        rows = []
+        for b in batches:
+            when = time.time() if b.get("ts") is None else _check_ts("ts", b["ts"])
+            for pos, item in enumerate(_str_list("items", b["items"], ITEM_ID_MAX)):
+                rows.append(
+                    {
+                        "user_id": b["user_id"],
+                        "item_id": item,
+                        "request_id": b["request_id"],
+                        "model_version": b["model_version"],
+                        "experiment_id": b.get("experiment_id"),
+                        "arm": b.get("arm"),
+                        "position": pos,
+                        "ts": when,
+                    }
+                )
+        if not rows:
+            return 0
+        try:
+            with self._sessions.begin() as s:
+                s.execute(insert(Impression), rows)
+            return len(rows)
+        except IntegrityError:
+            written = 0
+            for b in batches:
+                try:
+                    written += len(self.log_impressions(**b))
+                except (NotFound, ValueError, IntegrityError) as err:
+                    log.warning("impressions of %s dropped: %s", b.get("request_id"), err)
+            return written
 
     def impressions(
         self, user_id: int, *, request_id: str | None = None, limit: int | None = None

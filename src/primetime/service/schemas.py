@@ -29,8 +29,8 @@ class _Strict(BaseModel):
 
 class Demographics(_Strict):
     age: int | None = Field(None, ge=1, le=120, description="Age in years.")
-    gender: str | None = Field(None, max_length=32)
-    occupation: str | None = Field(None, max_length=64)
+    gender: str | None = Field(None, min_length=1, max_length=32, pattern=r"\S")
+    occupation: str | None = Field(None, min_length=1, max_length=64, pattern=r"\S")
 
 
 class SignUp(_Strict):

@@ -30,6 +30,7 @@ from primetime.pipeline.pipeline import RecPipeline, ScoredItem
 from primetime.pipeline.realtime import EVENT_WEIGHTS, GenrePreferences
 from primetime.registry import ModelRegistry
 from primetime.service.cache import Cache, rec_key
+from primetime.service.impressions import ImpressionBuffer
 from primetime.service.metrics import ServiceMetrics
 from primetime.service.repository import EventRecord, EventStore, ExperimentRecord, UserRecord
 from primetime.service.settings import Settings
@@ -43,6 +44,10 @@ HISTORY_LIMIT = 1000
 HISTORY_EVENTS = frozenset({"click", "play", "complete", "like", "add-to-list", "rate"})
 #: Ratings below this count as a dislike, not as history.
 LOW_RATING = 3.0
+#: Seconds a worker trusts its copy of the active experiment and of a user record
+#: (changes made through this worker apply at once; other workers see them within this).
+EXPERIMENT_TTL = 2.0
+USER_TTL = 5.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,9 @@ class ServiceState:
         ]
         self.genres: list[str] = self.catalog.genre_names()
         self._lock = threading.Lock()
+        self.impressions = ImpressionBuffer(store)
+        self._experiments: tuple[float, ExperimentRecord | None] = (-1.0, None)
+        self._users: dict[int, tuple[float, UserRecord]] = {}
         t0 = time.perf_counter()
         self.base = RecPipeline.build(None, self.catalog, dataset.interactions, users=dataset.users)
         log.info("pipeline side data built in %.1fs", time.perf_counter() - t0)
@@ -207,12 +215,26 @@ class ServiceState:
                 )
             return self.slots.by_key[key]
 
+    def active_experiment(self) -> ExperimentRecord | None:
+        """The running experiment (the oldest active one), re-read at most every
+        ``EXPERIMENT_TTL`` seconds and at once after :meth:`experiments_changed`."""
+        at, exp = self._experiments
+        now = time.monotonic()
+        if now - at > EXPERIMENT_TTL:
+            active = [e for e in self.store.experiments() if e.active]
+            exp = min(active, key=lambda e: e.created_at) if active else None
+            self._experiments = (now, exp)
+        return exp
+
+    def experiments_changed(self) -> None:
+        """Call after creating or stopping an experiment in this process."""
+        self._experiments = (-1.0, None)
+
     def assignment(self, user_id: int) -> Assignment:
         """The model for ``user_id``: the active experiment's arm, else the default."""
-        active = [e for e in self.store.experiments() if e.active]
-        if not active:
+        exp = self.active_experiment()
+        if exp is None:
             return Assignment(self.slots.default)
-        exp: ExperimentRecord = active[0]
         arms = [{"name": a.name, "weight": a.weight} for a in exp.arms]
         arm = self.store.assign(exp.id, user_id, stable_arm(exp.id, user_id, arms))
         version = next(a.model_version for a in exp.arms if a.name == arm)
@@ -224,6 +246,27 @@ class ServiceState:
         return Assignment(model, exp.id, arm)
 
     # ------------------------------------------------------------- users
+    def user(self, user_id: int) -> UserRecord | None:
+        """A user's record, kept for ``USER_TTL`` seconds (read on every request)."""
+        now = time.monotonic()
+        hit = self._users.get(user_id)
+        if hit is not None and now - hit[0] < USER_TTL:
+            return hit[1]
+        user = self.store.user(user_id)
+        if user is not None:
+            if len(self._users) > 50_000:
+                self._users.clear()
+            self._users[user_id] = (now, user)
+        return user
+
+    def user_changed(self, user_id: int) -> None:
+        """Call after changing a user's record (onboarding picks) in this process."""
+        self._users.pop(user_id, None)
+
+    def close(self) -> None:
+        """Write pending impressions (the store and cache are closed by their owner)."""
+        self.impressions.close()
+
     def item_index(self, item_id: str) -> int | None:
         """item_idx of an external id, or None when the catalog lacks it."""
         idx = self.items.get(item_id, 0)

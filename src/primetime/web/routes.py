@@ -212,7 +212,7 @@ def _to_signin(request: Request) -> Response:
 def viewer(request: Request, svc: Svc) -> UserRecord | None:
     """The signed-in user's record, or None (no, bad or expired session; deleted account)."""
     uid = optional_user_id(request)
-    return svc.store.user(uid) if uid is not None else None
+    return svc.user(uid) if uid is not None else None
 
 
 Viewer = Annotated[UserRecord | None, Depends(viewer)]
@@ -372,6 +372,7 @@ def onboarding(
             msg = "Pick at most 20 genres and 50 titles"
         return _error(request, 422, msg + ".", user=user)
     svc.store.set_onboarding(user.id, genres, titles)
+    svc.user_changed(user.id)
     fresh = [t for t in titles if t not in set(user.onboarding_titles)]
     if fresh:
         svc.store.add_events(

@@ -160,26 +160,20 @@ def carousel_rows(svc: ServiceState, user: UserRecord, *, n: int = HOME_ROW_SIZE
 
 
 def log_impressions(svc: ServiceState, user_id: int, data: HomeData) -> None:
-    """Record what the home page showed; never fails the page.
+    """Queue what the home page showed (written in batches off the request path).
 
-    The home page calls this only for users in an active experiment: impressions feed
-    the A/B reports (``EventStore.experiment_outcomes``) and nothing else, and a write
-    per page view would otherwise be the page's largest cost. The logged cards' links
-    then carry the request id, so a play from the page is attributed to its arm.
+    The home page logs only for users in an active experiment: impressions feed the
+    A/B reports (``EventStore.experiment_outcomes``). The logged cards' links carry
+    the request id, so a play from the page is attributed to its arm.
     """
-    try:
-        svc.store.log_impressions(
-            user_id,
-            data.request_id,
-            data.item_ids(),
-            model_version=data.model_version,
-            experiment_id=data.experiment_id,
-            arm=data.arm,
-        )
-    except Exception:  # an impression log must never break a page
-        import logging
-
-        logging.getLogger(__name__).exception("impressions of %s not logged", data.request_id)
+    svc.impressions.add(
+        user_id=user_id,
+        request_id=data.request_id,
+        items=data.item_ids(),
+        model_version=data.model_version,
+        experiment_id=data.experiment_id,
+        arm=data.arm,
+    )
 
 
 # ------------------------------------------------------------------ titles
@@ -386,6 +380,7 @@ def model_versions(svc: ServiceState) -> list[dict[str, Any]]:
 def experiments(svc: ServiceState) -> list[dict[str, Any]]:
     """Every experiment's report (CTR and completion per arm with 95% Wilson intervals),
     newest first, each with ``ctr_scale``: the largest upper bound, for the interval plots."""
+    svc.impressions.flush()  # what was just shown counts
     out = []
     for e in sorted(svc.store.experiments(), key=lambda e: -e.created_at):
         rep = experiment_report(svc.store, e.id)

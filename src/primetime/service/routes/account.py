@@ -11,6 +11,7 @@ from primetime.service.auth import (
     set_session_cookie,
     verify_password,
 )
+from primetime.service.errors import unprocessable
 from primetime.service.repository import UsernameTaken
 from primetime.service.routes.deps import CurrentUser, Svc
 from primetime.service.schemas import Login, Me, Onboarding, Session, SignUp
@@ -21,10 +22,10 @@ router = APIRouter(tags=["account"])
 def _check_picks(svc: Svc, genres: list[str], titles: list[str]) -> None:
     unknown = [g for g in genres if g not in svc.genres]
     if unknown:
-        raise HTTPException(422, f"genres: unknown genre(s) {unknown}; known: {svc.genres}")
+        raise unprocessable(("body", "genres"), f"unknown genre(s) {unknown}; known: {svc.genres}")
     missing = [t for t in titles if svc.item_index(t) is None]
     if missing:
-        raise HTTPException(422, f"titles: unknown item id(s) {missing[:5]}")
+        raise unprocessable(("body", "titles"), f"unknown item id(s) {missing[:5]}")
 
 
 @router.post("/auth/signup", response_model=Session, status_code=201)
@@ -43,6 +44,8 @@ def signup(body: SignUp, svc: Svc, response: Response) -> Session:
         )
     except UsernameTaken:
         raise HTTPException(409, f"username {body.username!r} is taken") from None
+    except ValueError as err:  # the store's own checks (e.g. demographics)
+        raise unprocessable(("body",), str(err)) from None
     token = issue_token(user.id, is_admin=user.is_admin, settings=svc.settings)
     set_session_cookie(response, token, svc.settings)
     return Session(user_id=user.id, username=user.username, is_admin=user.is_admin, token=token)
@@ -85,5 +88,6 @@ def onboarding(body: Onboarding, user: CurrentUser, svc: Svc) -> Me:
     """Set the genres and titles picked during onboarding; recommendations follow at once."""
     _check_picks(svc, body.genres, body.titles)
     svc.store.set_onboarding(user.id, body.genres, body.titles)
+    svc.user_changed(user.id)
     svc.cache.bump_user(user.id)
     return me(svc.store.user(user.id) or user, svc)

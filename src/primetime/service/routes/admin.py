@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 
 from primetime.service.auth import require_admin
+from primetime.service.errors import unprocessable
 from primetime.service.experiments import experiment_report
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import ExperimentIn, ExperimentReport, ModelVersionOut, Promote
@@ -59,18 +60,21 @@ def create_experiment(body: ExperimentIn, svc: Svc) -> dict[str, Any]:
         try:
             svc.model(arm.model_version)
         except (KeyError, ValueError):
-            raise HTTPException(
-                422, f"arms: no model version {arm.model_version!r} (see /api/v1/admin/models)"
+            raise unprocessable(
+                ("body", "arms"),
+                f"no model version {arm.model_version!r} (see /api/v1/admin/models)",
             ) from None
     if svc.store.experiment(body.id) is not None:
         raise HTTPException(409, f"experiment {body.id!r} exists")
     svc.store.create_experiment(body.id, body.name, [a.model_dump() for a in body.arms])
+    svc.experiments_changed()
     return experiment_report(svc.store, body.id)
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentReport)
 def get_experiment(experiment_id: str, svc: Svc) -> dict[str, Any]:
     """CTR and completion rate per arm with 95% Wilson intervals."""
+    svc.impressions.flush()
     try:
         return experiment_report(svc.store, experiment_id)
     except KeyError:
@@ -82,6 +86,7 @@ def stop_experiment(experiment_id: str, svc: Svc) -> dict[str, Any]:
     if svc.store.experiment(experiment_id) is None:
         raise HTTPException(404, f"no experiment {experiment_id!r}")
     svc.store.set_experiment_active(experiment_id, False)
+    svc.experiments_changed()
     return experiment_report(svc.store, experiment_id)
 
 

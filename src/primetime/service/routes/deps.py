@@ -23,7 +23,7 @@ Svc = Annotated[ServiceState, Depends(service)]
 
 def current_user(svc: Svc, user_id: Annotated[int, Depends(current_user_id)]) -> UserRecord:
     """The signed-in user's record (401 when the token names a deleted account)."""
-    user = svc.store.user(user_id)
+    user = svc.user(user_id)
     if user is None:
         raise HTTPException(401, "the account of this session no longer exists: sign in again")
     return user

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 
+from primetime.service.errors import unprocessable
 from primetime.service.repository import NewEvent
 from primetime.service.routes.deps import CurrentUser, Svc
 from primetime.service.schemas import EventBatch, EventIn, EventsAccepted
@@ -21,12 +22,14 @@ def post_events(body: EventIn | EventBatch, user: CurrentUser, svc: Svc) -> Even
     events = body.events if isinstance(body, EventBatch) else [body]
     new = []
     for i, e in enumerate(events):
-        where = f"events[{i}]" if isinstance(body, EventBatch) else "body"
+        where: tuple[str | int, ...] = (
+            ("body", "events", i) if isinstance(body, EventBatch) else ("body",)
+        )
         if svc.item_index(e.item_id) is None:
-            raise HTTPException(422, f"{where}.item_id: no title {e.item_id!r} in the catalog")
+            raise unprocessable((*where, "item_id"), f"no title {e.item_id!r} in the catalog")
         if (e.event_type == "rate") != (e.rating is not None):
-            raise HTTPException(
-                422, f"{where}.rating: required for 'rate' events and refused for other types"
+            raise unprocessable(
+                (*where, "rating"), "required for 'rate' events and refused for other types"
             )
         try:
             new.append(
@@ -42,7 +45,7 @@ def post_events(body: EventIn | EventBatch, user: CurrentUser, svc: Svc) -> Even
                 )
             )
         except ValueError as err:
-            raise HTTPException(422, f"{where}: {err}") from None
+            raise unprocessable(where, str(err)) from None
     ids = svc.store.add_events(user.id, new)
     svc.cache.bump_user(user.id)
     for e in events:

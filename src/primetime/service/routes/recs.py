@@ -11,40 +11,17 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.auth import ensure_owner
+from primetime.service.errors import unprocessable
 from primetime.service.repository import UserRecord
 from primetime.service.routes.deps import CurrentUser, Svc
 from primetime.service.schemas import Carousels, Insights, Recommendations
 from primetime.service.state import ServiceState
 
 router = APIRouter(tags=["recommendations"])
-
-
-def _log_impressions(
-    svc: ServiceState,
-    user_id: int,
-    request_id: str,
-    item_ids: list[str],
-    model_version: str,
-    experiment_id: str | None,
-    arm: str | None,
-) -> None:
-    try:
-        svc.store.log_impressions(
-            user_id,
-            request_id,
-            item_ids,
-            model_version=model_version,
-            experiment_id=experiment_id,
-            arm=arm,
-        )
-    except Exception:  # an impression log must never fail a page
-        import logging
-
-        logging.getLogger(__name__).exception("could not log impressions of %s", request_id)
 
 
 def _onboarding(user: UserRecord) -> list[str]:
@@ -55,7 +32,6 @@ def _onboarding(user: UserRecord) -> list[str]:
 def recommendations(
     user: CurrentUser,
     svc: Svc,
-    background: BackgroundTasks,
     k: Annotated[int, Query(ge=1, le=100, description="How many titles.")] = 10,
     kind: Annotated[Literal["movie", "show"] | None, Query(description="Only this kind.")] = None,
     genre: Annotated[str | None, Query(max_length=64, description="Only this genre.")] = None,
@@ -63,7 +39,7 @@ def recommendations(
 ) -> dict[str, Any]:
     """The signed-in user's top titles, each with a reason ("Because you watched …")."""
     if genre is not None and genre not in svc.genres:
-        raise HTTPException(422, f"genre: unknown genre {genre!r}; known: {svc.genres}")
+        raise unprocessable(("query", "genre"), f"unknown genre {genre!r}; known: {svc.genres}")
     a = svc.assignment(user.id)
     request_id = uuid.uuid4().hex
     params = {"k": k, "kind": kind, "genre": genre, "seen": exclude_seen}
@@ -91,15 +67,13 @@ def recommendations(
         }
         svc.cache_set(key, body)
     svc.metrics.record_recommendations()
-    background.add_task(
-        _log_impressions,
-        svc,
-        user.id,
-        request_id,
-        [it["item_id"] for it in body["items"]],
-        a.model.key,
-        a.experiment_id,
-        a.arm,
+    svc.impressions.add(
+        user_id=user.id,
+        request_id=request_id,
+        items=[it["item_id"] for it in body["items"]],
+        model_version=a.model.key,
+        experiment_id=a.experiment_id,
+        arm=a.arm,
     )
     return {
         "user_id": user.id,
