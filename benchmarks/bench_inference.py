@@ -48,10 +48,11 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=500)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    ap.add_argument("--dim", type=int, default=128)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--ffn", type=int, default=512)
+    ap.add_argument("--dim", type=int, default=64, help="default: the model's defaults")
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--heads", type=int, default=2)
+    ap.add_argument("--ffn", type=int, default=256)
+    ap.add_argument("--no-side-features", action="store_true", help="ids only")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(header())
@@ -60,11 +61,23 @@ def main() -> None:
     contexts = [UserContext.anonymous(rng.integers(1, args.items + 1, 50)) for _ in range(200)]
 
     cfg = SASRecConfig(
-        dim=args.dim, layers=args.layers, heads=args.heads, ffn=args.ffn, device="cpu"
+        dim=args.dim,
+        layers=args.layers,
+        heads=args.heads,
+        ffn=args.ffn,
+        side_features=not args.no_side_features,
+        device="cpu",
     )
+    side = None
+    if cfg.side_features:  # 20 genres (1-3 a title) and 5-year buckets, as the default model has
+        genres = np.zeros((items.size, 20), dtype=np.float32)
+        for k in range(1, items.size):
+            genres[k, rng.choice(20, size=rng.integers(1, 4), replace=False)] = 1.0
+        years = np.concatenate([[0], rng.integers(1, 20, items.size - 1)]).astype(np.int64)
+        side = {"side_genres": torch.from_numpy(genres), "side_years": torch.from_numpy(years)}
     sas = SASRecRecommender(cfg)
     sas.items = items
-    sas.net = SASRecNet(items.size, cfg).eval()
+    sas.net = SASRecNet(items.size, cfg, side).eval()
 
     als = ALSRecommender(ALSConfig(factors=64))
     als.items = items
@@ -73,7 +86,8 @@ def main() -> None:
 
     print(
         f"catalog {args.items:,} titles · history 50 · {args.calls} single-user calls · "
-        f"torch threads {args.threads} · sasrec {args.dim}d x {args.layers} layers"
+        f"torch threads {args.threads} · sasrec {args.dim}d x {args.layers} layers x "
+        f"{args.heads} heads, side features {'on' if cfg.side_features else 'off'}"
     )
     print(f"{'model':<10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'batch users/s':>16}")
     for name, model in (("sasrec", sas), ("als", als)):

@@ -542,3 +542,23 @@ def test_sync_titles_30k_is_fast(store: EventStore) -> None:
     elapsed = time.perf_counter() - start
     assert store.title_count() == 30_000
     assert elapsed < 30, f"two syncs of 30k titles took {elapsed:.1f} s"
+
+
+def test_recent_actions_are_the_latest_events_oldest_first(store: EventStore) -> None:
+    uid = store.create_user("actions", "hash").id
+    store.add_events(
+        uid,
+        [
+            NewEvent(item_id="a", event_type="play", ts=300.0),
+            NewEvent(item_id="b", event_type="rate", rating=4.0, ts=100.0),
+            NewEvent(item_id="c", event_type="like", ts=200.0),
+        ],
+    )
+    got = store.recent_actions(uid, limit=2)
+    assert [(a.item_id, a.event_type, a.ts, a.rating) for a in got] == [
+        ("c", "like", 200.0, None),
+        ("a", "play", 300.0, None),
+    ]
+    full = store.recent_actions(uid, limit=10)
+    assert [a.item_id for a in full] == [e.item_id for e in store.events(uid)]
+    assert full[0].rating == 4.0

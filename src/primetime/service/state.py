@@ -32,7 +32,7 @@ from primetime.registry import ModelRegistry
 from primetime.service.cache import Cache, rec_key
 from primetime.service.impressions import ImpressionBuffer
 from primetime.service.metrics import ServiceMetrics
-from primetime.service.repository import EventRecord, EventStore, ExperimentRecord, UserRecord
+from primetime.service.repository import Action, EventStore, ExperimentRecord, UserRecord
 from primetime.service.settings import Settings
 from primetime.types import UserContext
 
@@ -78,7 +78,7 @@ class UserView:
     """A user's state, rebuilt from their events for one request."""
 
     user: UserRecord
-    events: list[EventRecord]
+    events: list[Action]  # the latest HISTORY_LIMIT, oldest first
     context: UserContext
     prefs: GenrePreferences
     dislikes: frozenset[int]
@@ -275,7 +275,7 @@ class ServiceState:
     def user_view(self, user: UserRecord, *, now: float | None = None) -> UserView:
         """Rebuild a user's context and live preferences from their stored events."""
         now = time.time() if now is None else now
-        events = self.store.events(user.id, limit=HISTORY_LIMIT)
+        events = self.store.recent_actions(user.id, limit=HISTORY_LIMIT)
         hist, ts, dislikes, seen = [], [], set(), set()
         pref_events = []
         for e in events:

@@ -23,7 +23,7 @@ from markupsafe import Markup, escape
 
 from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.experiments import experiment_report
-from primetime.service.repository import EventRecord, UserRecord
+from primetime.service.repository import Action, EventRecord, UserRecord
 from primetime.service.state import HISTORY_LIMIT, ServiceState
 from primetime.web import charts
 from primetime.web.posters import display_title
@@ -284,7 +284,7 @@ DAY = 86_400.0
 
 
 def activity_per_day(
-    events: Sequence[EventRecord], now: float, *, min_days: int = 14, max_days: int = 60
+    events: Sequence[Action], now: float, *, min_days: int = 14, max_days: int = 60
 ) -> list[tuple[float, int]]:
     """Events per UTC day, ``[(day start, count)]`` oldest first, ending today.
 
@@ -349,7 +349,7 @@ def insights_view(
     }
 
 
-def view_counts(events: Sequence[EventRecord]) -> dict[str, int]:
+def view_counts(events: Sequence[Action]) -> dict[str, int]:
     """``{event_type: count}`` of the events."""
     out: dict[str, int] = {}
     for e in events:
