@@ -39,9 +39,6 @@ import argparse
 import os
 import re
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,7 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +58,7 @@ from _machine import header  # noqa: E402
 
 from primetime import paths  # noqa: E402
 from primetime.registry import ModelRegistry, default_root  # noqa: E402
+from primetime.service.process import Server  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "service.md"
 REDIS_PREFIX = "primetime:"
@@ -70,80 +68,6 @@ RATIO_TARGET = 3.0
 
 
 # ----------------------------------------------------------------------------- plumbing
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """The service in a uvicorn subprocess (one worker), configured through `PRIMETIME_*`."""
-
-    env: dict[str, str]
-    cwd: Path
-    log: Path
-    port: int = field(default_factory=_free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 300.0) -> float:
-        """Start the server; return the seconds until `/ready` answered 200."""
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "primetime.service.app:app_from_env",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        t0 = time.perf_counter()
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT
-            )
-        while time.perf_counter() - t0 < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return time.perf_counter() - t0
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"server not ready after {timeout:.0f}s:\n{self.tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no flush."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        """SIGTERM (graceful), SIGKILL if it lingers."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self, n: int = 30) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
 
 @contextmanager

@@ -14,10 +14,6 @@ SQLite runs in WAL mode with `synchronous=NORMAL`: a commit survives the death o
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +27,7 @@ import pytest
 from primetime.data.dataset import Dataset
 from primetime.registry import ModelRegistry
 from primetime.service.bootstrap import train_and_register
+from primetime.service.process import Server
 from primetime.service.repository import EventStore
 
 pytestmark = pytest.mark.slow
@@ -39,80 +36,6 @@ THREADS = 4
 KILL_AFTER = 150
 """Acknowledged events before the SIGKILL (the senders are still posting then)."""
 START_TIMEOUT_S = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    """A `primetime` service in a subprocess, configured through the environment."""
-
-    env: dict[str, str]
-    cwd: Path
-    log: Path
-    port: int = field(default_factory=_free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Start uvicorn (one worker) and wait until `/ready` answers 200."""
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "primetime.service.app:app_from_env",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                cmd, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.kill()
-        raise RuntimeError(f"server not ready after {START_TIMEOUT_S:.0f}s:\n{self.tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown handler, no flush, no goodbye."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it lingers."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self, n: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
 
 
 def _write_log_csv(ds: Dataset, path: Path) -> None:
@@ -193,7 +116,7 @@ def _sender(
 
 
 def test_acknowledged_events_survive_sigkill(server: Server, db_url: str) -> None:
-    server.start()
+    server.start(START_TIMEOUT_S)
     users: list[tuple[str, int]] = []
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for n in range(THREADS):
@@ -225,7 +148,9 @@ def test_acknowledged_events_survive_sigkill(server: Server, db_url: str) -> Non
     assert tally.statuses == [], f"non-201 answers before the kill: {set(tally.statuses)}"
     assert tally.unanswered == THREADS, "every sender was still posting when the server died"
 
-    server.start()  # the restarted service runs migrations and serves the same database
+    server.start(
+        START_TIMEOUT_S
+    )  # the restarted service runs migrations and serves the same database
     with httpx.Client(base_url=server.url, timeout=10) as client:
         tok, uid = users[0]
         r = client.post(
