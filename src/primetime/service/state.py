@@ -259,6 +259,11 @@ class ServiceState:
             self._users[user_id] = (now, user)
         return user
 
+    def cached_user(self, user_id: int) -> UserRecord | None:
+        """The record if this worker read it less than ``USER_TTL`` seconds ago, else None."""
+        hit = self._users.get(user_id)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < USER_TTL else None
+
     def user_changed(self, user_id: int) -> None:
         """Call after changing a user's record (onboarding picks) in this process."""
         self._users.pop(user_id, None)

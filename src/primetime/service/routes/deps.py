@@ -1,17 +1,23 @@
-"""Dependencies the routes share: the service state and the signed-in user's record."""
+"""Dependencies the routes share: the service state and the signed-in user's record.
+
+They are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool,
+one hop each, and these do no blocking work except a database read of the
+user on a cache miss, which goes to the thread pool explicitly.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from primetime.service.auth import current_user_id
 from primetime.service.repository import UserRecord
 from primetime.service.state import ServiceState
 
 
-def service(request: Request) -> ServiceState:
+async def service(request: Request) -> ServiceState:
     svc: ServiceState | None = getattr(request.app.state, "svc", None)
     if svc is None:
         raise HTTPException(503, "the service is starting: models are not loaded yet")
@@ -21,9 +27,16 @@ def service(request: Request) -> ServiceState:
 Svc = Annotated[ServiceState, Depends(service)]
 
 
-def current_user(svc: Svc, user_id: Annotated[int, Depends(current_user_id)]) -> UserRecord:
+async def signed_in_user_id(request: Request) -> int:
+    """The user id of the request's token or session cookie (401 otherwise)."""
+    return current_user_id(request)  # HMAC check only: no I/O
+
+
+async def current_user(svc: Svc, user_id: Annotated[int, Depends(signed_in_user_id)]) -> UserRecord:
     """The signed-in user's record (401 when the token names a deleted account)."""
-    user = svc.user(user_id)
+    user = svc.cached_user(user_id)
+    if user is None:
+        user = await run_in_threadpool(svc.user, user_id)
     if user is None:
         raise HTTPException(401, "the account of this session no longer exists: sign in again")
     return user
