@@ -273,6 +273,12 @@ def test_admin_models_promote_reload_experiments_and_stats(client: TestClient) -
         data={"experiment_id": "web-ab", "control": "itemknn:v1", "treatment": "popularity:v1"},
     )
     assert dup.status_code == 409
+    ghost = client.post(
+        "/admin/experiments",
+        data={"experiment_id": "web-x", "control": "nope:v1", "treatment": "popularity:v1"},
+    )
+    assert ghost.status_code == 422 and "Experiment not started" in ghost.text, ghost.text
+    assert "text/html" in ghost.headers["content-type"], "a page, not the API's JSON"
     stopped = client.post("/admin/experiments/web-ab/stop")
     assert stopped.status_code == 303 and "stopped" in client.get("/admin").text
     stats = client.get("/admin/stats", headers=FRAGMENT)

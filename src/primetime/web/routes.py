@@ -38,6 +38,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Form, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -641,7 +642,7 @@ def admin_create_experiment(
             }
         )
         admin_api.create_experiment(body, svc)
-    except ValidationError as err:
+    except (ValidationError, RequestValidationError) as err:
         msg = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         return _error(request, 422, f"Experiment not started: {msg}.", user=user)
     except HTTPException as err:
