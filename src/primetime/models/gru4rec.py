@@ -17,7 +17,7 @@ tensors out) and :class:`GRU4RecRecommender` (vocabularies, batching, fit).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -78,8 +78,7 @@ class GRU4RecConfig:
             raise ValueError(f"max_len must be >= 2, got {self.max_len}")
 
     def train_config(self) -> TrainConfig:
-        names = {f.name for f in fields(TrainConfig)}
-        return TrainConfig(**{k: v for k, v in self.__dict__.items() if k in names}, progress=True)
+        return TrainConfig.of(self)
 
 
 class GRU4RecNet(nn.Module):

@@ -64,7 +64,7 @@ import dataclasses
 import logging
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -154,8 +154,7 @@ class NCFConfig:
             raise ValueError(f"NCFConfig.valid_share must be in (0, 1), got {self.valid_share}")
 
     def train_config(self) -> TrainConfig:
-        names = {f.name for f in fields(TrainConfig)}
-        return TrainConfig(**{k: v for k, v in self.__dict__.items() if k in names}, progress=True)
+        return TrainConfig.of(self)
 
 
 @dataclass(frozen=True)

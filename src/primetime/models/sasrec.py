@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -104,8 +104,7 @@ class SASRecConfig:
             raise ValueError(f"max_len must be >= 2, got {self.max_len}")
 
     def train_config(self) -> TrainConfig:
-        names = {f.name for f in fields(TrainConfig)}
-        return TrainConfig(**{k: v for k, v in self.__dict__.items() if k in names}, progress=True)
+        return TrainConfig.of(self)
 
 
 def side_arrays(catalog: Catalog, bucket_years: int = 5) -> dict[str, np.ndarray]:

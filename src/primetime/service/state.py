@@ -248,15 +248,14 @@ class ServiceState:
     # ------------------------------------------------------------- users
     def user(self, user_id: int) -> UserRecord | None:
         """A user's record, kept for ``USER_TTL`` seconds (read on every request)."""
-        now = time.monotonic()
-        hit = self._users.get(user_id)
-        if hit is not None and now - hit[0] < USER_TTL:
-            return hit[1]
+        user = self.cached_user(user_id)
+        if user is not None:
+            return user
         user = self.store.user(user_id)
         if user is not None:
             if len(self._users) > 50_000:
                 self._users.clear()
-            self._users[user_id] = (now, user)
+            self._users[user_id] = (time.monotonic(), user)
         return user
 
     def cached_user(self, user_id: int) -> UserRecord | None:
@@ -370,9 +369,11 @@ class ServiceState:
     def search(self, q: str, limit: int) -> list[int]:
         """item_idx of titles containing ``q`` (case-insensitive), prefix matches first."""
         ql = q.lower().strip()
-        hits = [(not t.startswith(ql), len(t), i + 1) for i, t in enumerate(self._titles_lower)]
-        hits = [h for h in hits if ql in self._titles_lower[h[2] - 1]]
-        hits.sort()
+        hits = sorted(
+            (not t.startswith(ql), len(t), i + 1)
+            for i, t in enumerate(self._titles_lower)
+            if ql in t
+        )
         return [h[2] for h in hits[:limit]]
 
     # ------------------------------------------------------------- cache

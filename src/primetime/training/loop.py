@@ -23,7 +23,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,12 @@ class TrainConfig:
     compile: bool = False
     num_workers: int = 0
     progress: bool = True
+
+    @classmethod
+    def of(cls, model_config: Any) -> TrainConfig:
+        """The training settings inside a model's config: its fields named like ours."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in model_config.__dict__.items() if k in names})
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum", "eval_every"):

@@ -259,6 +259,12 @@ def _admin_refusal(request: Request, user: UserRecord | None) -> str | None:
     return "Admin only: enter the admin token, or sign in with an admin account."
 
 
+def _admin_gate(request: Request, user: UserRecord | None) -> Response | None:
+    """None for an admin; the 403 page for anybody else (the admin actions' first line)."""
+    refusal = _admin_refusal(request, user)
+    return None if refusal is None else _error(request, 403, refusal, user=user)
+
+
 # -------------------------------------------------------------------- auth
 @router.get("/signin", response_class=HTMLResponse)
 def signin_page(request: Request, user: Viewer, next: str = "/") -> Response:
@@ -597,9 +603,8 @@ def admin_promote(
     name: Annotated[str, Form()] = "",
     version: Annotated[str, Form()] = "",
 ) -> Response:
-    refusal = _admin_refusal(request, user)
-    if refusal is not None:
-        return _error(request, 403, refusal, user=user)
+    if (refused := _admin_gate(request, user)) is not None:
+        return refused
     try:
         admin_api.promote(name, Promote(version=version), svc)
     except (HTTPException, ValidationError) as err:
@@ -610,9 +615,8 @@ def admin_promote(
 
 @router.post("/admin/reload", response_class=HTMLResponse)
 def admin_reload(request: Request, svc: Svc, user: Viewer) -> Response:
-    refusal = _admin_refusal(request, user)
-    if refusal is not None:
-        return _error(request, 403, refusal, user=user)
+    if (refused := _admin_gate(request, user)) is not None:
+        return refused
     out = admin_api.reload(svc)
     return _admin_done(request, svc, f"Reloaded: now serving {out['default']}.")
 
@@ -627,9 +631,8 @@ def admin_create_experiment(
     control: Annotated[str, Form()] = "",
     treatment: Annotated[str, Form()] = "",
 ) -> Response:
-    refusal = _admin_refusal(request, user)
-    if refusal is not None:
-        return _error(request, 403, refusal, user=user)
+    if (refused := _admin_gate(request, user)) is not None:
+        return refused
     try:
         body = ExperimentIn.model_validate(
             {
@@ -652,9 +655,8 @@ def admin_create_experiment(
 
 @router.post("/admin/experiments/{experiment_id}/stop", response_class=HTMLResponse)
 def admin_stop_experiment(request: Request, experiment_id: str, svc: Svc, user: Viewer) -> Response:
-    refusal = _admin_refusal(request, user)
-    if refusal is not None:
-        return _error(request, 403, refusal, user=user)
+    if (refused := _admin_gate(request, user)) is not None:
+        return refused
     try:
         admin_api.stop_experiment(experiment_id, svc)
     except HTTPException as err:
@@ -665,9 +667,8 @@ def admin_stop_experiment(request: Request, experiment_id: str, svc: Svc, user: 
 @router.get("/admin/stats", response_class=HTMLResponse)
 def admin_stats(request: Request, svc: Svc, user: Viewer) -> Response:
     """Live latency and cache figures (polled by the admin page every few seconds)."""
-    refusal = _admin_refusal(request, user)
-    if refusal is not None:
-        return _error(request, 403, refusal, user=user)
+    if (refused := _admin_gate(request, user)) is not None:
+        return refused
     return _render(request, "_admin_stats.html", {"stats": views.live_stats(svc)}, user=user)
 
 
