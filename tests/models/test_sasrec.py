@@ -129,3 +129,19 @@ def test_item_table_cache_follows_weight_changes(planted):
     assert second is not first and not torch.allclose(second, first)
     net.train()
     assert net.item_table() is not second, "never cached while training"
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec"])
+def test_scores_do_not_depend_on_the_batch_a_history_is_scored_in(planted, name):
+    """A batch runs only as long as its longest history: a short history scores the same
+    alone (no padding at all) as beside a long one (padded to its length)."""
+    split = leave_one_out(planted.interactions)
+    m = build_model(name, {"dim": 32, "epochs": 1, "patience": 0})
+    m.fit(split.train)
+    short = UserContext.anonymous(np.array([3, 1, 4]))
+    long = UserContext.anonymous(np.arange(1, 30) % (m.items.size - 1) + 1)
+    alone = m.score([short])
+    together = m.score([short, long])
+    np.testing.assert_allclose(together[0], alone[0], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(together[1], alone[0])
+    assert m.net.training is False

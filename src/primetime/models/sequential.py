@@ -182,13 +182,17 @@ class SequentialRecommender(Recommender):
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         assert self.net is not None
         net = self.net
-        net.eval()
-        device = next(net.parameters()).device
+        if net.training:  # eval() walks every submodule: not on each request
+            net.eval()
+        device = net.item_emb.weight.device
         out = np.empty((len(contexts), net.item_emb.num_embeddings), dtype=np.float32)
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, len(contexts), 512):
                 chunk = contexts[start : start + 512]
                 seq, last = right_pad([c.history for c in chunk], self.config.max_len)
+                # right-padded + causal: outputs do not depend on trailing padding, so
+                # the batch runs only as long as its longest history
+                seq = seq[:, : int(last.max()) + 1]
                 h = net(torch.from_numpy(seq).to(device))  # (b, T, D)
                 rows = torch.arange(len(chunk), device=device)
                 h = h[rows, torch.from_numpy(last).to(device)]  # (b, D) after the last item
