@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from os import PathLike
 from typing import Any, Final, NamedTuple, Self
 
-from sqlalchemy import Engine, case, exists, func, insert, select, text, update
+from sqlalchemy import Engine, bindparam, case, exists, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
@@ -139,12 +139,21 @@ class NewEvent:
 
 
 class Action(NamedTuple):
-    """The four columns of an event a recommendation needs (see `recent_actions`)."""
+    """The columns of an event a recommendation needs (see `recent_actions`)."""
 
     item_id: str
     event_type: str
     ts: float
     rating: float | None
+    id: int = 0
+
+
+class NewActions(NamedTuple):
+    """A user's events after a known id, and how many events the user has in all, read in
+    one statement (one snapshot): see `EventStore.actions_after`."""
+
+    actions: list[Action]
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +385,8 @@ def _check_title(i: int, row: Mapping[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- mapping
 
 
-def _user_record(row: User) -> UserRecord:
+def _user_record(row: Any) -> UserRecord:
+    """From a `User` or a row of its columns."""
     return UserRecord(
         id=row.id,
         username=row.username,
@@ -445,6 +455,37 @@ def _experiment_record(row: Experiment) -> ExperimentRecord:
 # ---------------------------------------------------------------------------- store
 
 
+# Hot-path reads, built once: building a select and its cache key costs more than
+# running it on SQLite (measured 0.28 vs 0.08 ms for a user's 50 latest events).
+_RECENT = (
+    select(Event.item_id, Event.event_type, Event.ts, Event.rating, Event.id)
+    .where(Event.user_id == bindparam("user_id"))
+    .order_by(Event.ts.desc(), Event.id.desc())
+    .limit(bindparam("limit"))
+)
+_COUNT = select(func.count().label("n")).where(Event.user_id == bindparam("user_id")).subquery()
+_AFTER = (
+    select(_COUNT.c.n, Event.item_id, Event.event_type, Event.ts, Event.rating, Event.id)
+    .select_from(
+        _COUNT.outerjoin(
+            Event, (Event.user_id == bindparam("user_id")) & (Event.id > bindparam("after_id"))
+        )
+    )
+    .order_by(Event.id)
+)
+_USER = select(*User.__table__.c).where(User.id == bindparam("user_id"))
+_IMPRESSION_COLUMNS = (
+    "user_id",
+    "request_id",
+    "model_version",
+    "item_id",
+    "experiment_id",
+    "arm",
+    "position",
+    "ts",
+)
+
+
 class EventStore:
     """Users, events, impressions, titles, model versions and experiments in one database.
 
@@ -457,6 +498,11 @@ class EventStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        mark = "?" if engine.dialect.name == "sqlite" else "%s"  # sqlite3 / psycopg positional
+        self._insert_impressions_sql = (
+            f"INSERT INTO {Impression.__tablename__} ({', '.join(_IMPRESSION_COLUMNS)}) "
+            f"VALUES ({', '.join([mark] * len(_IMPRESSION_COLUMNS))})"
+        )
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Self:
@@ -535,10 +581,10 @@ class EventStore:
             raise UsernameTaken(f"username: {username!r} is taken") from err
 
     def user(self, user_id: int) -> UserRecord | None:
-        """The user with this id, or None."""
-        with self._sessions() as s:
-            row = s.get(User, user_id)
-            return _user_record(row) if row is not None else None
+        """The user with this id, or None (a prebuilt select: read on many requests)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(_USER, {"user_id": user_id}).first()
+        return _user_record(row) if row is not None else None
 
     def user_by_name(self, username: str) -> UserRecord | None:
         """The user with this exact username, or None."""
@@ -695,18 +741,27 @@ class EventStore:
     def recent_actions(self, user_id: int, *, limit: int) -> list[Action]:
         """The latest ``limit`` events as :class:`Action` tuples, oldest first (ties by id).
 
-        The hot path of every personal request: four columns as plain tuples, no
-        ORM objects (measured 2.3 ms for 1,000 events through :meth:`events`).
+        The hot path of every personal request: plain tuples, no ORM objects (measured
+        2.3 ms for 1,000 events through :meth:`events`), and a statement built once.
         """
-        stmt = (
-            select(Event.item_id, Event.event_type, Event.ts, Event.rating)
-            .where(Event.user_id == user_id)
-            .order_by(Event.ts.desc(), Event.id.desc())
-            .limit(_check_limit(limit))
-        )
         with self._engine.connect() as conn:
-            rows = [Action(r[0], r[1], float(r[2]), r[3]) for r in conn.execute(stmt)]
+            result = conn.execute(_RECENT, {"user_id": user_id, "limit": _check_limit(limit)})
+            rows = [Action(r[0], r[1], float(r[2]), r[3], r[4]) for r in result]
         return rows[::-1]
+
+    def actions_after(self, user_id: int, after_id: int) -> NewActions:
+        """The user's events with ``id > after_id`` (in id order) and their total event count.
+
+        One statement, so both come from one snapshot: a caller holding the events up to
+        ``after_id`` (``n`` of them) has them all when ``total == n + len(actions)``; an
+        event with a smaller id committed late (ids are not commit-ordered in PostgreSQL)
+        shows as a count that does not add up.
+        """
+        _check_id("user_id", user_id)
+        with self._engine.connect() as conn:
+            rows = conn.execute(_AFTER, {"user_id": user_id, "after_id": int(after_id)}).all()
+        actions = [Action(r[1], r[2], float(r[3]), r[4], r[5]) for r in rows if r[5] is not None]
+        return NewActions(actions, int(rows[0][0]) if rows else 0)
 
     def event_count(self, user_id: int | None = None) -> int:
         """Number of events, of one user or of everyone."""
@@ -806,27 +861,20 @@ class EventStore:
             meanwhile), each response is written alone and the bad ones are skipped
             with a warning, so one stale entry never loses the others.
         """
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for b in batches:
             when = time.time() if b.get("ts") is None else _check_ts("ts", b["ts"])
+            head = (b["user_id"], b["request_id"], b["model_version"])
+            tail = (b.get("experiment_id"), b.get("arm"))
             for pos, item in enumerate(_str_list("items", b["items"], ITEM_ID_MAX)):
-                rows.append(
-                    {
-                        "user_id": b["user_id"],
-                        "item_id": item,
-                        "request_id": b["request_id"],
-                        "model_version": b["model_version"],
-                        "experiment_id": b.get("experiment_id"),
-                        "arm": b.get("arm"),
-                        "position": pos,
-                        "ts": when,
-                    }
-                )
+                rows.append((*head, item, *tail, pos, when))
         if not rows:
             return 0
         try:
-            with self._sessions.begin() as s:
-                s.execute(insert(Impression), rows)
+            # Tuples straight to the driver's executemany: no per-row work in Python while
+            # this background writer holds the GIL that requests are waiting for.
+            with self._engine.begin() as conn:
+                conn.exec_driver_sql(self._insert_impressions_sql, rows)
             return len(rows)
         except IntegrityError:
             written = 0

@@ -6,10 +6,11 @@ the metrics. Model versions live in an immutable :class:`ModelSlots` that a
 reload replaces in one assignment, so requests in flight finish on the
 versions they started with and no request is dropped.
 
-A user is their history: every request rebuilds the user's context from the
-event store (the last ``HISTORY_LIMIT`` events), so a like is part of the very
-next recommendation, and the service itself keeps no per-user state beyond
-the cache.
+A user is their history: every request brings the user's context up to date
+with the event store (the last ``HISTORY_LIMIT`` events; see
+:mod:`primetime.service.userview`), so a like is part of the very next
+recommendation. The store is the only truth: what a worker keeps per user (the
+folded events, the record for a few seconds) is checked against it or expires.
 """
 
 from __future__ import annotations
@@ -27,23 +28,18 @@ import numpy as np
 
 from primetime.data.dataset import Dataset
 from primetime.pipeline.pipeline import RecPipeline, ScoredItem
-from primetime.pipeline.realtime import EVENT_WEIGHTS, GenrePreferences
 from primetime.registry import ModelRegistry
 from primetime.service.cache import Cache, rec_key
 from primetime.service.impressions import ImpressionBuffer
 from primetime.service.metrics import ServiceMetrics
-from primetime.service.repository import Action, EventStore, ExperimentRecord, UserRecord
+from primetime.service.repository import EventStore, ExperimentRecord, UserRecord
 from primetime.service.settings import Settings
-from primetime.types import UserContext
+from primetime.service.userview import HISTORY_LIMIT, UserView, UserViews
+
+__all__ = ["HISTORY_LIMIT", "Assignment", "LoadedModel", "ServiceState", "UserView", "stable_arm"]
 
 log = logging.getLogger(__name__)
 
-#: Events read per request to rebuild a user's context (most recent kept).
-HISTORY_LIMIT = 1000
-#: Event types that put a title into the history a model reads.
-HISTORY_EVENTS = frozenset({"click", "play", "complete", "like", "add-to-list", "rate"})
-#: Ratings below this count as a dislike, not as history.
-LOW_RATING = 3.0
 #: Seconds a worker trusts its copy of the active experiment and of a user record
 #: (changes made through this worker apply at once; other workers see them within this).
 EXPERIMENT_TTL = 2.0
@@ -71,19 +67,6 @@ class ModelSlots:
     default: LoadedModel
     by_key: Mapping[str, LoadedModel]
     loaded_at: float
-
-
-@dataclass(frozen=True)
-class UserView:
-    """A user's state, rebuilt from their events for one request."""
-
-    user: UserRecord
-    events: list[Action]  # the latest HISTORY_LIMIT, oldest first
-    context: UserContext
-    prefs: GenrePreferences
-    dislikes: frozenset[int]
-    seen: frozenset[int]
-    pref_events: list[tuple[int, str, float, float | None]]  # (item_idx, type, ts, rating)
 
 
 @dataclass(frozen=True)
@@ -147,6 +130,7 @@ class ServiceState:
         self.genres: list[str] = self.catalog.genre_names()
         self._lock = threading.Lock()
         self.impressions = ImpressionBuffer(store)
+        self.views = UserViews(store, self.item_index, self.item_genres)
         self._experiments: tuple[float, ExperimentRecord | None] = (-1.0, None)
         self._users: dict[int, tuple[float, UserRecord]] = {}
         t0 = time.perf_counter()
@@ -245,23 +229,22 @@ class ServiceState:
             model = self.slots.default
         return Assignment(model, exp.id, arm)
 
+    def logs_impressions(self, a: Assignment) -> bool:
+        """Whether a response under ``a`` logs its impressions (``settings.impressions``)."""
+        return a.experiment_id is not None or self.settings.impressions == "all"
+
     # ------------------------------------------------------------- users
     def user(self, user_id: int) -> UserRecord | None:
         """A user's record, kept for ``USER_TTL`` seconds (read on every request)."""
-        user = self.cached_user(user_id)
-        if user is not None:
-            return user
+        hit = self._users.get(user_id)
+        if hit is not None and time.monotonic() - hit[0] < USER_TTL:
+            return hit[1]
         user = self.store.user(user_id)
         if user is not None:
             if len(self._users) > 50_000:
                 self._users.clear()
             self._users[user_id] = (time.monotonic(), user)
         return user
-
-    def cached_user(self, user_id: int) -> UserRecord | None:
-        """The record if this worker read it less than ``USER_TTL`` seconds ago, else None."""
-        hit = self._users.get(user_id)
-        return hit[1] if hit is not None and time.monotonic() - hit[0] < USER_TTL else None
 
     def user_changed(self, user_id: int) -> None:
         """Call after changing a user's record (onboarding picks) in this process."""
@@ -277,34 +260,9 @@ class ServiceState:
         return idx or None
 
     def user_view(self, user: UserRecord, *, now: float | None = None) -> UserView:
-        """Rebuild a user's context and live preferences from their stored events."""
-        now = time.time() if now is None else now
-        events = self.store.recent_actions(user.id, limit=HISTORY_LIMIT)
-        hist, ts, dislikes, seen = [], [], set(), set()
-        pref_events = []
-        for e in events:
-            idx = self.item_index(e.item_id)
-            if idx is None:
-                continue
-            seen.add(idx)
-            kind = e.event_type.replace("-", "_")
-            if kind in EVENT_WEIGHTS or kind == "rate":
-                pref_events.append((idx, e.event_type, e.ts, e.rating))
-            low = e.event_type == "rate" and (e.rating or 0.0) < LOW_RATING
-            if e.event_type == "dislike" or low:
-                dislikes.add(idx)
-            elif e.event_type in HISTORY_EVENTS:
-                dislikes.discard(idx)
-                hist.append(idx)
-                ts.append(int(e.ts))
-        prefs = GenrePreferences.from_events(pref_events, self.item_genres, now)
-        ctx = UserContext(
-            user_idx=None,
-            history=np.asarray(hist, dtype=np.int64),
-            timestamps=np.asarray(ts, dtype=np.int64),
-            now=int(now),
-        )
-        return UserView(user, events, ctx, prefs, frozenset(dislikes), frozenset(seen), pref_events)
+        """The user's context and live preferences from their stored events (see
+        :class:`~primetime.service.userview.UserViews`: kept per worker, caught up on read)."""
+        return self.views.get(user, now=now)
 
     # ------------------------------------------------------------- rows
     def carousel_rows(
