@@ -9,6 +9,7 @@ rate limits, body limits) are ASGI middlewares.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -127,6 +128,7 @@ def create_app(
     registry: ModelRegistry | None = None,
     store: EventStore | None = None,
     cache: Cache | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """The service as an ASGI app.
 
@@ -135,6 +137,9 @@ def create_app(
         dataset: Catalog and log to serve (default: ``settings.data``).
         registry: Model registry (default: ``settings.registry_dir``).
         store, cache: Ready-made parts (tests); opened from ``settings`` otherwise.
+        freeze_heap: After start-up, ``gc.freeze()`` what is loaded (a server process of
+            its own: `app_from_env`; not for an app among others in one process, whose
+            garbage would then never be collected).
     """
     settings = settings if settings is not None else Settings()
     metrics = ServiceMetrics()
@@ -151,6 +156,12 @@ def create_app(
             cache=cache,
         )
         app.state.svc = svc
+        if freeze_heap:
+            # Everything loaded so far lives as long as the process: move it out of the
+            # collector's reach, so a full collection scans only what requests add (one
+            # over the loaded catalog and models took 0.18 s on the reference machine).
+            gc.collect()
+            gc.freeze()
         log.info("serving %s (%d titles)", svc.slots.default.key, len(svc.item_ids))
         try:
             yield
@@ -205,4 +216,4 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """``create_app`` with settings from the environment (uvicorn's ``--factory`` entry)."""
-    return create_app(Settings())
+    return create_app(Settings(), freeze_heap=True)

@@ -92,5 +92,15 @@ def stop_experiment(experiment_id: str, svc: Svc) -> dict[str, Any]:
 
 @router.get("/stats")
 def stats(svc: Svc) -> dict[str, Any]:
-    """Live latency percentiles per route, cache figures, events/s and model versions."""
-    return {**svc.metrics.snapshot(), "default_model": svc.slots.default.key}
+    """Live latency percentiles per route, cache figures, events/s, model versions, and how
+    this worker got its users' state (``user_views``: folds kept, caught up, rebuilt)."""
+    views = svc.views
+    return {
+        **svc.metrics.snapshot(),
+        "default_model": svc.slots.default.key,
+        "user_views": {
+            "kept": len(views),
+            "updated": views.stats.updated,
+            "rebuilt": views.stats.rebuilt,
+        },
+    }

@@ -11,7 +11,7 @@ router = APIRouter(tags=["ops"])
 
 
 @router.get("/health", response_model=Health)
-def health() -> Health:
+async def health() -> Health:
     """The process is up."""
     return Health(status="ok")
 
