@@ -17,6 +17,7 @@ from primetime.service.app import create_app
 from primetime.service.settings import Settings
 
 ADMIN = "test-admin-token"
+ADMIN_HEADERS = {"X-Admin-Token": ADMIN}
 DRAMA = {f"i{i}" for i in range(20)}  # planted catalog: i0..i19 Drama, i20..i39 Comedy/Family
 COMEDY = {f"i{i}" for i in range(20, 40)}
 
@@ -158,8 +159,12 @@ def test_a_like_changes_the_next_recommendations(client: TestClient) -> None:
     for item in ("i24", "i25", "i26", "i27", "i28"):
         r = client.post("/api/v1/events", headers=h, json={"item_id": item, "event_type": "like"})
         assert r.status_code == 201
+    views = client.get("/api/v1/admin/stats", headers=ADMIN_HEADERS).json()["user_views"]
     warm = recs(client, h, k=5)
     assert warm["cold_start"] is False
+    after = client.get("/api/v1/admin/stats", headers=ADMIN_HEADERS).json()["user_views"]
+    assert after["updated"] == views["updated"] + 1, "the likes were appended to the kept fold"
+    assert after["rebuilt"] == views["rebuilt"] and after["kept"] >= 1
     ids = [it["item_id"] for it in warm["items"]]
     assert sum(i in COMEDY for i in ids) >= 4, warm["items"]
     assert not {"i24", "i25", "i26", "i27", "i28"} & set(ids), "seen titles are filtered"
@@ -362,3 +367,23 @@ def test_with_redis_and_with_redis_gone(
             assert a["items"][0]["item_id"] not in [
                 it["item_id"] for it in recs(c, h, k=4)["items"]
             ]
+
+
+@pytest.mark.parametrize("mode", ["experiments", "all"])
+def test_impressions_are_logged_per_the_setting(
+    db_url: str, registry: ModelRegistry, planted, mode: str
+) -> None:
+    """By default only responses of users in an experiment log impressions (what the
+    A/B reports read); `impressions="all"` logs every response."""
+    settings = make_settings(db_url, registry, impressions=mode)
+    with TestClient(create_app(settings, dataset=planted, registry=registry)) as c:
+        h = signup(c, "shown")
+        body = recs(c, h, k=3)
+        svc = c.app.state.svc  # type: ignore[attr-defined]
+        svc.impressions.flush()
+        logged = svc.store.impressions(body["user_id"])
+    if mode == "all":
+        assert [i.item_id for i in logged] == [it["item_id"] for it in body["items"]]
+        assert {i.request_id for i in logged} == {body["request_id"]}
+    else:
+        assert logged == []

@@ -131,6 +131,15 @@ class Settings(BaseSettings):
         ge=1,
         description="Lifetime of a session token in seconds (default 7 days).",
     )
+    impressions: Literal["experiments", "all"] = Field(
+        default="experiments",
+        description=(
+            "Which recommendation responses log their titles as impressions: those of users "
+            "in an active A/B experiment (what the experiment reports read), or every "
+            "response (exposure logs for offline analysis: ten rows per response, written "
+            "in batches off the request path, at a measured cost in tail latency)."
+        ),
+    )
     cache_ttl_seconds: float = Field(
         default=300.0,
         gt=0,

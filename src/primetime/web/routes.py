@@ -404,7 +404,7 @@ def home(request: Request, svc: Svc, user: Viewer, background: BackgroundTasks) 
         return _to_signin(request)
     data = views.carousel_rows(svc, user)
     rid = None
-    if data.experiment_id is not None:  # impressions only feed A/B reports
+    if data.experiment_id is not None or svc.settings.impressions == "all":
         background.add_task(views.log_impressions, svc, user.id, data)
         rid = data.request_id
     ctx = {"page": "home", "data": data, "rows": data.rows, "rid": rid}

@@ -162,9 +162,10 @@ def carousel_rows(svc: ServiceState, user: UserRecord, *, n: int = HOME_ROW_SIZE
 def log_impressions(svc: ServiceState, user_id: int, data: HomeData) -> None:
     """Queue what the home page showed (written in batches off the request path).
 
-    The home page logs only for users in an active experiment: impressions feed the
-    A/B reports (``EventStore.experiment_outcomes``). The logged cards' links carry
-    the request id, so a play from the page is attributed to its arm.
+    The home page logs for users in an active experiment (impressions feed the A/B
+    reports, ``EventStore.experiment_outcomes``), or for everyone with
+    ``settings.impressions = "all"``, as ``GET /api/v1/recommendations`` does. The
+    logged cards' links carry the request id, so a play is attributed to its arm.
     """
     svc.impressions.add(
         user_id=user_id,
