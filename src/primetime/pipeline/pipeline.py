@@ -46,6 +46,7 @@ events build in about 2 s on 2 cores.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -364,8 +365,14 @@ class PipelineIndex:
     demographics: Demographics | None
     train_end: float
 
-    @property
+    @functools.cached_property
+    def genre_unit64(self) -> np.ndarray:
+        """``genre_unit`` in float64, for products with float64 preference vectors."""
+        return self.genre_unit.astype(np.float64)
+
+    @functools.cached_property
     def genre_index(self) -> dict[str, int]:
+        """Column of each genre name (built once: read on every request)."""
         return {g: j for j, g in enumerate(self.genre_names)}
 
 
@@ -651,20 +658,21 @@ def _history_weight(ratings: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(r), 1.0, np.clip(0.5 + (r - 3.0) / 2.0, -1.0, 1.0))
 
 
-def _zscore(raw: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _zscore(raw: np.ndarray, mask: np.ndarray, n: np.ndarray | None = None) -> np.ndarray:
     """Per row, ``(raw - mean) / std`` over ``mask``; 0 outside it and on constant rows.
 
     Args:
         raw: (B, V) or (V,) scores (broadcast to ``mask``); may be -inf outside ``mask``.
         mask: (B, V) bool, the titles the statistics are taken over.
+        n: ``max(mask.sum(axis=1), 1)`` when the caller has it (one mask, several scores).
 
     Returns:
         (B, V) float64.
     """
-    x = np.broadcast_to(raw, mask.shape)
-    n = np.maximum(mask.sum(axis=1), 1)
-    mean = np.where(mask, x, 0.0).sum(axis=1, dtype=np.float64) / n  # (B,)
-    dev = np.where(mask, x.astype(np.float64) - mean[:, None], 0.0)  # (B, V)
+    if n is None:
+        n = np.maximum(mask.sum(axis=1), 1)
+    mean = np.where(mask, raw, 0.0).sum(axis=1, dtype=np.float64) / n  # (B,)
+    dev = np.where(mask, raw.astype(np.float64) - mean[:, None], 0.0)  # (B, V)
     sd = np.sqrt(np.einsum("ij,ij->i", dev, dev) / n)  # (B,)
     scale = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 1e-12)
     return dev * scale[:, None]
@@ -682,6 +690,35 @@ def _as_indices(values: Collection[int], v: int, what: str) -> np.ndarray:
 def _check_k(k: int, what: str = "k") -> None:
     if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
         raise ValueError(f"{what} must be a positive int, got {k!r}")
+
+
+def _mmr_one(
+    score: list[float], sims: list[list[float]], pool: list[int], k: int, diversity: float
+) -> list[int]:
+    """:meth:`RecPipeline._mmr`'s loop for one row, in plain Python (the same arithmetic).
+
+    Args:
+        score: (M,) ``(1 - diversity) * rel``, ``-inf`` for empty pool slots.
+        sims: (M, M) genre cosine between pool titles.
+        pool: (M,) item_idx.
+        k: List length.
+        diversity: In (0, 1).
+    """
+    score = list(score)
+    maxsim = [0.0] * len(pool)
+    out: list[int] = []
+    for _ in range(min(k, len(pool))):
+        best, at = -math.inf, -1
+        for j, (s, m) in enumerate(zip(score, maxsim, strict=True)):
+            v = s - diversity * m
+            if v > best:  # ties: the better-ranked title
+                best, at = v, j
+        if at < 0:
+            break
+        out.append(pool[at])
+        score[at] = -math.inf
+        maxsim = [m if m >= r else r for m, r in zip(maxsim, sims[at], strict=True)]
+    return out
 
 
 @dataclass
@@ -1059,6 +1096,7 @@ class RecPipeline:
         recent_w = [x[1] for x in recents]
         like_you = np.zeros(b_n, dtype=bool)
         total = np.zeros(allowed.shape, dtype=np.float64)
+        n_allowed = np.maximum(allowed.sum(axis=1), 1)
         parts: dict[str, np.ndarray] = {}
         for c in COMPONENTS:
             wc = w[:, col[c]]
@@ -1069,8 +1107,13 @@ class RecPipeline:
                 assert model_scores is not None
                 raw = model_scores
             elif c == "realtime":
-                # sparse (V, K) @ (K, B): no BLAS threads for a small product in a request
-                raw = np.asarray(ix.genre_csr @ pref.T).T  # (B, V)
+                # one user: a dense (V, K) @ (K,) product, cheaper than scipy's call overhead;
+                # several: sparse (V, K) @ (K, B), no BLAS threads for a request's product
+                raw = (
+                    (ix.genre_unit64 @ pref[0])[None, :]
+                    if b_n == 1
+                    else np.asarray(ix.genre_csr @ pref.T).T
+                )  # (B, V)
             elif c == "content":
                 raw = self._content(recent, recent_w)
             elif c == "trending":
@@ -1084,7 +1127,7 @@ class RecPipeline:
                             if seg is not None:
                                 raw[b] = np.log1p(seg)
                                 like_you[b] = True
-            contrib = _zscore(raw, allowed) * wc[:, None]  # (B, V)
+            contrib = _zscore(raw, allowed, n_allowed) * wc[:, None]  # (B, V)
             total += contrib
             if keep_parts:
                 parts[c] = contrib.astype(np.float32)
@@ -1130,20 +1173,25 @@ class RecPipeline:
         span = np.where(hi - lo > 0, hi - lo, 1.0)
         rel = np.where(valid, (ps - lo) / span, 0.0)  # (B, M) in [0, 1]
         g = self.index.genre_unit[pool]  # (B, M, K)
-        maxsim = np.zeros(pool.shape)
-        taken = ~valid
+        sims = np.einsum("bmk,bnk->bmn", g, g)  # (B, M, M) genre cosine within each pool
+        score = np.where(valid, (1 - diversity) * rel, -np.inf)  # -inf = taken or empty
         out = np.zeros((b_n, k), dtype=np.int64)
+        if b_n == 1:  # a request: the same steps on Python floats beat numpy calls on 30 titles
+            chosen = _mmr_one(score[0].tolist(), sims[0].tolist(), pool[0].tolist(), k, diversity)
+            out[0, : len(chosen)] = chosen
+            return out
+        maxsim = np.zeros(pool.shape)
         rows = np.arange(b_n)
         for step in range(min(k, pool.shape[1])):
-            mmr = np.where(taken, -np.inf, (1 - diversity) * rel - diversity * maxsim)
+            mmr = score - diversity * maxsim
             j = mmr.argmax(axis=1)  # (B,) ties: the better-ranked title
             ok = np.isfinite(mmr[rows, j])
             if not ok.any():
                 break
-            out[rows[ok], step] = pool[rows[ok], j[ok]]
-            taken[rows, j] |= ok
-            sim = np.einsum("bmk,bk->bm", g, g[rows, j])  # (B, M, K) . (B, K) -> (B, M)
-            maxsim = np.where(ok[:, None], np.maximum(maxsim, sim), maxsim)
+            r, c = rows[ok], j[ok]
+            out[r, step] = pool[r, c]
+            score[r, c] = -np.inf
+            maxsim[r] = np.maximum(maxsim[r], sims[r, c])
         return out
 
     def _select(self, total: np.ndarray, k: int) -> np.ndarray:
@@ -1154,18 +1202,18 @@ class RecPipeline:
         return np.where(np.isfinite(vals), items, 0).astype(np.int64)
 
     # ------------------------------------------------- stage 6: reasons
-    def _favourite_genre(self, item: int, pref: np.ndarray) -> int | None:
-        """The title's genre the user likes most (positive weight), or None."""
-        ig = np.flatnonzero(self.index.genres[item])
-        if not ig.size or pref[ig].max() <= 0:
-            return None
-        return int(ig[np.argmax(pref[ig])])
+    def _favourite_genres(self, items: np.ndarray, pref: np.ndarray) -> list[int | None]:
+        """Per title (C,), its genre the user likes most (positive weight), or None."""
+        has = self.index.genres[items] != 0  # (C, K)
+        liked = np.where(has, pref[None, :], -np.inf)  # (C, K)
+        best = liked.argmax(axis=1)  # first of equal weights = lowest genre index
+        ok = liked[np.arange(len(items)), best] > 0
+        return [int(j) if o else None for j, o in zip(best.tolist(), ok.tolist(), strict=True)]
 
     def _reason(
-        self, component: str | None, item: int, source: int, pref: np.ndarray, like_you: bool
+        self, component: str | None, item: int, source: int, fav: int | None, like_you: bool
     ) -> Reason:
         ix = self.index
-        fav = self._favourite_genre(item, pref)
         if component in ("model", "content"):
             if source:
                 return X.because_watched(source, str(ix.titles[source]))
@@ -1190,18 +1238,21 @@ class RecPipeline:
             self.index.neighbors,
             self.index.neighbor_sim,
             self.index.genre_unit,
-        )
+        ).tolist()
+        names = list(blend.parts)
+        part_rows = (
+            np.stack([blend.parts[c][b, items] for c in names], axis=1).tolist()
+            if names
+            else [[] for _ in range(len(items))]
+        )  # (C, components): one gather per component, not one per title
+        favs = self._favourite_genres(items, blend.pref[b])
+        totals = blend.total[b, items].tolist()
+        like_you = bool(blend.like_you[b])
         out = []
         for j, i in enumerate(items.tolist()):
-            comps = {c: float(p[b, i]) for c, p in blend.parts.items()}
-            reason = self._reason(
-                X.dominant_component(comps),
-                i,
-                int(src[j]),
-                blend.pref[b],
-                bool(blend.like_you[b]),
-            )
-            out.append(ScoredItem(i, float(blend.total[b, i]), reason, comps))
+            comps = dict(zip(names, part_rows[j], strict=True))
+            reason = self._reason(X.dominant_component(comps), i, src[j], favs[j], like_you)
+            out.append(ScoredItem(i, totals[j], reason, comps))
         return out
 
     # ------------------------------------------------------ public API
@@ -1482,15 +1533,12 @@ class RecPipeline:
             elif row == "trending":
                 sc = np.where(allowed & (ix.trending > 0), ix.trending, -np.inf)[None, :]
                 chosen, vals = topk_lists(sc.astype(np.float32), n)
+                keep = np.isfinite(vals[0])
+                picked = chosen[0][keep].astype(np.int64)
+                favs = self._favourite_genres(picked, blend.pref[0])
                 items = [
-                    ScoredItem(
-                        int(i),
-                        float(s),
-                        self._reason("trending", int(i), 0, blend.pref[0], False),
-                        {},
-                    )
-                    for i, s in zip(chosen[0], vals[0], strict=True)
-                    if np.isfinite(s)
+                    ScoredItem(i, s, self._reason("trending", i, 0, fav, False), {})
+                    for i, s, fav in zip(picked.tolist(), vals[0][keep].tolist(), favs, strict=True)
                 ]
                 out.append(Carousel("trending", "Trending now", items))
             elif row == "continue_watching":

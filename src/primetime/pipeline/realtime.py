@@ -50,6 +50,7 @@ __all__ = [
     "GenrePreferences",
     "ItemGenres",
     "event_weight",
+    "genres_of",
     "genre_diversity",
     "insights",
     "timeline",
@@ -142,7 +143,7 @@ class Event:
         )
 
 
-def _genres_of(item_genres: ItemGenres, item_idx: int) -> Sequence[str]:
+def genres_of(item_genres: ItemGenres, item_idx: int) -> Sequence[str]:
     """Genres of one title; unknown titles have none."""
     try:
         return item_genres[item_idx]
@@ -157,7 +158,7 @@ def _replay(prefs: GenrePreferences, events: Sequence[Event], item_genres: ItemG
     skipped: list[str] = []
     for e in events:
         try:
-            prefs.update(_genres_of(item_genres, e.item_idx), e.event_type, e.ts, e.rating)
+            prefs.update(genres_of(item_genres, e.item_idx), e.event_type, e.ts, e.rating)
         except ValueError as err:
             skipped.append(str(err))
     if skipped:
@@ -364,7 +365,7 @@ def genre_diversity(
     """
     mass: dict[str, float] = {}
     for i in set(titles):
-        gs = list(dict.fromkeys(_genres_of(item_genres, i)))
+        gs = list(dict.fromkeys(genres_of(item_genres, i)))
         for g in gs:
             mass[g] = mass.get(g, 0.0) + 1.0 / len(gs)
     k = _n_catalog_genres(item_genres) if n_genres is None else n_genres
