@@ -6,8 +6,9 @@ titles, and drives it with closed-loop httpx clients (one thread and keep-alive 
 each) from this process:
 
 1. latency at concurrency 1 of ``GET /api/v1/recommendations`` served from the cache and
-   computed cold (``POST /api/v1/refresh`` before each timed request, untimed), beside the
-   trivial ``GET /health`` of the same app, interleaved in rounds (the baseline);
+   computed right after the user's own event (``POST /api/v1/events``, a play of a random
+   title, untimed, before each timed request: the real-time path), beside the trivial
+   ``GET /health`` of the same app, interleaved in rounds (the baseline);
 2. the same three at ``--concurrency`` clients: requests/s;
 3. a realistic mix (60% recommendations, 20% carousels, 20% events; users drawn from a Zipf
    law): the server's cache hit ratio and each operation's latency;
@@ -36,6 +37,7 @@ before and after the run, so give it a database of its own.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import secrets
@@ -307,10 +309,12 @@ HEAD = (
 
 
 def latency_phase(
-    url: str, users: list[User], n: int, concurrency: int, rounds: int = 5
+    url: str, users: list[User], item_ids: list[str], n: int, concurrency: int, rounds: int = 5
 ) -> list[Run]:
-    """/health, cached and cold recommendations, interleaved in `rounds` rounds."""
+    """/health, cached and after-event recommendations, interleaved in `rounds` rounds."""
     n_users = len(users)
+    picks = np.random.default_rng(1).integers(0, len(item_ids), size=4096)
+    played = itertools.count()  # across rounds and clients: a new title each time
 
     def health(c: httpx.Client, i: int) -> httpx.Response:
         return c.get("/health")
@@ -318,8 +322,11 @@ def latency_phase(
     def recs(c: httpx.Client, i: int) -> httpx.Response:
         return c.get("/api/v1/recommendations", headers=users[i % n_users].auth)
 
-    def refresh(c: httpx.Client, i: int) -> object:
-        return c.post("/api/v1/refresh", headers=users[i % n_users].auth)
+    def act(c: httpx.Client, i: int) -> object:
+        event = {"item_id": item_ids[picks[next(played) % picks.size]], "event_type": "play"}
+        r = c.post("/api/v1/events", headers=users[i % n_users].auth, json=event)
+        r.raise_for_status()
+        return r
 
     closed_loop(url, recs, n_users, concurrency)  # warm the cache for every user
     per = max(n // rounds, 1)
@@ -330,7 +337,7 @@ def latency_phase(
             closed_loop(url, recs, per, concurrency, name="GET /recommendations cached")
         )
         got["cold"].append(
-            closed_loop(url, recs, per, concurrency, pre=refresh, name="GET /recommendations cold")
+            closed_loop(url, recs, per, concurrency, pre=act, name="GET /recommendations event")
         )
         closed_loop(url, recs, n_users, concurrency)  # re-warm the users the cold run bumped
     return [combine(got[k]) for k in ("health", "cached", "cold")]
@@ -508,7 +515,7 @@ def stage_breakdown(
         "cold: pipeline.recommend",
         "  of which model.score",
         "cold: item_json x k",
-        "impressions (background)",
+        "impressions (background, if logged)",
     ]
     ms: dict[str, list[float]] = {k: [] for k in steps}
     try:
@@ -588,6 +595,13 @@ def main() -> None:
         help="server on which a fresh database is created and dropped",
     )
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    ap.add_argument(
+        "--impressions",
+        choices=["experiments", "all"],
+        default="experiments",
+        help="the service's impressions setting (no experiment runs here: 'all' adds the "
+        "cost of logging every response's titles)",
+    )
     ap.add_argument("--registry", default=None, help="registry folder (trained into if empty)")
     ap.add_argument("--train-epochs", type=int, default=4, help="when the model must be trained")
     ap.add_argument("--users", type=int, default=200, help="users signed up with a history")
@@ -638,6 +652,7 @@ def main() -> None:
                 "PRIMETIME_MODELS": args.model,
                 "PRIMETIME_ADMIN_TOKEN": admin,
                 "PRIMETIME_RATE_LIMIT_PER_MINUTE": "0",
+                "PRIMETIME_IMPRESSIONS": args.impressions,
             }
             server = Server(env=env, cwd=workdir, log=workdir / "server.log")  # cwd: no .env
             try:
@@ -646,7 +661,7 @@ def main() -> None:
                 say(
                     f"service: {ready['model_version']} ({origin}) · {args.data} "
                     f"{ready['titles']:,} titles · {args.database} · cache {ready['cache']} · "
-                    f"1 uvicorn worker · ready in {start_s:.1f}s"
+                    f"impressions: {args.impressions} · 1 uvicorn worker · ready in {start_s:.1f}s"
                 )
                 t0 = time.perf_counter()
                 users = make_users(server.url, hist, args.concurrency)
@@ -670,6 +685,8 @@ def main() -> None:
                     clear_redis(cache_url)
     if str(args.out) != "-":
         title = f"{args.model} · {args.data} · {args.database} + {args.cache}"
+        if args.impressions != "experiments":
+            title += f" · impressions {args.impressions}"
         write_results(args.out, title, "\n".join(lines))
         print(f"written to {args.out}")
 
@@ -687,17 +704,20 @@ def run_all(
     """Every phase, printed as it completes."""
     url, n, c = server.url, args.requests, args.concurrency
     say("")
-    say("latency: closed loop, 5 interleaved rounds; cold = POST /refresh (untimed) before each;")
+    say(
+        "latency: closed loop, 5 interleaved rounds; event = computed after the user's own "
+        "POST /events (untimed) before each;"
+    )
     say(f"targets judged at C=1; at C={c} the clients and the server share the same cores")
     say(HEAD)
     for conc in sorted({1, c}):
-        health, cached, cold = latency_phase(url, users, n, conc)
+        health, cached, cold = latency_phase(url, users, item_ids, n, conc)
         # the server's reservoirs hold its most recent requests: read after each concurrency
         srv = server_stats(url, admin)["requests"]
         say(fmt_row(health, srv.get("GET /health")))
         say(fmt_row(cached, None))
         say(fmt_row(cold, srv.get("GET /api/v1/recommendations")))
-        for name, run in (("cached", cached), ("cold", cold)):
+        for name, run in (("cached", cached), ("after event", cold)):
             p99, ratio = run.pct(99), run.pct(99) / health.pct(99)
             line = (
                 f"  C={conc} {name}: p99 {p99:.2f} ms = {ratio:.1f}x /health p99, "
@@ -710,7 +730,7 @@ def run_all(
                 )
             say(line)
     say("  (srv p50/p99: the server's own timing of its most recent requests on that route;")
-    say("   for recommendations it mixes cached and cold)")
+    say("   for recommendations it mixes cached and computed)")
 
     say("")
     say(f"mix: 60% recommendations, 20% carousels, 20% events, Zipf({args.zipf}) users")
