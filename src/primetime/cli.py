@@ -179,7 +179,13 @@ def train(
     options: SetOpt = None,
 ) -> None:
     """Train MODEL on the train part of a split (valid for early stopping) and save it
-    as the last trained model of that name (used by `recommend` and `evaluate`)."""
+    as the last trained model of that name (used by `recommend` and `evaluate`).
+
+    Under ``torchrun --nproc-per-node N`` the neural models train with
+    DistributedDataParallel (gloo on CPU, NCCL on GPU): each process takes 1/N of
+    every epoch, rank 0 validates and saves."""
+    import torch.distributed as dist
+
     from primetime.experiment import (
         build_model,
         make_split,
@@ -187,15 +193,30 @@ def train(
         open_dataset,
         parse_overrides,
     )
+    from primetime.training.loop import distributed, init_distributed, shutdown_distributed
 
     m = build_model(model, parse_overrides(options or []))
     split = split or ("ratio" if m.task == "rating" else "loo")
-    ds = open_dataset(data).dataset
-    sp = make_split(ds, split)
-    err.print(f"training {model} on {ds.name} ({split}: {sp.sizes()})")
-    rep = m.fit(sp.train, valid=sp.valid if len(sp.valid) else None, catalog=ds.catalog)
-    d = m.save(model_dir(model), meta={"dataset": data, "split": split, "fit_seconds": rep.seconds})
-    err.print(f"trained in {rep.seconds:.1f}s → {d}")
+    joined = init_distributed()
+    try:
+        rank, world = distributed()
+        if rank != 0:
+            dist.barrier()  # rank 0 fetches or converts the data first, once
+        ds = open_dataset(data).dataset
+        if joined and rank == 0:
+            dist.barrier()
+        sp = make_split(ds, split)
+        if rank == 0:
+            on = f", {world} processes" if world > 1 else ""
+            err.print(f"training {model} on {ds.name} ({split}: {sp.sizes()}{on})")
+        rep = m.fit(sp.train, valid=sp.valid if len(sp.valid) else None, catalog=ds.catalog)
+        if rank == 0:
+            meta = {"dataset": data, "split": split, "fit_seconds": rep.seconds}
+            d = m.save(model_dir(model), meta={**meta, "processes": world})
+            err.print(f"trained in {rep.seconds:.1f}s → {d}")
+    finally:
+        if joined:
+            shutdown_distributed()
 
 
 # ------------------------------------------------------------------ evaluate

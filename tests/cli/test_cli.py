@@ -290,3 +290,30 @@ def test_versus_tests_every_model_against_each_named_reference(split_dir, tmp_pa
     assert "vs itemknn, als" in (rep / "report.md").read_text()
     bad = runner.invoke(app, [*args, "--versus", "sasrec"])
     assert bad.exit_code == 2 and "not in --models" in bad.output
+
+
+@pytest.mark.slow
+def test_train_under_torchrun_two_processes(tmp_path, planted):
+    """`torchrun --nproc-per-node 2 primetime train`: one model saved (by rank 0), stamped
+    with the process count, and it recommends like a single-process one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    cmd = [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "primetime.cli"]
+    cmd += ["train", "gru4rec", "--data", str(log), "--set", "epochs=3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300"}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stderr.count("training gru4rec on log") == 1, r.stderr  # rank 0 only
+    assert "2 processes" in r.stderr
+    bundle = json.loads((tmp_path / "home" / "models" / "gru4rec" / "bundle.json").read_text())
+    assert bundle["meta"]["processes"] == 2
+    r = runner.invoke(app, ["recommend", "--model", "gru4rec", "--history", "i3,i4,i5", "--json"])
+    assert len(_json_stdout(r)["items"]) == 10

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from primetime.training.loop import TrainConfig, init_distributed, train
+from primetime.training.loop import TrainConfig, init_distributed, shutdown_distributed, train
 from primetime.training.schedules import warmup_cosine
 
 D = 4  # input features
@@ -434,8 +434,6 @@ def ddp_task() -> tuple[TensorDataset, Any, TrainConfig]:
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     """One process of the 2-process gloo run (started by torch.multiprocessing.spawn)."""
-    import torch.distributed as dist
-
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
@@ -454,7 +452,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
             Path(out) / f"rank{rank}.pt",
         )
     finally:
-        dist.destroy_process_group()
+        shutdown_distributed()
 
 
 def _free_port() -> int:

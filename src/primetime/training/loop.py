@@ -147,6 +147,17 @@ def init_distributed() -> bool:
     return True
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group together: a barrier first, so no rank tears down its
+    connections (rank 0 also hosts the rendezvous store) while another still uses them,
+    then ``destroy_process_group``. A no-op outside a process group."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def seed_everything(seed: int) -> None:
     """Seed torch (numpy randomness is passed in as Generators, never global)."""
     torch.manual_seed(seed)
