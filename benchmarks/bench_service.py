@@ -510,7 +510,7 @@ def stage_breakdown(
     steps = [
         "auth: store.user",
         "assignment (experiments)",
-        "cache: generation + get",
+        "cache: fetch (generation + entry)",
         "cold: user_view (events)",
         "cold: pipeline.recommend",
         "  of which model.score",
@@ -527,7 +527,7 @@ def stage_breakdown(
                 t.append(time.perf_counter())
                 a = svc.assignment(u.user_id)
                 t.append(time.perf_counter())
-                svc.cache_get(svc.cache_key("recs", a.model.key, u.user_id, {"k": 10}))
+                svc.cache.fetch(u.user_id, svc.cache_key("recs", a.model.key, u.user_id, {"k": 10}))
                 t.append(time.perf_counter())
                 view = svc.user_view(user)
                 t.append(time.perf_counter())

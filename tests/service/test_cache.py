@@ -15,6 +15,7 @@ import redis
 
 from primetime.service.cache import (
     UNKNOWN_GENERATION,
+    Cache,
     CacheStats,
     MemoryCache,
     RedisCache,
@@ -37,14 +38,41 @@ class FakeClock:
 
 
 def test_rec_key_is_stable_and_parameter_sensitive() -> None:
-    a = rec_key("sasrec@3", 7, 2, {"k": 10, "genres": ["Drama"]})
-    assert a == rec_key("sasrec@3", 7, 2, {"genres": ["Drama"], "k": 10})  # key order ignored
-    assert a.startswith("rec:sasrec@3:7:g2:") and len(a.rsplit(":", 1)[1]) == 16
-    assert a != rec_key("sasrec@3", 7, 2, {"k": 20, "genres": ["Drama"]})
-    assert a != rec_key("sasrec@3", 7, 3, {"k": 10, "genres": ["Drama"]})
-    assert a != rec_key("sasrec@4", 7, 2, {"k": 10, "genres": ["Drama"]})
+    a = rec_key("sasrec@3", 7, {"k": 10, "genres": ["Drama"]})
+    assert a == rec_key("sasrec@3", 7, {"genres": ["Drama"], "k": 10})  # key order ignored
+    assert a.startswith("rec:sasrec@3:7:") and len(a.rsplit(":", 1)[1]) == 16
+    assert a != rec_key("sasrec@3", 7, {"k": 20, "genres": ["Drama"]})
+    assert a != rec_key("sasrec@3", 8, {"k": 10, "genres": ["Drama"]})
+    assert a != rec_key("sasrec@4", 7, {"k": 10, "genres": ["Drama"]})
     # Fixed value: the hash must not depend on the process (unlike Python's hash()).
-    assert rec_key("m", 1, 0, {}) == "rec:m:1:g0:44136fa355b3678a"
+    assert rec_key("m", 1, {}) == "rec:m:1:44136fa355b3678a"
+
+
+def check_fetch_put_generations(cache: Cache, other_process: Cache) -> None:
+    """The contract of fetch/put, for any cache (`other_process` shares its backend, or is
+    the same object for an in-process cache)."""
+    key7, key8 = rec_key("m", 7, {"k": 10}), rec_key("m", 8, {"k": 10})
+    value, slot = cache.fetch(7, key7)
+    assert value is None and slot.generation == 0
+    cache.put(slot, b"first")
+    _, slot8 = cache.fetch(8, key8)
+    cache.put(slot8, b"kept")
+    assert other_process.fetch(7, key7)[0] == b"first"  # a hit, also for another process
+    # The user acts: their entries are stale at once, other users' are not.
+    g1 = other_process.bump_user(7)
+    value, slot = cache.fetch(7, key7)
+    assert value is None and slot.generation == g1
+    assert cache.fetch(8, key8)[0] == b"kept"
+    # A value computed while another event arrives is stored, but never served.
+    cache.bump_user(7)
+    cache.put(slot, b"computed before the second event")
+    value, slot = cache.fetch(7, key7)
+    assert value is None and slot.generation > g1
+    cache.put(slot, b"fresh")
+    assert cache.fetch(7, key7)[0] == b"fresh"
+    # Values are bytes as given, whatever they hold (the generation stamp is not confused).
+    cache.put(cache.fetch(8, key8)[1], b"12:\x00:")
+    assert cache.fetch(8, key8)[0] == b"12:\x00:"
 
 
 # ---------------------------------------------------------------------------- memory
@@ -87,15 +115,8 @@ def test_memory_ttl_expiry_with_injected_clock() -> None:
 def test_memory_generation_bump_invalidates_user() -> None:
     cache = MemoryCache()
     assert cache.user_generation(7) == 0
-    old = rec_key("m", 7, cache.user_generation(7), {"k": 10})
-    other = rec_key("m", 8, cache.user_generation(8), {"k": 10})
-    cache.set(old, b"stale")
-    cache.set(other, b"kept")
-    assert cache.bump_user(7) == 1
-    new = rec_key("m", 7, cache.user_generation(7), {"k": 10})
-    assert new != old and cache.get(new) is None
-    assert cache.get(rec_key("m", 8, cache.user_generation(8), {"k": 10})) == b"kept"
-    assert cache.bump_user(7) == 2 and cache.user_generation(7) == 2
+    check_fetch_put_generations(cache, cache)
+    assert cache.bump_user(7) == 3 and cache.user_generation(7) == 3
 
 
 def test_memory_generations_never_go_back_after_eviction() -> None:
@@ -190,16 +211,43 @@ def test_redis_generations_are_shared_and_increase(
     other_process = RedisCache(redis_url, prefix=redis_prefix)
     try:
         assert redis_cache.user_generation(7) == 0
-        old = rec_key("m", 7, 0, {"k": 10})
-        redis_cache.set(old, b"stale")
         g1 = redis_cache.bump_user(7)
         assert g1 > 0 and other_process.user_generation(7) == g1
         g2 = other_process.bump_user(7)
         assert g2 > g1 and redis_cache.user_generation(7) == g2
-        assert redis_cache.get(rec_key("m", 7, g2, {"k": 10})) is None
         assert redis_cache.user_generation(8) == 0  # other users untouched
     finally:
         other_process.close()
+
+
+@pytest.mark.integration
+def test_redis_fetch_is_one_round_trip_and_respects_generations(
+    redis_cache: RedisCache, redis_url: str, redis_prefix: str
+) -> None:
+    other_process = RedisCache(redis_url, prefix=redis_prefix)
+    try:
+        check_fetch_put_generations(redis_cache, other_process)
+    finally:
+        other_process.close()
+    calls: list[str] = []
+    client = redis_cache._client
+    real = client.execute_command
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(str(args[0]))
+        return real(*args, **kwargs)
+
+    client.execute_command = counting  # type: ignore[method-assign]
+    try:
+        assert redis_cache.fetch(7, rec_key("m", 7, {"k": 10}))[0] == b"fresh"
+    finally:
+        client.execute_command = real  # type: ignore[method-assign]
+    assert calls == ["MGET"]
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        assert 0 < raw.pttl(f"{redis_prefix}u:{rec_key('m', 7, {'k': 10})}") <= 60_000
+    finally:
+        raw.close()
 
 
 # ---------------------------------------------------------------------------- redis: failing
@@ -214,10 +262,13 @@ def test_redis_on_closed_port_degrades_fast(caplog: pytest.LogCaptureFixture) ->
             cache.set(f"k{i}", b"v")
             assert cache.user_generation(i) == UNKNOWN_GENERATION
             assert cache.bump_user(i) == UNKNOWN_GENERATION
+            value, slot = cache.fetch(i, f"r{i}")
+            assert value is None and slot.generation == UNKNOWN_GENERATION
+            cache.put(slot, b"v")  # nothing to stamp it with: not written, not an error
     elapsed = time.perf_counter() - start
     stats = cache.stats()
-    assert stats == CacheStats(hits=0, misses=20, errors=80, backend="redis")
-    assert elapsed < 2.0, f"80 calls to a dead Redis took {elapsed:.2f} s"
+    assert stats == CacheStats(hits=0, misses=40, errors=100, backend="redis")
+    assert elapsed < 2.0, f"120 calls to a dead Redis took {elapsed:.2f} s"
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "unavailable" in warnings[0].getMessage()
     cache.close()

@@ -1,9 +1,11 @@
 """Caches for recommendation responses: in-process LRU (one app process) or Redis (several).
 
-Values are opaque bytes with a time to live. Invalidation is per user by *generation*: callers
-put the user's current generation in their keys (`rec_key`), and `bump_user` (called when the
-user acts) moves the generation on, so every older entry of that user is never read again and
-simply ages out. No key scan, no delete-by-pattern.
+Values are opaque bytes with a time to live. Invalidation is per user by *generation*: a
+user's response is stored with the generation it was computed under (`fetch` returns the
+`CacheSlot` to `put` it in), `bump_user` (called when the user acts) moves the generation on,
+and an entry of an older generation is never served again and simply ages out. No key scan,
+no delete-by-pattern. In Redis, `fetch` reads the generation and the entry in one round trip
+(`MGET`): the entry carries its generation in front of the value.
 
 A cache is an optimisation, never a dependency: `RedisCache` turns every Redis failure into a
 miss or a no-op (counted in `stats().errors`), logs one warning per outage, and retries Redis
@@ -51,22 +53,31 @@ class CacheStats:
         return self.hits / total if total else 0.0
 
 
-def rec_key(model_version: str, user_id: int, generation: int, params: Mapping[str, Any]) -> str:
-    """Cache key of one recommendation response.
+def rec_key(model_version: str, user_id: int, params: Mapping[str, Any]) -> str:
+    """Cache key of one recommendation response (the generation travels in the `CacheSlot`).
 
     Args:
         model_version: what produced the response (a new model never reads old entries).
         user_id: whose response it is.
-        generation: `cache.user_generation(user_id)` read before computing the response.
         params: request parameters that change the response (k, filters …); JSON-able.
 
     Returns:
-        `rec:{model_version}:{user_id}:g{generation}:{hash}`, where the hash of `params` is
-        stable across processes and key order.
+        `rec:{model_version}:{user_id}:{hash}`, where the hash of `params` is stable across
+        processes and key order.
     """
     blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:16]
-    return f"rec:{model_version}:{user_id}:g{generation}:{digest}"
+    return f"rec:{model_version}:{user_id}:{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSlot:
+    """Where `Cache.put` stores a response that `Cache.fetch` missed: the key and the user's
+    generation read at that fetch. A value computed after an event the fetch did not see is
+    stored under the older generation, so it is never served."""
+
+    key: str
+    generation: int
 
 
 def _check_ttl(name: str, ttl: float | None) -> float | None:
@@ -95,6 +106,17 @@ class Cache(ABC):
     def bump_user(self, user_id: int) -> int:
         """Invalidate every entry keyed with the user's current generation; returns the new,
         larger generation."""
+
+    def fetch(self, user_id: int, key: str) -> tuple[bytes | None, CacheSlot]:
+        """The user's entry under `key` if it was stored at their current generation (else
+        None), and the slot to `put` a recomputed value in."""
+        gen = self.user_generation(user_id)
+        slot = CacheSlot(f"{key}:g{gen}", gen)
+        return self.get(slot.key), slot
+
+    def put(self, slot: CacheSlot, value: bytes, ttl: float | None = None) -> None:
+        """Store a value computed after `fetch` returned `slot`."""
+        self.set(slot.key, value, ttl)
 
     @abstractmethod
     def stats(self) -> CacheStats:
@@ -195,8 +217,9 @@ return gen
 class RedisCache(Cache):
     """Cache in Redis, shared by every app process; degrades to misses when Redis is down.
 
-    Keys: `{prefix}c:{key}` (entries), `{prefix}gen:{user_id}` (generations, kept
-    `generation_ttl` seconds after the last bump), `{prefix}gen-clock` (global counter).
+    Keys: `{prefix}c:{key}` (`get`/`set` entries), `{prefix}u:{key}` (`fetch`/`put` entries:
+    `b"{generation}:" + value`), `{prefix}gen:{user_id}` (generations, kept `generation_ttl`
+    seconds after the last bump), `{prefix}gen-clock` (global counter).
 
     Args:
         url: `redis://host:port/db` (also `rediss://`, `unix://`).
@@ -292,6 +315,9 @@ class RedisCache(Cache):
         return bytes(value) if value is not None else None
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._write(self._prefix + "c:" + key, value, ttl)
+
+    def _write(self, name: str, value: bytes, ttl: float | None) -> None:
         ttl = _check_ttl("ttl", ttl) or self._ttl
         ttl_ms = int(
             min(ttl if ttl is not None else self._generation_ttl, self._generation_ttl) * 1000
@@ -299,10 +325,37 @@ class RedisCache(Cache):
         if not self._available():
             return
         try:
-            self._client.set(self._prefix + "c:" + key, value, px=max(ttl_ms, 1))
+            self._client.set(name, value, px=max(ttl_ms, 1))
             self._succeeded()
         except (redis.RedisError, OSError) as err:
             self._failed(err)
+
+    def fetch(self, user_id: int, key: str) -> tuple[bytes | None, CacheSlot]:
+        """One round trip: `MGET` of the user's generation and the entry, which is served
+        only when the generation written in front of it is the current one."""
+        value: bytes | None = None
+        gen = UNKNOWN_GENERATION
+        if self._available():
+            try:
+                found: Any = self._client.mget(
+                    f"{self._prefix}gen:{user_id}", f"{self._prefix}u:{key}"
+                )
+                raw_gen, entry = found
+                self._succeeded()
+                gen = int(raw_gen) if raw_gen is not None else 0
+                if entry is not None:
+                    stamp, _, body = bytes(entry).partition(b":")
+                    if stamp == str(gen).encode():
+                        value = body
+            except (redis.RedisError, OSError) as err:
+                self._failed(err)
+        self._count(value is not None)
+        return value, CacheSlot(key, gen)
+
+    def put(self, slot: CacheSlot, value: bytes, ttl: float | None = None) -> None:
+        if slot.generation == UNKNOWN_GENERATION:
+            return  # read while Redis was down: the generation to stamp is unknown
+        self._write(f"{self._prefix}u:{slot.key}", b"%d:" % slot.generation + value, ttl)
 
     def user_generation(self, user_id: int) -> int:
         if not self._available():

@@ -274,8 +274,10 @@ class ServiceState:
         read and fill the same cache entry.
         """
         key = self.cache_key("rows", a.model.key, user.id, {"n": n, "kind": kind})
-        rows: list[dict[str, Any]] | None = self.cache_get(key)
-        if rows is None:
+        raw, slot = self.cache.fetch(user.id, key)
+        if raw is not None:
+            rows: list[dict[str, Any]] = json.loads(raw)
+        else:
             view = self.user_view(user)
             out = a.model.pipeline.carousels(
                 view.context,
@@ -292,7 +294,7 @@ class ServiceState:
                 {"key": c.key, "title": c.title, "items": [self.item_json(s) for s in c.items]}
                 for c in out
             ]
-            self.cache_set(key, rows)
+            self.cache.put(slot, json.dumps(rows).encode(), self.settings.cache_ttl_seconds)
         return rows
 
     # ------------------------------------------------------- rendering
@@ -338,17 +340,9 @@ class ServiceState:
     def cache_key(
         self, namespace: str, model_key: str, user_id: int, params: dict[str, Any]
     ) -> str:
-        """Key of a cached response: model version, the user's generation and the parameters.
+        """Key of a cached response: model version, the namespace and the parameters.
 
-        Read the key once per request and use it for both the lookup and the
-        store, so an event arriving in between invalidates the stored value.
+        Look it up with ``cache.fetch(user_id, key)`` and store a recomputed value in the
+        slot that returns, so an event arriving in between leaves the stored value stale.
         """
-        gen = self.cache.user_generation(user_id)
-        return rec_key(model_key, user_id, gen, {"ns": namespace, **params})
-
-    def cache_get(self, key: str) -> Any:
-        raw = self.cache.get(key)
-        return None if raw is None else json.loads(raw)
-
-    def cache_set(self, key: str, value: Any) -> None:
-        self.cache.set(key, json.dumps(value).encode(), self.settings.cache_ttl_seconds)
+        return rec_key(model_key, user_id, {"ns": namespace, **params})

@@ -25,6 +25,7 @@ from starlette.responses import Response
 
 from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.auth import ensure_owner
+from primetime.service.cache import CacheSlot
 from primetime.service.errors import unprocessable
 from primetime.service.repository import UserRecord
 from primetime.service.responses import JSONBytes, item_ids, join_objects, json_bytes
@@ -43,7 +44,7 @@ def _compute(
     svc: ServiceState,
     user: UserRecord,
     model: LoadedModel,
-    key: str,
+    slot: CacheSlot,
     *,
     k: int,
     kind: str | None,
@@ -72,7 +73,7 @@ def _compute(
             "items": [svc.item_json(s) for s in items],
         }
     )
-    svc.cache.set(key, body, svc.settings.cache_ttl_seconds)
+    svc.cache.put(slot, body, svc.settings.cache_ttl_seconds)
     return body
 
 
@@ -92,10 +93,10 @@ async def recommendations(
     request_id = uuid.uuid4().hex
     params = {"k": k, "kind": kind, "genre": genre, "seen": exclude_seen}
     key = svc.cache_key("recs", a.model.key, user.id, params)
-    body = svc.cache.get(key)
+    body, slot = svc.cache.fetch(user.id, key)
     if body is None:
         body = _compute(
-            svc, user, a.model, key, k=k, kind=kind, genre=genre, exclude_seen=exclude_seen
+            svc, user, a.model, slot, k=k, kind=kind, genre=genre, exclude_seen=exclude_seen
         )
     svc.metrics.record_recommendations()
     if svc.logs_impressions(a):
