@@ -204,31 +204,31 @@ def test_redis_set_get_and_ttl(redis_cache: RedisCache, redis_url: str, redis_pr
     assert redis_cache.stats() == CacheStats(hits=1, misses=2, errors=0, backend="redis")
 
 
+@pytest.fixture
+def other_process(redis_url: str, redis_prefix: str) -> Iterator[RedisCache]:
+    """A second client on the same Redis and prefix, as another app process would have."""
+    cache = RedisCache(redis_url, prefix=redis_prefix)
+    yield cache
+    cache.close()
+
+
 @pytest.mark.integration
 def test_redis_generations_are_shared_and_increase(
-    redis_cache: RedisCache, redis_url: str, redis_prefix: str
+    redis_cache: RedisCache, other_process: RedisCache
 ) -> None:
-    other_process = RedisCache(redis_url, prefix=redis_prefix)
-    try:
-        assert redis_cache.user_generation(7) == 0
-        g1 = redis_cache.bump_user(7)
-        assert g1 > 0 and other_process.user_generation(7) == g1
-        g2 = other_process.bump_user(7)
-        assert g2 > g1 and redis_cache.user_generation(7) == g2
-        assert redis_cache.user_generation(8) == 0  # other users untouched
-    finally:
-        other_process.close()
+    assert redis_cache.user_generation(7) == 0
+    g1 = redis_cache.bump_user(7)
+    assert g1 > 0 and other_process.user_generation(7) == g1
+    g2 = other_process.bump_user(7)
+    assert g2 > g1 and redis_cache.user_generation(7) == g2
+    assert redis_cache.user_generation(8) == 0  # other users untouched
 
 
 @pytest.mark.integration
 def test_redis_fetch_is_one_round_trip_and_respects_generations(
-    redis_cache: RedisCache, redis_url: str, redis_prefix: str
+    redis_cache: RedisCache, other_process: RedisCache, redis_url: str, redis_prefix: str
 ) -> None:
-    other_process = RedisCache(redis_url, prefix=redis_prefix)
-    try:
-        check_fetch_put_generations(redis_cache, other_process)
-    finally:
-        other_process.close()
+    check_fetch_put_generations(redis_cache, other_process)
     calls: list[str] = []
     client = redis_cache._client
     real = client.execute_command
