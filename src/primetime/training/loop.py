@@ -268,6 +268,7 @@ def train(
         net.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
+        _continue_schedule(optimizer, scheduler, json.loads(ckpt["train_config"]), cfg)
         best_state = ckpt["best_model"]
         history = [dict(h) for h in json.loads(ckpt["history"])]
         best_metric, best_epoch = float(ckpt["best_metric"]), int(ckpt["best_epoch"])
@@ -423,6 +424,42 @@ def _validate_rank0(
         dist.broadcast(t, src=0)
         value = float(t[0])
     return float(value)
+
+
+#: TrainConfig fields that shape the learning-rate curve.
+_SCHEDULE_FIELDS = ("epochs", "lr", "warmup_epochs", "min_lr_ratio", "batch_size", "grad_accum")
+
+
+def _continue_schedule(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    saved: dict[str, Any],
+    cfg: TrainConfig,
+) -> None:
+    """After loading a checkpoint: put the optimizer on *this* run's curve at the saved step.
+
+    The optimizer state holds the rate of the run that saved it; when the schedule changed
+    (more epochs, another lr) that rate would be used for one step before the scheduler moves
+    onto the new curve. Say so when it changed: such a run cannot equal a straight run with
+    the new settings, whose first epochs followed another curve.
+    """
+    changed = {
+        k: (saved[k], getattr(cfg, k))
+        for k in _SCHEDULE_FIELDS
+        if k in saved and saved[k] != getattr(cfg, k)
+    }
+    if changed:
+        log.warning(
+            "resuming with another schedule (%s): the learning rate continues on the new "
+            "curve from step %d",
+            ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()),
+            scheduler.last_epoch,
+        )
+    for group, base, factor in zip(
+        optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+    ):
+        group["lr"] = base * factor(scheduler.last_epoch)
+    scheduler._last_lr = [float(g["lr"]) for g in optimizer.param_groups]  # type: ignore[attr-defined]
 
 
 def _save_checkpoint(
