@@ -459,7 +459,7 @@ def _continue_schedule(
         optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
     ):
         group["lr"] = base * factor(scheduler.last_epoch)
-    scheduler._last_lr = [float(g["lr"]) for g in optimizer.param_groups]  # type: ignore[attr-defined]
+    scheduler._last_lr = [float(g["lr"]) for g in optimizer.param_groups]
 
 
 def _save_checkpoint(
