@@ -572,13 +572,20 @@ def serve(
     Serves the newest promoted version of each model in $PRIMETIME_MODELS
     (default sasrec, itemknn, popularity); models missing from the registry are
     trained first, once, with a message. Settings come from PRIMETIME_* variables
-    or a .env file (see primetime.service.settings)."""
+    or a .env file (see primetime.service.settings).
+
+    With several workers, GET /metrics merges the figures of all of them:
+    prometheus_client's multiprocess mode, in a fresh private directory removed
+    on exit, or in $PROMETHEUS_MULTIPROC_DIR if set (its old metrics files are
+    deleted first)."""
     import os
+    import shutil
 
     import uvicorn
 
     from primetime.registry import ModelRegistry
     from primetime.service.bootstrap import ensure_models
+    from primetime.service.metrics import prepare_multiprocess_dir
     from primetime.service.settings import Settings
 
     if data:
@@ -592,14 +599,20 @@ def serve(
         f"Primetime is serving {settings.data} on [bold]http://{host}:{port}[/] "
         f"(API docs: http://{host}:{port}/docs) · Ctrl-C stops it"
     )
-    uvicorn.run(
-        "primetime.service.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=n,
-        log_level="warning",
-    )
+    # Before the workers start: prometheus_client reads it when they import it.
+    metrics_dir = prepare_multiprocess_dir(n, os.environ)
+    try:
+        uvicorn.run(
+            "primetime.service.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=n,
+            log_level="warning",
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @models_app.command("list")

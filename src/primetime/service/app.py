@@ -172,6 +172,7 @@ def create_app(
                 svc.store.close()
             if cache is None:
                 svc.cache.close()
+            metrics.close()  # a worker among several leaves the merged metrics
 
     app = FastAPI(
         title="Primetime",
