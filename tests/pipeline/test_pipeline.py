@@ -405,3 +405,24 @@ def test_content_neighbours_are_exact_without_the_full_matrix() -> None:
         sim[1:], np.take_along_axis(feats[1:] @ feats.T, idx[1:], 1), atol=1e-6
     )
     assert (idx[1:] != np.arange(1, v)[:, None]).all()
+
+
+def test_catalog_without_genres_recommends_and_fills_rows(planted: Dataset) -> None:
+    """A CSV log brings no genres (K = 0): every stage, reasons and rows still work."""
+    log = planted.interactions.to_polars(ids=True)
+    bare = Dataset.from_frames(
+        "bare", interactions=log.select("user_id", "item_id", "rating", "timestamp")
+    )
+    assert bare.catalog.genre_names() == []
+    knn = ItemKNNRecommender()
+    knn.fit(bare.interactions)
+    pipe = RecPipeline.build(knn, bare.catalog, bare.interactions)
+    ctx = drama_ctx()
+    prefs = GenrePreferences.from_events([(3, "like", T0, None)], pipe.index.genres, T0)
+    items = pipe.recommend(ctx, 5, prefs=prefs, now=T0 + 60, dislikes=frozenset({9}))
+    assert len(items) == 5 and all(s.reason.text for s in items)
+    assert not {3, 4, 5, 6, 7, 8, 9} & {s.item_idx for s in items}
+    rows = pipe.carousels(ctx, prefs=prefs, now=T0 + 60, n=4)
+    assert rows and all(r.items for r in rows)
+    cold = pipe.recommend(UserContext(user_idx=None, history=np.zeros(0, np.int64)), 3)
+    assert len(cold) == 3

@@ -387,3 +387,33 @@ def test_impressions_are_logged_per_the_setting(
         assert {i.request_id for i in logged} == {body["request_id"]}
     else:
         assert logged == []
+
+
+def test_a_log_without_genres_is_served(
+    db_url: str, planted, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A plain CSV log (no catalog, no genres): recommendations, rows, insights and the
+    title pages answer 200, and reasons do not name a genre."""
+    from primetime.data import Dataset
+
+    log = planted.interactions.to_polars(ids=True)
+    bare = Dataset.from_frames(
+        "bare", interactions=log.select("user_id", "item_id", "rating", "timestamp")
+    )
+    reg = ModelRegistry(tmp_path_factory.mktemp("bare-registry"))
+    m = build_model("itemknn")
+    m.fit(leave_one_out(bare.interactions).train, catalog=bare.catalog)
+    reg.register(m, metrics={"NDCG@10": 0.1}, dataset=bare)
+    settings = make_settings(db_url, reg, models=["itemknn"])
+    with TestClient(create_app(settings, dataset=bare, registry=reg)) as c:
+        h = signup(c, "csv")
+        cold = recs(c, h, k=4)
+        assert cold["cold_start"] and len(cold["items"]) == 4
+        for item in ("i3", "i4", "i5", "i6", "i7"):
+            r = c.post("/api/v1/events", headers=h, json={"item_id": item, "event_type": "like"})
+            assert r.status_code == 201, r.text
+        warm = recs(c, h, k=4)
+        assert not warm["cold_start"] and len(warm["items"]) == 4
+        assert all(i["reason"] for i in warm["items"])
+        for path in ("/api/v1/carousels", "/api/v1/insights", "/api/v1/titles/i3/similar"):
+            assert c.get(path, headers=h).status_code == 200, path

@@ -1204,6 +1204,8 @@ class RecPipeline:
     # ------------------------------------------------- stage 6: reasons
     def _favourite_genres(self, items: np.ndarray, pref: np.ndarray) -> list[int | None]:
         """Per title (C,), its genre the user likes most (positive weight), or None."""
+        if self.index.genres.shape[1] == 0:  # a catalog without genres (a plain CSV log)
+            return [None] * len(items)
         has = self.index.genres[items] != 0  # (C, K)
         liked = np.where(has, pref[None, :], -np.inf)  # (C, K)
         best = liked.argmax(axis=1)  # first of equal weights = lowest genre index
