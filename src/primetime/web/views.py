@@ -394,21 +394,28 @@ def experiments(svc: ServiceState) -> list[dict[str, Any]]:
 
 
 def live_stats(svc: ServiceState, *, top: int = 12) -> dict[str, Any]:
-    """Latency per route (busiest first), cache figures, events/s and uptime."""
+    """Latency per route (busiest first, this worker's), cache figures, events/s and uptime
+    (the whole service's with several workers)."""
     snap = svc.metrics.snapshot()
     requests = sorted(
         snap["requests"].values(),  # type: ignore[attr-defined]
         key=lambda r: (-r["count"], r["route"]),
     )[:top]
-    cache = svc.cache.stats()
+    local = svc.cache.stats()
+    shared = snap["cache"]  # the whole service's with several workers
+    hits, misses, errors = (
+        (shared["hits"], shared["misses"], shared["errors"])  # type: ignore[index]
+        if shared is not None
+        else (local.hits, local.misses, local.errors)
+    )
     return {
         "requests": requests,
         "cache": {
-            "backend": cache.backend,
-            "hits": cache.hits,
-            "misses": cache.misses,
-            "errors": cache.errors,
-            "hit_rate": cache.hit_rate,
+            "backend": local.backend,
+            "hits": hits,
+            "misses": misses,
+            "errors": errors,
+            "hit_rate": hits / (hits + misses) if hits + misses else 0.0,
         },
         "events_per_second": snap["events_per_second"],
         "events": snap["events"],
