@@ -27,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode="markdown",
 )
 data_app = typer.Typer(help="Fetch, generate and inspect data sets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
