@@ -380,7 +380,7 @@ def test_carousels(tv: Dataset) -> None:
 
 def test_content_neighbours_are_exact_without_the_full_matrix() -> None:
     """The signature-pruned search finds the same top-N as a dense V x V pass."""
-    from primetime.pipeline.pipeline import _content_features, _content_topn
+    from primetime.pipeline.index import _content_features, _content_topn
 
     rng = np.random.default_rng(3)
     v, k = 400, 6

@@ -6,13 +6,12 @@ re-rank -> top-k with reasons), live genre preferences
 """
 
 from primetime.pipeline.explain import Reason
+from primetime.pipeline.index import PipelineConfig, PipelineIndex
 from primetime.pipeline.pipeline import (
     CAROUSEL_ROWS,
     COMPONENTS,
     BlendWeights,
     Carousel,
-    PipelineConfig,
-    PipelineIndex,
     RecPipeline,
     ScoredItem,
 )
