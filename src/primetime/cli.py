@@ -556,9 +556,10 @@ def _registry(root: Path | None) -> Any:
 @_guard
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[
-        int | None, typer.Option(help="Worker processes (default $PRIMETIME_WORKERS or 1).")
+        int | None,
+        typer.Option(min=1, help="Worker processes (default $PRIMETIME_WORKERS or 1)."),
     ] = None,
     data: Annotated[
         str | None, typer.Option(help="Data set to serve (default $PRIMETIME_DATA or ml-100k).")

@@ -317,3 +317,14 @@ def test_train_under_torchrun_two_processes(tmp_path, planted):
     assert bundle["meta"]["processes"] == 2
     r = runner.invoke(app, ["recommend", "--model", "gru4rec", "--history", "i3,i4,i5", "--json"])
     assert len(_json_stdout(r)["items"]) == 10
+
+
+def test_wrong_option_values_are_one_clear_line():
+    r = runner.invoke(app, ["train", "sasrec", "--set", "epochs=abc"])
+    assert r.exit_code == 2 and "SASRecConfig.epochs: expected int" in r.output
+    r = runner.invoke(app, ["train", "als", "--set", "regularization=true"])
+    assert r.exit_code == 2 and "expected float" in r.output
+    r = runner.invoke(app, ["serve", "--port", "99999"])
+    assert r.exit_code == 2 and "--port" in r.output
+    r = runner.invoke(app, ["serve", "--workers", "0"])
+    assert r.exit_code == 2 and "--workers" in r.output

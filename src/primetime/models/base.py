@@ -160,14 +160,36 @@ class Recommender(ABC):
 
 
 def config_from_dict(config_class: type, values: dict[str, Any]) -> Any:
-    """Build a config dataclass, refusing unknown keys (named in the error)."""
+    """Build a config dataclass, refusing unknown keys and values of the wrong kind for a
+    number, flag or text option (``--set epochs=abc``), named in the error."""
     names = {f.name: f for f in dataclasses.fields(config_class)}
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise ValueError(
             f"{config_class.__name__} has no option(s) {unknown}; known: {sorted(names)}"
         )
+    for key, value in values.items():
+        default = names[key].default
+        if not _same_kind(default, value):
+            raise ValueError(
+                f"{config_class.__name__}.{key}: expected {type(default).__name__} "
+                f"(default {default!r}), got {value!r}"
+            )
     return config_class(**values)
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """Whether ``value`` may replace a scalar default (an int where a float is expected;
+    a bool only for a bool); other defaults (None, tuples …) are left to the config."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    return True
 
 
 def history_matrix(
