@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from fakes import FakeClock
 
 from primetime.service.cache import (
     UNKNOWN_GENERATION,
@@ -24,14 +25,6 @@ from primetime.service.cache import (
 )
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # ---------------------------------------------------------------------------- keys

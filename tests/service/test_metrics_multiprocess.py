@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fakes import FakeClock
 from prometheus_client import values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -38,19 +39,6 @@ from primetime.service.process import Server
 
 TITLE_ROUTE = "/api/v1/titles/{item_id}"
 ADMIN_TOKEN = "admin-token-for-tests"
-
-
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -358,29 +358,24 @@ def test_resume_to_more_epochs_follows_the_new_schedule_from_its_first_step(tmp_
     handle = register_optimizer_step_pre_hook(
         lambda opt, args, kwargs: lrs.append(opt.param_groups[0]["lr"])
     )
-    try:
-        train(make_net(), dataset=data, loss_fn=mse_loss, validate=None, config=cfg(epochs=6))
-        straight, lrs[:] = list(lrs), []
-        run_dir = tmp_path / "run"
+
+    def fit(epochs: int, **kw: Any) -> None:
         train(
             make_net(),
             dataset=data,
             loss_fn=mse_loss,
             validate=None,
-            config=cfg(epochs=3),
-            run_dir=run_dir,
+            config=cfg(epochs=epochs),
+            **kw,
         )
+
+    try:
+        fit(6)
+        straight, lrs[:] = list(lrs), []
+        fit(3, run_dir=tmp_path / "run")
         lrs.clear()
         with caplog.at_level("WARNING", logger="primetime.training.loop"):
-            train(
-                make_net(),
-                dataset=data,
-                loss_fn=mse_loss,
-                validate=None,
-                config=cfg(epochs=6),
-                run_dir=run_dir,
-                resume=True,
-            )
+            fit(6, run_dir=tmp_path / "run", resume=True)
     finally:
         handle.remove()
     assert len(straight) == 6 * 8 and len(lrs) == 3 * 8
