@@ -23,6 +23,7 @@ from markupsafe import Markup, escape
 
 from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.experiments import experiment_report
+from primetime.service.metrics import hit_ratio
 from primetime.service.repository import Action, EventRecord, UserRecord
 from primetime.service.state import HISTORY_LIMIT, ServiceState
 from primetime.web import charts
@@ -402,20 +403,18 @@ def live_stats(svc: ServiceState, *, top: int = 12) -> dict[str, Any]:
         key=lambda r: (-r["count"], r["route"]),
     )[:top]
     local = svc.cache.stats()
-    shared = snap["cache"]  # the whole service's with several workers
-    hits, misses, errors = (
-        (shared["hits"], shared["misses"], shared["errors"])  # type: ignore[index]
-        if shared is not None
-        else (local.hits, local.misses, local.errors)
-    )
+    shared: dict[str, Any] | None = snap["cache"]  # type: ignore[assignment]
+    if shared is None:  # no stats source: this worker's cache
+        shared = {"hits": local.hits, "misses": local.misses, "errors": local.errors}
+    hits, misses = shared["hits"], shared["misses"]
     return {
         "requests": requests,
         "cache": {
             "backend": local.backend,
             "hits": hits,
             "misses": misses,
-            "errors": errors,
-            "hit_rate": hits / (hits + misses) if hits + misses else 0.0,
+            "errors": shared["errors"],
+            "hit_rate": hit_ratio(hits, misses),
         },
         "events_per_second": snap["events_per_second"],
         "events": snap["events"],
