@@ -119,13 +119,13 @@ def ensure_registry(args: argparse.Namespace, workdir: Path) -> tuple[Path, str]
             cfg = mv.meta.get("config") or {}
             shape = ", ".join(f"{k} {cfg[k]}" for k in ("dim", "layers", "epochs") if k in cfg)
             return root, f"{args.model} {mv.version} from {root}: {shape}"
-    from primetime.service.bootstrap import train_and_register
+    from primetime.lifecycle import train_for_serving
 
     root = Path(args.registry) if args.registry else workdir / "registry"
     overrides = {"epochs": args.train_epochs} if args.train_epochs else {}
     print(f"training {args.model} on {args.data} ({overrides or 'defaults'}) into {root} ...")
     t0 = time.perf_counter()
-    mv = train_and_register(
+    mv = train_for_serving(
         args.model, data=args.data, registry=ModelRegistry(root), overrides=overrides
     )
     took = time.perf_counter() - t0
@@ -230,7 +230,7 @@ class User:
 
 def histories(data: str, n_users: int, length: int) -> tuple[list[list[str]], list[str]]:
     """The latest `length` titles of the first `n_users` users of `data`, and every item id."""
-    from primetime.experiment import open_dataset
+    from primetime.data.open import open_dataset
 
     ds = open_dataset(data).dataset
     it = ds.interactions

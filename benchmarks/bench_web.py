@@ -76,15 +76,15 @@ def main() -> None:
 
     from fastapi.testclient import TestClient
 
-    from primetime.experiment import open_dataset
-    from primetime.service.bootstrap import train_and_register
+    from primetime.data.open import open_dataset
+    from primetime.lifecycle import train_for_serving
 
     ds = open_dataset(args.data).dataset
     tmp = Path(tempfile.mkdtemp(prefix="bench-web-"))
     registry = ModelRegistry(args.registry or tmp / "registry")
     if args.model not in registry.names():
         t = time.perf_counter()
-        train_and_register(args.model, data=args.data, registry=registry)
+        train_for_serving(args.model, data=args.data, registry=registry)
         print(f"trained {args.model} on {args.data} in {time.perf_counter() - t:.1f}s")
     settings = Settings(
         environment="test",

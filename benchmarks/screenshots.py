@@ -67,13 +67,13 @@ DEMO_RATINGS = {"Star Wars": 5, "Empire Strikes Back, The": 5, "Home Alone": 2, 
 
 
 def train_registry(root: Path) -> Any:
+    from primetime.lifecycle import train_for_serving
     from primetime.registry import ModelRegistry
-    from primetime.service.bootstrap import train_and_register
 
     reg = ModelRegistry(root)
     for name in ("popularity", "itemknn"):
         if name not in reg.names():
-            mv = train_and_register(name, data="ml-100k", registry=reg)
+            mv = train_for_serving(name, data="ml-100k", registry=reg)
             print(f"trained {mv.name}:{mv.version}: {mv.metrics}")
     reg.promote("itemknn", reg.latest("itemknn").version)
     return reg
@@ -227,7 +227,7 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from primetime.experiment import open_dataset
+    from primetime.data.open import open_dataset
     from primetime.service.app import create_app
     from primetime.service.settings import Settings
 

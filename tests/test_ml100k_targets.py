@@ -13,9 +13,13 @@ import pytest
 from primetime.data.splits import leave_one_out, ratio_split
 from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings
 from primetime.eval.significance import paired_test
-from primetime.experiment import build_model
+from primetime.eval.validation import ndcg_at_10
+from primetime.lifecycle import build_model
+from primetime.models.base import FitOptions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+VALIDATE = FitOptions(validation=ndcg_at_10)  # early stopping on valid NDCG@10
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +35,7 @@ def results(loo):
     out = {}
     for name in ("popularity", "itemknn", "als", "bpr"):
         model = build_model(name)
-        model.fit(loo.train, valid=loo.valid)
+        model.fit(loo.train, valid=loo.valid, options=VALIDATE)
         out[name] = evaluate(model, test, ks=(10,))
     return out
 

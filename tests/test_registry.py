@@ -126,5 +126,5 @@ def test_default_root_follows_primetime_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PRIMETIME_HOME", str(tmp_path))
-    assert default_root() == tmp_path / "models" / "registry"
-    assert ModelRegistry().root == tmp_path / "models" / "registry"
+    assert default_root() == tmp_path / "models"
+    assert ModelRegistry().root == tmp_path / "models"

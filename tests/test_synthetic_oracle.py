@@ -11,7 +11,8 @@ from primetime.data import synthetic
 from primetime.data.splits import leave_one_out
 from primetime.eval.protocol import EvalSet, evaluate
 from primetime.eval.significance import paired_test
-from primetime.experiment import OracleModel, build_model
+from primetime.experiment import OracleModel
+from primetime.lifecycle import build_model
 
 pytestmark = pytest.mark.slow
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from primetime import __version__
 from primetime.data.vocab import Vocabulary
 
 BUNDLE_FORMAT = 1
+_VOCAB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def vocab_fingerprint(vocab: Vocabulary) -> str:
@@ -44,6 +46,8 @@ class Bundle:
     items: Vocabulary
     users: Vocabulary | None
     meta: dict[str, Any]
+    vocabs: dict[str, Vocabulary] = dataclasses.field(default_factory=dict)
+    members: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def save_bundle(
@@ -54,9 +58,18 @@ def save_bundle(
     arrays: dict[str, np.ndarray],
     items: Vocabulary,
     users: Vocabulary | None = None,
+    vocabs: dict[str, Vocabulary] | None = None,
+    members: dict[str, str] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a bundle. ``config`` is a dataclass instance (stored as JSON)."""
+    """Write a bundle. ``config`` is a dataclass instance (stored as JSON).
+
+    Args:
+        vocabs: Further named vocabularies (entities, relations …), each written
+            as ``vocab-<name>.txt`` and fingerprinted in ``bundle.json``.
+        members: Role -> registry key (``"sasrec:v3"``) of models this one
+            builds on (an ensemble's members); resolved by the registry.
+    """
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     is_instance = dataclasses.is_dataclass(config) and not isinstance(config, type)
@@ -68,6 +81,14 @@ def save_bundle(
     (d / "items.txt").write_text("\n".join(items.ids()) + "\n")
     if users is not None:
         (d / "users.txt").write_text("\n".join(users.ids()) + "\n")
+    vocabs = vocabs or {}
+    for name, vocab in vocabs.items():
+        if not _VOCAB_NAME.match(name):
+            raise ValueError(f"vocabulary name must match {_VOCAB_NAME.pattern}, got {name!r}")
+        (d / f"vocab-{name}.txt").write_text("\n".join(vocab.ids()) + "\n")
+    for role, key in (members or {}).items():
+        if not isinstance(key, str) or ":" not in key:
+            raise ValueError(f"member {role!r} must be a registry key 'name:vN', got {key!r}")
     info = {
         "format": BUNDLE_FORMAT,
         "model": model,
@@ -75,6 +96,8 @@ def save_bundle(
         "items_fingerprint": vocab_fingerprint(items),
         "n_items": len(items),
         "n_users": len(users) if users is not None else None,
+        "vocabs": {name: vocab_fingerprint(v) for name, v in vocabs.items()},
+        "members": dict(members or {}),
         "primetime_version": __version__,
         "saved_at": int(time.time()),
         "meta": meta or {},
@@ -111,6 +134,17 @@ def load_bundle(directory: str | Path, *, expect_model: str | None = None) -> Bu
     )
     if vocab_fingerprint(items) != info["items_fingerprint"]:
         raise ValueError(f"{d}: items.txt does not match the fingerprint in bundle.json")
+    vocabs = {}
+    for name, fingerprint in (info.get("vocabs") or {}).items():
+        path = d / f"vocab-{name}.txt"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{d}: bundle.json names vocabulary {name!r}, {path.name} is missing"
+            )
+        vocab = Vocabulary(_read_ids(path), name=name)
+        if vocab_fingerprint(vocab) != fingerprint:
+            raise ValueError(f"{d}: {path.name} does not match the fingerprint in bundle.json")
+        vocabs[name] = vocab
     return Bundle(
         model=info["model"],
         config=info["config"],
@@ -118,6 +152,8 @@ def load_bundle(directory: str | Path, *, expect_model: str | None = None) -> Bu
         items=items,
         users=users,
         meta=info.get("meta", {}),
+        vocabs=vocabs,
+        members=dict(info.get("members") or {}),
     )
 
 

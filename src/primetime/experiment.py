@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,23 +16,33 @@ from typing import Any
 import numpy as np
 
 from primetime import paths
-from primetime.data.dataset import Dataset
-from primetime.data.splits import Split, leave_one_out, ratio_split, read_split_dir, temporal_split
+from primetime.data.open import Loaded, open_dataset
+from primetime.lifecycle import (
+    RECORDED,
+    DataSpec,
+    FitSpec,
+    Prepared,
+    build_model,
+    fit_model,
+    prepare_data,
+    register_run,
+)
 from primetime.models import MODELS, Recommender, get_model_class
-from primetime.models.base import config_from_dict
+from primetime.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("loo", "ratio", "temporal")
-_SYNTH = re.compile(r"^synthetic-(?P<preset>[a-z0-9-]+?)(?:-seed(?P<seed>\d+))?$")
-
-
-@dataclass
-class Loaded:
-    """A dataset and, for a synthetic world, the world (for its oracle)."""
-
-    dataset: Dataset
-    world: Any | None = None
+__all__ = [
+    "ABLATIONS",
+    "ABLATION_SETS",
+    "BenchmarkSpec",
+    "open_data",
+    "parse_overrides",
+    "progress_bar",
+    "run_ablation",
+    "run_benchmark",
+    "run_search",
+]
 
 
 @contextlib.contextmanager
@@ -60,59 +69,17 @@ def progress_bar(
         yield update
 
 
-def open_dataset(spec: str) -> Loaded:
-    """Open a dataset by name or path.
-
-    Args:
-        spec: ``ml-100k``; ``synthetic-<preset>`` or ``synthetic-<preset>-seed<N>``
-            (generated once, then cached); a GroupLens folder, a RecBole atomic
-            folder, or a CSV/TSV/Parquet log (see ``primetime data info --help``).
-    """
-    m = _SYNTH.match(spec)
-    if m:
-        from primetime.data import synthetic
-
-        preset, seed = m["preset"], int(m["seed"] or 0)
-        if preset not in synthetic.PRESETS:
-            raise ValueError(
-                f"unknown synthetic preset {preset!r}; known: {', '.join(synthetic.PRESETS)}"
-            )
-        name = f"synthetic-{preset}-seed{seed}"
-        d = paths.datasets_dir() / name
-        cfg = dataclasses.replace(synthetic.PRESETS[preset], seed=seed)
-        world = synthetic.World.load(d) if (d / "world.json").exists() else None
-        if world is not None and world.config != cfg:
-            log.warning(
-                "%s: cached world was made with another preset definition; regenerating", name
-            )
-            world = None
-        if world is None:
-            with progress_bar(f"generating {name} (users)") as progress:
-                world = synthetic.generate(cfg, progress=progress)
-            world.save(d)
-        return Loaded(world.dataset, world)
-    from primetime.data.loaders import prepare
-
-    return Loaded(prepare(spec))
+def open_data(spec: str) -> Loaded:
+    """:func:`primetime.data.open.open_dataset` with a progress bar while a synthetic
+    world is generated."""
+    with progress_bar(f"generating {spec} (users)") as progress:
+        return open_dataset(spec, progress=progress)
 
 
-def make_split(dataset: Dataset, kind: str, *, seed: int = 42) -> Split:
-    """The split named ``kind`` (EVALUATION.md): loo, ratio (90/10) or temporal."""
-    if kind == "loo":
-        return leave_one_out(dataset.interactions)
-    if kind == "ratio":
-        return ratio_split(dataset.interactions, seed=seed)
-    if kind == "temporal":
-        return temporal_split(dataset.interactions)
-    raise ValueError(f"unknown split {kind!r}; choose one of {SPLITS}")
-
-
-def build_model(name: str, overrides: dict[str, Any] | None = None) -> Recommender:
-    """A model with its default (tuned) config, updated by ``overrides``."""
-    cls = get_model_class(name)
-    base = dataclasses.asdict(cls.config_class())
-    base.update(overrides or {})
-    return cls(config_from_dict(cls.config_class, base))
+def prepare(spec: DataSpec) -> Prepared:
+    """:func:`primetime.lifecycle.prepare_data` with a progress bar."""
+    with progress_bar(f"generating {spec.data} (users)") as progress:
+        return prepare_data(spec, progress=progress)
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
@@ -127,10 +94,6 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[k.strip()] = v
     return out
-
-
-def model_dir(name: str) -> Path:
-    return paths.models_dir() / name
 
 
 class OracleModel:
@@ -159,68 +122,6 @@ class ModelRun:
     training: dict[str, Any] = field(default_factory=dict)  # epochs, s/epoch, sequences/s
 
 
-def tune_and_fit(
-    name: str,
-    split: Split,
-    *,
-    tune: bool,
-    overrides: dict[str, Any] | None = None,
-    catalog: Any = None,
-    on_trial: Callable[[str, dict[str, Any], float], None] | None = None,
-) -> ModelRun:
-    """Fit ``name`` on ``split.train``; with ``tune``, first pick the config from the
-    model's grid with the best valid NDCG@10 (top-N) or valid RMSE (rating).
-
-    Valid is used for selection only; test is never touched here.
-    """
-    from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings
-
-    cls = get_model_class(name)
-    trials: list[dict[str, Any]] = []
-    chosen = dict(overrides or {})
-    if tune and cls.tuning_grid and len(split.valid):
-        rating = cls.task == "rating"
-        valid_set = None if rating else EvalSet.for_valid(split)
-        best_val = -np.inf
-        for grid_point in cls.tuning_grid:
-            cfg = {**grid_point, **(overrides or {})}
-            model = build_model(name, cfg)
-            model.fit(split.train, catalog=catalog)
-            if rating:
-                value = -evaluate_ratings(model, split.valid).summary()["RMSE"]
-            else:
-                assert valid_set is not None
-                value = evaluate(model, valid_set, ks=(10,)).summary()["NDCG@10"]
-            trials.append({"config": cfg, "valid": abs(value)})
-            if on_trial:
-                on_trial(name, cfg, abs(value))
-            if value > best_val:
-                best_val, chosen = value, cfg
-    model = build_model(name, chosen)
-    report = model.fit(
-        split.train, valid=split.valid if len(split.valid) else None, catalog=catalog
-    )
-    training: dict[str, Any] = {}
-    if report.epochs:
-        training = {"epochs": report.epochs, "best_epoch": report.best_epoch}
-        for key in (
-            "seconds_per_epoch",
-            "sequences_per_second",
-            "examples_per_second",
-            "data_wait_share",
-        ):
-            if isinstance(report.notes.get(key), int | float):
-                training[key] = round(float(report.notes[key]), 4)
-    return ModelRun(
-        name=name,
-        config=dataclasses.asdict(model.config),
-        fit_seconds=report.seconds,
-        tuning=trials,
-        model=model,
-        training=training,
-    )
-
-
 @dataclass(frozen=True)
 class BenchmarkSpec:
     """What ``primetime benchmark`` runs.
@@ -240,6 +141,8 @@ class BenchmarkSpec:
         n_boot: Bootstrap resamples for the CIs.
         sampled: Also report the labelled sampled-100 variant.
         versus: Models every other model is paired-tested against (default: popularity).
+        register: Also store every fitted model as a new (unpromoted) version in
+            this registry, with its test figures.
     """
 
     data: str = "ml-100k"
@@ -256,6 +159,7 @@ class BenchmarkSpec:
     n_boot: int = 1000
     sampled: bool = False
     versus: tuple[str, ...] = ()
+    register: ModelRegistry | None = None
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -298,17 +202,9 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
     from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings, evaluate_sampled
     from primetime.eval.report import Report, make_stamp, to_contract_json
 
-    world = None
-    catalog = None
-    if split_dir is not None:
-        sp = read_split_dir(split_dir)
-        data_name = f"files:{split_dir}"
-    else:
-        loaded = open_dataset(data)
-        ds, world = loaded.dataset, loaded.world
-        catalog = ds.catalog
-        sp = make_split(ds, split, seed=seed)
-        data_name = ds.name
+    prepared = prepare(DataSpec(data=data, split=split, split_dir=split_dir, seed=seed))
+    sp, world, data_name = prepared.split, prepared.world, prepared.name
+    catalog = prepared.side.catalog
     console.print(f"[bold]{data_name}[/] · task {task} · split {sp.protocol} · {sp.sizes()}")
 
     def on_trial(name: str, cfg: dict[str, Any], value: float) -> None:
@@ -321,31 +217,39 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
     test_set = EvalSet.for_test(sp) if task == "topn" else None
     for n in names:
         with console.status(f"fitting {n}…"):
-            run = tune_and_fit(n, sp, tune=tune, catalog=catalog, on_trial=on_trial)
-        assert run.model is not None
+            trained = fit_model(
+                FitSpec(n, data=prepared.spec, tune=tune), data=prepared, on_trial=on_trial
+            )
+        run = ModelRun(
+            name=n,
+            config=trained.config,
+            fit_seconds=trained.fit_seconds,
+            tuning=trained.tuning,
+            model=trained.model,
+            training=trained.training(),
+        )
         if task == "topn":
             assert test_set is not None
             with progress_bar(f"evaluating {n} (users)", console) as progress:
                 run.result = evaluate(
-                    run.model, test_set, ks=ks, catalog=catalog, train=sp.train, progress=progress
+                    trained.model,
+                    test_set,
+                    ks=ks,
+                    catalog=catalog,
+                    train=sp.train,
+                    progress=progress,
                 )
             if sampled:
-                extra_results.append(evaluate_sampled(run.model, test_set, ks=ks, seed=seed))
+                extra_results.append(evaluate_sampled(trained.model, test_set, ks=ks, seed=seed))
             key = f"NDCG@10 {run.result.summary()['NDCG@10']:.4f}"
         else:
-            run.result = evaluate_ratings(run.model, sp.test)
+            run.result = evaluate_ratings(trained.model, sp.test)
             key = f"MAE {run.result.summary()['MAE']:.4f}"
         console.print(f"  {n}: fit {run.fit_seconds:.1f}s · {key}")
-        if split_dir is None:
-            run.model.save(
-                model_dir(n),
-                meta={
-                    "dataset": data,
-                    "split": split,
-                    "fit_seconds": run.fit_seconds,
-                    "config_source": "tuned on valid" if run.tuning else "defaults",
-                },
-            )
+        if spec.register is not None:
+            figures = {k: float(v) for k, v in run.result.summary().items() if k in RECORDED}
+            mv = register_run(trained, spec.register, test=figures, notes="primetime benchmark")
+            console.print(f"  registered {mv.name} {mv.version} (not promoted)")
         runs.append(run)
 
     if world is not None and task == "topn":
@@ -538,16 +442,18 @@ def run_ablation(
     unknown = [v for v in variants if v not in ABLATIONS]
     if unknown:
         raise ValueError(f"unknown ablation(s) {unknown}; known: {list(ABLATIONS)}")
-    ds = open_dataset(data).dataset
-    sp = make_split(ds, "loo")
+    prepared = prepare(DataSpec(data=data, split="loo"))
+    sp, catalog = prepared.split, prepared.side.catalog
     test = EvalSet.for_test(sp)
     runs: list[ModelRun] = []
     for v in variants:
         overrides = {**base, **ABLATIONS[v]}
-        m = build_model(model, overrides)
         with console.status(f"fitting {model} [{v}]…"):
-            rep = m.fit(sp.train, valid=sp.valid, catalog=ds.catalog)
-        res = evaluate(_Named(m, v), test, ks=(5, 10, 20), catalog=ds.catalog, train=sp.train)
+            trained = fit_model(
+                FitSpec(model, data=prepared.spec, overrides=overrides), data=prepared
+            )
+        m, rep = trained.model, trained.report
+        res = evaluate(_Named(m, v), test, ks=(5, 10, 20), catalog=catalog, train=sp.train)
         console.print(f"  {v}: {rep.seconds:.0f}s, NDCG@10 {res.summary()['NDCG@10']:.4f}")
         runs.append(
             ModelRun(
@@ -559,7 +465,7 @@ def run_ablation(
             )
         )
     stamp = make_stamp(
-        dataset=ds.name,
+        dataset=prepared.name,
         task="A: next-item top-N, full ranking (ablation)",
         protocol=sp.protocol,
         split_sizes=sp.sizes(),
@@ -575,12 +481,12 @@ def run_ablation(
     report = Report(
         results=results,
         stamp=stamp,
-        catalog=ds.catalog,
+        catalog=catalog,
         train=sp.train,
         reference="full" if "full" in variants else None,
         n_boot=n_boot,
     )
-    target = report_dir or paths.reports_dir() / f"{ds.name}-ablation-{model}"
+    target = report_dir or paths.reports_dir() / f"{prepared.name}-ablation-{model}"
     written = report.write(target)
     out.print(_topn_table(runs, n_boot))
     out.print(f"report (with paired tests against 'full'): {written['markdown']}")
@@ -605,8 +511,6 @@ def run_search(
     """
     import optuna
 
-    from primetime.eval.protocol import EvalSet, evaluate
-
     cls = get_model_class(model)
     space = getattr(cls, "search_space", None)
     if space is None:
@@ -614,18 +518,16 @@ def run_search(
             f"model {model!r} has no search space; models with one: "
             f"{[n for n, c in MODELS.items() if hasattr(c, 'search_space')]}"
         )
-    ds = open_dataset(data).dataset
-    sp = make_split(ds, "loo")
-    valid = EvalSet.for_valid(sp)
+    prepared = prepare(DataSpec(data=data, split="loo"))
 
     def objective(trial: optuna.Trial) -> float:
         params = {**space(trial), **fixed}
         try:
-            m = build_model(model, params)
+            fit = FitSpec(model, data=prepared.spec, overrides=params)
+            build_model(model, params)
         except ValueError as e:  # an invalid combination (e.g. dim % heads)
             raise optuna.TrialPruned(str(e)) from e
-        m.fit(sp.train, valid=sp.valid, catalog=ds.catalog)
-        value = evaluate(m, valid, ks=(10,)).summary()["NDCG@10"]
+        value = fit_model(fit, data=prepared).valid["valid NDCG@10"]
         console.print(f"  trial {trial.number}: valid NDCG@10 {value:.4f} {params}", soft_wrap=True)
         return value
 
@@ -637,7 +539,7 @@ def run_search(
         raise RuntimeError("no trial finished; raise --timeout or --trials")
     return {
         "model": model,
-        "data": ds.name,
+        "data": prepared.name,
         "best_params": {**study.best_params, **fixed},
         "best_valid_ndcg10": study.best_value,
         "trials": [{"number": t.number, "valid_ndcg10": t.value, "params": t.params} for t in done],

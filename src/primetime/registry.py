@@ -1,10 +1,18 @@
 """A versioned model registry on disk: register, list, promote, load.
 
-Layout under ``root`` (default ``primetime.paths.models_dir() / "registry"``)::
+The one store of trained models: ``train``, ``benchmark --register``,
+``models register``, ``serve``, ``recommend``, ``evaluate`` and the web admin
+all read and write it. Layout under ``root`` (default
+``primetime.paths.models_dir()``, i.e. ``$PRIMETIME_HOME/models``)::
 
     <root>/<name>/v1/          a model bundle (Recommender.save) + meta.json
     <root>/<name>/v2/
     <root>/<name>/PROMOTED     the promoted version, e.g. "v2\\n"
+
+Older layouts are migrated when a registry is opened, each move logged: an
+unversioned bundle ``<root>/<name>/bundle.json`` (what ``train`` wrote before)
+becomes the next version of ``<name>``, and the former separate registry
+``<root>/registry/<name>/vN`` moves up, its promoted version still promoted.
 
 Versions are ``v1``, ``v2``, ... in registration order (one more than the
 highest existing). A version folder is reserved with ``mkdir`` (atomic, so
@@ -18,6 +26,7 @@ and the git commit when available.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -35,24 +44,42 @@ from pathlib import Path
 from typing import Any
 
 from primetime import __version__, paths
-from primetime.artifacts import vocab_fingerprint
+from primetime.artifacts import Bundle, load_bundle, vocab_fingerprint
 from primetime.data.dataset import Dataset
 from primetime.models import MODELS
 from primetime.models.base import Recommender
 
 log = logging.getLogger(__name__)
 
-__all__ = ["META_FILE", "PROMOTED_FILE", "ModelRegistry", "ModelVersion", "default_root"]
+__all__ = [
+    "META_FILE",
+    "PROMOTED_FILE",
+    "ModelRegistry",
+    "ModelVersion",
+    "default_root",
+    "migrate_legacy",
+    "parse_key",
+]
 
 META_FILE = "meta.json"
 PROMOTED_FILE = "PROMOTED"
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Folder names under the root that are not model names (the former registry).
+_RESERVED = frozenset({"registry"})
 
 
 def default_root() -> Path:
-    """``primetime.paths.models_dir() / "registry"`` (follows ``$PRIMETIME_HOME``)."""
-    return paths.models_dir() / "registry"
+    """``primetime.paths.models_dir()`` (follows ``$PRIMETIME_HOME``)."""
+    return paths.models_dir()
+
+
+def parse_key(key: str) -> tuple[str, str]:
+    """``"sasrec:v3"`` -> ``("sasrec", "v3")``; how bundles reference member models."""
+    name, sep, version = key.partition(":")
+    if not sep or not _NAME.match(name):
+        raise ValueError(f"a registry key looks like 'sasrec:v3', got {key!r}")
+    return name, _as_version(version)
 
 
 @dataclass(frozen=True)
@@ -157,8 +184,10 @@ class ModelRegistry:
             :func:`default_root`.
     """
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    def __init__(self, root: str | Path | None = None, *, migrate: bool = True) -> None:
         self.root = Path(root) if root is not None else default_root()
+        if migrate and self.root.is_dir():
+            migrate_legacy(self.root)
 
     def __repr__(self) -> str:
         return f"ModelRegistry({str(self.root)!r})"
@@ -171,7 +200,7 @@ class ModelRegistry:
         return sorted(
             d.name
             for d in self.root.iterdir()
-            if d.is_dir() and _NAME.match(d.name) and self._list(d.name)
+            if d.is_dir() and _NAME.match(d.name) and d.name not in _RESERVED and self._list(d.name)
         )
 
     def _list(self, name: str) -> list[str]:
@@ -186,7 +215,10 @@ class ModelRegistry:
         found = self._list(name)
         if not found:
             known = ", ".join(self.names()) or "none"
-            raise KeyError(f"no model {name!r} in the registry {self.root}; registered: {known}")
+            raise KeyError(
+                f"no model {name!r} in the registry {self.root}; registered: {known}. "
+                f"Train one with `primetime train {name}`"
+            )
         return found
 
     def _promoted_version(self, name: str) -> str | None:
@@ -282,6 +314,7 @@ class ModelRegistry:
         notes: str = "",
         name: str | None = None,
         train_seconds: float | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> ModelVersion:
         """Save a fitted model as the next version of ``name`` (default ``model.name``).
 
@@ -293,6 +326,8 @@ class ModelRegistry:
             notes: Free text.
             name: Registry name, when not the model's own (e.g. "sasrec-long").
             train_seconds: Fit wall time.
+            extra: More JSON-able facts for ``meta.json`` (what the version was fit
+                on, its validation figures, the spec that made it).
 
         Raises:
             ValueError: if the model is not fitted, or ``name`` is not a plain folder name.
@@ -300,26 +335,15 @@ class ModelRegistry:
         if model.items is None:
             raise ValueError(f"model {model.name!r} is not fitted; fit or load it first")
         name = name if name is not None else model.name
-        if not _NAME.match(name):
-            raise ValueError(f"registry name must match {_NAME.pattern}, got {name!r}")
+        _check_name(name)
         cfg = model.config
         config = (
             dataclasses.asdict(cfg)
             if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type)
             else {}
         )
-        base = self.root / name
-        base.mkdir(parents=True, exist_ok=True)
-        found = self._all_numbers(name)
-        number = max(found, default=0) + 1
-        while True:  # mkdir is atomic: a concurrent registration takes the next number
-            path = base / f"v{number}"
-            try:
-                path.mkdir()
-                break
-            except FileExistsError:
-                number += 1
-        version = f"v{number}"
+        path = self._reserve(name)
+        version = path.name
         meta: dict[str, Any] = {
             "name": name,
             "version": version,
@@ -335,15 +359,74 @@ class ModelRegistry:
             "notes": notes,
             "commit": _git_commit(),
             "primetime_version": __version__,
+            **dict(extra or {}),
         }
         try:
-            model.save(path, meta={"registry": {"name": name, "version": version}})
+            model.save(
+                path, meta={"registry": {"name": name, "version": version}, **dict(extra or {})}
+            )
             _atomic_write(path / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
         log.info("registered %s %s at %s", name, version, path)
         return self._version(name, version, self._promoted_version(name))
+
+    def _reserve(self, name: str) -> Path:
+        """Create the next version folder of ``name`` (mkdir is atomic: a concurrent
+        registration takes the next number) and return it."""
+        base = self.root / name
+        base.mkdir(parents=True, exist_ok=True)
+        number = max(self._all_numbers(name), default=0) + 1
+        while True:
+            path = base / f"v{number}"
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                number += 1
+
+    def adopt(
+        self, bundle: str | Path, *, name: str | None = None, notes: str = ""
+    ) -> ModelVersion:
+        """Register a bundle made elsewhere (``Recommender.save``, another machine's
+        registry) as the next version of ``name`` (default: its model's name).
+
+        Raises:
+            FileNotFoundError: if ``bundle`` is not a model bundle.
+            ValueError: if its model is not in :data:`primetime.models.MODELS`, or the
+                bundle fails its own checks (format, fingerprints).
+        """
+        src = Path(bundle)
+        info = load_bundle(src)  # checks format and fingerprints, names what is wrong
+        if info.model not in MODELS:
+            raise ValueError(
+                f"{src} holds a {info.model!r} model, which is not in MODELS ({', '.join(MODELS)})"
+            )
+        name = name if name is not None else info.model
+        _check_name(name)
+        path = self._reserve(name)
+        try:
+            for f in src.iterdir():
+                if f.is_file() and f.name not in (META_FILE,):
+                    shutil.copy2(f, path / f.name)
+            old_meta = {}
+            if (src / META_FILE).exists():
+                old_meta = json.loads((src / META_FILE).read_text(encoding="utf-8"))
+            meta = _meta_from_bundle(info, name, path.name, old_meta)
+            meta["notes"] = notes or f"adopted from {src}"
+            meta["adopted_from"] = str(src)
+            _atomic_write(path / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+        log.info("adopted %s as %s %s", src, name, path.name)
+        return self._version(name, path.name, self._promoted_version(name))
+
+    def load_key(self, key: str) -> Recommender:
+        """Load the model a bundle references as a member, e.g. ``"sasrec:v3"``."""
+        name, version = parse_key(key)
+        return self.load(name, version)
 
     def _all_numbers(self, name: str) -> list[int]:
         """Numbers of every version folder, complete or not (numbers are never reused)."""
@@ -361,3 +444,94 @@ class ModelRegistry:
         _atomic_write(self.root / name / PROMOTED_FILE, mv.version + "\n")
         log.info("promoted %s %s", name, mv.version)
         return dataclasses.replace(mv, promoted=True)
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name) or name in _RESERVED:
+        raise ValueError(
+            f"registry name must match {_NAME.pattern} and not be one of "
+            f"{sorted(_RESERVED)}, got {name!r}"
+        )
+
+
+def _meta_from_bundle(
+    info: Bundle, name: str, version: str, old: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A ``meta.json`` for a bundle that arrives without one of this registry."""
+    bmeta = dict(info.meta)
+    return {
+        **{k: v for k, v in old.items() if k not in ("name", "version")},
+        "name": name,
+        "version": version,
+        "model": info.model,
+        "created_at": old.get("created_at") or datetime.now(UTC).isoformat(timespec="seconds"),
+        "created_unix": old.get("created_unix") or time.time(),
+        "dataset": old.get("dataset") or _dataset_info(bmeta.get("dataset") or bmeta.get("data")),
+        "items_fingerprint": vocab_fingerprint(info.items),
+        "n_items": len(info.items),
+        "metrics": old.get("metrics") or {},
+        "config": info.config,
+        "train_seconds": old.get("train_seconds", bmeta.get("fit_seconds")),
+        "data": old.get("data", bmeta.get("data", bmeta.get("dataset"))),
+        "split": old.get("split", bmeta.get("split")),
+        "fit_on": old.get("fit_on", bmeta.get("fit_on")),
+        "primetime_version": __version__,
+    }
+
+
+def migrate_legacy(root: Path) -> list[str]:
+    """Move older layouts under ``root`` into ``<root>/<name>/vN`` (see the module
+    docstring); returns one line per move, each also logged. Safe to run again and
+    from several processes at once (a folder another process moved is skipped)."""
+    moved: list[str] = []
+    for flat in sorted(root.glob("*/bundle.json")):
+        d = flat.parent
+        if d.name in _RESERVED or not _NAME.match(d.name):
+            continue
+        try:
+            info = load_bundle(d)
+        except (OSError, ValueError) as e:
+            log.warning("%s: an old model folder that cannot be read (%s); left as it is", d, e)
+            continue
+        reg = ModelRegistry(root, migrate=False)
+        path = reg._reserve(d.name)
+        for f in list(d.iterdir()):
+            if f.is_file() and f.name != PROMOTED_FILE:
+                with contextlib.suppress(FileNotFoundError):  # another process moved it
+                    os.replace(f, path / f.name)
+        meta = _meta_from_bundle(info, d.name, path.name, {})
+        meta["notes"] = f"migrated from the unversioned folder {d}"
+        _atomic_write(path / META_FILE, json.dumps(meta, indent=2, default=str) + "\n")
+        moved.append(f"{d}/ -> {path}/")
+    old = root / "registry"
+    if old.is_dir():
+        for d in sorted(p for p in old.iterdir() if p.is_dir() and _NAME.match(p.name)):
+            promoted = (
+                (d / PROMOTED_FILE).read_text().strip() if (d / PROMOTED_FILE).exists() else ""
+            )
+            versions = sorted(
+                (p for p in d.iterdir() if _VERSION.match(p.name)),
+                key=lambda p: _version_number(p.name),
+            )
+            reg = ModelRegistry(root, migrate=False)
+            for v in versions:
+                target = reg._reserve(d.name)
+                target.rmdir()
+                try:
+                    os.replace(v, target)
+                except FileNotFoundError:
+                    continue
+                meta_file = target / META_FILE
+                if meta_file.exists():
+                    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+                    meta["version"] = target.name
+                    _atomic_write(meta_file, json.dumps(meta, indent=2, default=str) + "\n")
+                if v.name == promoted:
+                    _atomic_write(root / d.name / PROMOTED_FILE, target.name + "\n")
+                moved.append(f"{v}/ -> {target}/")
+            shutil.rmtree(d, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            old.rmdir()
+    for line in moved:
+        log.warning("model registry: moved %s", line)
+    return moved

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from primetime.cli import app
-from primetime.data.splits import leave_one_out, ratio_split, write_split_dir
+from primetime.data.splitdir import write_split_dir
+from primetime.data.splits import leave_one_out, ratio_split
 
 runner = CliRunner()
 
@@ -161,7 +162,8 @@ def test_train_then_recommend_from_a_csv_log(tmp_path, planted):
 
 def test_recommend_before_training_says_what_to_do():
     r = runner.invoke(app, ["recommend", "--model", "als", "--history", "1"])
-    assert r.exit_code == 2 and "train a model first" in r.output
+    assert r.exit_code == 2 and "no model 'als' in the registry" in r.output
+    assert "primetime train als" in r.output
 
 
 def test_data_errors_are_one_clear_line(tmp_path):
@@ -313,8 +315,10 @@ def test_train_under_torchrun_two_processes(tmp_path, planted):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stderr.count("training gru4rec on log") == 1, r.stderr  # rank 0 only
     assert "2 processes" in r.stderr
-    bundle = json.loads((tmp_path / "home" / "models" / "gru4rec" / "bundle.json").read_text())
-    assert bundle["meta"]["processes"] == 2
+    version = tmp_path / "home" / "models" / "gru4rec" / "v1"
+    assert json.loads((version / "meta.json").read_text())["processes"] == 2
+    assert json.loads((version / "bundle.json").read_text())["meta"]["processes"] == 2
+    assert r.stdout.count("registered gru4rec v1") == 1
     r = runner.invoke(app, ["recommend", "--model", "gru4rec", "--history", "i3,i4,i5", "--json"])
     assert len(_json_stdout(r)["items"]) == 10
 

@@ -7,7 +7,7 @@ import pytest
 
 from primetime.data.splits import leave_one_out, ratio_split
 from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings
-from primetime.experiment import build_model
+from primetime.lifecycle import build_model
 
 
 def _ndcg(model, split):

@@ -8,11 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
 from primetime.data.vocab import Vocabulary
-from primetime.experiment import build_model
+from primetime.eval.validation import ndcg_at_10
+from primetime.lifecycle import build_model
 from primetime.models import MODELS, get_model_class
-from primetime.models.base import top_k
+from primetime.models.base import FitOptions, top_k
 from primetime.types import UserContext
 
 FAST = {
@@ -25,12 +27,19 @@ FAST = {
     "gru4rec": {"epochs": 2, "dim": 16, "eval_every": 1},
 }
 
+VALIDATE = FitOptions(validation=ndcg_at_10)  # early stopping on valid NDCG@10
+
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def fitted(request, planted):
     split = leave_one_out(planted.interactions)
     model = build_model(request.param, FAST.get(request.param))
-    report = model.fit(split.train, valid=split.valid, catalog=planted.catalog)
+    report = model.fit(
+        split.train,
+        valid=split.valid,
+        side=SideData.build(catalog=planted.catalog),
+        options=VALIDATE,
+    )
     return model, split, report
 
 
@@ -96,7 +105,7 @@ def test_fit_rejects_other_catalog(planted):
 
     other = Catalog.from_frame(pl.DataFrame({"item_id": ["x", "y"]}))
     with pytest.raises(ValueError, match="different catalog"):
-        build_model("popularity").fit(split.train, catalog=other)
+        build_model("popularity").fit(split.train, side=SideData.build(catalog=other))
 
 
 def test_load_wrong_model_name(fitted, tmp_path):

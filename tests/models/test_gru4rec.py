@@ -8,7 +8,7 @@ import torch
 
 from primetime.data.splits import leave_one_out
 from primetime.eval.protocol import EvalSet, evaluate
-from primetime.experiment import build_model
+from primetime.lifecycle import build_model
 from primetime.models.gru4rec import GRU4RecConfig, GRU4RecNet
 from primetime.types import UserContext
 

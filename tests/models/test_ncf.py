@@ -10,8 +10,10 @@ import torch
 
 from primetime.data.splits import leave_one_out, ratio_split
 from primetime.eval.protocol import EvalSet, evaluate, evaluate_ratings
-from primetime.experiment import build_model
+from primetime.eval.validation import ndcg_at_10
+from primetime.lifecycle import build_model
 from primetime.models import MODELS
+from primetime.models.base import FitOptions
 from primetime.models.ncf import (
     Histories,
     NCFConfig,
@@ -24,6 +26,8 @@ from primetime.types import UserContext
 
 # planted logs are ~450 rows: small batches give the optimiser enough steps
 FAST = {"batch_size": 32}
+
+VALIDATE = FitOptions(validation=ndcg_at_10)  # early stopping on valid NDCG@10
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +42,7 @@ def rating_fit(planted):
 def implicit_fit(planted):
     split = leave_one_out(planted.interactions)
     model = build_model("ncf-implicit", FAST)
-    model.fit(split.train, valid=split.valid)
+    model.fit(split.train, valid=split.valid, options=VALIDATE)
     return model, split
 
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
-from primetime.experiment import build_model
+from primetime.lifecycle import build_model
 from primetime.models.sasrec import SASRecConfig, SASRecNet
 from primetime.models.sequential import right_pad, training_windows
 from primetime.types import UserContext
@@ -100,7 +101,7 @@ def test_side_features_train_save_load_and_fall_back_without_a_catalog(planted, 
     m = build_model("sasrec", cfg)
     m.fit(split.train)
     assert m.net.genre_proj is None, "no catalog: ids only"
-    m.fit(split.train, catalog=planted.catalog)
+    m.fit(split.train, side=SideData.build(catalog=planted.catalog))
     assert m.net.genre_proj is not None
     # Genre vectors enter the item table: two items differing only in id still differ.
     table = m.net.item_table().detach()
@@ -112,14 +113,14 @@ def test_side_features_train_save_load_and_fall_back_without_a_catalog(planted, 
     np.testing.assert_array_equal(again.score(ctx), before)
     # Without side features the same seed gives different scores: the features are used.
     plain = build_model("sasrec", {**cfg, "side_features": False})
-    plain.fit(split.train, catalog=planted.catalog)
+    plain.fit(split.train, side=SideData.build(catalog=planted.catalog))
     assert not np.allclose(plain.score(ctx), before)
 
 
 def test_item_table_cache_follows_weight_changes(planted):
     split = leave_one_out(planted.interactions)
     m = build_model("sasrec", {**SMALL, "epochs": 1, "patience": 0})
-    m.fit(split.train, catalog=planted.catalog)
+    m.fit(split.train, side=SideData.build(catalog=planted.catalog))
     net = m.net.eval()
     with torch.no_grad():
         first = net.item_table()

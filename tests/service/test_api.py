@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
-from primetime.experiment import build_model
+from primetime.lifecycle import build_model
 from primetime.registry import ModelRegistry
 from primetime.service.app import create_app
 from primetime.service.settings import Settings
@@ -28,7 +29,7 @@ def registry(planted, tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry
     train = leave_one_out(planted.interactions).train
     for name in ("itemknn", "popularity"):
         m = build_model(name)
-        m.fit(train, catalog=planted.catalog)
+        m.fit(train, side=SideData.build(catalog=planted.catalog))
         reg.register(m, metrics={"NDCG@10": 0.1}, dataset=planted)
     reg.promote("itemknn", "v1")
     return reg

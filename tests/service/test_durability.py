@@ -25,8 +25,8 @@ import polars as pl
 import pytest
 
 from primetime.data.dataset import Dataset
+from primetime.lifecycle import train_for_serving
 from primetime.registry import ModelRegistry
-from primetime.service.bootstrap import train_and_register
 from primetime.service.process import Server
 from primetime.service.repository import EventStore
 
@@ -61,7 +61,7 @@ def server(
     data = tmp_path / "planted.csv"
     _write_log_csv(planted, data)
     registry = ModelRegistry(tmp_path / "registry")
-    train_and_register("itemknn", data=str(data), registry=registry)
+    train_for_serving("itemknn", data=str(data), registry=registry)
     env = {
         **os.environ,
         "PRIMETIME_HOME": str(home),

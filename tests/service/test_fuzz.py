@@ -39,8 +39,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from primetime.data.dataset import Dataset
+from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
-from primetime.experiment import build_model
+from primetime.lifecycle import build_model
 from primetime.registry import ModelRegistry
 from primetime.service.app import create_app
 from primetime.service.db import migrate
@@ -78,7 +79,7 @@ def fuzz_registry(planted: Dataset, tmp_path_factory: pytest.TempPathFactory) ->
     train = leave_one_out(planted.interactions).train
     for name in ("itemknn", "popularity"):
         model = build_model(name)
-        model.fit(train, catalog=planted.catalog)
+        model.fit(train, side=SideData.build(catalog=planted.catalog))
         reg.register(model, metrics={"NDCG@10": 0.1}, dataset=planted)
     reg.promote("itemknn", "v1")
     return reg

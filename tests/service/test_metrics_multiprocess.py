@@ -27,8 +27,8 @@ from prometheus_client import values
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from primetime.lifecycle import train_for_serving
 from primetime.registry import ModelRegistry
-from primetime.service.bootstrap import train_and_register
 from primetime.service.db import migrate
 from primetime.service.metrics import (
     MULTIPROC_DIR_ENV,
@@ -285,7 +285,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     monkeypatch.setenv("PRIMETIME_HOME", str(home))  # the world is generated once, under it
     data = "synthetic-tiny"
     registry = ModelRegistry(tmp_path / "registry")
-    train_and_register("popularity", data=data, registry=registry)
+    train_for_serving("popularity", data=data, registry=registry)
     db_url = f"sqlite:///{tmp_path / 'service.db'}"
     migrate(db_url)
     env = {k: v for k, v in os.environ.items() if k != MULTIPROC_DIR_ENV}

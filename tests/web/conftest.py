@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 from web_support import make_web_app, world_catalog, world_log
 
 from primetime.data import Dataset
+from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
-from primetime.experiment import build_model
+from primetime.lifecycle import build_model
 from primetime.registry import ModelRegistry
 
 
@@ -29,7 +30,7 @@ def web_registry(web_dataset: Dataset, tmp_path_factory: pytest.TempPathFactory)
     train = leave_one_out(web_dataset.interactions).train
     for name, ndcg in (("itemknn", 0.31), ("popularity", 0.12)):
         m = build_model(name)
-        m.fit(train, catalog=web_dataset.catalog)
+        m.fit(train, side=SideData.build(catalog=web_dataset.catalog))
         reg.register(m, metrics={"NDCG@10": ndcg, "HR@10": 2 * ndcg}, dataset=web_dataset)
     reg.promote("itemknn", "v1")
     return reg

@@ -4,6 +4,7 @@ from primetime.data.catalog import CATALOG_SCHEMA, Catalog
 from primetime.data.dataset import Dataset
 from primetime.data.graph import KnowledgeGraph
 from primetime.data.interactions import EVENT_TYPES, Interactions
+from primetime.data.side import SideData
 from primetime.data.users import Users
 from primetime.data.vocab import Vocabulary
 
@@ -14,6 +15,7 @@ __all__ = [
     "Dataset",
     "Interactions",
     "KnowledgeGraph",
+    "SideData",
     "Users",
     "Vocabulary",
 ]

@@ -130,7 +130,8 @@ def temporal_split(
     )
 
 
-def _read_split_file(path: Path) -> pl.DataFrame:
+def read_split_file(path: Path) -> pl.DataFrame:
+    """One split part (``user_id item_id rating timestamp``), errors naming file and line."""
     if not path.exists():
         raise FileNotFoundError(f"split file {path} does not exist")
     if path.stat().st_size == 0:
@@ -164,66 +165,3 @@ def _read_split_file(path: Path) -> pl.DataFrame:
     return df.select(out).with_columns(
         pl.col("rating").cast(pl.Float32), pl.col("timestamp").cast(pl.Int64)
     )
-
-
-def read_split_dir(directory: str | Path) -> Split:
-    """Read ``train.tsv``, ``valid.tsv`` (optional) and ``test.tsv``.
-
-    Files are tab-separated with the header ``user_id item_id rating timestamp``
-    (original ids). Vocabularies are built over all three files, train first,
-    so every id is known; rows keep file order.
-    """
-    d = Path(directory)
-    if not d.is_dir():
-        raise FileNotFoundError(f"split directory {d} does not exist")
-    frames = {}
-    for part in ("train", "valid", "test"):
-        p = d / f"{part}.tsv"
-        if part == "valid" and not p.exists():
-            frames[part] = pl.DataFrame(
-                schema={
-                    "user_id": pl.Utf8,
-                    "item_id": pl.Utf8,
-                    "rating": pl.Float32,
-                    "timestamp": pl.Int64,
-                }
-            )
-            continue
-        frames[part] = _read_split_file(p)
-    if frames["train"].height == 0:
-        raise DataFormatError(d / "train.tsv", "has a header but no rows")
-    all_rows = pl.concat([frames["train"], frames["valid"], frames["test"]])
-    users = Vocabulary(all_rows["user_id"].unique(maintain_order=True).to_list(), name="user")
-    items = Vocabulary(all_rows["item_id"].unique(maintain_order=True).to_list(), name="item")
-
-    def to_inter(df: pl.DataFrame) -> Interactions:
-        return Interactions(
-            user_idx=users.indices(df["user_id"]),
-            item_idx=items.indices(df["item_id"]),
-            rating=df["rating"].fill_null(float("nan")).to_numpy(),
-            timestamp=df["timestamp"].fill_null(0).to_numpy(),
-            event=np.full(df.height, 3, dtype=np.int8),  # "rate"
-            users=users,
-            items=items,
-        )
-
-    return Split(
-        train=to_inter(frames["train"]),
-        valid=to_inter(frames["valid"]),
-        test=to_inter(frames["test"]),
-        protocol=f"files:{d.name}",
-    )
-
-
-def write_split_dir(split: Split, directory: str | Path) -> Path:
-    """Write a split as ``train.tsv``, ``valid.tsv``, ``test.tsv`` (original ids)."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    for part in ("train", "valid", "test"):
-        df = (
-            getattr(split, part)
-            .to_polars(ids=True)
-            .select("user_id", "item_id", "rating", "timestamp")
-        )
-        df.write_csv(d / f"{part}.tsv", separator="\t")
-    return d

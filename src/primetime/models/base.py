@@ -12,17 +12,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from primetime.artifacts import Bundle, check_same_catalog, load_bundle, save_bundle
-from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
+from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 from primetime.types import UserContext
 
@@ -36,6 +37,51 @@ class FitReport:
     best_epoch: int | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+
+
+#: ``validation(train, valid)`` -> ``score(model)``: a metric of the model on
+#: ``valid`` given ``train`` as history, higher is better. Built above the
+#: models (``primetime.eval.validation``), so models never import ``eval``.
+Validation = Callable[[Interactions, Interactions], Callable[["Recommender"], float]]
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How to run a fit (not what to learn: that is the model's config).
+
+    Attributes:
+        run_dir: Where the training loop writes checkpoints, its log and curve;
+            None keeps everything in memory.
+        resume: Continue from ``run_dir``'s checkpoint when it exists.
+        device: "cpu", "cuda[:N]" or None (the model config's own ``device``).
+        threads: torch intra-op threads for this fit (None: leave as is).
+        validation: Builds the early-stopping metric for (train, valid) pairs;
+            None: no validation (train the configured epochs).
+        select: When ``valid`` is not given, may a model hold part of ``train``
+            out to choose its epochs? False for a final fit on the whole log
+            with settings already chosen (every event is learned from).
+    """
+
+    run_dir: Path | None = None
+    resume: bool = False
+    device: str | None = None
+    threads: int | None = None
+    validation: Validation | None = None
+    select: bool = True
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"FitOptions.threads must be >= 1, got {self.threads}")
+        if self.resume and self.run_dir is None:
+            raise ValueError("FitOptions.resume needs a run_dir to resume from")
+
+    def validator(
+        self, train: Interactions, valid: Interactions | None
+    ) -> Callable[[Recommender], float] | None:
+        """The validation metric for ``(train, valid)``, or None without one."""
+        if self.validation is None or valid is None or not len(valid):
+            return None
+        return self.validation(train, valid)
 
 
 class Recommender(ABC):
@@ -59,6 +105,11 @@ class Recommender(ABC):
             )
         self.items: Vocabulary | None = None
         self.users: Vocabulary | None = None
+        #: Further string vocabularies a model learns (entities, relations …), saved
+        #: with the bundle as ``vocab-<name>.txt``.
+        self.vocabs: dict[str, Vocabulary] = {}
+        #: Member models by role -> registry key ``"name:vN"`` (an ensemble's members).
+        self.members: dict[str, str] = {}
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -66,28 +117,50 @@ class Recommender(ABC):
         train: Interactions,
         *,
         valid: Interactions | None = None,
-        catalog: Catalog | None = None,
+        side: SideData | None = None,
+        options: FitOptions | None = None,
     ) -> FitReport:
         """Fit on ``train``; ``valid`` (same vocabularies) may drive early stopping.
 
         Args:
             train: Training interactions.
             valid: Held-out interactions for model selection only, or None.
-            catalog: Title metadata for models that use side information.
+            side: Catalog, knowledge graph, user metadata and item texts; each
+                model uses what it can.
+            options: Run directory, resume, device, threads and the validation
+                metric (see :class:`FitOptions`).
         """
         if len(train) == 0:
             raise ValueError(f"{self.name}: cannot fit on an empty training log")
-        if catalog is not None:
-            check_same_catalog(catalog.items, train.items, where="the catalog")
+        side = side if side is not None else SideData()
+        options = options if options is not None else FitOptions()
+        if side.catalog is not None:
+            check_same_catalog(side.catalog.items, train.items, where="the catalog")
+        if side.users is not None and len(side.users.users) != len(train.users):
+            raise ValueError(
+                f"{self.name}: side.users holds {len(side.users.users)} users, the training "
+                f"log {len(train.users)}; pass the users of the same data set"
+            )
         self.items, self.users = train.items, train.users
+        threads = torch.get_num_threads()
+        if options.threads is not None:
+            torch.set_num_threads(options.threads)
         t0 = time.perf_counter()
-        report = self._fit(train, valid=valid, catalog=catalog) or FitReport()
+        try:
+            report = self._fit(train, valid=valid, side=side, options=options) or FitReport()
+        finally:
+            torch.set_num_threads(threads)
         report.seconds = time.perf_counter() - t0
         return report
 
     @abstractmethod
     def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
     ) -> FitReport | None: ...
 
     # ---------------------------------------------------------------- score
@@ -140,6 +213,8 @@ class Recommender(ABC):
             arrays=self._state(),
             items=items,
             users=self.users,
+            vocabs=self.vocabs,
+            members=self.members,
             meta=meta,
         )
 
@@ -149,6 +224,7 @@ class Recommender(ABC):
         bundle = load_bundle(directory, expect_model=cls.name)
         model = cls(config_from_dict(cls.config_class, bundle.config))
         model.items, model.users = bundle.items, bundle.users
+        model.vocabs, model.members = dict(bundle.vocabs), dict(bundle.members)
         model._restore(bundle)
         return model
 

@@ -20,9 +20,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from primetime.artifacts import Bundle
-from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
-from primetime.models.base import FitReport, Recommender, history_matrix, mask_padding
+from primetime.data.side import SideData
+from primetime.models.base import FitOptions, FitReport, Recommender, history_matrix, mask_padding
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,12 @@ class ALSRecommender(Recommender):
         )
 
     def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
     ) -> FitReport:
         with threadpool_limits(1, "blas"):  # implicit runs its own threads; BLAS threads fight them
             self._model = self._new_model()
@@ -156,7 +161,12 @@ class BPRRecommender(Recommender):
         self.user_factors_train: np.ndarray | None = None
 
     def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
     ) -> FitReport:
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 

@@ -16,9 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from primetime.artifacts import Bundle
-from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
-from primetime.models.base import FitReport, Recommender, history_matrix, mask_padding
+from primetime.data.side import SideData
+from primetime.models.base import FitOptions, FitReport, Recommender, history_matrix, mask_padding
 from primetime.types import UserContext
 
 
@@ -63,7 +63,12 @@ class ItemKNNRecommender(Recommender):
         self.sim: sp.csr_matrix | None = None
 
     def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
     ) -> FitReport:
         cfg = self.config
         x = train.matrix().tocsc()  # (U, V) binary

@@ -2,10 +2,12 @@
 
     r_hat(u, i) = mu + b_u + b_i + p_u . q_i
 
-Trained with mini-batch Adam on squared error with per-example L2 (the
-regularisation of Funk's SVD), early-stopped on a held-out share of the
-training ratings. A user the model has not seen is folded in from the
-ratings in their history by a ridge solve against the item factors.
+Trained on the shared engine (:mod:`primetime.training.loop`) with mini-batch
+Adam at a constant rate on squared error with per-example L2 (the
+regularisation of Funk's SVD), early-stopped on valid RMSE or, without a
+valid set, on a held-out share of the training ratings. A user the model has
+not seen is folded in from the ratings in their history by a ridge solve
+against the item factors.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import torch
 from torch import nn
 
 from primetime.artifacts import Bundle
-from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
-from primetime.models.base import FitReport, Recommender, mask_padding
+from primetime.data.side import SideData
+from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
+from primetime.training.loop import TrainConfig
+from primetime.training.loop import train as run_training
+from primetime.training.rows import Rows, as_batch
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
@@ -96,66 +101,81 @@ class MFRecommender(Recommender):
         self.rating_range = (1.0, 5.0)
 
     def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
     ) -> FitReport:
         c = self.config
         rated = ~np.isnan(train.rating)
         if not rated.any():
             raise ValueError("mf needs explicit ratings; this training log has none")
         tr = train.take(rated)
-        gen = torch.Generator().manual_seed(c.seed)
+        va: Interactions | None = None
         if valid is not None and len(valid) and not np.isnan(valid.rating).all():
             va = valid.take(~np.isnan(valid.rating))
-        else:
+        elif options.select:
             perm = np.random.default_rng(c.seed).permutation(len(tr))
             n_va = max(1, int(len(tr) * c.valid_share))
             va, tr = tr.take(np.sort(perm[:n_va])), tr.take(np.sort(perm[n_va:]))
         self.rating_range = (float(np.nanmin(train.rating)), float(np.nanmax(train.rating)))
         torch.manual_seed(c.seed)
         net = MFNet(train.users.size, train.items.size, c.factors, float(tr.rating.mean()))
-        opt = torch.optim.Adam(net.parameters(), lr=c.lr)
-        u = torch.from_numpy(tr.user_idx.astype(np.int64))
-        i = torch.from_numpy(tr.item_idx.astype(np.int64))
-        r = torch.from_numpy(tr.rating)
-        vu = torch.from_numpy(va.user_idx.astype(np.int64))
-        vi = torch.from_numpy(va.item_idx.astype(np.int64))
-        vr = torch.from_numpy(va.rating)
-        best, best_state, bad, history = float("inf"), None, 0, []
-        for epoch in range(1, c.epochs + 1):
-            net.train()
-            order = torch.randperm(len(r), generator=gen)
-            total = 0.0
-            for s in range(0, len(r), c.batch_size):
-                b = order[s : s + c.batch_size]
-                pred, l2 = net(u[b], i[b])
-                loss = ((pred - r[b]) ** 2 + c.reg * l2).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(b)
-            net.eval()
-            with torch.no_grad():
-                vp = net(vu, vi)[0].clamp(*self.rating_range)
-                rmse = float(((vp - vr) ** 2).mean().sqrt())
-                mae = float((vp - vr).abs().mean())
-            history.append(
-                {"epoch": epoch, "train_loss": total / len(r), "valid_rmse": rmse, "valid_mae": mae}
-            )
-            log.info(
-                "mf epoch %d loss %.4f valid rmse %.4f mae %.4f", epoch, total / len(r), rmse, mae
-            )
-            if rmse < best - 1e-4:
-                best, bad = rmse, 0
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-            else:
-                bad += 1
-                if bad >= c.patience:
-                    break
-        assert best_state is not None
-        net.load_state_dict(best_state)
-        self.net = net
-        best_epoch = min(history, key=lambda h: h["valid_rmse"])["epoch"]
-        return FitReport(epochs=len(history), best_epoch=int(best_epoch), history=history)
+
+        def loss_fn(net: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            u, i, r = batch  # (B,), (B,), (B,)
+            pred, l2 = net(u, i)  # (B,), (B,)
+            return ((pred - r) ** 2 + c.reg * l2).mean()
+
+        validate = None
+        if va is not None:
+            vu = torch.from_numpy(va.user_idx.astype(np.int64))  # (N,)
+            vi = torch.from_numpy(va.item_idx.astype(np.int64))  # (N,)
+            vr = torch.from_numpy(va.rating)  # (N,)
+
+            def validate(net: nn.Module) -> float:
+                device = next(net.parameters()).device
+                pred = net(vu.to(device), vi.to(device))[0].cpu()  # (N,)
+                return -float(((pred.clamp(*self.rating_range) - vr) ** 2).mean().sqrt())
+
+        # Plain Adam at a constant rate (no warm-up, no decay, no clipping), as the
+        # model was tuned; the engine adds early stopping, the best weights, devices.
+        tc = TrainConfig(
+            epochs=c.epochs,
+            batch_size=c.batch_size,
+            lr=c.lr,
+            warmup_epochs=0.0,
+            min_lr_ratio=1.0,
+            grad_clip=0.0,
+            patience=c.patience if va is not None else 0,
+            seed=c.seed,
+            progress=False,
+        ).on(options.device)
+        result = run_training(
+            net,
+            dataset=Rows(
+                torch.from_numpy(tr.user_idx.astype(np.int64)),
+                torch.from_numpy(tr.item_idx.astype(np.int64)),
+                torch.from_numpy(tr.rating),
+            ),
+            loss_fn=loss_fn,
+            validate=validate,
+            config=tc,
+            collate_fn=as_batch,
+            run_dir=options.run_dir,
+            resume=options.resume,
+            model_config=c.__dict__,
+            metric_name="valid -RMSE",
+        )
+        self.net = net.to("cpu").eval()
+        return FitReport(
+            epochs=result.epochs_run,
+            best_epoch=result.best_epoch,
+            history=result.history,
+            notes={"best_valid_rmse": -result.best_metric if va is not None else None},
+        )
 
     # ------------------------------------------------------------ predict
     def _user_vectors(self, contexts: Sequence[UserContext]) -> tuple[torch.Tensor, torch.Tensor]:

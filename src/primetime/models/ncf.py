@@ -71,15 +71,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset
 
 from primetime.artifacts import Bundle
-from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
+from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
-from primetime.models.base import FitReport, Recommender, mask_padding
+from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
 from primetime.training.loop import TrainConfig, TrainResult, resolve_device
 from primetime.training.loop import train as run_training
+from primetime.training.rows import Rows, as_batch
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
@@ -278,28 +278,6 @@ class NCFNet(nn.Module):
 
 
 # ============================================================ data helpers
-class _Rows(Dataset[tuple[torch.Tensor, ...]]):
-    """Aligned training columns, fetched a whole batch at a time (``__getitems__``)."""
-
-    def __init__(self, *columns: torch.Tensor) -> None:
-        self.columns = columns
-
-    def __len__(self) -> int:
-        return len(self.columns[0])
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
-        return tuple(col[i] for col in self.columns)
-
-    def __getitems__(self, rows: list[int]) -> tuple[torch.Tensor, ...]:
-        idx = torch.as_tensor(rows, dtype=torch.int64)
-        return tuple(col[idx] for col in self.columns)
-
-
-def _as_batch(batch: Any) -> Any:
-    """collate_fn for ``_Rows``: the batch is already built."""
-    return batch
-
-
 class Histories:
     """Users' training histories (CSR by user_idx) with a sorted (user, item) key index.
 
@@ -362,7 +340,7 @@ class _Plan:
     """
 
     mu: float
-    dataset: _Rows
+    dataset: Rows
     loss_fn: LossFn
     validate: Callable[[nn.Module], float] | None
     metric: str
@@ -382,7 +360,9 @@ class _NCFBase(Recommender):
 
     # --------------------------------------------------------- subclass hooks
     @abstractmethod
-    def _prepare(self, train: Interactions, valid: Interactions | None) -> _Plan:
+    def _prepare(
+        self, train: Interactions, valid: Interactions | None, options: FitOptions
+    ) -> _Plan:
         """What to train on, how, and how to validate."""
 
     def _bias_offsets(self, contexts: Sequence[UserContext], known: np.ndarray) -> np.ndarray:
@@ -391,7 +371,12 @@ class _NCFBase(Recommender):
 
     # ------------------------------------------------------------------- fit
     def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
     ) -> FitReport:
         cfg = self.config
         threads = torch.get_num_threads()
@@ -403,15 +388,17 @@ class _NCFBase(Recommender):
             # with 2). The previous setting is restored afterwards.
             torch.set_num_threads(1)
         try:
-            plan = self._prepare(train, valid)
-            result = self._run(train, plan, cfg.train_config())
+            plan = self._prepare(train, valid, options)
+            result = self._run(train, plan, cfg.train_config().on(options.device), options)
             refit = None
             if plan.refit is not None and result.best_epoch >= 1:
                 log.info(
                     "%s: refit on all training rows for %d epochs", self.name, result.best_epoch
                 )
-                tc = dataclasses.replace(cfg.train_config(), epochs=result.best_epoch)
-                refit = self._run(train, plan.refit, tc)
+                tc = dataclasses.replace(
+                    cfg.train_config().on(options.device), epochs=result.best_epoch
+                )
+                refit = self._run(train, plan.refit, tc, FitOptions(device=options.device))
         finally:
             torch.set_num_threads(threads)
         assert self.net is not None
@@ -431,7 +418,9 @@ class _NCFBase(Recommender):
             notes=notes,
         )
 
-    def _run(self, train: Interactions, plan: _Plan, tc: TrainConfig) -> TrainResult:
+    def _run(
+        self, train: Interactions, plan: _Plan, tc: TrainConfig, options: FitOptions
+    ) -> TrainResult:
         """A fresh net trained by the engine; it is ``self.net`` (so validation can score)."""
         cfg = self.config
         torch.manual_seed(cfg.seed)
@@ -442,7 +431,9 @@ class _NCFBase(Recommender):
             loss_fn=plan.loss_fn,
             validate=plan.validate,
             config=tc,
-            collate_fn=_as_batch,
+            collate_fn=as_batch,
+            run_dir=options.run_dir,
+            resume=options.resume,
             model_config=cfg.__dict__,
             metric_name=plan.metric,
         )
@@ -513,9 +504,9 @@ class _NCFBase(Recommender):
         self.histories = Histories(a["hist_indptr"], a["hist_items"], n_items)
 
 
-def _rating_rows(inter: Interactions) -> _Rows:
+def _rating_rows(inter: Interactions) -> Rows:
     """(user_idx, item_idx, rating) training rows."""
-    return _Rows(
+    return Rows(
         torch.from_numpy(inter.user_idx.astype(np.int64)),
         torch.from_numpy(inter.item_idx.astype(np.int64)),
         torch.from_numpy(inter.rating),
@@ -551,7 +542,9 @@ class NCFRecommender(_NCFBase):
         super().__init__(config)
         self.rating_range = (1.0, 5.0)
 
-    def _prepare(self, train: Interactions, valid: Interactions | None) -> _Plan:
+    def _prepare(
+        self, train: Interactions, valid: Interactions | None, options: FitOptions
+    ) -> _Plan:
         cfg = self.config
         if not train.has_ratings:
             raise ValueError("ncf needs explicit ratings; this training log has none")
@@ -559,6 +552,11 @@ class NCFRecommender(_NCFBase):
         lo, hi = self.rating_range
         rated_rows = np.flatnonzero(~np.isnan(train.rating))
         held_out = valid is None or not len(valid) or np.isnan(valid.rating).all()
+        if held_out and not options.select:
+            # settings already chosen: every rating is learned from, for cfg.epochs
+            rated = train.take(rated_rows)
+            loss_all = _rating_loss(Histories.of(train), cfg.reg)
+            return _Plan(float(rated.rating.mean()), _rating_rows(rated), loss_all, None, "final")
         keep = np.ones(len(train), dtype=bool)  # rows in the training histories
         if held_out:
             perm = np.random.default_rng(cfg.seed).permutation(rated_rows.size)
@@ -639,21 +637,21 @@ class NCFImplicitRecommender(_NCFBase):
         {"reg": r, "negatives": n} for r in (0.003, 0.01) for n in (4, 8)
     ]
 
-    def _prepare(self, train: Interactions, valid: Interactions | None) -> _Plan:
-        from primetime.eval.protocol import EvalSet, evaluate
-
+    def _prepare(
+        self, train: Interactions, valid: Interactions | None, options: FitOptions
+    ) -> _Plan:
         cfg = self.config
         fit_on = train
-        if valid is None or not len(valid):
+        if (valid is None or not len(valid)) and options.select and options.validation:
             # No valid given (e.g. a tuning trial): hold out each user's last event.
             inner = leave_one_out(train)
             fit_on, valid = inner.train_valid(), inner.test
+        score_valid = options.validator(fit_on, valid)
         validate = None
-        if len(valid):
-            evalset = EvalSet.from_parts(fit_on, valid, "valid")
+        if score_valid is not None:
 
             def validate(_: nn.Module) -> float:
-                return evaluate(self, evalset, ks=(10,)).summary()["NDCG@10"]
+                return score_valid(self)
 
         hist = Histories.of(fit_on)
         n_items = fit_on.items.size
@@ -676,7 +674,7 @@ class NCFImplicitRecommender(_NCFBase):
                 data = pair.sum() / real_neg.sum().clamp(min=1.0)
             return data + cfg.reg * l2.mean()
 
-        dataset = _Rows(
+        dataset = Rows(
             torch.from_numpy(fit_on.user_idx.astype(np.int64)),
             torch.from_numpy(fit_on.item_idx.astype(np.int64)),
         )

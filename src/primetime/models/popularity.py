@@ -9,9 +9,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from primetime.artifacts import Bundle
-from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
-from primetime.models.base import FitReport, Recommender, mask_padding
+from primetime.data.side import SideData
+from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
 from primetime.types import UserContext
 
 DAY = 86_400
@@ -33,7 +33,12 @@ class PopularityRecommender(Recommender):
         self.counts: np.ndarray | None = None
 
     def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
     ) -> FitReport:
         m = train.matrix()  # (users.size, items.size), binary
         self.counts = np.asarray(m.sum(axis=0)).ravel().astype(np.float32)
@@ -79,7 +84,12 @@ class TrendingRecommender(Recommender):
         self.weights: np.ndarray | None = None
 
     def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
     ) -> FitReport:
         ref = train.timestamp.max()
         age_days = (ref - train.timestamp) / DAY

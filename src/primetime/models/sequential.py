@@ -24,7 +24,8 @@ from torch.utils.data import Dataset
 from primetime.artifacts import Bundle
 from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
-from primetime.models.base import FitReport, Recommender, mask_padding
+from primetime.data.side import SideData
+from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
 from primetime.training.loop import train as run_training
 from primetime.types import UserContext
 
@@ -131,23 +132,26 @@ class SequentialRecommender(Recommender):
 
     # ------------------------------------------------------------------ fit
     def _fit(
-        self, train: Interactions, *, valid: Interactions | None, catalog: Catalog | None
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
     ) -> FitReport:
-        from primetime.eval.protocol import EvalSet, evaluate
-
         cfg = self.config
         stride = getattr(cfg, "window_stride", 0)
         inputs, targets = training_windows(train, cfg.max_len, stride)  # (W, T), (W, T)
-        self._prepare(train, catalog)
+        self._prepare(train, side.catalog)
         torch.manual_seed(cfg.seed)
         self.net = self._new_net(train.items.size)
         self.rng = torch.Generator().manual_seed(cfg.seed)  # for sampled losses
+        score_valid = options.validator(train, valid)
         validate = None
-        if valid is not None and len(valid):
-            evalset = EvalSet.from_parts(train, valid, "valid")
+        if score_valid is not None:
 
             def validate(_: nn.Module) -> float:
-                return evaluate(self, evalset, ks=(10,)).summary()["NDCG@10"]
+                return score_valid(self)
 
         def loss_fn(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
             x, y = batch  # (B, T), (B, T)
@@ -160,7 +164,9 @@ class SequentialRecommender(Recommender):
             dataset=SequenceWindows(inputs, targets),
             loss_fn=loss_fn,
             validate=validate,
-            config=cfg.train_config(),
+            config=cfg.train_config().on(options.device),
+            run_dir=options.run_dir,
+            resume=options.resume,
             model_config=cfg.__dict__,
             metric_name="valid NDCG@10",
         )

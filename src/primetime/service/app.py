@@ -70,7 +70,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _load_dataset(settings: Settings) -> Dataset:
-    from primetime.experiment import open_dataset
+    from primetime.data.open import open_dataset
 
     return open_dataset(settings.data).dataset
 

