@@ -1,4 +1,18 @@
-"""Evaluation harness: metrics, the EVALUATION.md protocol, significance, reports."""
+"""Evaluation harness: metrics, the EVALUATION.md protocol, significance, reports.
+
+Modules, by job:
+
+- ``metrics``: per-user and catalog metrics (HR, NDCG, MRR, coverage, ...).
+- ``ranking``: pessimistic ranks and top-K lists of score matrices.
+- ``protocol``: the protocol's one import path, re-exporting
+  ``evalset`` (:class:`EvalSet`), ``topn`` (full ranking, :func:`evaluate`,
+  :class:`EvalResult`), ``sampled`` (:func:`evaluate_sampled`) and
+  ``ratings`` (:func:`evaluate_ratings`, :class:`RatingResult`).
+- ``significance``: bootstrap intervals and paired tests.
+- ``report``: :class:`Report` (Markdown, JSON, plots); ``tables``: metric
+  tables and JSON of results (:func:`rich_table`, :func:`to_contract_json`);
+  ``stamp``: :func:`make_stamp`, the facts every report states; ``plots``: PNGs.
+"""
 
 from primetime.eval.protocol import (
     FULL,

@@ -20,14 +20,22 @@ When no history title is related, the pipeline falls back to a genre reason
 or ``for_you``. Rows of the home page and similar-title lists use the other
 codes below. Codes are stable (the UI and analytics key on them); texts may
 change.
+
+:class:`ScoredItem` is a recommended title with its reason; :func:`_explain`
+gives the pipeline's chosen titles their reasons from the blend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from primetime.pipeline.blend import _Blend
+    from primetime.pipeline.index import PipelineIndex
 
 BECAUSE_WATCHED = "because_watched"
 BECAUSE_LIKE_GENRE = "because_like_genre"
@@ -60,6 +68,24 @@ class Reason:
     code: str
     text: str
     source_item: int | None = None
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    """One recommended title.
+
+    Attributes:
+        item_idx: Title index.
+        score: Blended score (higher is better; comparable within one list only).
+        reason: Why it is shown.
+        components: Contribution ``weight * normalised score`` of each blend
+            component (or, for similar titles, ``cooc`` / ``content`` similarity).
+    """
+
+    item_idx: int
+    score: float
+    reason: Reason
+    components: dict[str, float] = field(default_factory=dict)
 
 
 def because_watched(source_item: int, title: str) -> Reason:
@@ -169,3 +195,66 @@ def most_similar_source(
     src = recent[best].astype(np.int64)
     src[score[np.arange(cand.size), best] <= 0] = 0
     return src
+
+
+# ====================================================== the pipeline's picks
+def _favourite_genres(ix: PipelineIndex, items: np.ndarray, pref: np.ndarray) -> list[int | None]:
+    """Per title (C,), its genre the user likes most (positive weight), or None."""
+    if ix.genres.shape[1] == 0:  # a catalog without genres (a plain CSV log)
+        return [None] * len(items)
+    has = ix.genres[items] != 0  # (C, K)
+    liked = np.where(has, pref[None, :], -np.inf)  # (C, K)
+    best = liked.argmax(axis=1)  # first of equal weights = lowest genre index
+    ok = liked[np.arange(len(items)), best] > 0
+    return [int(j) if o else None for j, o in zip(best.tolist(), ok.tolist(), strict=True)]
+
+
+def _reason(
+    ix: PipelineIndex,
+    component: str | None,
+    item: int,
+    source: int,
+    fav: int | None,
+    like_you: bool,
+) -> Reason:
+    if component in ("model", "content"):
+        if source:
+            return because_watched(source, str(ix.titles[source]))
+        if fav is not None:
+            return because_like_genre(ix.genre_names[fav])
+        return for_you()
+    if component == "realtime" and fav is not None:
+        return because_like_genre(ix.genre_names[fav])
+    if component == "trending":
+        ig = np.flatnonzero(ix.genres[item])
+        g = fav if fav is not None else (int(ig[0]) if ig.size else None)
+        return trending_in(None if g is None else ix.genre_names[g])
+    return popular(like_you=like_you)
+
+
+def _explain(ix: PipelineIndex, b: int, items: np.ndarray, blend: _Blend) -> list[ScoredItem]:
+    """ScoredItems with reasons for row ``b``'s chosen titles (C,) (a few, not V)."""
+    items = items[items > 0]
+    src = most_similar_source(
+        items,
+        blend.recent[b],
+        blend.recent_w[b],
+        ix.neighbors,
+        ix.neighbor_sim,
+        ix.genre_unit,
+    ).tolist()
+    names = list(blend.parts)
+    part_rows = (
+        np.stack([blend.parts[c][b, items] for c in names], axis=1).tolist()
+        if names
+        else [[] for _ in range(len(items))]
+    )  # (C, components): one gather per component, not one per title
+    favs = _favourite_genres(ix, items, blend.pref[b])
+    totals = blend.total[b, items].tolist()
+    like_you = bool(blend.like_you[b])
+    out = []
+    for j, i in enumerate(items.tolist()):
+        comps = dict(zip(names, part_rows[j], strict=True))
+        reason = _reason(ix, dominant_component(comps), i, src[j], favs[j], like_you)
+        out.append(ScoredItem(i, totals[j], reason, comps))
+    return out

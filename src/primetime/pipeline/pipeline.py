@@ -1,6 +1,7 @@
 """RecPipeline: the one recommendation path shared by the service and evaluation.
 
-Stages, in order (each a method below, vectorised over a batch of users)::
+Stages, in order (each a method below or a function of the module named after
+the list, vectorised over a batch of users)::
 
     candidates  every catalog title (a FAISS index would plug in here)
     filter      padding, unavailable / unreleased, seen, excluded, disliked,
@@ -16,24 +17,11 @@ Stages, in order (each a method below, vectorised over a batch of users)::
     re-rank     MMR on genre cosine (BlendWeights.diversity)
     top-k       with a Reason per title (explain.py)
 
-**Normalisation.** Each component is z-scored per request over the allowed
-titles of that user (mean 0, standard deviation 1; a constant component
-becomes 0). z-scores are O(V) (a rank percentile would need a sort per
-component and request), affine (so a single component keeps its exact order:
-``BlendWeights.only("model")`` ranks exactly like the model), and the heavy
-tail of popularity is tamed first by ``log1p``. ``-inf`` from the model
-means "must not recommend" whatever the weights.
-
-**Cold start.** With ``n < cold_start_threshold`` history titles the model and
-content weights are scaled by ``(n + 1) / (threshold + 1)`` and popularity /
-trending by ``2 - that``, so the blend slides towards popular titles;
-onboarding genres enter the realtime component with a strength that fades
-as history grows. Scaling never reaches 0, so a model-only blend still ranks
-like the model.
-
-**Neighbours.** The content component reads the titles stored per title in
-:class:`~primetime.pipeline.index.PipelineIndex`; how they are chosen is told in
-:mod:`primetime.pipeline.index`, which builds the whole static index. The pure
+The blend's normalisation and cold start are told in
+:mod:`primetime.pipeline.blend`, the re-rank in :mod:`primetime.pipeline.rerank`,
+reasons in :mod:`primetime.pipeline.explain` and the home-page rows in
+:mod:`primetime.pipeline.carousels`. The static index (and how neighbours are
+chosen) is built by :mod:`primetime.pipeline.index`. The pure
 array functions of the stages are in :mod:`primetime.pipeline.stages`.
 """
 
@@ -41,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,10 +43,11 @@ from primetime.data.catalog import KINDS, Catalog
 from primetime.data.interactions import Interactions
 from primetime.data.users import Users
 from primetime.data.vocab import Vocabulary
-from primetime.eval.ranking import topk_lists
 from primetime.models.base import Recommender
 from primetime.pipeline import explain as X
-from primetime.pipeline.explain import Reason
+from primetime.pipeline.blend import COMPONENTS, BlendWeights, _Blend, _blend, _Request
+from primetime.pipeline.carousels import CAROUSEL_ROWS, Carousel, _carousels
+from primetime.pipeline.explain import ScoredItem, _explain
 from primetime.pipeline.index import (
     Demographics,
     PipelineConfig,
@@ -73,7 +61,8 @@ from primetime.pipeline.index import (
     _next_seasons,
 )
 from primetime.pipeline.realtime import DAY, Event, GenrePreferences
-from primetime.pipeline.stages import _as_indices, _check_k, _history_weight, _mmr_one, _zscore
+from primetime.pipeline.rerank import _mmr, _select
+from primetime.pipeline.stages import _as_indices, _check_k
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
@@ -90,132 +79,8 @@ __all__ = [
     "ScoredItem",
 ]
 
-#: Blend components, in the order of :class:`BlendWeights`.
-COMPONENTS: tuple[str, ...] = ("model", "realtime", "content", "popularity", "trending")
-#: Rows :meth:`RecPipeline.carousels` can build, in their default order.
-CAROUSEL_ROWS: tuple[str, ...] = (
-    "continue_watching",
-    "top_picks",
-    "because_watched",
-    "genres",
-    "trending",
-    "new_releases",
-)
-
-
-# ================================================================ configs
-@dataclass(frozen=True)
-class BlendWeights:
-    """Weights of the blend components and of the diversity re-rank.
-
-    Attributes:
-        model: The Recommender's (z-scored) score.
-        realtime: Live genre preferences.
-        content: Similarity to the recent history.
-        popularity: Distinct users (or users like this one).
-        trending: Recent, decayed popularity.
-        diversity: Strength of the MMR genre re-rank in [0, 1): the classic MMR
-            lambda is ``1 - diversity``; 0 = plain ranking.
-        cold_start_threshold: Users with fewer history titles are cold.
-
-    Raises:
-        ValueError: naming the field, for a negative or non-finite weight,
-            ``diversity`` outside [0, 1) or a negative threshold.
-    """
-
-    model: float = 1.0
-    realtime: float = 0.3
-    content: float = 0.3
-    popularity: float = 0.1
-    trending: float = 0.1
-    diversity: float = 0.1
-    cold_start_threshold: int = 5
-
-    def __post_init__(self) -> None:
-        for name in COMPONENTS:
-            v = getattr(self, name)
-            if not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"BlendWeights.{name} must be a finite number >= 0, got {v!r}")
-        if not isinstance(self.diversity, int | float) or not 0 <= self.diversity < 1:
-            raise ValueError(f"BlendWeights.diversity must be in [0, 1), got {self.diversity!r}")
-        t = self.cold_start_threshold
-        if not isinstance(t, int) or isinstance(t, bool) or t < 0:
-            raise ValueError(f"BlendWeights.cold_start_threshold must be an int >= 0, got {t!r}")
-
-    @classmethod
-    def only(cls, component: str, *, diversity: float = 0.0) -> BlendWeights:
-        """Weight 1 on ``component``, 0 elsewhere (for ablations and tests)."""
-        if component not in COMPONENTS:
-            raise ValueError(f"unknown component {component!r}; known: {COMPONENTS}")
-        values = {c: 1.0 if c == component else 0.0 for c in COMPONENTS}
-        return cls(**values, diversity=diversity)  # type: ignore[arg-type]
-
-    def vector(self) -> np.ndarray:
-        """(C,) float64 weights in :data:`COMPONENTS` order."""
-        return np.array([getattr(self, c) for c in COMPONENTS], dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class ScoredItem:
-    """One recommended title.
-
-    Attributes:
-        item_idx: Title index.
-        score: Blended score (higher is better; comparable within one list only).
-        reason: Why it is shown.
-        components: Contribution ``weight * normalised score`` of each blend
-            component (or, for similar titles, ``cooc`` / ``content`` similarity).
-    """
-
-    item_idx: int
-    score: float
-    reason: Reason
-    components: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Carousel:
-    """One row of the home page: a stable ``key``, a display ``title`` and its titles."""
-
-    key: str
-    title: str
-    items: list[ScoredItem]
-
 
 # ================================================================ pipeline
-@dataclass
-class _Request:
-    """One user's request, validated; ``now`` is the decay reference time."""
-
-    ctx: UserContext
-    prefs: GenrePreferences | None
-    now: float
-    release_now: float | None
-    exclude: np.ndarray
-    dislikes: np.ndarray
-    onboarding: tuple[str, ...]
-    demographics: Mapping[str, Any] | None
-
-
-@dataclass
-class _Blend:
-    """What the blend stage hands to selection and explanation.
-
-    ``total`` (B, V) float32 is ``-inf`` outside ``allowed``; ``parts`` holds
-    each computed component's weighted contribution (B, V) when asked for;
-    ``pref`` (B, K) the genre preference vectors; ``recent`` / ``recent_w``
-    per row the recent positive history titles (newest first) and their weights.
-    """
-
-    total: np.ndarray
-    allowed: np.ndarray
-    parts: dict[str, np.ndarray]
-    pref: np.ndarray
-    recent: list[np.ndarray]
-    recent_w: list[np.ndarray]
-    like_you: np.ndarray
-
-
 @dataclass(frozen=True, eq=False)
 class RecPipeline:
     """candidates -> filter -> rank -> blend -> diversity re-rank -> top-k with reasons.
@@ -445,158 +310,6 @@ class RecPipeline:
             )
         return np.where(np.isnan(s), np.float32(-np.inf), s)
 
-    # --------------------------------------------------- stage 4: blend
-    def _preferences(self, reqs: Sequence[_Request]) -> np.ndarray:
-        """(B, K) float64 genre preference vectors.
-
-        From the live ``prefs`` when given, else from the history (weights of
-        :func:`_history_weight`, decayed to the newest event, split over each title's
-        genres like :meth:`GenrePreferences.update`); onboarding genres are added
-        with a strength ``1 - n / cold_start_threshold`` that fades with history.
-        """
-        ix = self.index
-        b_n = len(reqs)
-        pref = np.zeros((b_n, len(ix.genre_names)))
-        gidx = ix.genre_index
-        rows: list[np.ndarray] = []
-        cols: list[np.ndarray] = []
-        vals: list[np.ndarray] = []
-        half = self.config.pref_half_life_days * DAY
-        for b, r in enumerate(reqs):
-            if r.prefs is not None:
-                for g, w in r.prefs.weights(r.now).items():
-                    j = gidx.get(g)
-                    if j is not None:
-                        pref[b, j] += w
-            elif r.ctx.history.size:
-                h = r.ctx.history
-                ts = r.ctx.timestamps if r.ctx.timestamps is not None else np.full(h.size, r.now)
-                rt = r.ctx.ratings if r.ctx.ratings is not None else np.full(h.size, np.nan)
-                # ages from the newest event, not from `now`: a factor common to all
-                # genres does not change the z-scored component, and long absences
-                # would otherwise underflow every weight to 0
-                age = np.maximum(float(ts.max()) - ts.astype(np.float64), 0.0)
-                rows.append(np.full(h.size, b))
-                cols.append(h)
-                vals.append(_history_weight(rt) * np.exp2(-age / half))
-        if rows:
-            c = np.concatenate(cols)  # (H,) history titles of all rows
-            g = ix.genres[c].astype(np.float64)  # (H, K)
-            w = np.concatenate(vals) / np.maximum(g.sum(axis=1), 1.0)  # split over genres
-            per_row = sp.csr_matrix((w, (np.concatenate(rows), np.arange(c.size))), (b_n, c.size))
-            pref += np.asarray(per_row @ g)  # (B, H) @ (H, K) -> (B, K)
-        t = self.weights.cold_start_threshold
-        for b, r in enumerate(reqs):
-            strength = max(0.0, 1.0 - r.ctx.history.size / t) if t > 0 else 0.0
-            if strength > 0 and r.onboarding:
-                unit = strength * max(1.0, float(pref[b].max(initial=0.0)))
-                for g in r.onboarding:
-                    j = gidx.get(g)
-                    if j is None:
-                        log.debug("onboarding genre %r is not in the catalog; ignored", g)
-                    else:
-                        pref[b, j] += unit
-        return pref
-
-    def _recent(self, r: _Request) -> tuple[np.ndarray, np.ndarray]:
-        """Newest distinct positive history titles (R,) and weights ``decay ** j`` (R,).
-
-        Positive: not disliked, and rated >= 3 when rated (last event of the title).
-        """
-        h = r.ctx.history[::-1]
-        if not h.size:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
-        rt = r.ctx.ratings[::-1] if r.ctx.ratings is not None else np.full(h.size, np.nan)
-        _, first = np.unique(h, return_index=True)
-        first = np.sort(first)  # newest event of each title, newest first
-        ok = ~(rt[first] < 3) & ~np.isin(h[first], r.dislikes)
-        items = h[first][ok][: self.config.recent_items]
-        return items, self.config.recent_decay ** np.arange(items.size, dtype=np.float64)
-
-    def _content(self, recent: Sequence[np.ndarray], recent_w: Sequence[np.ndarray]) -> np.ndarray:
-        """(B, V) float32: max over recent titles h of ``w_h * sim(h, title)``."""
-        v = self.items.size
-        out = np.zeros(len(recent) * v, dtype=np.float32)
-        ids, vals = [], []
-        for b, (it, w) in enumerate(zip(recent, recent_w, strict=True)):
-            if it.size:
-                ids.append(b * v + self.index.neighbors[it].ravel())  # (R * N,)
-                vals.append((self.index.neighbor_sim[it] * w[:, None]).ravel())
-        if ids:
-            i, x = np.concatenate(ids), np.concatenate(vals)
-            order = np.argsort(x, kind="stable")
-            out[i[order]] = x[order]  # ascending writes: the largest value lands last
-        return out.reshape(len(recent), v)
-
-    def _blend(
-        self,
-        reqs: Sequence[_Request],
-        allowed: np.ndarray,
-        model_scores: np.ndarray | None,
-        *,
-        keep_parts: bool,
-    ) -> _Blend:
-        """Weighted sum of the z-scored components (see the module docstring)."""
-        ix, cfg = self.index, self.config
-        b_n = len(reqs)
-        n_hist = np.array([r.ctx.history.size for r in reqs], dtype=np.float64)
-        t = self.weights.cold_start_threshold
-        ramp = np.minimum(1.0, (n_hist + 1) / (t + 1))  # (B,) 1 for warm users
-        w = np.tile(self.weights.vector(), (b_n, 1))  # (B, C)
-        col = {c: j for j, c in enumerate(COMPONENTS)}
-        w[:, col["model"]] *= ramp
-        w[:, col["content"]] *= ramp
-        w[:, col["popularity"]] *= 2 - ramp
-        w[:, col["trending"]] *= 2 - ramp
-        if model_scores is None:
-            w[:, col["model"]] = 0.0
-        else:
-            allowed = allowed & np.isfinite(model_scores)
-        pref = self._preferences(reqs)
-        recents = [self._recent(r) for r in reqs]
-        recent = [x[0] for x in recents]
-        recent_w = [x[1] for x in recents]
-        like_you = np.zeros(b_n, dtype=bool)
-        total = np.zeros(allowed.shape, dtype=np.float64)
-        n_allowed = np.maximum(allowed.sum(axis=1), 1)
-        parts: dict[str, np.ndarray] = {}
-        for c in COMPONENTS:
-            wc = w[:, col[c]]
-            if not (wc > 0).any():
-                continue
-            raw: np.ndarray
-            if c == "model":
-                assert model_scores is not None
-                raw = model_scores
-            elif c == "realtime":
-                # one user: a dense (V, K) @ (K,) product, cheaper than scipy's call overhead;
-                # several: sparse (V, K) @ (K, B), no BLAS threads for a request's product
-                raw = (
-                    (ix.genre_unit64 @ pref[0])[None, :]
-                    if b_n == 1
-                    else np.asarray(ix.genre_csr @ pref.T).T
-                )  # (B, V)
-            elif c == "content":
-                raw = self._content(recent, recent_w)
-            elif c == "trending":
-                raw = np.log1p(ix.trending)
-            else:
-                raw = np.repeat(np.log1p(ix.popularity)[None, :], b_n, axis=0)
-                if ix.demographics is not None:
-                    for b, r in enumerate(reqs):
-                        if r.demographics:
-                            seg = ix.demographics.lookup(r.demographics, cfg.min_segment_users)
-                            if seg is not None:
-                                raw[b] = np.log1p(seg)
-                                like_you[b] = True
-            contrib = _zscore(raw, allowed, n_allowed) * wc[:, None]  # (B, V)
-            total += contrib
-            if keep_parts:
-                parts[c] = contrib.astype(np.float32)
-        total_f = total.astype(np.float32)
-        total_f[~allowed] = -np.inf
-        return _Blend(total_f, allowed, parts, pref, recent, recent_w, like_you)
-
     def _run(
         self,
         reqs: Sequence[_Request],
@@ -609,115 +322,9 @@ class RecPipeline:
     ) -> _Blend:
         allowed = self._filter(reqs, kind=kind, genre=genre, exclude_seen=exclude_seen, serve=serve)
         scores = self._rank([r.ctx for r in reqs])
-        return self._blend(reqs, allowed, scores, keep_parts=keep_parts)
-
-    # ------------------------------------------------ stage 5: re-rank
-    def _mmr(self, total: np.ndarray, k: int, diversity: float) -> np.ndarray:
-        """Greedy MMR on genre cosine over each row's best ``max(3k, k + 20)`` titles.
-
-        Step score: ``(1 - diversity) * rel - diversity * max cosine to the titles
-        already chosen``, ``rel`` = the blended score min-max scaled over the pool.
-
-        Args:
-            total: (B, V) float32 blended scores, -inf = not allowed.
-            k: List length.
-            diversity: In (0, 1).
-
-        Returns:
-            (B, k) int64 item_idx, best first; 0 where a row ran out of titles.
-        """
-        b_n = total.shape[0]
-        pool, ps = topk_lists(total, min(total.shape[1], max(3 * k, k + 20)))  # (B, M) sorted
-        pool = pool.astype(np.int64)
-        valid = np.isfinite(ps)
-        lo = np.where(valid, ps, np.inf).min(axis=1, keepdims=True)
-        hi = np.where(valid, ps, -np.inf).max(axis=1, keepdims=True)
-        span = np.where(hi - lo > 0, hi - lo, 1.0)
-        rel = np.where(valid, (ps - lo) / span, 0.0)  # (B, M) in [0, 1]
-        g = self.index.genre_unit[pool]  # (B, M, K)
-        sims = np.einsum("bmk,bnk->bmn", g, g)  # (B, M, M) genre cosine within each pool
-        score = np.where(valid, (1 - diversity) * rel, -np.inf)  # -inf = taken or empty
-        out = np.zeros((b_n, k), dtype=np.int64)
-        if b_n == 1:  # a request: the same steps on Python floats beat numpy calls on 30 titles
-            chosen = _mmr_one(score[0].tolist(), sims[0].tolist(), pool[0].tolist(), k, diversity)
-            out[0, : len(chosen)] = chosen
-            return out
-        maxsim = np.zeros(pool.shape)
-        rows = np.arange(b_n)
-        for step in range(min(k, pool.shape[1])):
-            mmr = score - diversity * maxsim
-            j = mmr.argmax(axis=1)  # (B,) ties: the better-ranked title
-            ok = np.isfinite(mmr[rows, j])
-            if not ok.any():
-                break
-            r, c = rows[ok], j[ok]
-            out[r, step] = pool[r, c]
-            score[r, c] = -np.inf
-            maxsim[r] = np.maximum(maxsim[r], sims[r, c])
-        return out
-
-    def _select(self, total: np.ndarray, k: int) -> np.ndarray:
-        """(B, k) int64 chosen item_idx (0 = none): MMR, or plain top-k without diversity."""
-        if self.weights.diversity > 0 and k > 1:
-            return self._mmr(total, k, self.weights.diversity)
-        items, vals = topk_lists(total, k)
-        return np.where(np.isfinite(vals), items, 0).astype(np.int64)
-
-    # ------------------------------------------------- stage 6: reasons
-    def _favourite_genres(self, items: np.ndarray, pref: np.ndarray) -> list[int | None]:
-        """Per title (C,), its genre the user likes most (positive weight), or None."""
-        if self.index.genres.shape[1] == 0:  # a catalog without genres (a plain CSV log)
-            return [None] * len(items)
-        has = self.index.genres[items] != 0  # (C, K)
-        liked = np.where(has, pref[None, :], -np.inf)  # (C, K)
-        best = liked.argmax(axis=1)  # first of equal weights = lowest genre index
-        ok = liked[np.arange(len(items)), best] > 0
-        return [int(j) if o else None for j, o in zip(best.tolist(), ok.tolist(), strict=True)]
-
-    def _reason(
-        self, component: str | None, item: int, source: int, fav: int | None, like_you: bool
-    ) -> Reason:
-        ix = self.index
-        if component in ("model", "content"):
-            if source:
-                return X.because_watched(source, str(ix.titles[source]))
-            if fav is not None:
-                return X.because_like_genre(ix.genre_names[fav])
-            return X.for_you()
-        if component == "realtime" and fav is not None:
-            return X.because_like_genre(ix.genre_names[fav])
-        if component == "trending":
-            ig = np.flatnonzero(ix.genres[item])
-            g = fav if fav is not None else (int(ig[0]) if ig.size else None)
-            return X.trending_in(None if g is None else ix.genre_names[g])
-        return X.popular(like_you=like_you)
-
-    def _explain(self, b: int, items: np.ndarray, blend: _Blend) -> list[ScoredItem]:
-        """ScoredItems with reasons for row ``b``'s chosen titles (C,) (a few, not V)."""
-        items = items[items > 0]
-        src = X.most_similar_source(
-            items,
-            blend.recent[b],
-            blend.recent_w[b],
-            self.index.neighbors,
-            self.index.neighbor_sim,
-            self.index.genre_unit,
-        ).tolist()
-        names = list(blend.parts)
-        part_rows = (
-            np.stack([blend.parts[c][b, items] for c in names], axis=1).tolist()
-            if names
-            else [[] for _ in range(len(items))]
-        )  # (C, components): one gather per component, not one per title
-        favs = self._favourite_genres(items, blend.pref[b])
-        totals = blend.total[b, items].tolist()
-        like_you = bool(blend.like_you[b])
-        out = []
-        for j, i in enumerate(items.tolist()):
-            comps = dict(zip(names, part_rows[j], strict=True))
-            reason = self._reason(X.dominant_component(comps), i, src[j], favs[j], like_you)
-            out.append(ScoredItem(i, totals[j], reason, comps))
-        return out
+        return _blend(
+            self.index, self.weights, self.config, reqs, allowed, scores, keep_parts=keep_parts
+        )
 
     # ------------------------------------------------------ public API
     def recommend(
@@ -828,8 +435,8 @@ class RecPipeline:
             for b, c in enumerate(contexts)
         ]
         blend = self._run(reqs, kind=kind, genre=genre, exclude_seen=exclude_seen, keep_parts=True)
-        chosen = self._select(blend.total, k)
-        return [self._explain(b, chosen[b], blend) for b in range(n)]
+        chosen = _select(self.index.genre_unit, blend.total, k, self.weights.diversity)
+        return [_explain(self.index, b, chosen[b], blend) for b in range(n)]
 
     def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         """Blended scores of every title, so the pipeline can be evaluated like a model.
@@ -853,7 +460,9 @@ class RecPipeline:
             total = blend.total
             if self.weights.diversity > 0:
                 depth = min(self.config.rerank_depth, v - 1)
-                chosen = self._mmr(total, depth, self.weights.diversity)  # (B, depth)
+                chosen = _mmr(
+                    self.index.genre_unit, total, depth, self.weights.diversity
+                )  # (B, depth)
                 top = np.where(np.isfinite(total), total, -np.inf).max(axis=1)  # (B,)
                 lift = top[:, None] + np.arange(depth, 0, -1, dtype=np.float32)[None, :]
                 rows = np.repeat(np.arange(total.shape[0])[:, None], depth, axis=1)
@@ -960,106 +569,7 @@ class RecPipeline:
             demographics=demographics,
         )
         blend = self._run([req], kind=kind, genre=None, exclude_seen=True, keep_parts=True)
-        ix = self.index
-        total, allowed = blend.total[0], blend.allowed[0]
-        out: list[Carousel] = []
-        for row in rows:
-            if row == "top_picks":
-                items = self._explain(0, self._select(blend.total, n)[0], blend)
-                out.append(Carousel("top_picks", "Top picks for you", items))
-            elif row == "because_watched" and blend.recent[0].size:
-                src = int(blend.recent[0][0])
-                nb = ix.neighbors[src].astype(np.int64)
-                keep = (nb > 0) & allowed[nb]
-                items = [
-                    ScoredItem(int(i), float(s), X.because_watched(src, str(ix.titles[src])), {})
-                    for i, s in zip(nb[keep][:n], ix.neighbor_sim[src][keep][:n], strict=True)
-                ]
-                out.append(
-                    Carousel(
-                        f"because_watched:{src}", f"Because you watched {ix.titles[src]}", items
-                    )
-                )
-            elif row == "genres":
-                pref = blend.pref[0]
-                for g in [int(j) for j in np.argsort(-pref, kind="stable")[:3] if pref[j] > 0]:
-                    name = ix.genre_names[g]
-                    sc = np.where(ix.genres[:, g] > 0, total, -np.inf)[None, :]
-                    chosen, vals = topk_lists(sc, n)
-                    items = [
-                        ScoredItem(
-                            int(i), float(s), X.because_like_genre(name), self._parts(blend, i)
-                        )
-                        for i, s in zip(chosen[0], vals[0], strict=True)
-                        if np.isfinite(s)
-                    ]
-                    out.append(Carousel(f"genre:{name}", f"Because you like {name}", items))
-            elif row == "trending":
-                sc = np.where(allowed & (ix.trending > 0), ix.trending, -np.inf)[None, :]
-                chosen, vals = topk_lists(sc.astype(np.float32), n)
-                keep = np.isfinite(vals[0])
-                picked = chosen[0][keep].astype(np.int64)
-                favs = self._favourite_genres(picked, blend.pref[0])
-                items = [
-                    ScoredItem(i, s, self._reason("trending", i, 0, fav, False), {})
-                    for i, s, fav in zip(picked.tolist(), vals[0][keep].tolist(), favs, strict=True)
-                ]
-                out.append(Carousel("trending", "Trending now", items))
-            elif row == "continue_watching":
-                items = self._continue_watching(req, evs, disliked, kind, allowed, n)
-                out.append(Carousel("continue_watching", "Continue watching", items))
-            elif row == "new_releases":
-                rd = ix.release_day
-                cand = np.flatnonzero(allowed & np.isfinite(rd) & ~(rd > req.now / DAY))
-                best = cand[np.lexsort((cand, -total[cand], -rd[cand]))[:n]]
-                items = [
-                    ScoredItem(int(i), float(rd[i]), X.new_release(int(ix.year[i]) or None), {})
-                    for i in best
-                ]
-                out.append(Carousel("new_releases", "New releases", items))
-        return [c for c in out if c.items]
-
-    def _parts(self, blend: _Blend, item: int) -> dict[str, float]:
-        return {c: float(p[0, item]) for c, p in blend.parts.items()}
-
-    def _continue_watching(
-        self,
-        req: _Request,
-        events: Sequence[Event],
-        disliked: set[int],
-        kind: str | None,
-        allowed: np.ndarray,
-        n: int,
-    ) -> list[ScoredItem]:
-        """Played-not-completed titles (newest first), then next seasons of watched shows."""
-        ix = self.index
         base = self._static_mask(kind, None)
-        out: list[ScoredItem] = []
-        used: set[int] = set()
-        newest_first = sorted(events, key=lambda e: -e.ts)
-        etype = {id(e): e.event_type.lower().replace("-", "_") for e in newest_first}
-        completed = {e.item_idx for e in newest_first if etype[id(e)] == "complete"}
-        for e in newest_first:
-            i = e.item_idx
-            if (
-                etype[id(e)] == "play"
-                and i not in completed
-                and i not in disliked
-                and i not in used
-                and 0 < i < self.items.size
-                and base[i]
-            ):
-                out.append(ScoredItem(i, 0.0, X.continue_watching(str(ix.titles[i])), {}))
-                used.add(i)
-        seen = set(req.ctx.history.tolist()) | {e.item_idx for e in events}
-        watched = [e.item_idx for e in newest_first if e.item_idx not in disliked]
-        watched += [int(i) for i in req.ctx.history[::-1] if int(i) not in disliked]
-        for w in dict.fromkeys(watched):
-            if not 0 < w < self.items.size:
-                continue
-            nxt = int(ix.next_season[w])
-            if nxt and nxt not in seen and nxt not in used and allowed[nxt]:
-                out.append(ScoredItem(nxt, 0.0, X.next_season(w, str(ix.titles[w])), {}))
-                used.add(nxt)
-        out = out[:n]
-        return [dataclasses.replace(s, score=float(len(out) - j)) for j, s in enumerate(out)]
+        return _carousels(
+            self.index, self.weights.diversity, req, blend, rows, n, evs, disliked, base
+        )

@@ -1,13 +1,11 @@
 """Pure per-request functions of the pipeline stages, on arrays.
 
-History weights, per-row z-scores (the blend's normalisation), the
-one-row MMR loop and argument checks used by
-:class:`~primetime.pipeline.pipeline.RecPipeline`.
+History weights, per-row z-scores (the blend's normalisation) and argument
+checks used by :class:`~primetime.pipeline.pipeline.RecPipeline`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection
 
 import numpy as np
@@ -56,32 +54,3 @@ def _as_indices(values: Collection[int], v: int, what: str) -> np.ndarray:
 def _check_k(k: int, what: str = "k") -> None:
     if not isinstance(k, int | np.integer) or isinstance(k, bool) or k < 1:
         raise ValueError(f"{what} must be a positive int, got {k!r}")
-
-
-def _mmr_one(
-    score: list[float], sims: list[list[float]], pool: list[int], k: int, diversity: float
-) -> list[int]:
-    """:meth:`RecPipeline._mmr`'s loop for one row, in plain Python (the same arithmetic).
-
-    Args:
-        score: (M,) ``(1 - diversity) * rel``, ``-inf`` for empty pool slots.
-        sims: (M, M) genre cosine between pool titles.
-        pool: (M,) item_idx.
-        k: List length.
-        diversity: In (0, 1).
-    """
-    score = list(score)
-    maxsim = [0.0] * len(pool)
-    out: list[int] = []
-    for _ in range(min(k, len(pool))):
-        best, at = -math.inf, -1
-        for j, (s, m) in enumerate(zip(score, maxsim, strict=True)):
-            v = s - diversity * m
-            if v > best:  # ties: the better-ranked title
-                best, at = v, j
-        if at < 0:
-            break
-        out.append(pool[at])
-        score[at] = -math.inf
-        maxsim = [m if m >= r else r for m, r in zip(maxsim, sims[at], strict=True)]
-    return out
