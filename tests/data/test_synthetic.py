@@ -21,7 +21,7 @@ from primetime.data.synthetic import (
     generate,
     leaf_genres,
 )
-from primetime.data.synthetic.world import _alias_table
+from primetime.data.synthetic.truth import _alias_table
 from primetime.types import UserContext
 
 TINY = PRESETS["tiny"]
