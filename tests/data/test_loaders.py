@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from primetime.data import Dataset, movielens
+from primetime.data import Dataset, movielens, recbole_wheel
 from primetime.data.errors import ChecksumError, DataFormatError
 from primetime.data.loaders import load_any, prepare, resolve_source
 from primetime.data.movielens import fetch_ml100k, load_grouplens, load_ml100k
@@ -608,8 +608,8 @@ def _fake_wheel(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, text in files.items():
-            zf.writestr(movielens.ML100K_WHEEL_DIR + name, text)
-    wheel = tmp_path / "wheel-src" / movielens.RECBOLE_WHEEL
+            zf.writestr(recbole_wheel.ML100K_WHEEL_DIR + name, text)
+    wheel = tmp_path / "wheel-src" / recbole_wheel.RECBOLE_WHEEL
     wheel.parent.mkdir()
     wheel.write_bytes(buf.getvalue())
     shas = {n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items()}
@@ -627,10 +627,10 @@ def _fake_pip(
         assert "recbole==1.2.1" in cmd
         if wheel is not None and returncode == 0:
             dest = Path(cmd[cmd.index("-d") + 1])
-            (dest / movielens.RECBOLE_WHEEL).write_bytes(wheel.read_bytes())
+            (dest / recbole_wheel.RECBOLE_WHEEL).write_bytes(wheel.read_bytes())
         return subprocess.CompletedProcess(cmd, returncode, "", stderr)
 
-    monkeypatch.setattr(movielens.subprocess, "run", run)
+    monkeypatch.setattr(recbole_wheel.subprocess, "run", run)
     return calls
 
 
@@ -638,8 +638,8 @@ def test_fetch_ml100k_downloads_verifies_and_caches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wheel, shas = _fake_wheel(tmp_path)
-    monkeypatch.setattr(movielens, "RECBOLE_WHEEL_SHA256", sha(wheel))
-    monkeypatch.setattr(movielens, "ML100K_ATOMIC_SHA256", shas)
+    monkeypatch.setattr(recbole_wheel, "RECBOLE_WHEEL_SHA256", sha(wheel))
+    monkeypatch.setattr(recbole_wheel, "ML100K_ATOMIC_SHA256", shas)
     calls = _fake_pip(monkeypatch, wheel=wheel)
     cache = tmp_path / "dl"
     out = fetch_ml100k(cache_dir=cache)
@@ -665,8 +665,8 @@ def test_fetch_ml100k_sha_mismatch_names_the_file(
     cache = tmp_path / "dl"
     with pytest.raises(ChecksumError) as err:
         fetch_ml100k(cache_dir=cache)
-    assert str(cache / movielens.RECBOLE_WHEEL) in str(err.value)
-    assert movielens.RECBOLE_WHEEL_SHA256 in str(err.value)
+    assert str(cache / recbole_wheel.RECBOLE_WHEEL) in str(err.value)
+    assert recbole_wheel.RECBOLE_WHEEL_SHA256 in str(err.value)
     assert "delete it" in str(err.value)
     assert not (cache / "ml-100k-atomic").exists()
 
@@ -685,7 +685,7 @@ def test_fetch_ml100k_registry_unreachable(tmp_path: Path, monkeypatch: pytest.M
     assert len(calls) == 1
     assert "is the package index reachable" in msg
     assert "from versions: none" in msg  # pip's own words
-    assert movielens.RECBOLE_WHEEL in msg and str(tmp_path / "dl") in msg
+    assert recbole_wheel.RECBOLE_WHEEL in msg and str(tmp_path / "dl") in msg
     assert "--data PATH" in msg and "u.data" in msg
 
 
@@ -693,7 +693,7 @@ def test_fetch_ml100k_pip_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def run(cmd: list[str], **kwargs: object) -> None:
         raise FileNotFoundError("python")
 
-    monkeypatch.setattr(movielens.subprocess, "run", run)
+    monkeypatch.setattr(recbole_wheel.subprocess, "run", run)
     with pytest.raises(RuntimeError, match="could not run pip"):
         fetch_ml100k(cache_dir=tmp_path / "dl")
 
@@ -707,4 +707,4 @@ def test_load_ml100k_real(ml100k: Dataset) -> None:
     assert len(ds.users) == 943
     assert len(ds.catalog) == 1_682
     assert len(ds.kg) > 0
-    assert ds.manifest["inputs_sha256"] == movielens.ML100K_ATOMIC_SHA256
+    assert ds.manifest["inputs_sha256"] == recbole_wheel.ML100K_ATOMIC_SHA256

@@ -18,10 +18,10 @@ from primetime.data.synthetic import (
     PRESETS,
     World,
     WorldConfig,
-    _alias_table,
     generate,
     leaf_genres,
 )
+from primetime.data.synthetic.truth import _alias_table
 from primetime.types import UserContext
 
 TINY = PRESETS["tiny"]
