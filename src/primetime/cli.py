@@ -703,8 +703,8 @@ def models_register(
 @_guard
 def experiments_list() -> None:
     """Experiments in the service's database ($PRIMETIME_DATABASE_URL)."""
-    from primetime.service.repository import EventStore
     from primetime.service.settings import Settings
+    from primetime.service.store import EventStore
 
     store = EventStore.open(Settings().database_url)
     t = Table("id", "name", "active", "arms")
@@ -726,8 +726,8 @@ def experiments_report(
 ) -> None:
     """CTR and completion rate per arm with 95% Wilson intervals."""
     from primetime.service.experiments import experiment_report
-    from primetime.service.repository import EventStore
     from primetime.service.settings import Settings
+    from primetime.service.store import EventStore
 
     rep = experiment_report(EventStore.open(Settings().database_url), experiment_id)
     if as_json:

@@ -28,7 +28,7 @@ from primetime.data.dataset import Dataset
 from primetime.registry import ModelRegistry
 from primetime.service.bootstrap import train_and_register
 from primetime.service.process import Server
-from primetime.service.repository import EventStore
+from primetime.service.store import EventStore
 
 pytestmark = pytest.mark.slow
 

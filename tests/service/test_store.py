@@ -30,7 +30,7 @@ from primetime.service.db import (
     normalize_url,
     schema_version,
 )
-from primetime.service.repository import (
+from primetime.service.store import (
     Arm,
     ArmOutcome,
     EventStore,
@@ -264,7 +264,7 @@ def test_add_events_is_all_or_nothing(store: EventStore) -> None:
 _WRITER = textwrap.dedent(
     """
     import sys
-    from primetime.service.repository import EventStore, NewEvent
+    from primetime.service.store import EventStore, NewEvent
 
     store = EventStore.open(sys.argv[1], migrate=False)
     user_id = int(sys.argv[2])

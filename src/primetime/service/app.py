@@ -28,10 +28,10 @@ from primetime.service.cache import Cache, make_cache
 from primetime.service.errors import responses
 from primetime.service.metrics import ServiceMetrics
 from primetime.service.middleware import add_service_middleware
-from primetime.service.repository import EventStore
 from primetime.service.routes import account, admin, events, ops, recs, titles
 from primetime.service.settings import Settings
 from primetime.service.state import ServiceState
+from primetime.service.store import EventStore
 from primetime.web.routes import mount_web
 
 log = logging.getLogger(__name__)

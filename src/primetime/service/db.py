@@ -63,11 +63,11 @@ EVENT_TYPES: Final = (
     "add-to-list",
     "remove-from-list",
 )
-"""Allowed `events.event_type` values (checked in Python, see `repository.NewEvent`)."""
+"""Allowed `events.event_type` values (checked in Python, see `store.NewEvent`)."""
 
 TITLE_KINDS: Final = ("movie", "show")
 
-# Lengths shared by the tables and the checks in the repository.
+# Lengths shared by the tables and the checks in the store.
 USERNAME_MAX: Final = 64
 ITEM_ID_MAX: Final = 128
 SLUG_MAX: Final = 64

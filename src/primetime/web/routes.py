@@ -56,13 +56,13 @@ from primetime.service.auth import (
     validate_username,
     verify_password,
 )
-from primetime.service.repository import NewEvent, UsernameTaken, UserRecord
 from primetime.service.routes import admin as admin_api
 from primetime.service.routes import events as events_api
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import EventIn, ExperimentIn, Promote
 from primetime.service.settings import Settings
 from primetime.service.state import ServiceState
+from primetime.service.store import NewEvent, UsernameTaken, UserRecord
 from primetime.web import views
 from primetime.web.charts import ci_bar
 from primetime.web.posters import (

@@ -24,8 +24,8 @@ from markupsafe import Markup, escape
 from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.experiments import experiment_report
 from primetime.service.metrics import hit_ratio
-from primetime.service.repository import Action, EventRecord, UserRecord
 from primetime.service.state import HISTORY_LIMIT, ServiceState
+from primetime.service.store import Action, EventRecord, UserRecord
 from primetime.web import charts
 from primetime.web.posters import display_title
 
