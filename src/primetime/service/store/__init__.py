@@ -6,14 +6,14 @@ dataclasses (`UserRecord`, `EventRecord`, …); ORM objects never leave a sessio
 one short transaction, and a write has committed before the method returns: once an event id
 is handed back, the event survives a crash of the process.
 
-Errors: bad arguments raise `ValueError` naming the argument; unknown users, experiments or
-model versions raise `NotFound` (a `KeyError`); a taken username raises `UsernameTaken`.
+Errors: bad arguments raise `ValueError` naming the argument; unknown users or experiments
+raise `NotFound` (a `KeyError`); a taken username raises `UsernameTaken`.
 
 Experiment outcomes use request-id attribution (see `EventStore.experiment_outcomes`).
 
 Layout: `base` (engine, sessions, open/close), `records` (record types), `validate` (argument
 checks), `errors`, and one module per aggregate: `users`, `titles`, `events`, `impressions`,
-`models`, `experiments`.
+`promotions` (history only: the versions live in the model registry), `experiments`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from primetime.service.store.experiments import (
     ExperimentsMixin,
 )
 from primetime.service.store.impressions import ImpressionsMixin
-from primetime.service.store.models import ModelsMixin
+from primetime.service.store.promotions import PromotionsMixin
 from primetime.service.store.records import (
     Action,
     Arm,
@@ -34,9 +34,9 @@ from primetime.service.store.records import (
     EventRecord,
     ExperimentRecord,
     ImpressionRecord,
-    ModelVersionRecord,
     NewActions,
     NewEvent,
+    PromotionRecord,
     TitleSync,
     UserRecord,
 )
@@ -55,7 +55,7 @@ __all__ = [
     "EventStore",
     "ExperimentRecord",
     "ImpressionRecord",
-    "ModelVersionRecord",
+    "PromotionRecord",
     "NewActions",
     "NewEvent",
     "NotFound",
@@ -70,10 +70,10 @@ class EventStore(
     TitlesMixin,
     EventsMixin,
     ImpressionsMixin,
-    ModelsMixin,
+    PromotionsMixin,
     ExperimentsMixin,
 ):
-    """Users, events, impressions, titles, model versions and experiments in one database.
+    """Users, events, impressions, titles, promotion history and experiments in one database.
 
     Thread-safe: every method opens its own session on the shared engine's pool.
 

@@ -1,4 +1,4 @@
-"""Errors of the store: a taken username, and a user, experiment or model that does not exist."""
+"""Errors of the store: a taken username, and a user or experiment that does not exist."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ class UsernameTaken(ValueError):
 
 
 class NotFound(KeyError):
-    """A user, experiment or model version the call refers to does not exist."""
+    """A user or experiment the call refers to does not exist."""
 
     def __str__(self) -> str:  # KeyError would print the message inside quotes
         return str(self.args[0]) if self.args else ""

@@ -131,17 +131,23 @@ class ImpressionRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelVersionRecord:
-    """A registered model bundle; `path` is its folder, `metrics` its evaluation numbers."""
+class PromotionRecord:
+    """One promotion in the model registry's history: `version` of `name` became the promoted
+    one at `promoted_at` (unix seconds), replacing `previous_version` (None: none was), done by
+    `actor` (None: unknown) with an optional `note`."""
 
     id: int
     name: str
     version: str
-    path: str
-    metrics: dict[str, Any]
-    created_at: float
-    promoted_at: float | None
-    is_promoted: bool
+    previous_version: str | None
+    promoted_at: float
+    actor: str | None
+    note: str | None
+
+    @property
+    def key(self) -> str:
+        """``"name:version"``, the key experiments and impressions use."""
+        return f"{self.name}:{self.version}"
 
 
 @dataclass(frozen=True, slots=True)
