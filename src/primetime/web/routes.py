@@ -546,6 +546,7 @@ def _admin_context(svc: ServiceState) -> dict[str, Any]:
         "page": "admin",
         "versions": versions,
         "metric_names": metric_names,
+        "promotions": views.promotion_history(svc),
         "experiments": views.experiments(svc),
         "stats": views.live_stats(svc),
     }
@@ -606,7 +607,8 @@ def admin_promote(
     if (refused := _admin_gate(request, user)) is not None:
         return refused
     try:
-        admin_api.promote(name, Promote(version=version), svc)
+        admin = user.id if user is not None and user.is_admin else None  # else: token/cookie
+        admin_api.promote(name, Promote(version=version), svc, admin)
     except (HTTPException, ValidationError) as err:
         detail = err.detail if isinstance(err, HTTPException) else "bad version"
         return _error(request, 404, f"Cannot promote {name}:{version}: {detail}.", user=user)

@@ -379,6 +379,23 @@ def model_versions(svc: ServiceState) -> list[dict[str, Any]]:
     ]
 
 
+def promotion_history(svc: ServiceState, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest promotions, newest first (from the database; the versions themselves and
+    which one is promoted now come from the registry, see :func:`model_versions`)."""
+    return [
+        {
+            "name": p.name,
+            "version": p.version,
+            "key": p.key,
+            "previous_version": p.previous_version,
+            "when": time.strftime("%Y-%m-%d %H:%M", time.gmtime(p.promoted_at)),
+            "actor": p.actor,
+            "note": p.note,
+        }
+        for p in reversed(svc.store.promotions(limit=limit))
+    ]
+
+
 def experiments(svc: ServiceState) -> list[dict[str, Any]]:
     """Every experiment's report (CTR and completion per arm with 95% Wilson intervals),
     newest first, each with ``ctr_scale``: the largest upper bound, for the interval plots."""
