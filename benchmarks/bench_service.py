@@ -277,7 +277,7 @@ def server_stats(url: str, admin: str) -> dict[str, Any]:
 
 
 def stored_ids(db_url: str, user_ids: list[int]) -> set[int]:
-    from primetime.service.repository import EventStore
+    from primetime.service.store import EventStore
 
     store = EventStore.open(db_url, migrate=False)
     try:

@@ -411,10 +411,12 @@ def ensure_models(
     data: str,
     registry: ModelRegistry,
     say: Callable[[str], None] = print,
+    on_promoted: Callable[[ModelVersion, str | None], None] | None = None,
 ) -> list[ModelVersion]:
     """Train, register and promote every model of ``names`` that has no promoted
     version yet (what ``primetime serve`` runs before it starts): selected on the
-    leave-one-out valid part, then refit on the whole log."""
+    leave-one-out valid part, then refit on the whole log. ``on_promoted(version,
+    previous)`` hears of each promotion (the service records its history)."""
     made = []
     for name in names:
         if name in registry.names() and registry.promoted(name) is not None:
@@ -425,6 +427,8 @@ def ensure_models(
         mv = train_for_serving(
             name, data=data, registry=registry, notes=f"primetime serve: {data}, refit"
         )
+        if on_promoted is not None:
+            on_promoted(mv, None)
         say(
             f"  {name} {mv.version}: test NDCG@10 {mv.metrics.get('NDCG@10', float('nan')):.4f} "
             "(selection fit), then refit on the whole log"

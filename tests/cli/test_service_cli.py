@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from primetime.cli import app
-from primetime.service.repository import EventStore, NewEvent
+from primetime.service.store import EventStore, NewEvent
 
 runner = CliRunner()
 

@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from primetime.service.db import Base, make_engine, migrate, normalize_url
-from primetime.service.repository import EventStore
+from primetime.service.store import EventStore
 
 POSTGRES_URL = os.environ.get(
     "PRIMETIME_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -239,6 +239,65 @@ def test_admin_needs_the_token_or_an_admin(client: TestClient) -> None:
     assert missing.status_code == 404
     stats = client.get("/api/v1/admin/stats", headers=admin).json()
     assert stats["default_model"] == "itemknn:v1" and "requests" in stats
+    assert client.get("/api/v1/admin/promotions", headers=h).status_code == 403
+
+
+def test_start_up_copies_no_model_versions(client: TestClient, db_url: str) -> None:
+    """The registry is the one store of models: the database gets no copy of its versions
+    and no history row at start-up (itemknn v1 is promoted in the registry)."""
+    from sqlalchemy import inspect
+
+    svc = client.app.state.svc  # type: ignore[attr-defined]
+    assert svc.registry.promoted("itemknn") is not None
+    assert "model_versions" not in inspect(svc.store.engine).get_table_names()
+    assert svc.store.promotions() == []
+    assert client.get("/api/v1/admin/promotions", headers=ADMIN_HEADERS).json() == []
+
+
+def test_promote_records_the_history(client: TestClient, registry: ModelRegistry) -> None:
+    """Promoting through the API writes the registry's PROMOTED file and one history row
+    naming the admin (the token, or the admin account's username)."""
+    (registry.root / "popularity" / "PROMOTED").unlink(missing_ok=True)  # module-wide registry
+    try:
+        r = client.post(
+            "/api/v1/admin/models/popularity/promote",
+            headers=ADMIN_HEADERS,
+            json={"version": "v1", "note": "cold-start baseline"},
+        )
+        assert r.status_code == 200, r.text
+        assert {(m["name"], m["promoted"]) for m in r.json()} >= {("popularity", True)}
+        assert registry.promoted("popularity").version == "v1"  # type: ignore[union-attr]
+        history = client.get("/api/v1/admin/promotions", headers=ADMIN_HEADERS).json()
+        assert [
+            (p["name"], p["version"], p["previous_version"], p["actor"], p["note"]) for p in history
+        ] == [("popularity", "v1", None, "admin token", "cold-start baseline")]
+
+        # An admin account: its username; promoting the promoted version adds no row.
+        svc = client.app.state.svc  # type: ignore[attr-defined]
+        from primetime.service.auth import hash_password
+
+        svc.store.create_user("root", hash_password("pass-word-1"), is_admin=True)
+        login = client.post(
+            "/api/v1/auth/login", json={"username": "root", "password": "pass-word-1"}
+        )
+        client.cookies.clear()
+        root = {"Authorization": f"Bearer {login.json()['token']}"}
+        again = client.post(
+            "/api/v1/admin/models/popularity/promote", headers=root, json={"version": "v1"}
+        )
+        assert again.status_code == 200
+        (registry.root / "popularity" / "PROMOTED").unlink()
+        client.post("/api/v1/admin/models/popularity/promote", headers=root, json={"version": "v1"})
+        history = client.get(
+            "/api/v1/admin/promotions", headers=root, params={"name": "popularity"}
+        ).json()
+        assert [p["actor"] for p in history] == ["root", "admin token"]  # newest first
+        assert (
+            client.get("/api/v1/admin/promotions", headers=root, params={"name": "itemknn"}).json()
+            == []
+        )
+    finally:
+        (registry.root / "popularity" / "PROMOTED").unlink(missing_ok=True)
 
 
 def test_hot_reload_drops_no_request(client: TestClient, registry: ModelRegistry) -> None:

@@ -28,7 +28,7 @@ from primetime.data.dataset import Dataset
 from primetime.lifecycle import train_for_serving
 from primetime.registry import ModelRegistry
 from primetime.service.process import Server
-from primetime.service.repository import EventStore
+from primetime.service.store import EventStore
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ kept while the database refuses writes."""
 from __future__ import annotations
 
 from primetime.service.impressions import ImpressionBuffer
-from primetime.service.repository import EventStore
+from primetime.service.store import EventStore
 
 
 def test_buffer_writes_in_batches_and_flushes_on_close(store: EventStore) -> None:

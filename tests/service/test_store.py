@@ -1,5 +1,6 @@
-"""EventStore and schema on SQLite and PostgreSQL: migrations, users, events (durability across
-SIGKILL included), impressions, model versions, experiments and their outcomes, titles."""
+"""EventStore and schema on SQLite and PostgreSQL: migrations (0001 -> 0002 with data included),
+users, events (durability across SIGKILL included), impressions, promotion history, experiments
+and their outcomes, titles."""
 
 from __future__ import annotations
 
@@ -15,22 +16,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import inspect, text
 
 from primetime.service.db import (
     Base,
-    ModelVersion,
     alembic_config,
     make_engine,
     migrate,
     normalize_url,
     schema_version,
 )
-from primetime.service.repository import (
+from primetime.service.store import (
     Arm,
     ArmOutcome,
     EventStore,
@@ -264,7 +264,7 @@ def test_add_events_is_all_or_nothing(store: EventStore) -> None:
 _WRITER = textwrap.dedent(
     """
     import sys
-    from primetime.service.repository import EventStore, NewEvent
+    from primetime.service.store import EventStore, NewEvent
 
     store = EventStore.open(sys.argv[1], migrate=False)
     user_id = int(sys.argv[2])
@@ -344,50 +344,108 @@ def test_log_impressions(store: EventStore) -> None:
         store.log_impressions(987, "req-3", ["m1"], model_version="m@1")
 
 
-# ---------------------------------------------------------------------------- model versions
+# ---------------------------------------------------------------------------- promotions
 
 
-def test_model_versions_register_and_promote(store: EventStore) -> None:
-    v1 = store.register_model_version("sasrec", "v1", "/models/sasrec/v1", {"ndcg@10": 0.09})
-    assert store.register_model_version("sasrec", "v1", "/models/sasrec/v1", {}) == v1
-    with pytest.raises(ValueError, match="path"):
-        store.register_model_version("sasrec", "v1", "/elsewhere", {})
-    with pytest.raises(ValueError, match="metrics"):
-        store.register_model_version("sasrec", "v9", "/m", {"ndcg": float("nan")})
-    v2 = store.register_model_version("sasrec", "v2", Path("/models/sasrec/v2"), {})
-    store.register_model_version("als", "v1", "/models/als/v1", {})
-    assert v1.metrics == {"ndcg@10": 0.09} and not v1.is_promoted
-    assert [m.version for m in store.model_versions("sasrec")] == ["v1", "v2"]
-    assert len(store.model_versions()) == 3
-    assert store.promoted("sasrec") is None
-
-    p1 = store.promote("sasrec", "v1")
-    assert p1.is_promoted and p1.promoted_at is not None
-    store.promote("als", "v1")
-    p2 = store.promote("sasrec", "v2")
-    assert store.promoted("sasrec") == p2 and p2.id == v2.id
-    assert [m.is_promoted for m in store.model_versions("sasrec")] == [False, True]
-    assert store.promoted("als") is not None  # other names untouched
-    assert store.promote("sasrec", "v2").is_promoted  # promoting again is a no-op
-
-    with pytest.raises(NotFound, match="'sasrec' 'v7' is not registered"):
-        store.promote("sasrec", "v7")
-    assert store.promoted("sasrec") == p2
+def test_promotion_history(store: EventStore) -> None:
+    assert store.promotions() == []
+    first = store.record_promotion("sasrec", "v1", actor="ann", promoted_at=100.0)
+    assert (first.name, first.version, first.previous_version) == ("sasrec", "v1", None)
+    assert (first.promoted_at, first.actor, first.note, first.key) == (
+        100.0,
+        "ann",
+        None,
+        "sasrec:v1",
+    )
+    store.record_promotion("als", "v1", promoted_at=150.0)
+    second = store.record_promotion(
+        "sasrec", "v2", previous_version="v1", note="better NDCG@10", promoted_at=200.0
+    )
+    assert second.actor is None and second.note == "better NDCG@10"
+    assert store.promotions("sasrec") == [first, second]  # oldest first
+    assert [p.key for p in store.promotions()] == ["sasrec:v1", "als:v1", "sasrec:v2"]
+    assert store.promotions(limit=2) == store.promotions()[1:]  # the latest, oldest first
+    assert store.promotions("nope") == []
+    now = store.record_promotion("als", "v2", previous_version="v1")
+    assert abs(now.promoted_at - time.time()) < 60
 
 
-def test_database_refuses_two_promoted_versions(store: EventStore) -> None:
-    store.register_model_version("m", "v1", "/1", {})
-    store.register_model_version("m", "v2", "/2", {})
-    with pytest.raises(IntegrityError), store.engine.begin() as conn:
-        conn.execute(update(ModelVersion).where(ModelVersion.name == "m").values(is_promoted=True))
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"version": "x" * 129}, "version"),
+        ({"previous_version": ""}, "previous_version"),
+        ({"actor": 3}, "actor"),
+        ({"note": "x" * 2001}, "note"),
+        ({"promoted_at": float("nan")}, "promoted_at"),
+    ],
+)
+def test_record_promotion_names_the_bad_argument(
+    store: EventStore, kwargs: dict[str, Any], field: str
+) -> None:
+    args: dict[str, Any] = {"name": "sasrec", "version": "v1", **kwargs}
+    with pytest.raises(ValueError, match=f"^{field}"):
+        store.record_promotion(args.pop("name"), args.pop("version"), **args)
+    assert store.promotions() == []
 
 
-def test_concurrent_promotions_leave_one_promoted(store: EventStore) -> None:
-    versions = [f"v{i}" for i in range(6)]
-    for v in versions:
-        store.register_model_version("m", v, f"/{v}", {})
-    run_in_threads(len(versions), lambda i: store.promote("m", versions[i]))
-    assert sum(m.is_promoted for m in store.model_versions("m")) == 1
+def test_upgrade_from_0001_keeps_data_and_carries_promotions(empty_db_url: str) -> None:
+    """A database at revision 0001 with a mirror of the registry: the users stay, each
+    promoted version becomes one history row, the mirror goes; downgrade brings it back
+    empty."""
+    engine = make_engine(empty_db_url)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0001")
+            conn.execute(
+                text(
+                    "INSERT INTO users (username, password_hash, is_admin, created_at, "
+                    "onboarding_genres, onboarding_titles) VALUES ('ann', 'h', false, 1.0, "
+                    "'[]', '[]')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO model_versions (name, version, path, metrics, created_at, "
+                    "promoted_at, is_promoted) VALUES "
+                    "('sasrec', 'v1', '/m/sasrec/v1', '{}', 10.0, 20.0, false), "
+                    "('sasrec', 'v2', '/m/sasrec/v2', '{}', 30.0, 40.0, true), "
+                    "('als', 'v1', '/m/als/v1', '{}', 50.0, NULL, true), "
+                    "('mf', 'v1', '/m/mf/v1', '{}', 60.0, NULL, false)"
+                )
+            )
+        assert schema_version(engine) == "0001"
+        migrate(engine)
+        assert schema_version(engine) == HEAD
+        tables = set(inspect(engine).get_table_names())
+        assert "promotions" in tables and "model_versions" not in tables
+        with EventStore(engine) as store:
+            assert store.user_by_name("ann") is not None
+            carried = store.promotions()
+            assert [(p.key, p.promoted_at, p.previous_version, p.actor) for p in carried] == [
+                ("sasrec:v2", 40.0, None, None),
+                ("als:v1", 50.0, None, None),  # no promoted_at: its registration time
+            ]
+            assert all(p.note and "model_versions" in p.note for p in carried)
+            store.record_promotion("sasrec", "v3", previous_version="v2")  # ids go on
+            assert len(store.promotions("sasrec")) == 2
+
+        with engine.begin() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0001")
+        tables = set(inspect(engine).get_table_names())
+        assert "model_versions" in tables and "promotions" not in tables
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM model_versions")).scalar() == 0
+            assert conn.execute(text("SELECT count(*) FROM users")).scalar() == 1
+        migrate(engine)  # and up again
+        assert schema_version(engine) == HEAD
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------------------- experiments

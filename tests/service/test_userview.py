@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import insert
 
 from primetime.service.db import Event
-from primetime.service.repository import EventStore, NewEvent, UserRecord
+from primetime.service.store import EventStore, NewEvent, UserRecord
 from primetime.service.userview import UserView, UserViews
 
 ITEMS = ["a", "b", "c", "d", "gone"]  # "gone" is not in the catalog

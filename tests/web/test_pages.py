@@ -244,6 +244,10 @@ def test_admin_models_promote_reload_experiments_and_stats(client: TestClient) -
         "/admin/promote", data={"name": "popularity", "version": "v1"}, headers=FRAGMENT
     )
     assert promoted.status_code == 200 and "Promoted popularity:v1" in promoted.text
+    assert "Promotion history" in promoted.text
+    assert re.search(r"popularity</th><td>v1</td>\s*<td>—</td><td>web-root</td>", promoted.text)
+    [row] = svc.store.promotions()
+    assert (row.key, row.previous_version, row.actor) == ("popularity:v1", None, "web-root")
     bad = client.post("/admin/promote", data={"name": "popularity", "version": "v9"})
     assert bad.status_code == 404
     reloaded = client.post("/admin/reload", headers=FRAGMENT)

@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
-from primetime.service.repository import EventRecord
+from primetime.service.store import EventRecord
 from primetime.web import charts
 from primetime.web.posters import (
     GENRE_COLOURS,

@@ -124,9 +124,11 @@ def train(
         if rank != 0:
             return
         test = evaluate_on_test(run)
+        reg = registry(registry_dir)
+        before = reg.promoted(model) if model in reg.names() else None
         mv = register_run(
             run,
-            registry(registry_dir),
+            reg,
             test=test,
             promote=promote,
             notes="primetime train",
@@ -139,6 +141,11 @@ def train(
                 f"refit on the whole log: {run.refit_report.seconds:.1f}s "
                 f"({run.fit_on()['rows']:,} rows)"
             )
+        if mv.promoted:
+            from primetime.cli.service import record_promotion
+
+            previous = before.version if before is not None else None
+            record_promotion(mv, previous, actor="cli:train")
         state = "promoted" if mv.promoted else "not promoted"
         out.print(f"registered {mv.name} {mv.version} ({state}) at {mv.path}")
     finally:

@@ -78,7 +78,13 @@ def serve(
     settings = Settings()  # validates: refuses placeholder secrets in production
     registry = ModelRegistry(settings.registry_dir)
     if train:
-        ensure_models(settings.models, data=settings.data, registry=registry, say=err.print)
+        ensure_models(
+            settings.models,
+            data=settings.data,
+            registry=registry,
+            say=err.print,
+            on_promoted=lambda mv, previous: record_promotion(mv, previous, actor="serve"),
+        )
     n = workers or settings.workers
     out.print(
         f"Primetime is serving {settings.data} on [bold]http://{host}:{port}[/] "
@@ -170,9 +176,43 @@ def models_promote(
     version: Annotated[str, typer.Argument(help="Version, e.g. v2.")],
     registry_dir: RegistryOpt = None,
 ) -> None:
-    """Promote NAME VERSION: a running service serves it after POST /api/v1/admin/reload."""
-    v = registry(registry_dir).promote(name, version)
-    out.print(f"promoted {v.name} {v.version} (reload a running service to serve it)")
+    """Promote NAME VERSION in the registry and record it in the service database's
+    promotion history; a running service serves it after `POST /api/v1/admin/reload`."""
+    from primetime.service.promotion import promote
+    from primetime.service.settings import Settings
+    from primetime.service.store import EventStore
+
+    reg = registry(registry_dir)
+    reg.get(name, version)  # an unknown name or version fails before the database opens
+    with EventStore.open(Settings().database_url) as store:
+        v, row = promote(reg, store, name, version, actor=f"cli:{_user()}")
+    note = "" if row is not None else " (it already was)"
+    out.print(f"promoted {v.name} {v.version}{note} (reload a running service to serve it)")
+
+
+def record_promotion(mv: Any, previous: str | None, *, actor: str) -> None:
+    """Append a promotion made by the life cycle (``train``, ``serve``'s first training)
+    to the service database's history; a database that cannot be reached is a warning,
+    not a failure (the registry already holds the promotion)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from primetime.service.settings import Settings
+    from primetime.service.store import EventStore
+
+    try:
+        with EventStore.open(Settings().database_url) as store:
+            store.record_promotion(mv.name, mv.version, previous_version=previous, actor=actor)
+    except (SQLAlchemyError, OSError) as e:
+        err.print(f"[yellow]warning:[/] promotion history not recorded ({e})")
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 @models_app.command("register")
@@ -233,8 +273,8 @@ def models_register(
 @guard
 def experiments_list() -> None:
     """Experiments in the service's database ($PRIMETIME_DATABASE_URL)."""
-    from primetime.service.repository import EventStore
     from primetime.service.settings import Settings
+    from primetime.service.store import EventStore
 
     store = EventStore.open(Settings().database_url)
     t = Table("id", "name", "active", "arms")
@@ -256,8 +296,8 @@ def experiments_report(
 ) -> None:
     """CTR and completion rate per arm with 95% Wilson intervals."""
     from primetime.service.experiments import experiment_report
-    from primetime.service.repository import EventStore
     from primetime.service.settings import Settings
+    from primetime.service.store import EventStore
 
     rep = experiment_report(EventStore.open(Settings().database_url), experiment_id)
     if as_json:

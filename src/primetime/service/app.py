@@ -28,10 +28,10 @@ from primetime.service.cache import Cache, make_cache
 from primetime.service.errors import responses
 from primetime.service.metrics import ServiceMetrics
 from primetime.service.middleware import add_service_middleware
-from primetime.service.repository import EventStore
 from primetime.service.routes import account, admin, events, ops, recs, titles
 from primetime.service.settings import Settings
 from primetime.service.state import ServiceState
+from primetime.service.store import EventStore
 from primetime.web.routes import mount_web
 
 log = logging.getLogger(__name__)
@@ -101,15 +101,9 @@ def build_state(
         }
         for r in frame.select("item_id", "title", "kind", "year", "genres").iter_rows(named=True)
     )
+    # The registry is the one store of model versions: nothing of it is copied to the
+    # database (which keeps only the promotion history, see `service.promotion`).
     registry = registry if registry is not None else ModelRegistry(settings.registry_dir)
-    for v in registry.versions():
-        try:
-            store.register_model_version(v.name, v.version, str(v.path), dict(v.metrics or {}))
-            current = store.promoted(v.name)
-            if v.promoted and (current is None or current.version != v.version):
-                store.promote(v.name, v.version)
-        except ValueError as err:  # a path moved or NaN metrics: the files stay the truth
-            log.warning("model %s:%s not mirrored in the database: %s", v.name, v.version, err)
     cache = (
         cache
         if cache is not None

@@ -1,4 +1,4 @@
-"""Database schema and engine of the service: users, events, impressions, models, experiments.
+"""Database schema and engine of the service: users, events, impressions, promotions, experiments.
 
 One schema serves SQLite (a single file, for one machine) and PostgreSQL (for several app
 processes). Tables are SQLAlchemy 2 typed declarative models; the schema itself is created and
@@ -38,7 +38,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
-    UniqueConstraint,
     create_engine,
     event,
     text,
@@ -63,14 +62,16 @@ EVENT_TYPES: Final = (
     "add-to-list",
     "remove-from-list",
 )
-"""Allowed `events.event_type` values (checked in Python, see `repository.NewEvent`)."""
+"""Allowed `events.event_type` values (checked in Python, see `store.NewEvent`)."""
 
 TITLE_KINDS: Final = ("movie", "show")
 
-# Lengths shared by the tables and the checks in the repository.
+# Lengths shared by the tables and the checks in the store.
 USERNAME_MAX: Final = 64
 ITEM_ID_MAX: Final = 128
 SLUG_MAX: Final = 64
+MODEL_NAME_MAX: Final = 128
+"""Longest model name, version or promotion actor (`promotions` columns)."""
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
 # Any fixed 64-bit key: every process migrating a PostgreSQL database takes this advisory lock.
@@ -177,30 +178,22 @@ class Impression(Base):
     ts: Mapped[float] = mapped_column(Double)
 
 
-class ModelVersion(Base):
-    """A trained bundle on disk. The partial unique index keeps at most one promoted version per
-    name in the database itself, whatever the callers do."""
+class Promotion(Base):
+    """One promotion in the model registry: `version` of `name` was promoted at `promoted_at`
+    by `actor`, replacing `previous_version` (None: nothing was promoted). The registry's
+    `PROMOTED` files say what is promoted now and hold the versions; this is only the history,
+    which the files do not keep."""
 
-    __tablename__ = "model_versions"
-    __table_args__ = (
-        UniqueConstraint("name", "version"),
-        Index(
-            "uq_model_versions_promoted_name",
-            "name",
-            unique=True,
-            sqlite_where=text("is_promoted"),
-            postgresql_where=text("is_promoted"),
-        ),
-    )
+    __tablename__ = "promotions"
+    __table_args__ = (Index(None, "name", "promoted_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(128))
-    version: Mapped[str] = mapped_column(String(128))
-    path: Mapped[str] = mapped_column(Text)
-    metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    created_at: Mapped[float] = mapped_column(Double, default=_now)
-    promoted_at: Mapped[float | None] = mapped_column(Double, nullable=True)
-    is_promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(MODEL_NAME_MAX))
+    version: Mapped[str] = mapped_column(String(MODEL_NAME_MAX))
+    previous_version: Mapped[str | None] = mapped_column(String(MODEL_NAME_MAX), nullable=True)
+    promoted_at: Mapped[float] = mapped_column(Double, default=_now)
+    actor: Mapped[str | None] = mapped_column(String(MODEL_NAME_MAX), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Experiment(Base):

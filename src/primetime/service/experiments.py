@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from primetime.service.repository import EventStore
+from primetime.service.store import EventStore
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

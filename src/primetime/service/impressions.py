@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Any
 
-from primetime.service.repository import EventStore
+from primetime.service.store import EventStore
 
 log = logging.getLogger(__name__)
 

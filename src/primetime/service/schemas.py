@@ -217,8 +217,23 @@ class ModelVersionOut(BaseModel):
 
 
 class Promote(_Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"version": "v2"}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"version": "v2", "note": "better NDCG@10 offline"}]},
+    )
     version: str = Field(min_length=1, max_length=32)
+    note: str | None = Field(
+        default=None, max_length=500, description="Kept with the promotion in the history."
+    )
+
+
+class PromotionOut(BaseModel):
+    name: str
+    version: str
+    previous_version: str | None = Field(description="Promoted before; null when none was.")
+    promoted_at: float = Field(description="Unix seconds.")
+    actor: str | None = Field(description="Admin username, or 'admin token'; null if unknown.")
+    note: str | None
 
 
 class ArmIn(_Strict):

@@ -32,8 +32,8 @@ from primetime.registry import ModelRegistry
 from primetime.service.cache import Cache, rec_key
 from primetime.service.impressions import ImpressionBuffer
 from primetime.service.metrics import ServiceMetrics
-from primetime.service.repository import EventStore, ExperimentRecord, UserRecord
 from primetime.service.settings import Settings
+from primetime.service.store import EventStore, ExperimentRecord, UserRecord
 from primetime.service.userview import HISTORY_LIMIT, UserView, UserViews
 
 __all__ = ["HISTORY_LIMIT", "Assignment", "LoadedModel", "ServiceState", "UserView", "stable_arm"]

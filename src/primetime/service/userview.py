@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from primetime.pipeline.realtime import EVENT_WEIGHTS, GenrePreferences, ItemGenres, genres_of
-from primetime.service.repository import Action, EventStore, UserRecord
+from primetime.service.store import Action, EventStore, UserRecord
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)

@@ -56,13 +56,13 @@ from primetime.service.auth import (
     validate_username,
     verify_password,
 )
-from primetime.service.repository import NewEvent, UsernameTaken, UserRecord
 from primetime.service.routes import admin as admin_api
 from primetime.service.routes import events as events_api
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import EventIn, ExperimentIn, Promote
 from primetime.service.settings import Settings
 from primetime.service.state import ServiceState
+from primetime.service.store import NewEvent, UsernameTaken, UserRecord
 from primetime.web import views
 from primetime.web.charts import ci_bar
 from primetime.web.posters import (
@@ -546,6 +546,7 @@ def _admin_context(svc: ServiceState) -> dict[str, Any]:
         "page": "admin",
         "versions": versions,
         "metric_names": metric_names,
+        "promotions": views.promotion_history(svc),
         "experiments": views.experiments(svc),
         "stats": views.live_stats(svc),
     }
@@ -606,7 +607,8 @@ def admin_promote(
     if (refused := _admin_gate(request, user)) is not None:
         return refused
     try:
-        admin_api.promote(name, Promote(version=version), svc)
+        admin = user.id if user is not None and user.is_admin else None  # else: token/cookie
+        admin_api.promote(name, Promote(version=version), svc, admin)
     except (HTTPException, ValidationError) as err:
         detail = err.detail if isinstance(err, HTTPException) else "bad version"
         return _error(request, 404, f"Cannot promote {name}:{version}: {detail}.", user=user)

@@ -24,8 +24,8 @@ from markupsafe import Markup, escape
 from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.experiments import experiment_report
 from primetime.service.metrics import hit_ratio
-from primetime.service.repository import Action, EventRecord, UserRecord
 from primetime.service.state import HISTORY_LIMIT, ServiceState
+from primetime.service.store import Action, EventRecord, UserRecord
 from primetime.web import charts
 from primetime.web.posters import display_title
 
@@ -376,6 +376,23 @@ def model_versions(svc: ServiceState) -> list[dict[str, Any]]:
             "serving": f"{v.name}:{v.version}" == slots.default.key,
         }
         for v in svc.registry.versions()
+    ]
+
+
+def promotion_history(svc: ServiceState, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest promotions, newest first (from the database; the versions themselves and
+    which one is promoted now come from the registry, see :func:`model_versions`)."""
+    return [
+        {
+            "name": p.name,
+            "version": p.version,
+            "key": p.key,
+            "previous_version": p.previous_version,
+            "when": time.strftime("%Y-%m-%d %H:%M", time.gmtime(p.promoted_at)),
+            "actor": p.actor,
+            "note": p.note,
+        }
+        for p in reversed(svc.store.promotions(limit=limit))
     ]
 
 

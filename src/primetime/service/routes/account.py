@@ -12,9 +12,9 @@ from primetime.service.auth import (
     verify_password,
 )
 from primetime.service.errors import unprocessable
-from primetime.service.repository import UsernameTaken
 from primetime.service.routes.deps import CurrentUser, Svc
 from primetime.service.schemas import Login, Me, Onboarding, Session, SignUp
+from primetime.service.store import UsernameTaken
 
 router = APIRouter(tags=["account"])
 

@@ -1,18 +1,40 @@
-"""Admin endpoints (admin token or an admin account): models, reload, experiments, stats."""
+"""Admin endpoints (admin token or an admin account): models and their promotion history,
+reload, experiments, stats."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from primetime.service.auth import require_admin
 from primetime.service.errors import unprocessable
 from primetime.service.experiments import experiment_report
+from primetime.service.promotion import promote as promote_model
 from primetime.service.routes.deps import Svc
-from primetime.service.schemas import ExperimentIn, ExperimentReport, ModelVersionOut, Promote
+from primetime.service.schemas import (
+    ExperimentIn,
+    ExperimentReport,
+    ModelVersionOut,
+    Promote,
+    PromotionOut,
+)
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+AdminId = Annotated[int | None, Depends(require_admin)]
+"""The admin account's user id, None for the admin token (FastAPI runs the check once)."""
+
+ADMIN_TOKEN_ACTOR = "admin token"
+"""`actor` of a promotion made with the admin token rather than an admin account."""
+
+
+def actor_of(svc: Svc, admin_id: int | None) -> str:
+    """Who an admin is, for the promotion history: the account's username, else the token."""
+    if admin_id is None:
+        return ADMIN_TOKEN_ACTOR
+    user = svc.store.user(admin_id)
+    return user.username if user is not None else f"user {admin_id}"
 
 
 def _versions(svc: Svc) -> list[dict[str, Any]]:
@@ -37,13 +59,39 @@ def models(svc: Svc) -> list[dict[str, Any]]:
 
 
 @router.post("/models/{name}/promote", response_model=list[ModelVersionOut])
-def promote(name: str, body: Promote, svc: Svc) -> list[dict[str, Any]]:
-    """Promote a version (served after the next reload)."""
+def promote(name: str, body: Promote, svc: Svc, admin: AdminId) -> list[dict[str, Any]]:
+    """Promote a version in the registry (served after the next reload) and add it to the
+    promotion history."""
     try:
-        svc.registry.promote(name, body.version)
+        promote_model(
+            svc.registry,
+            svc.store,
+            name,
+            body.version,
+            actor=actor_of(svc, admin),
+            note=body.note,
+        )
     except (KeyError, ValueError) as err:
         raise HTTPException(404, str(err).strip("'\"")) from None
     return _versions(svc)
+
+
+@router.get("/promotions", response_model=list[PromotionOut])
+def promotions(
+    svc: Svc, name: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    """The promotion history (of one model name, or all), newest first."""
+    return [
+        {
+            "name": p.name,
+            "version": p.version,
+            "previous_version": p.previous_version,
+            "promoted_at": p.promoted_at,
+            "actor": p.actor,
+            "note": p.note,
+        }
+        for p in reversed(svc.store.promotions(name, limit=limit))
+    ]
 
 
 @router.post("/reload")

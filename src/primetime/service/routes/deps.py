@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from primetime.service.auth import current_user_id
-from primetime.service.repository import UserRecord
 from primetime.service.state import ServiceState
+from primetime.service.store import UserRecord
 
 
 async def service(request: Request) -> ServiceState:

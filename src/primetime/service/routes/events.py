@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from primetime.service.errors import unprocessable
-from primetime.service.repository import NewEvent
 from primetime.service.routes.deps import CurrentUser, Svc
 from primetime.service.schemas import EventBatch, EventIn, EventsAccepted
+from primetime.service.store import NewEvent
 
 router = APIRouter(tags=["events"])
 

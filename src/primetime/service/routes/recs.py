@@ -27,11 +27,11 @@ from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.auth import ensure_owner
 from primetime.service.cache import CacheSlot
 from primetime.service.errors import unprocessable
-from primetime.service.repository import UserRecord
 from primetime.service.responses import JSONBytes, item_ids, join_objects, json_bytes
 from primetime.service.routes.deps import CurrentUser, Svc
 from primetime.service.schemas import Carousels, Insights, Recommendations
 from primetime.service.state import LoadedModel, ServiceState
+from primetime.service.store import UserRecord
 
 router = APIRouter(tags=["recommendations"])
 
