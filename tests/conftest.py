@@ -42,7 +42,20 @@ def planted_log(n_users: int = 60, n_items: int = 40, seed: int = 0) -> Dataset:
             "genres": [["Drama"] if i < half else ["Comedy", "Family"] for i in range(n_items)],
         }
     )
-    return Dataset.from_frames("planted", interactions=df, catalog=catalog, source="tests")
+    # side data every model may see: a small knowledge graph (titles -> genre and a
+    # director per half) and user metadata
+    kg = pl.DataFrame(
+        [(f"i{i}", "genre", "genre:drama" if i < half else "genre:comedy") for i in range(n_items)]
+        + [(f"i{i}", "directed_by", f"person:{i % 4}") for i in range(n_items)],
+        schema=["head", "relation", "tail"],
+        orient="row",
+    )
+    users = pl.DataFrame(
+        {"user_id": [f"u{u}" for u in range(n_users)], "age": [20 + u % 40 for u in range(n_users)]}
+    )
+    return Dataset.from_frames(
+        "planted", interactions=df, catalog=catalog, users=users, kg=kg, source="tests"
+    )
 
 
 @pytest.fixture(scope="session")

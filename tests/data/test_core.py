@@ -8,13 +8,8 @@ import pytest
 
 from primetime.data import Dataset
 from primetime.data.errors import DataFormatError
-from primetime.data.splits import (
-    leave_one_out,
-    ratio_split,
-    read_split_dir,
-    temporal_split,
-    write_split_dir,
-)
+from primetime.data.splitdir import read_split_dir, write_split_dir
+from primetime.data.splits import leave_one_out, ratio_split, temporal_split
 
 
 def _ds(rows):

@@ -37,10 +37,18 @@ def fitted(request, planted):
     report = model.fit(
         split.train,
         valid=split.valid,
-        side=SideData.build(catalog=planted.catalog),
+        side=SideData.of(planted),  # catalog, knowledge graph, users, item texts
         options=VALIDATE,
     )
     return model, split, report
+
+
+def test_side_data_reaches_fit(planted):
+    side = SideData.of(planted)
+    assert side.catalog is not None and side.kg is not None and side.users is not None
+    assert side.item_texts is not None and side.item_texts[0] == ""
+    assert side.item_texts[1].startswith("Title 0") and "Drama" in side.item_texts[1]
+    assert side.describe()["kg_triples"] == 80
 
 
 def test_fit_report(fitted):

@@ -462,7 +462,7 @@ def test_a_log_without_genres_is_served(
     )
     reg = ModelRegistry(tmp_path_factory.mktemp("bare-registry"))
     m = build_model("itemknn")
-    m.fit(leave_one_out(bare.interactions).train, catalog=bare.catalog)
+    m.fit(leave_one_out(bare.interactions).train, side=SideData.build(catalog=bare.catalog))
     reg.register(m, metrics={"NDCG@10": 0.1}, dataset=bare)
     settings = make_settings(db_url, reg, models=["itemknn"])
     with TestClient(create_app(settings, dataset=bare, registry=reg)) as c:
