@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from primetime import __version__
@@ -30,6 +27,7 @@ from primetime.service.metrics import ServiceMetrics
 from primetime.service.middleware import add_service_middleware
 from primetime.service.repository import EventStore
 from primetime.service.routes import account, admin, events, ops, recs, titles
+from primetime.service.routes.errors import install_error_handlers
 from primetime.service.settings import Settings
 from primetime.service.state import ServiceState
 from primetime.web.routes import mount_web
@@ -47,26 +45,6 @@ what you do (`POST /api/v1/events`) and read recommendations that already
 reflect it (`GET /api/v1/recommendations`). Admin endpoints take the
 `X-Admin-Token` header.
 """
-
-
-def _field(loc: Sequence[Any]) -> str:
-    return ".".join(str(p) for p in loc)
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """422 whose ``message`` names every bad field in one line, plus FastAPI's ``detail``."""
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    message = "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors)
-    detail = [
-        {
-            "loc": list(e.get("loc", ())),
-            "msg": str(e.get("msg", "")),
-            "type": str(e.get("type", "")),
-        }
-        for e in errors
-    ]
-    return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
 
 def _load_dataset(settings: Settings) -> Dataset:
@@ -191,7 +169,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.svc = None
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    install_error_handlers(app)
     codes = {
         account: (400, 401, 409, 413, 429),
         events: (400, 401, 413, 429),

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 
+from primetime.service import actions
 from primetime.service.auth import require_admin
-from primetime.service.errors import unprocessable
-from primetime.service.experiments import experiment_report
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import ExperimentIn, ExperimentReport, ModelVersionOut, Promote
 
@@ -39,55 +38,31 @@ def models(svc: Svc) -> list[dict[str, Any]]:
 @router.post("/models/{name}/promote", response_model=list[ModelVersionOut])
 def promote(name: str, body: Promote, svc: Svc) -> list[dict[str, Any]]:
     """Promote a version (served after the next reload)."""
-    try:
-        svc.registry.promote(name, body.version)
-    except (KeyError, ValueError) as err:
-        raise HTTPException(404, str(err).strip("'\"")) from None
+    actions.promote_model(svc, name, body.version)
     return _versions(svc)
 
 
 @router.post("/reload")
 def reload(svc: Svc) -> dict[str, Any]:
     """Load the promoted versions and swap them in without dropping requests."""
-    slots = svc.reload()
-    return {"default": slots.default.key, "loaded": sorted(slots.by_key)}
+    return actions.reload_models(svc)
 
 
 @router.post("/experiments", response_model=ExperimentReport, status_code=201)
 def create_experiment(body: ExperimentIn, svc: Svc) -> dict[str, Any]:
     """Start an A/B test: users are split by a stable hash between the arms' versions."""
-    for arm in body.arms:
-        try:
-            svc.model(arm.model_version)
-        except (KeyError, ValueError):
-            raise unprocessable(
-                ("body", "arms"),
-                f"no model version {arm.model_version!r} (see /api/v1/admin/models)",
-            ) from None
-    if svc.store.experiment(body.id) is not None:
-        raise HTTPException(409, f"experiment {body.id!r} exists")
-    svc.store.create_experiment(body.id, body.name, [a.model_dump() for a in body.arms])
-    svc.experiments_changed()
-    return experiment_report(svc.store, body.id)
+    return actions.create_experiment(svc, body)
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentReport)
 def get_experiment(experiment_id: str, svc: Svc) -> dict[str, Any]:
     """CTR and completion rate per arm with 95% Wilson intervals."""
-    svc.impressions.flush()
-    try:
-        return experiment_report(svc.store, experiment_id)
-    except KeyError:
-        raise HTTPException(404, f"no experiment {experiment_id!r}") from None
+    return actions.experiment_status(svc, experiment_id)
 
 
 @router.post("/experiments/{experiment_id}/stop", response_model=ExperimentReport)
 def stop_experiment(experiment_id: str, svc: Svc) -> dict[str, Any]:
-    if svc.store.experiment(experiment_id) is None:
-        raise HTTPException(404, f"no experiment {experiment_id!r}")
-    svc.store.set_experiment_active(experiment_id, False)
-    svc.experiments_changed()
-    return experiment_report(svc.store, experiment_id)
+    return actions.stop_experiment(svc, experiment_id)
 
 
 @router.get("/stats")
