@@ -2,9 +2,13 @@
 
 The lifespan opens the event store (running migrations), mirrors the catalog
 into it, connects the cache, builds the pipeline side data and loads the
-promoted model versions from the registry. Routes live in
-:mod:`primetime.service.routes`; cross-cutting concerns (request ids, timing,
-rate limits, body limits) are ASGI middlewares.
+promoted model versions from the registry.
+
+``create_app`` is the one place that wires the app together: the API routers
+(:mod:`primetime.service.routes`, under ``/api/v1`` except ops), their error
+handlers, the web pages (:mod:`primetime.web.routes`) and ``/static``.
+Cross-cutting concerns (request ids, timing, rate limits, body limits) are ASGI
+middlewares.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from primetime import __version__
@@ -30,7 +35,9 @@ from primetime.service.routes import account, admin, events, ops, recs, titles
 from primetime.service.routes.errors import install_error_handlers
 from primetime.service.settings import Settings
 from primetime.service.state import ServiceState
-from primetime.web.routes import mount_web
+from primetime.web import STATIC_DIR
+from primetime.web.posters import tmdb_from_env
+from primetime.web.routes import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +196,13 @@ def create_app(
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type", "X-Admin-Token", "X-Request-ID"],
         )
-    mount_web(app)
+    # The site: pages at the root, their assets under /static, posters from TMDb when
+    # PRIMETIME_TMDB_API_KEY is set (else generated SVG).
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.tmdb = tmdb_from_env()
+    if app.state.tmdb is not None:
+        log.info("posters from TMDb, cached in %s", app.state.tmdb.cache_dir)
     return app
 
 
