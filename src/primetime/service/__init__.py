@@ -1,1 +1,2 @@
-"""Real-time recommendation service: HTTP app, event store, caches, experiments."""
+"""Real-time recommendation service: HTTP app, actions (what users and admins do), event
+store, caches, experiments."""

@@ -2,23 +2,25 @@
 
 The lifespan opens the event store (running migrations), mirrors the catalog
 into it, connects the cache, builds the pipeline side data and loads the
-promoted model versions from the registry. Routes live in
-:mod:`primetime.service.routes`; cross-cutting concerns (request ids, timing,
-rate limits, body limits) are ASGI middlewares.
+promoted model versions from the registry.
+
+``create_app`` is the one place that wires the app together: the API routers
+(:mod:`primetime.service.routes`, under ``/api/v1`` except ops), their error
+handlers, the web pages (:mod:`primetime.web.routes`) and ``/static``.
+Cross-cutting concerns (request ids, timing, rate limits, body limits) are ASGI
+middlewares.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from primetime import __version__
@@ -29,10 +31,13 @@ from primetime.service.errors import responses
 from primetime.service.metrics import ServiceMetrics
 from primetime.service.middleware import add_service_middleware
 from primetime.service.routes import account, admin, events, ops, recs, titles
+from primetime.service.routes.errors import install_error_handlers
 from primetime.service.settings import Settings
 from primetime.service.state import ServiceState
 from primetime.service.store import EventStore
-from primetime.web.routes import mount_web
+from primetime.web import STATIC_DIR
+from primetime.web.posters import tmdb_from_env
+from primetime.web.routes import router as web_router
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +52,6 @@ what you do (`POST /api/v1/events`) and read recommendations that already
 reflect it (`GET /api/v1/recommendations`). Admin endpoints take the
 `X-Admin-Token` header.
 """
-
-
-def _field(loc: Sequence[Any]) -> str:
-    return ".".join(str(p) for p in loc)
-
-
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """422 whose ``message`` names every bad field in one line, plus FastAPI's ``detail``."""
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    message = "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in errors)
-    detail = [
-        {
-            "loc": list(e.get("loc", ())),
-            "msg": str(e.get("msg", "")),
-            "type": str(e.get("type", "")),
-        }
-        for e in errors
-    ]
-    return JSONResponse({"detail": detail, "message": message}, status_code=422)
 
 
 def _load_dataset(settings: Settings) -> Dataset:
@@ -185,7 +170,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.svc = None
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    install_error_handlers(app)
     codes = {
         account: (400, 401, 409, 413, 429),
         events: (400, 401, 413, 429),
@@ -205,7 +190,13 @@ def create_app(
             allow_methods=["GET", "POST", "PUT"],
             allow_headers=["Authorization", "Content-Type", "X-Admin-Token", "X-Request-ID"],
         )
-    mount_web(app)
+    # The site: pages at the root, their assets under /static, posters from TMDb when
+    # PRIMETIME_TMDB_API_KEY is set (else generated SVG).
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.state.tmdb = tmdb_from_env()
+    if app.state.tmdb is not None:
+        log.info("posters from TMDb, cached in %s", app.state.tmdb.cache_dir)
     return app
 
 

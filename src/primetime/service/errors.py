@@ -1,18 +1,87 @@
-"""Error bodies of the API, declared in the OpenAPI document.
+"""Domain errors of the service's actions, and the error bodies of the API.
+
+Actions (:mod:`primetime.service.actions`) refuse with a :class:`DomainError`
+subclass: :class:`InvalidInput`, :class:`Unauthorized`, :class:`Forbidden`,
+:class:`NotFound` or :class:`Conflict`. They know nothing of HTTP beyond the
+status each kind conventionally maps to (``http_status``); each front end
+translates them in one place: the API's exception handler
+(:mod:`primetime.service.routes.errors`) answers JSON, the web's route class
+(:mod:`primetime.web.render`) the HTML error page.
 
 Every error a handler raises has ``{"detail": "<one sentence>"}``; request
 validation errors (422) have FastAPI's ``detail`` list plus a one-line
 ``message`` naming every bad field. Handlers that find a bad value after
-parsing raise :func:`unprocessable`, so their 422s have the same shape.
+parsing raise :func:`unprocessable` (or an action raises :class:`InvalidInput`),
+so their 422s have the same shape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
+
+Loc = tuple[str | int, ...]
+"""A field path inside an action's input, e.g. ``("genres",)`` or ``("events", 1, "item_id")``."""
+
+
+class DomainError(Exception):
+    """An action refused: ``str(err)`` says why in one sentence (lower case, no full stop)."""
+
+    http_status: ClassVar[int] = 400
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class InvalidInput(DomainError):
+    """A value that parsed but is wrong (an unknown title, genre or model version).
+
+    ``problems`` pairs each bad field's path (relative to the action's input; empty for
+    the input as a whole) with what is wrong with it.
+    """
+
+    http_status = 422
+
+    def __init__(self, msg: str, loc: Sequence[str | int] = ()) -> None:
+        self.problems: list[tuple[Loc, str]] = [(tuple(loc), msg)]
+        super().__init__(msg)
+
+    @classmethod
+    def of(cls, problems: Iterable[tuple[Sequence[str | int], str]]) -> InvalidInput:
+        """One error for several bad fields (``problems`` must not be empty)."""
+        listed = [(tuple(loc), msg) for loc, msg in problems]
+        err = cls(listed[0][1], listed[0][0])
+        err.problems = listed
+        err.args = ("; ".join(msg for _, msg in listed),)
+        return err
+
+
+class Unauthorized(DomainError):
+    """Wrong credentials."""
+
+    http_status = 401
+
+
+class Forbidden(DomainError):
+    """Signed in, but not allowed."""
+
+    http_status = 403
+
+
+class NotFound(DomainError):
+    """No such title, model version or experiment."""
+
+    http_status = 404
+
+
+class Conflict(DomainError):
+    """It exists already (a username, an experiment id)."""
+
+    http_status = 409
 
 
 class ErrorOut(BaseModel):

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
+from primetime.service import actions
+from primetime.service.actions import ADMIN_TOKEN_ACTOR
 from primetime.service.auth import require_admin
-from primetime.service.errors import unprocessable
-from primetime.service.experiments import experiment_report
-from primetime.service.promotion import promote as promote_model
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import (
     ExperimentIn,
@@ -24,9 +23,6 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 
 AdminId = Annotated[int | None, Depends(require_admin)]
 """The admin account's user id, None for the admin token (FastAPI runs the check once)."""
-
-ADMIN_TOKEN_ACTOR = "admin token"
-"""`actor` of a promotion made with the admin token rather than an admin account."""
 
 
 def actor_of(svc: Svc, admin_id: int | None) -> str:
@@ -62,17 +58,7 @@ def models(svc: Svc) -> list[dict[str, Any]]:
 def promote(name: str, body: Promote, svc: Svc, admin: AdminId) -> list[dict[str, Any]]:
     """Promote a version in the registry (served after the next reload) and add it to the
     promotion history."""
-    try:
-        promote_model(
-            svc.registry,
-            svc.store,
-            name,
-            body.version,
-            actor=actor_of(svc, admin),
-            note=body.note,
-        )
-    except (KeyError, ValueError) as err:
-        raise HTTPException(404, str(err).strip("'\"")) from None
+    actions.promote_model(svc, name, body.version, actor=actor_of(svc, admin), note=body.note)
     return _versions(svc)
 
 
@@ -97,45 +83,24 @@ def promotions(
 @router.post("/reload")
 def reload(svc: Svc) -> dict[str, Any]:
     """Load the promoted versions and swap them in without dropping requests."""
-    slots = svc.reload()
-    return {"default": slots.default.key, "loaded": sorted(slots.by_key)}
+    return actions.reload_models(svc)
 
 
 @router.post("/experiments", response_model=ExperimentReport, status_code=201)
 def create_experiment(body: ExperimentIn, svc: Svc) -> dict[str, Any]:
     """Start an A/B test: users are split by a stable hash between the arms' versions."""
-    for arm in body.arms:
-        try:
-            svc.model(arm.model_version)
-        except (KeyError, ValueError):
-            raise unprocessable(
-                ("body", "arms"),
-                f"no model version {arm.model_version!r} (see /api/v1/admin/models)",
-            ) from None
-    if svc.store.experiment(body.id) is not None:
-        raise HTTPException(409, f"experiment {body.id!r} exists")
-    svc.store.create_experiment(body.id, body.name, [a.model_dump() for a in body.arms])
-    svc.experiments_changed()
-    return experiment_report(svc.store, body.id)
+    return actions.create_experiment(svc, body)
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentReport)
 def get_experiment(experiment_id: str, svc: Svc) -> dict[str, Any]:
     """CTR and completion rate per arm with 95% Wilson intervals."""
-    svc.impressions.flush()
-    try:
-        return experiment_report(svc.store, experiment_id)
-    except KeyError:
-        raise HTTPException(404, f"no experiment {experiment_id!r}") from None
+    return actions.experiment_status(svc, experiment_id)
 
 
 @router.post("/experiments/{experiment_id}/stop", response_model=ExperimentReport)
 def stop_experiment(experiment_id: str, svc: Svc) -> dict[str, Any]:
-    if svc.store.experiment(experiment_id) is None:
-        raise HTTPException(404, f"no experiment {experiment_id!r}")
-    svc.store.set_experiment_active(experiment_id, False)
-    svc.experiments_changed()
-    return experiment_report(svc.store, experiment_id)
+    return actions.stop_experiment(svc, experiment_id)
 
 
 @router.get("/stats")

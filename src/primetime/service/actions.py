@@ -1,0 +1,266 @@
+"""What users and admins do, once for both front ends (the JSON API and the web pages).
+
+Each action takes the :class:`ServiceState` and plain, already parsed arguments, does
+the work (store, caches, metrics) and returns plain data, or refuses with a
+:class:`~primetime.service.errors.DomainError`. No action knows about requests,
+responses or cookies: ``primetime.service.routes`` turns the errors into JSON and
+``primetime.web`` into pages and form messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from primetime.service.auth import (
+    hash_password,
+    issue_token,
+    validate_password,
+    validate_username,
+    verify_password,
+)
+from primetime.service.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from primetime.service.experiments import experiment_report
+from primetime.service.schemas import EventIn, ExperimentIn
+from primetime.service.state import ServiceState
+from primetime.service.store import NewEvent, UsernameTaken, UserRecord
+
+#: Most onboarding picks (the API's schema has the same limits).
+MAX_GENRES, MAX_TITLES = 20, 50
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A user and a fresh session token for them."""
+
+    user: UserRecord
+    token: str
+
+
+def _signed_in(svc: ServiceState, user: UserRecord) -> SignedIn:
+    return SignedIn(user, issue_token(user.id, is_admin=user.is_admin, settings=svc.settings))
+
+
+# ----------------------------------------------------------------- accounts
+def check_picks(svc: ServiceState, genres: Sequence[str], titles: Sequence[str]) -> None:
+    """InvalidInput unless every genre and title id is in the catalog (and not too many)."""
+    unknown = [g for g in genres if g not in svc.genres]
+    if unknown:
+        raise InvalidInput(f"unknown genre(s) {unknown}; known: {svc.genres}", ("genres",))
+    missing = [t for t in titles if svc.item_index(t) is None]
+    if missing:
+        raise InvalidInput(f"unknown item id(s) {missing[:5]}", ("titles",))
+    if len(genres) > MAX_GENRES or len(titles) > MAX_TITLES:
+        raise InvalidInput(f"pick at most {MAX_GENRES} genres and {MAX_TITLES} titles")
+
+
+def sign_up(
+    svc: ServiceState,
+    username: str,
+    password: str,
+    *,
+    genres: Sequence[str] = (),
+    titles: Sequence[str] = (),
+    demographics: dict[str, Any] | None = None,
+) -> SignedIn:
+    """Create an account (with optional onboarding picks) and sign it in.
+
+    Raises:
+        InvalidInput: a bad username and/or password (one problem each), unknown picks,
+            or demographics the store refuses.
+        Conflict: the username is taken.
+    """
+    problems = []
+    for field, check, value in (
+        ("username", validate_username, username),
+        ("password", validate_password, password),
+    ):
+        try:
+            check(value)
+        except ValueError as err:
+            problems.append(((field,), str(err)))
+    if problems:
+        raise InvalidInput.of(problems)
+    check_picks(svc, genres, titles)
+    try:
+        user = svc.store.create_user(
+            username,
+            hash_password(password),
+            onboarding_genres=genres,
+            onboarding_titles=titles,
+            demographics=demographics,
+        )
+    except UsernameTaken:
+        raise Conflict(f"username {username!r} is taken") from None
+    except ValueError as err:  # the store's own checks (e.g. demographics)
+        raise InvalidInput(str(err)) from None
+    return _signed_in(svc, user)
+
+
+def sign_in(svc: ServiceState, username: str, password: str) -> SignedIn:
+    """Check the password (in constant time whether or not the user exists).
+
+    Raises:
+        Unauthorized: no such user or a wrong password (the same answer for both).
+    """
+    user = svc.store.user_by_name(username) if username else None
+    if not verify_password(password, hashed=user.password_hash if user else None):
+        raise Unauthorized("wrong username or password")
+    assert user is not None
+    return _signed_in(svc, user)
+
+
+def save_onboarding(
+    svc: ServiceState, user: UserRecord, genres: Sequence[str], titles: Sequence[str]
+) -> UserRecord:
+    """Replace the user's onboarding picks; their recommendations follow at once.
+
+    Raises:
+        InvalidInput: an unknown genre or title, or too many picks.
+    """
+    check_picks(svc, genres, titles)
+    svc.store.set_onboarding(user.id, genres, titles)
+    svc.user_changed(user.id)
+    svc.cache.bump_user(user.id)
+    return svc.store.user(user.id) or user
+
+
+# ------------------------------------------------------------------- events
+def record_events(
+    svc: ServiceState, user_id: int, events: Sequence[EventIn], *, batch: bool = False
+) -> list[int]:
+    """Store the events (all or none), invalidate the user's cached lists, count them.
+
+    The events are committed when this returns. ``batch`` says whether the caller sent
+    a list (problems are then located at ``("events", i, field)``, else at ``(field,)``).
+
+    Raises:
+        InvalidInput: an unknown title, a rating on a non-``rate`` event (or none on a
+            ``rate`` one), or a value the store refuses.
+    """
+    new = []
+    for i, e in enumerate(events):
+        where: tuple[str | int, ...] = ("events", i) if batch else ()
+        if svc.item_index(e.item_id) is None:
+            raise InvalidInput(f"no title {e.item_id!r} in the catalog", (*where, "item_id"))
+        if (e.event_type == "rate") != (e.rating is not None):
+            raise InvalidInput(
+                "required for 'rate' events and refused for other types", (*where, "rating")
+            )
+        try:
+            new.append(
+                NewEvent(
+                    item_id=e.item_id,
+                    event_type=e.event_type,
+                    ts=e.ts,
+                    rating=e.rating,
+                    device=e.device,
+                    position=e.position,
+                    context=e.context,
+                    request_id=e.request_id,
+                )
+            )
+        except ValueError as err:
+            raise InvalidInput(str(err), where) from None
+    ids = svc.store.add_events(user_id, new)
+    svc.cache.bump_user(user_id)
+    for e in events:
+        svc.metrics.record_event(e.event_type)
+    return ids
+
+
+def like_titles(svc: ServiceState, user_id: int, titles: Iterable[str], *, source: str) -> None:
+    """Record a ``like`` from the web for each title (e.g. the titles picked at onboarding)."""
+    likes = [
+        EventIn.model_validate(
+            {"item_id": t, "event_type": "like", "device": "web", "context": {"source": source}}
+        )
+        for t in titles
+    ]
+    if likes:
+        record_events(svc, user_id, likes, batch=True)
+
+
+# -------------------------------------------------------------------- admin
+ADMIN_TOKEN_ACTOR = "admin token"
+"""`actor` of a promotion made with the admin token rather than an admin account."""
+
+
+def promote_model(
+    svc: ServiceState,
+    name: str,
+    version: str,
+    *,
+    actor: str | None = None,
+    note: str | None = None,
+) -> None:
+    """Promote a registered model version in the registry (served after the next reload)
+    and append it to the database's promotion history
+    (:func:`primetime.service.promotion.promote`).
+
+    Raises:
+        NotFound: no such model or version.
+    """
+    from primetime.service.promotion import promote
+
+    try:
+        promote(svc.registry, svc.store, name, version, actor=actor, note=note)
+    except (KeyError, ValueError) as err:
+        raise NotFound(str(err).strip("'\"")) from None
+
+
+def reload_models(svc: ServiceState) -> dict[str, Any]:
+    """Load the promoted versions and swap them in without dropping requests."""
+    slots = svc.reload()
+    return {"default": slots.default.key, "loaded": sorted(slots.by_key)}
+
+
+def create_experiment(svc: ServiceState, body: ExperimentIn) -> dict[str, Any]:
+    """Start an A/B test; users are split by a stable hash between the arms' versions.
+
+    Returns:
+        The new experiment's report.
+
+    Raises:
+        InvalidInput: an arm names a model version that cannot be loaded.
+        Conflict: an experiment with this id exists.
+    """
+    for arm in body.arms:
+        try:
+            svc.model(arm.model_version)
+        except (KeyError, ValueError):
+            raise InvalidInput(
+                f"no model version {arm.model_version!r} (see /api/v1/admin/models)", ("arms",)
+            ) from None
+    if svc.store.experiment(body.id) is not None:
+        raise Conflict(f"experiment {body.id!r} exists")
+    svc.store.create_experiment(body.id, body.name, [a.model_dump() for a in body.arms])
+    svc.experiments_changed()
+    return experiment_report(svc.store, body.id)
+
+
+def experiment_status(svc: ServiceState, experiment_id: str) -> dict[str, Any]:
+    """CTR and completion rate per arm, impressions flushed first.
+
+    Raises:
+        NotFound: no such experiment.
+    """
+    svc.impressions.flush()
+    try:
+        return experiment_report(svc.store, experiment_id)
+    except KeyError:
+        raise NotFound(f"no experiment {experiment_id!r}") from None
+
+
+def stop_experiment(svc: ServiceState, experiment_id: str) -> dict[str, Any]:
+    """Stop assigning users to the experiment; its report stays readable.
+
+    Raises:
+        NotFound: no such experiment.
+    """
+    if svc.store.experiment(experiment_id) is None:
+        raise NotFound(f"no experiment {experiment_id!r}")
+    svc.store.set_experiment_active(experiment_id, False)
+    svc.experiments_changed()
+    return experiment_report(svc.store, experiment_id)

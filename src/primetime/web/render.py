@@ -1,0 +1,159 @@
+"""Rendering for the pages: the Jinja environment, responses with the security headers,
+redirects, and the HTML error page, which is also where the service's domain errors
+become pages (:class:`WebRoute`).
+
+A request with the header ``X-Fragment: 1`` (sent by ``static/app.js``) gets the piece
+of HTML it will swap in instead of a whole page or a redirect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Coroutine
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import escape
+
+from primetime.service.errors import DomainError
+from primetime.service.store import UserRecord
+from primetime.web import STATIC_DIR, TEMPLATES_DIR, views
+from primetime.web.charts import ci_bar
+from primetime.web.posters import display_title, genre_colour
+from primetime.web.session import is_admin_viewer, signed_in_user
+
+FRAGMENT_HEADER = "x-fragment"
+
+#: Sent with every page: only this origin's scripts, styles, images and forms.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The Jinja environment (templates are package files; compiled once per process)."""
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters.update(title_text=display_title, reason_text=views.reason_text)
+    env.globals.update(
+        static_url=static_url,
+        poster_url=views.poster_url,
+        title_url=views.title_url,
+        kind_label=views.kind_label,
+        card_html=views.card_html,
+        genre_colour=genre_colour,
+        ci_bar=ci_bar,
+    )
+    return env
+
+
+@lru_cache(maxsize=64)
+def static_url(name: str) -> str:
+    """``/static/<name>?v=<content hash>``: a new file gets a new URL (cache busting)."""
+    digest = hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:10]
+    return f"/static/{name}?v={digest}"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    user: UserRecord | None = None,
+) -> HTMLResponse:
+    """A page (or fragment) from ``template`` with the signed-in ``user`` for the nav."""
+    ctx = {
+        "request": request,
+        "user": user,
+        "is_admin": is_admin_viewer(request, user),
+        **(context or {}),
+    }
+    html = environment().get_template(template).render(ctx)
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def is_fragment(request: Request) -> bool:
+    return request.headers.get(FRAGMENT_HEADER) == "1"
+
+
+def error_page(
+    request: Request, status: int, message: str, *, user: UserRecord | None = None
+) -> HTMLResponse:
+    """The error page (a one-line fragment for ``X-Fragment`` requests)."""
+    if is_fragment(request):
+        text = str(escape(message))
+        return HTMLResponse(
+            f'<p class="error" data-status="{text}">{text}</p>',
+            status_code=status,
+            headers=SECURITY_HEADERS,
+        )
+    return render(
+        request, "error.html", {"status": status, "message": message}, status=status, user=user
+    )
+
+
+def sentence(text: str) -> str:
+    """``text`` as a sentence: first letter upper case, a full stop at the end."""
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def domain_error_page(
+    request: Request, err: DomainError, *, user: UserRecord | None = None, prefix: str = ""
+) -> HTMLResponse:
+    """An action's refusal as the error page, with the status the API would answer."""
+    return error_page(request, err.http_status, prefix + sentence(err.message), user=user)
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+def safe_next(target: str | None) -> str:
+    """Only local paths: an open redirect would let another site use our sign-in page."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def to_signin(request: Request) -> Response:
+    """Where a page without a session goes: the sign-in page, then back here."""
+    if is_fragment(request):
+        return error_page(request, 401, "Your session has ended: sign in again.")
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return see_other(f"/signin?{urlencode({'next': here})}")
+
+
+class WebRoute(APIRoute):
+    """A page route: a domain error its handler lets through becomes the error page
+    (never the API's JSON), with the signed-in user in the nav."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except DomainError as err:
+                user = signed_in_user(request, getattr(request.app.state, "svc", None))
+                return domain_error_page(request, err, user=user)
+
+        return route_handler

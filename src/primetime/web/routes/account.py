@@ -1,0 +1,121 @@
+"""Sign-in, sign-up, sign-out and onboarding: the forms that make or change a session."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from primetime.service import actions
+from primetime.service.auth import clear_session_cookie, set_session_cookie
+from primetime.service.errors import Conflict, InvalidInput, Unauthorized
+from primetime.service.routes.deps import Svc
+from primetime.web import views
+from primetime.web.render import WebRoute, render, safe_next, see_other, to_signin
+from primetime.web.session import ADMIN_COOKIE, Viewer, settings_of
+
+router = APIRouter(include_in_schema=False, route_class=WebRoute)
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin_page(request: Request, user: Viewer, next: str = "/") -> Response:
+    if user is not None:
+        return see_other(safe_next(next))
+    return render(request, "signin.html", {"next": safe_next(next), "page": "signin"})
+
+
+@router.post("/signin", response_class=HTMLResponse)
+def signin(
+    request: Request,
+    svc: Svc,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    try:
+        signed_in = actions.sign_in(svc, username, password)
+    except Unauthorized:
+        ctx = {
+            "next": safe_next(next),
+            "username": username,
+            "error": "Wrong username or password.",
+            "page": "signin",
+        }
+        return render(request, "signin.html", ctx, status=401)
+    resp = see_other(safe_next(next))
+    set_session_cookie(resp, signed_in.token, svc.settings)
+    return resp
+
+
+@router.get("/signup", response_class=HTMLResponse)
+def signup_page(request: Request, user: Viewer) -> Response:
+    if user is not None:
+        return see_other("/")
+    return render(request, "signup.html", {"page": "signup"})
+
+
+@router.post("/signup", response_class=HTMLResponse)
+def signup(
+    request: Request,
+    svc: Svc,
+    username: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+) -> Response:
+    """Create the account; a bad field or a taken name re-renders the form with its message."""
+    errors: dict[str, str] = {}
+    try:
+        signed_in = actions.sign_up(svc, username, password)
+    except InvalidInput as err:
+        for loc, msg in err.problems:
+            errors.setdefault(str(loc[0]) if loc else "username", msg.capitalize() + ".")
+    except Conflict:
+        errors["username"] = f"The username {username!r} is taken."
+    else:
+        resp = see_other("/onboarding")
+        set_session_cookie(resp, signed_in.token, svc.settings)
+        return resp
+    ctx = {"username": username, "errors": errors, "page": "signup"}
+    return render(request, "signup.html", ctx, status=422)
+
+
+@router.post("/signout")
+def signout(request: Request) -> Response:
+    resp = see_other("/signin")
+    clear_session_cookie(resp, settings_of(request))
+    resp.delete_cookie(ADMIN_COOKIE, path="/admin")
+    return resp
+
+
+@router.get("/onboarding", response_class=HTMLResponse)
+def onboarding_page(request: Request, svc: Svc, user: Viewer) -> Response:
+    if user is None:
+        return to_signin(request)
+    ctx = {
+        "page": "onboarding",
+        "genres": svc.genres,
+        "picked_genres": set(user.onboarding_genres),
+        "titles": views.onboarding_choices(svc),
+        "picked_titles": set(user.onboarding_titles),
+    }
+    return render(request, "onboarding.html", ctx, user=user)
+
+
+@router.post("/onboarding", response_class=HTMLResponse)
+def onboarding(
+    request: Request,
+    svc: Svc,
+    user: Viewer,
+    genres: Annotated[list[str] | None, Form()] = None,
+    titles: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    """Store the picks; each newly picked title is also recorded as a ``like`` so that the
+    home page shows "Because you watched <it>" and the genre rows at once. Bad picks get
+    the error page (422)."""
+    if user is None:
+        return to_signin(request)
+    genres, titles = list(dict.fromkeys(genres or [])), list(dict.fromkeys(titles or []))
+    actions.save_onboarding(svc, user, genres, titles)
+    fresh = [t for t in titles if t not in set(user.onboarding_titles)]
+    actions.like_titles(svc, user.id, fresh, source="onboarding")
+    return see_other("/")
