@@ -128,3 +128,76 @@ def test_default_root_follows_primetime_home(
     monkeypatch.setenv("PRIMETIME_HOME", str(tmp_path))
     assert default_root() == tmp_path / "models"
     assert ModelRegistry().root == tmp_path / "models"
+
+
+# ------------------------------------------------------------ one store: migration, adoption
+def test_old_layouts_are_migrated_into_one_store(
+    tmp_path: Path, knns: tuple[ItemKNNRecommender, ItemKNNRecommender]
+) -> None:
+    """A folder written by the old `train` (models/<name>/bundle.json) and the old separate
+    registry (models/registry/<name>/vN + PROMOTED) both land in models/<name>/vN."""
+    a, b = knns
+    root = tmp_path / "models"
+    a.save(root / "itemknn", meta={"dataset": "planted", "split": "loo", "fit_seconds": 0.5})
+    old = ModelRegistry(root / "registry", migrate=False)
+    old.register(a, metrics={"NDCG@10": 0.1}, dataset="planted")
+    old.register(b, metrics={"NDCG@10": 0.2}, dataset="planted")
+    old.promote("itemknn", "v2")
+
+    reg = ModelRegistry(root)
+    assert not (root / "registry").exists() and not (root / "itemknn" / "bundle.json").exists()
+    versions = reg.versions("itemknn")
+    assert [v.version for v in versions] == ["v1", "v2", "v3"]
+    assert versions[0].meta["data"] == "planted" and versions[0].meta["split"] == "loo"
+    assert "migrated" in versions[0].meta["notes"]
+    promoted = reg.promoted("itemknn")
+    assert promoted is not None and promoted.version == "v3"  # the old v2, still promoted
+    assert promoted.metrics == {"NDCG@10": 0.2} and promoted.meta["version"] == "v3"
+    assert reg.load("itemknn").config.neighbours == 20
+    assert ModelRegistry(root).versions("itemknn") == versions  # a second open moves nothing
+    assert reg.names() == ["itemknn"]
+
+
+def test_a_bundle_made_elsewhere_is_adopted(
+    tmp_path: Path, knns: tuple[ItemKNNRecommender, ItemKNNRecommender], planted: Dataset
+) -> None:
+    a, _ = knns
+    elsewhere = a.save(tmp_path / "laptop" / "knn", meta={"dataset": "planted"})
+    reg = ModelRegistry(tmp_path / "models")
+    mv = reg.adopt(elsewhere, name="knn-laptop")
+    assert (mv.name, mv.version, mv.promoted) == ("knn-laptop", "v1", False)
+    assert mv.meta["adopted_from"] == str(elsewhere) and mv.meta["model"] == "itemknn"
+    ctx = planted.interactions.contexts()[:3]
+    assert np.array_equal(reg.load("knn-laptop").score(ctx), a.score(ctx))
+    assert reg.load_key("knn-laptop:v1").config.neighbours == a.config.neighbours
+    with pytest.raises(FileNotFoundError, match="not a model bundle"):
+        reg.adopt(tmp_path / "laptop")
+    with pytest.raises(ValueError, match="registry name"):
+        reg.adopt(elsewhere, name="registry")
+    with pytest.raises(ValueError, match="registry key"):
+        reg.load_key("knn-laptop")
+
+
+def test_bundles_keep_named_vocabularies_and_member_keys(
+    tmp_path: Path, knns: tuple[ItemKNNRecommender, ItemKNNRecommender]
+) -> None:
+    """What an ensemble (members by registry key) and a graph model (entity and relation
+    vocabularies) need from a bundle."""
+    from primetime.data.vocab import Vocabulary
+
+    a, _ = knns
+    a.vocabs = {"entity": Vocabulary(["person:1", "genre:drama"], name="entity")}
+    a.members = {"sequential": "sasrec:v3"}
+    try:
+        d = a.save(tmp_path / "b")
+        back = ItemKNNRecommender.load(d)
+        assert back.vocabs["entity"].ids() == ["person:1", "genre:drama"]
+        assert back.members == {"sequential": "sasrec:v3"}
+        (d / "vocab-entity.txt").write_text("person:1\n")
+        with pytest.raises(ValueError, match="vocab-entity.txt does not match"):
+            ItemKNNRecommender.load(d)
+        a.members = {"sequential": "sasrec"}
+        with pytest.raises(ValueError, match="registry key"):
+            a.save(tmp_path / "c")
+    finally:
+        a.vocabs, a.members = {}, {}

@@ -332,3 +332,92 @@ def test_wrong_option_values_are_one_clear_line():
     assert r.exit_code == 2 and "--port" in r.output
     r = runner.invoke(app, ["serve", "--workers", "0"])
     assert r.exit_code == 2 and "--workers" in r.output
+
+
+def test_help_keeps_angle_brackets_of_placeholders():
+    """Help is rendered as Markdown, which takes `<preset>` for an HTML tag unless quoted."""
+    r = runner.invoke(app, ["benchmark", "--help"], env={"COLUMNS": "200"})
+    assert "synthetic-<preset>[-seed<N>]" in r.stdout
+    assert "OUT/<model>.tsv" in r.stdout and "<data>-<task>" in r.stdout
+
+
+def test_one_registry_from_train_to_recommend_and_evaluate(tmp_path, planted):
+    """`train` registers and promotes a refit version; `recommend` answers from it;
+    `evaluate` shows its recorded figures (it has seen test); a `--no-refit` version is
+    measured again; `benchmark --register` and `models register --bundle` land in the
+    same registry that `models list` shows."""
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
+    r = runner.invoke(app, ["train", "itemknn", "--data", str(log)])
+    assert r.exit_code == 0 and "registered itemknn v1 (promoted)" in r.stdout, r.output
+    rec = _json_stdout(
+        runner.invoke(app, ["recommend", "--model", "itemknn", "--history", "i3,i4", "--json"])
+    )
+    assert rec["version"] == "v1" and len(rec["items"]) == 10
+    shown = _json_stdout(runner.invoke(app, ["evaluate", "itemknn", "--json"]))
+    assert shown["recorded"] is True and "NDCG@10" in shown["models"]["itemknn"]
+
+    r = runner.invoke(app, ["train", "itemknn", "--data", str(log), "--no-refit", "--no-promote"])
+    assert r.exit_code == 0 and "registered itemknn v2 (not promoted)" in r.stdout, r.output
+    fresh = _json_stdout(runner.invoke(app, ["evaluate", "itemknn", "--version", "v2", "--json"]))
+    listed = _json_stdout(runner.invoke(app, ["models", "list", "--json"]))
+    v2 = next(v for v in listed if v["version"] == "v2")
+    assert fresh["models"]["itemknn"]["NDCG@10"] == pytest.approx(v2["metrics"]["NDCG@10"])
+    assert v2["fit_on"]["part"] == "train" and not v2["promoted"]
+    rec = _json_stdout(
+        runner.invoke(app, ["recommend", "--model", "itemknn", "--history", "i3", "--json"])
+    )
+    assert rec["version"] == "v1"  # the promoted one, not the newest
+
+    r = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "--data",
+            str(log),
+            "--models",
+            "popularity",
+            "--register",
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    bundle = tmp_path / "home" / "models" / "popularity" / "v1"
+    r = runner.invoke(app, ["models", "register", "pop-copy", "--bundle", str(bundle)])
+    assert r.exit_code == 0 and "registered pop-copy v1" in r.stdout, r.output
+    listed = _json_stdout(runner.invoke(app, ["models", "list", "--json"]))
+    assert {(v["name"], v["version"]) for v in listed} == {
+        ("itemknn", "v1"),
+        ("itemknn", "v2"),
+        ("popularity", "v1"),
+        ("pop-copy", "v1"),
+    }
+    r = runner.invoke(app, ["models", "register", "--bundle", str(tmp_path)])
+    assert r.exit_code == 2 and "not a model bundle" in r.output
+
+
+def test_data_split_writes_a_split_folder_with_metadata(tmp_path, planted):
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
+    r = runner.invoke(app, ["data", "split", str(tmp_path / "byo"), "--data", str(log)])
+    assert r.exit_code == 0, r.output
+    assert {p.name for p in (tmp_path / "byo").iterdir()} >= {"train.tsv", "test.tsv"}
+    r = runner.invoke(
+        app,
+        [
+            "benchmark",
+            "--split-dir",
+            str(tmp_path / "byo"),
+            "--models",
+            "popularity",
+            "--json",
+            "--report",
+            str(tmp_path / "rep"),
+        ],
+    )
+    assert "popularity" in _json_stdout(r)["models"]

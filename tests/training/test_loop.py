@@ -528,3 +528,40 @@ def test_ddp_two_cpu_processes_agree_and_match_single_process(tmp_path):
     )
     assert single.best_metric > -1.5 * NOISE**2, "single-process run did not converge"
     assert abs(r0["metric"] - single.best_metric) < 0.1 * NOISE**2
+
+
+def test_weight_decay_follows_declarations_not_names() -> None:
+    """Matrices decay; 1-d parameters, those a module lists in ``no_decay`` and (unless
+    asked) nn.Embedding weights do not, whatever the parameters are called."""
+    from torch import nn
+
+    from primetime.training.loop import _param_groups
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.item_emb = nn.Linear(4, 4)  # named "emb", but a matrix: decays
+            self.table = nn.Embedding(10, 4)  # an embedding by type
+            self.bias_table = nn.Embedding(10, 1)  # an embedding too (a bias per item)
+            self.norm_scale = nn.Parameter(torch.ones(4, 4))  # "norm" in the name: decays
+            self.skip_me = nn.Linear(4, 4, bias=False)
+            self.no_decay = ("skip_me.weight",)
+
+    def names(groups: list[dict], decayed: bool, net: nn.Module) -> set[str]:
+        ids = {id(p) for g in groups if (g["weight_decay"] > 0) == decayed for p in g["params"]}
+        return {n for n, p in net.named_parameters() if id(p) in ids}
+
+    net = Net()
+    groups = _param_groups(net, 0.1)
+    assert names(groups, True, net) == {"item_emb.weight", "norm_scale"}
+    assert names(groups, False, net) == {
+        "item_emb.bias",
+        "table.weight",
+        "bias_table.weight",
+        "skip_me.weight",
+    }
+    groups = _param_groups(net, 0.1, decay_embeddings=True)
+    assert {"table.weight", "bias_table.weight"} <= names(groups, True, net)
+    net.no_decay = ("nope.weight",)
+    with pytest.raises(ValueError, match="no_decay names no parameter"):
+        _param_groups(net, 0.1)
