@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from primetime.eval import metrics as M
-from primetime.eval.ranking import pessimistic_ranks, topk_lists
+from primetime.ranking import pessimistic_ranks, topk_lists
 
 INF = np.inf
 NAN = np.nan

@@ -1,4 +1,11 @@
-"""Data layer: vocabularies, catalog, interactions, users, knowledge graph, loaders, splits."""
+"""Data layer: everything read from files and held in memory before any model.
+
+Vocabularies, the catalog, interactions, users and the knowledge graph
+(``Dataset``); loaders for MovieLens, RecBole atomic and generic tables
+(``loaders``, ``movielens``, ``tabular``); synthetic worlds; splits and
+bring-your-own split folders (``splits``, ``splitdir``); the side data a model
+may learn from (``side``); opening a data set by name or path (``open``).
+"""
 
 from primetime.data.catalog import CATALOG_SCHEMA, Catalog
 from primetime.data.dataset import Dataset

@@ -17,7 +17,7 @@ import numpy as np
 from primetime.data.interactions import Interactions
 from primetime.data.splits import Split
 from primetime.data.vocab import Vocabulary
-from primetime.eval.ranking import exclude_items
+from primetime.ranking import exclude_items
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)

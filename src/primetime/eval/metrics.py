@@ -1,7 +1,7 @@
 """Recommendation metrics as pure, vectorised numpy functions.
 
 Rank metrics take the **1-based rank** of every relevant item of every user,
-as produced by :func:`primetime.eval.ranking.pessimistic_ranks`. Three
+as produced by :func:`primetime.ranking.pessimistic_ranks`. Three
 layouts are accepted:
 
 * a 1-D array ``(U,)`` and ``offsets=None``: exactly one relevant item per

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from primetime.eval.evalset import EvalSet, _member, _sorted_unique
-from primetime.eval.ranking import pessimistic_ranks
 from primetime.eval.topn import (
     EvalResult,
     ScoringModel,
@@ -25,6 +24,7 @@ from primetime.eval.topn import (
     _rank_metrics,
     _scores,
 )
+from primetime.ranking import pessimistic_ranks
 
 log = logging.getLogger(__name__)
 

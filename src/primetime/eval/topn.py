@@ -30,8 +30,8 @@ from primetime.data.interactions import Interactions
 from primetime.data.vocab import Vocabulary
 from primetime.eval import metrics as M
 from primetime.eval.evalset import EvalSet
-from primetime.eval.ranking import pessimistic_ranks, topk_lists
 from primetime.eval.significance import bootstrap_ci, bootstrap_ci_many
+from primetime.ranking import pessimistic_ranks, topk_lists
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,7 @@ def evaluate(
 
     For each batch of users the model scores every item; the user's history
     is set to ``-inf``; each relevant item's pessimistic rank among all items
-    (see :func:`~primetime.eval.ranking.pessimistic_ranks`) and the top
+    (see :func:`~primetime.ranking.pessimistic_ranks`) and the top
     ``max(ks)`` list are kept. Memory is O(batch_size x items), never
     (users x items).
 

@@ -1,4 +1,10 @@
-"""Models, found by name in :data:`MODELS` (grep for a name to find its class)."""
+"""Models, found by name in :data:`MODELS` (grep for a name to find its class).
+
+Owns every recommender: the contract (``base``: ``fit(train, valid=, side=,
+options=)``, ``score``, ``save``/``load``), one file per model, and helpers models
+share (``sequential``, ``histories``). Models never import ``eval``; they are fit
+through :mod:`primetime.lifecycle`.
+"""
 
 from primetime.models.base import FitReport, Recommender
 from primetime.models.factorization import ALSRecommender, BPRRecommender

@@ -309,7 +309,7 @@ def top_k(
         ``(items, values)``, each (B, k). Rows with fewer than ``k`` allowed items
         are padded with item 0 and value -inf.
     """
-    from primetime.eval.ranking import topk_lists
+    from primetime.ranking import topk_lists
 
     if exclude is not None:
         for row, ex in enumerate(exclude):

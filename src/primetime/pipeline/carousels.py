@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from primetime.eval.ranking import topk_lists
 from primetime.pipeline.blend import _Blend, _Request
 from primetime.pipeline.explain import (
     ScoredItem,
@@ -33,6 +32,7 @@ from primetime.pipeline.explain import (
 from primetime.pipeline.index import PipelineIndex
 from primetime.pipeline.realtime import DAY, Event
 from primetime.pipeline.rerank import _select
+from primetime.ranking import topk_lists
 
 __all__ = ["CAROUSEL_ROWS", "Carousel"]
 

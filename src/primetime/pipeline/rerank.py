@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from primetime.eval.ranking import topk_lists
+from primetime.ranking import topk_lists
 
 
 def _mmr(genre_unit: np.ndarray, total: np.ndarray, k: int, diversity: float) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""One training loop for every neural model (see :mod:`primetime.training.loop`)."""
+"""One training loop for every neural model (see :mod:`primetime.training.loop`),
+its learning-rate schedules, and tabular training examples (``rows``)."""
 
 from primetime.training.loop import TrainConfig, TrainResult, train
 
