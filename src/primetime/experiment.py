@@ -1,6 +1,7 @@
-"""The recipe behind ``train``, ``evaluate`` and ``benchmark``: dataset -> split ->
-(tune on valid) -> fit -> evaluate on test -> report. Configs are typed
-objects; the CLI only parses arguments into them."""
+"""Studies on one split: ``benchmark`` (several models, test with CIs, paired tests,
+a report), ``ablate`` (one change at a time against the full model) and ``search``
+(Optuna on valid). Every model is fit through :func:`primetime.lifecycle.fit_model`;
+configs are typed objects, the CLI only parses arguments into them."""
 
 from __future__ import annotations
 
