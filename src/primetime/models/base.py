@@ -10,6 +10,7 @@ pipeline and the evaluation protocol remove them.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -26,6 +27,8 @@ from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 from primetime.types import UserContext
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -140,6 +143,12 @@ class Recommender(ABC):
             raise ValueError(
                 f"{self.name}: side.users holds {len(side.users.users)} users, the training "
                 f"log {len(train.users)}; pass the users of the same data set"
+            )
+        if valid is not None and len(valid) and options.validation is None:
+            log.info(
+                "%s: valid given without FitOptions.validation: no early stopping on it "
+                "(primetime.lifecycle.fit_model passes one)",
+                self.name,
             )
         self.items, self.users = train.items, train.users
         threads = torch.get_num_threads()
