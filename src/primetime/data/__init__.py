@@ -2,6 +2,7 @@
 
 from primetime.data.catalog import CATALOG_SCHEMA, Catalog
 from primetime.data.dataset import Dataset
+from primetime.data.events import EventType
 from primetime.data.graph import KnowledgeGraph
 from primetime.data.interactions import EVENT_TYPES, Interactions
 from primetime.data.side import SideData
@@ -13,6 +14,7 @@ __all__ = [
     "EVENT_TYPES",
     "Catalog",
     "Dataset",
+    "EventType",
     "Interactions",
     "KnowledgeGraph",
     "SideData",

@@ -8,21 +8,13 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from primetime.data.events import EVENT_CODE, EVENT_NAMES
 from primetime.data.vocab import Vocabulary
 from primetime.types import UserContext
 
-#: Event types, in code order. ``rate`` is the default for rating logs.
-EVENT_TYPES: tuple[str, ...] = (
-    "view",
-    "play",
-    "complete",
-    "rate",
-    "like",
-    "dislike",
-    "add_to_list",
-    "search_click",
-)
-EVENT_CODE: dict[str, int] = {name: k for k, name in enumerate(EVENT_TYPES)}
+#: Event names, in code order (see :class:`~primetime.data.events.EventType`).
+#: ``rate`` is the default for rating logs.
+EVENT_TYPES: tuple[str, ...] = EVENT_NAMES
 
 
 @dataclass(frozen=True, eq=False)
