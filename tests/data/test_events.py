@@ -42,6 +42,7 @@ API_VALUES = (
     "add-to-list",
     "remove-from-list",
 )
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def test_values_are_the_api_spelling() -> None:
@@ -111,6 +112,12 @@ def test_parse_refuses_unknown_names_naming_the_known_ones(text: object) -> None
     assert all(name in str(err.value) for name in API_VALUES)
 
 
+def test_try_parse_answers_none_for_unknown_names() -> None:
+    assert EventType.try_parse(" Search_Click") is EventType.CLICK
+    assert EventType.try_parse("binge") is None
+    assert EventType.try_parse(None) is None
+
+
 def test_strict_constructor_takes_only_canonical_values() -> None:
     assert EventType("add-to-list") is EventType.ADD_TO_LIST
     with pytest.raises(ValueError):
@@ -165,3 +172,15 @@ def test_table_loader_reads_old_spellings(tmp_path: Path) -> None:
     ds = load_table(f, columns=ColumnMapping(rating=None, event="event"))
     got = [EVENT_TYPES[c] for c in ds.interactions.event]
     assert got == ["add-to-list", "click", "play", "remove-from-list", "click"]
+
+
+def test_no_dash_to_underscore_normalisation_left_in_src() -> None:
+    """Event names are parsed by EventType.parse, not patched with str.replace."""
+    needle = '.replace("-", "_")'
+    hits = [
+        f"{p.relative_to(SRC)}:{n}"
+        for p in sorted(SRC.rglob("*.py"))
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if needle in line
+    ]
+    assert hits == [], f"use EventType.parse instead of {needle}: {hits}"

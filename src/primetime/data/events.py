@@ -71,15 +71,20 @@ class EventType(StrEnum):
         Raises:
             ValueError: naming ``text`` and the known values.
         """
-        if isinstance(text, EventType):
-            return text
-        if isinstance(text, str):
-            key = text.strip().lower().replace("_", "-")
-            found = _BY_SPELLING.get(key)
-            if found is not None:
-                return found
+        found = cls.try_parse(text)
+        if found is not None:
+            return found
         known = ", ".join(EVENT_NAMES)
         raise ValueError(f"unknown event type {text!r}; known: {known}")
+
+    @classmethod
+    def try_parse(cls, text: object) -> EventType | None:
+        """Like :meth:`parse`, but ``None`` for an unknown name."""
+        if isinstance(text, EventType):
+            return text
+        if not isinstance(text, str):
+            return None
+        return _BY_SPELLING.get(text.strip().lower().replace("_", "-"))
 
 
 #: Canonical values in code order: ``EVENT_NAMES[code]`` is the value stored as ``code``.
