@@ -121,7 +121,8 @@ class Dataset:
         # NaN and null both mean "no rating"
         df = df.with_columns(pl.col("rating").cast(pl.Float32).fill_nan(None))
         if "event" not in df.columns:
-            default = "rate" if df["rating"].null_count() < df.height else "view"
+            has_rating = df["rating"].null_count() < df.height
+            default = EventType.RATE.value if has_rating else EventType.VIEW.value
             df = df.with_columns(pl.lit(default).alias("event"))
         codes = _event_codes(df["event"])
         df = df.select(

@@ -8,7 +8,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from primetime.data.events import EVENT_CODE, EVENT_NAMES
+from primetime.data.events import EVENT_CODE as EVENT_CODE  # re-exported: name -> int8 code
+from primetime.data.events import EVENT_NAMES, EventType
 from primetime.data.vocab import Vocabulary
 from primetime.types import UserContext
 
@@ -200,7 +201,8 @@ class Interactions:
         """Inverse of :meth:`to_polars` (index columns)."""
         n = df.height
         rating = df["rating"].to_numpy() if "rating" in df.columns else np.full(n, np.nan)
-        event = df["event"].to_numpy() if "event" in df.columns else np.full(n, EVENT_CODE["rate"])
+        has_event = "event" in df.columns
+        event = df["event"].to_numpy() if has_event else np.full(n, EventType.RATE.code)
         return cls(
             user_idx=df["user_idx"].to_numpy(),
             item_idx=df["item_idx"].to_numpy(),

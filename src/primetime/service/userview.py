@@ -125,8 +125,8 @@ class _Fold:
                     self.prefs.update(genres_of(genres, idx), e.event_type, e.ts, e.rating)
                 except ValueError as err:  # one bad row must not break the user's page
                     self.skipped.append(str(err))
-        low = e.event_type == "rate" and (e.rating or 0.0) < LOW_RATING
-        if e.event_type == "dislike" or low:
+        low = e.event_type == EventType.RATE and (e.rating or 0.0) < LOW_RATING
+        if e.event_type == EventType.DISLIKE or low:
             self.dislikes.add(idx)
         elif e.event_type in HISTORY_EVENTS:
             self.dislikes.discard(idx)
