@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from primetime.data.events import EventType
 from primetime.pipeline.realtime import (
     DAY,
     EVENT_WEIGHTS,
@@ -22,17 +23,24 @@ GENRES = [(), ("Drama",), ("Comedy", "Family"), ("Drama", "Crime"), ("Horror",)]
 
 def test_event_weights_order_and_ratings() -> None:
     w = EVENT_WEIGHTS
-    assert w["complete"] > w["like"] > w["play"] > w["add_to_list"] > w["click"] > w["view"] > 0
+    assert w["complete"] > w["like"] > w["play"] > w["add-to-list"] > w["click"] > w["view"] > 0
     assert w["dislike"] < 0
-    assert event_weight("add-to-list") == w["add_to_list"]
+    assert set(w) == set(EventType) - {EventType.RATE, EventType.REMOVE_FROM_LIST}
+    assert event_weight("add-to-list") == w[EventType.ADD_TO_LIST] == 0.4
+    # legacy spellings weigh the same as before the one vocabulary
+    assert event_weight("add_to_list") == event_weight(" ADD-TO-LIST ") == 0.4
+    assert event_weight("search_click") == event_weight("click") == 0.2
+    assert event_weight(EventType.DISLIKE) == -1.0
     assert event_weight("rate", 5) == 1.0
     assert event_weight("rate", 1) == -1.0
     assert event_weight("rate", 3) == 0.0
     assert event_weight("rate", 4) == 0.5
     with pytest.raises(ValueError, match="needs a rating"):
         event_weight("rate")
-    with pytest.raises(ValueError, match="unknown event_type 'purchase'"):
+    with pytest.raises(ValueError, match="unknown event_type 'purchase'; known: complete, like"):
         event_weight("purchase")
+    with pytest.raises(ValueError, match="unknown event_type 'remove-from-list'"):
+        event_weight("remove-from-list")  # moves no preference: skipped on replay
 
 
 def test_half_life_decay_and_split_over_genres() -> None:
@@ -128,6 +136,13 @@ def test_insights_and_diversity() -> None:
     out = insights(evs, GENRES, now=3.0)
     assert out["events"] == 4 and out["distinct_titles"] == 3
     assert out["counts"] == {"complete": 1, "like": 1, "play": 1, "dislike": 1}
+    legacy = [(1, "Add_To_List", 0.0), (2, "search_click", 1.0), (3, "DISLIKE", 2.0)]
+    assert insights(legacy, GENRES, now=3.0)["counts"] == {
+        "add-to-list": 1,
+        "click": 1,
+        "dislike": 1,
+    }
+    assert Event.coerce(legacy[0]) == Event(1, "add-to-list", 0.0)
     assert out["top_genres"][0] == "Drama"
     assert list(out["genre_weights"])[0] == "Drama"
     assert out["genre_weights"]["Horror"] < 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from primetime.data.events import EventType
 from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
 from primetime.lifecycle import build_model
@@ -150,6 +151,35 @@ def test_events_single_batch_and_validation(client: TestClient) -> None:
 
 
 # ------------------------------------------------------------ real time
+def test_every_event_type_is_accepted_and_an_unknown_one_refused(client: TestClient) -> None:
+    h = signup(client, "vocab")
+    for i, t in enumerate(EventType):
+        body = {"item_id": f"i{i}", "event_type": t.value, **({"rating": 4} if t == "rate" else {})}
+        assert client.post("/api/v1/events", headers=h, json=body).status_code == 201, t
+    for bad in ("binge", "add_to_list", "search_click"):  # the API takes only its own spelling
+        refused = client.post(
+            "/api/v1/events", headers=h, json={"item_id": "i1", "event_type": bad}
+        )
+        assert refused.status_code == 422, bad
+        message = refused.json()["message"]
+        assert "event_type: Input should be" in message and all(
+            f"'{t}'" in message for t in EventType
+        ), message
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["EventIn"]
+    assert spec["properties"]["event_type"]["enum"] == [
+        "view",
+        "click",
+        "play",
+        "complete",
+        "rate",
+        "like",
+        "dislike",
+        "add-to-list",
+        "remove-from-list",
+    ]
+    assert client.get("/api/v1/me", headers=h).json()["events"] == len(EventType)
+
+
 def test_a_like_changes_the_next_recommendations(client: TestClient) -> None:
     """Planted: a Drama fan starts cold; after liking Comedy titles the next list
     (no cache in between) turns to Comedy and says why."""

@@ -22,7 +22,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
+from primetime.data.events import EVENT_NAMES, EventType
 from primetime.service.db import (
+    EVENT_TYPES,
     Base,
     alembic_config,
     make_engine,
@@ -227,6 +229,23 @@ def test_empty_store_counts(store: EventStore) -> None:
     assert store.max_event_id() == 0
     assert store.event_count() == 0
     assert store.title_count() == 0
+
+
+def test_event_types_are_the_enum_values_stored_as_spelled(store: EventStore) -> None:
+    """db.EVENT_TYPES is EventType: no migration, the stored strings are the API spelling."""
+    assert set(EVENT_TYPES) == set(EventType) and all(type(t) is str for t in EVENT_TYPES)
+    ann = store.create_user("ann", "h")
+    store.add_events(
+        ann.id,
+        [
+            NewEvent(f"m{i}", t, ts=float(i), rating=4.0 if t == EventType.RATE else None)
+            for i, t in enumerate(EventType)
+        ],
+    )
+    stored = [e.event_type for e in store.events(ann.id)]
+    assert stored == list(EVENT_NAMES) and all(type(t) is str for t in stored)
+    with pytest.raises(ValueError, match="^event_type: 'add_to_list' is not one of view, "):
+        NewEvent("m1", "add_to_list")  # legacy spellings are for data files, not the store
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ may learn from (``side``); opening a data set by name or path (``open``).
 
 from primetime.data.catalog import CATALOG_SCHEMA, Catalog
 from primetime.data.dataset import Dataset
+from primetime.data.events import EventType
 from primetime.data.graph import KnowledgeGraph
 from primetime.data.interactions import EVENT_TYPES, Interactions
 from primetime.data.side import SideData
@@ -20,6 +21,7 @@ __all__ = [
     "EVENT_TYPES",
     "Catalog",
     "Dataset",
+    "EventType",
     "Interactions",
     "KnowledgeGraph",
     "SideData",

@@ -18,8 +18,9 @@ import polars as pl
 
 from primetime import __version__
 from primetime.data.catalog import Catalog
+from primetime.data.events import EVENT_NAMES, EventType
 from primetime.data.graph import KnowledgeGraph
-from primetime.data.interactions import EVENT_CODE, EVENT_TYPES, Interactions
+from primetime.data.interactions import Interactions
 from primetime.data.users import Users
 from primetime.data.vocab import Vocabulary
 
@@ -37,6 +38,28 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def _event_codes(names: pl.Series) -> dict[str, int]:
+    """Int8 code of every distinct event name in ``names``.
+
+    Names may use any spelling :meth:`EventType.parse` reads (``add_to_list``,
+    ``search_click``, any case).
+
+    Raises:
+        ValueError: naming up to three unknown names (null counts as unknown) and the known ones.
+    """
+    codes: dict[str, int] = {}
+    bad: list[str | None] = []
+    for name in names.unique().to_list():
+        try:
+            codes[name] = EventType.parse(name).code
+        except ValueError:
+            bad.append(name)
+    if bad:
+        bad.sort(key=str)
+        raise ValueError(f"unknown event type(s) {bad[:3]}; known: {EVENT_NAMES}")
+    return codes
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +96,9 @@ class Dataset:
         Args:
             name: Short name ("ml-100k", "synthetic-tiny").
             interactions: Columns ``user_id``, ``item_id``, ``timestamp`` and optionally
-                ``rating`` (float) and ``event`` (a name from ``EVENT_TYPES``), in file order.
+                ``rating`` (float) and ``event`` (an event name in any spelling
+                :meth:`EventType.parse` accepts, e.g. ``add-to-list`` or the legacy
+                ``add_to_list``), in file order.
             catalog: Title metadata (see ``CATALOG_SCHEMA``); titles that appear only in
                 ``interactions`` are added with their id as title, and logged.
             users: User side information with ``user_id``; rows for users without any
@@ -96,17 +121,16 @@ class Dataset:
         # NaN and null both mean "no rating"
         df = df.with_columns(pl.col("rating").cast(pl.Float32).fill_nan(None))
         if "event" not in df.columns:
-            default = "rate" if df["rating"].null_count() < df.height else "view"
+            has_rating = df["rating"].null_count() < df.height
+            default = EventType.RATE.value if has_rating else EventType.VIEW.value
             df = df.with_columns(pl.lit(default).alias("event"))
-        bad_events = df.filter(~pl.col("event").is_in(EVENT_TYPES))["event"].unique().head(3)
-        if bad_events.len():
-            raise ValueError(f"unknown event type(s) {bad_events.to_list()}; known: {EVENT_TYPES}")
+        codes = _event_codes(df["event"])
         df = df.select(
             "user_id",
             "item_id",
             "rating",
             pl.col("timestamp").cast(pl.Int64),
-            pl.col("event").replace_strict(EVENT_CODE, return_dtype=pl.Int8),
+            pl.col("event").replace_strict(codes, return_dtype=pl.Int8),
         )
 
         # catalog: file order, then titles only seen in interactions

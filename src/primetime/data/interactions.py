@@ -8,21 +8,14 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from primetime.data.events import EVENT_CODE as EVENT_CODE  # re-exported: name -> int8 code
+from primetime.data.events import EVENT_NAMES, EventType
 from primetime.data.vocab import Vocabulary
 from primetime.types import UserContext
 
-#: Event types, in code order. ``rate`` is the default for rating logs.
-EVENT_TYPES: tuple[str, ...] = (
-    "view",
-    "play",
-    "complete",
-    "rate",
-    "like",
-    "dislike",
-    "add_to_list",
-    "search_click",
-)
-EVENT_CODE: dict[str, int] = {name: k for k, name in enumerate(EVENT_TYPES)}
+#: Event names, in code order (see :class:`~primetime.data.events.EventType`).
+#: ``rate`` is the default for rating logs.
+EVENT_TYPES: tuple[str, ...] = EVENT_NAMES
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,7 +201,8 @@ class Interactions:
         """Inverse of :meth:`to_polars` (index columns)."""
         n = df.height
         rating = df["rating"].to_numpy() if "rating" in df.columns else np.full(n, np.nan)
-        event = df["event"].to_numpy() if "event" in df.columns else np.full(n, EVENT_CODE["rate"])
+        has_event = "event" in df.columns
+        event = df["event"].to_numpy() if has_event else np.full(n, EventType.RATE.code)
         return cls(
             user_idx=df["user_idx"].to_numpy(),
             item_idx=df["item_idx"].to_numpy(),

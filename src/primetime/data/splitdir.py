@@ -28,8 +28,9 @@ import polars as pl
 
 from primetime.data.catalog import CATALOG_SCHEMA, Catalog, conform_catalog
 from primetime.data.errors import DataFormatError
+from primetime.data.events import EventType
 from primetime.data.graph import KnowledgeGraph
-from primetime.data.interactions import EVENT_CODE, Interactions
+from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.splits import Split, read_split_file
 from primetime.data.users import Users
@@ -115,7 +116,7 @@ def open_split_dir(directory: str | Path) -> tuple[Split, SideData]:
             item_idx=items.indices(df["item_id"]),
             rating=df["rating"].fill_null(float("nan")).to_numpy(),
             timestamp=df["timestamp"].fill_null(0).to_numpy(),
-            event=np.full(df.height, EVENT_CODE["rate"], dtype=np.int8),
+            event=np.full(df.height, EventType.RATE.code, dtype=np.int8),
             users=users,
             items=items,
         )

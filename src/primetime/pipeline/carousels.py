@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from primetime.data.events import EventType
 from primetime.pipeline.blend import _Blend, _Request
 from primetime.pipeline.explain import (
     ScoredItem,
@@ -144,12 +145,11 @@ def _continue_watching(
     out: list[ScoredItem] = []
     used: set[int] = set()
     newest_first = sorted(events, key=lambda e: -e.ts)
-    etype = {id(e): e.event_type.lower().replace("-", "_") for e in newest_first}
-    completed = {e.item_idx for e in newest_first if etype[id(e)] == "complete"}
+    completed = {e.item_idx for e in newest_first if e.event_type == EventType.COMPLETE}
     for e in newest_first:
         i = e.item_idx
         if (
-            etype[id(e)] == "play"
+            e.event_type == EventType.PLAY
             and i not in completed
             and i not in disliked
             and i not in used

@@ -40,6 +40,7 @@ import scipy.sparse as sp
 
 from primetime.artifacts import check_same_catalog
 from primetime.data.catalog import KINDS, Catalog
+from primetime.data.events import EventType
 from primetime.data.interactions import Interactions
 from primetime.data.users import Users
 from primetime.data.vocab import Vocabulary
@@ -557,9 +558,7 @@ class RecPipeline:
         if bad:
             raise ValueError(f"unknown carousel row(s) {bad}; known: {CAROUSEL_ROWS}")
         evs = [Event.coerce(e) for e in events]
-        disliked = set(dislikes) | {
-            e.item_idx for e in evs if e.event_type.lower().replace("-", "_") == "dislike"
-        }
+        disliked = set(dislikes) | {e.item_idx for e in evs if e.event_type == EventType.DISLIKE}
         req = self._request(
             ctx,
             prefs=prefs,

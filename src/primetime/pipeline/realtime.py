@@ -23,24 +23,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from primetime.data.events import EventType
+
 log = logging.getLogger(__name__)
 
 DAY = 86_400.0
 
-#: Weight of one event by type (event names as in
-#: :data:`primetime.data.interactions.EVENT_TYPES`; ``-`` and ``_`` are
-#: interchangeable). Order: complete > like > play > add-to-list > click >
-#: view; a dislike is strongly negative. ``rate`` is not listed: its weight
-#: comes from the rating (see :func:`event_weight`).
-EVENT_WEIGHTS: dict[str, float] = {
-    "complete": 1.0,
-    "like": 0.8,
-    "play": 0.5,
-    "add_to_list": 0.4,
-    "search_click": 0.2,
-    "click": 0.2,
-    "view": 0.1,
-    "dislike": -1.0,
+#: Weight of one event by type (:class:`~primetime.data.events.EventType`;
+#: a member is its API spelling, so ``EVENT_WEIGHTS["add-to-list"]`` works).
+#: Order: complete > like > play > add-to-list > click > view; a dislike is
+#: strongly negative. ``rate`` is not listed: its weight comes from the rating
+#: (see :func:`event_weight`); ``remove-from-list`` moves no preference.
+EVENT_WEIGHTS: dict[EventType, float] = {
+    EventType.COMPLETE: 1.0,
+    EventType.LIKE: 0.8,
+    EventType.PLAY: 0.5,
+    EventType.ADD_TO_LIST: 0.4,
+    EventType.CLICK: 0.2,
+    EventType.VIEW: 0.1,
+    EventType.DISLIKE: -1.0,
 }
 
 __all__ = [
@@ -61,15 +62,12 @@ __all__ = [
 ItemGenres = Sequence[Sequence[str]] | Mapping[int, Sequence[str]]
 
 
-def _normalise_type(event_type: str) -> str:
-    return str(event_type).strip().lower().replace("-", "_")
-
-
 def event_weight(event_type: str, rating: float | None = None) -> float:
     """Preference weight of one event.
 
     Args:
-        event_type: An event name (``"like"``, ``"add-to-list"``, ``"rate"`` ...).
+        event_type: An event name in any spelling :meth:`EventType.parse` reads
+            (``"like"``, ``"add-to-list"``, ``"add_to_list"``, ``"rate"`` ...).
         rating: For ``rate`` events, the rating on a 1..5 scale; ignored otherwise.
 
     Returns:
@@ -77,18 +75,19 @@ def event_weight(event_type: str, rating: float | None = None) -> float:
         ``(rating - 3) / 2`` clipped to [-1, 1] for ``rate`` (5 -> +1, 1 -> -1).
 
     Raises:
-        ValueError: for an unknown event type, or a ``rate`` event without a rating.
+        ValueError: for an unknown event type or one without a weight
+            (``remove-from-list``), or a ``rate`` event without a rating.
     """
-    t = _normalise_type(event_type)
-    if t == "rate":
+    t = EventType.try_parse(event_type)
+    if t is EventType.RATE:
         if rating is None or (isinstance(rating, float) and math.isnan(rating)):
             raise ValueError("event_type 'rate' needs a rating (1..5)")
         return max(-1.0, min(1.0, (float(rating) - 3.0) / 2.0))
-    try:
-        return EVENT_WEIGHTS[t]
-    except KeyError:
-        known = ", ".join([*EVENT_WEIGHTS, "rate"])
-        raise ValueError(f"unknown event_type {event_type!r}; known: {known}") from None
+    w = None if t is None else EVENT_WEIGHTS.get(t)
+    if w is None:
+        known = ", ".join([*EVENT_WEIGHTS, EventType.RATE])
+        raise ValueError(f"unknown event_type {event_type!r}; known: {known}")
+    return w
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,8 @@ class Event:
 
     Attributes:
         item_idx: Title index (>= 1).
-        event_type: Event name (see :data:`EVENT_WEIGHTS`, plus ``rate``).
+        event_type: Event name: an :class:`EventType` value (a known type in
+            another spelling is stored canonical, an unknown one as given).
         ts: Unix seconds.
         rating: Rating (1..5) of a ``rate`` event, else ``None``.
     """
@@ -106,6 +106,11 @@ class Event:
     event_type: str
     ts: float
     rating: float | None = None
+
+    def __post_init__(self) -> None:
+        kind = EventType.try_parse(self.event_type)
+        if kind is not None and self.event_type != kind:
+            object.__setattr__(self, "event_type", kind.value)
 
     @classmethod
     def coerce(cls, e: Any) -> Event:
@@ -406,11 +411,11 @@ def insights(
     evs = [Event.coerce(e) for e in events]
     prefs = GenrePreferences.from_events(evs, item_genres, now, half_life_days=half_life_days)
     weights = dict(sorted(prefs.weights(now).items(), key=lambda gw: (-gw[1], gw[0])))
-    disliked = {e.item_idx for e in evs if _normalise_type(e.event_type) == "dislike"}
+    disliked = {e.item_idx for e in evs if e.event_type == EventType.DISLIKE}
     liked_titles = {e.item_idx for e in evs} - disliked
     return {
         "events": len(evs),
-        "counts": dict(Counter(_normalise_type(e.event_type) for e in evs)),
+        "counts": dict(Counter(e.event_type for e in evs)),
         "distinct_titles": len({e.item_idx for e in evs}),
         "genre_weights": weights,
         "top_genres": [g for g, _ in prefs.top(now, 3)],

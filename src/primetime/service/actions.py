@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from primetime.data.events import EventType
 from primetime.service.auth import (
     hash_password,
     issue_token,
@@ -144,7 +145,7 @@ def record_events(
         where: tuple[str | int, ...] = ("events", i) if batch else ()
         if svc.item_index(e.item_id) is None:
             raise InvalidInput(f"no title {e.item_id!r} in the catalog", (*where, "item_id"))
-        if (e.event_type == "rate") != (e.rating is not None):
+        if (e.event_type == EventType.RATE) != (e.rating is not None):
             raise InvalidInput(
                 "required for 'rate' events and refused for other types", (*where, "rating")
             )
@@ -174,7 +175,12 @@ def like_titles(svc: ServiceState, user_id: int, titles: Iterable[str], *, sourc
     """Record a ``like`` from the web for each title (e.g. the titles picked at onboarding)."""
     likes = [
         EventIn.model_validate(
-            {"item_id": t, "event_type": "like", "device": "web", "context": {"source": source}}
+            {
+                "item_id": t,
+                "event_type": EventType.LIKE,
+                "device": "web",
+                "context": {"source": source},
+            }
         )
         for t in titles
     ]

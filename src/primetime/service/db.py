@@ -47,22 +47,15 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
 
+from primetime.data.events import EVENT_NAMES
+
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 
-EVENT_TYPES: Final = (
-    "view",
-    "click",
-    "play",
-    "complete",
-    "rate",
-    "like",
-    "dislike",
-    "add-to-list",
-    "remove-from-list",
-)
-"""Allowed `events.event_type` values (checked in Python, see `store.NewEvent`)."""
+EVENT_TYPES: Final[tuple[str, ...]] = EVENT_NAMES
+"""Allowed `events.event_type` values: the `EventType` values, stored as they are spelled in
+the API (checked in Python, see `store.NewEvent`; the column has no CHECK constraint)."""
 
 TITLE_KINDS: Final = ("movie", "show")
 

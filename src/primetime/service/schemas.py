@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from primetime.data.events import EventType as _EventType
 from primetime.service.auth import Password, Username
-from primetime.service.db import EVENT_TYPES
 
+#: The values of :class:`primetime.data.events.EventType`, spelled out as a Literal so
+#: that the OpenAPI schema lists them inline and in this order (checked below).
 EventType = Literal[
     "view",
     "click",
@@ -20,7 +22,8 @@ EventType = Literal[
     "add-to-list",
     "remove-from-list",
 ]
-assert set(EventType.__args__) == set(EVENT_TYPES), "keep EventType in step with db.EVENT_TYPES"  # type: ignore[attr-defined]
+if set(get_args(EventType)) != set(_EventType):
+    raise RuntimeError("schemas.EventType must list exactly the values of data.events.EventType")
 
 
 class _Strict(BaseModel):

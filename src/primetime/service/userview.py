@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from primetime.data.events import EventType
 from primetime.pipeline.realtime import EVENT_WEIGHTS, GenrePreferences, ItemGenres, genres_of
 from primetime.service.store import Action, EventStore, UserRecord
 from primetime.types import UserContext
@@ -35,13 +36,20 @@ log = logging.getLogger(__name__)
 #: Events read per request to rebuild a user's context (most recent kept).
 HISTORY_LIMIT = 1000
 #: Event types that put a title into the history a model reads.
-HISTORY_EVENTS = frozenset({"click", "play", "complete", "like", "add-to-list", "rate"})
+HISTORY_EVENTS: frozenset[str] = frozenset(
+    {
+        EventType.CLICK,
+        EventType.PLAY,
+        EventType.COMPLETE,
+        EventType.LIKE,
+        EventType.ADD_TO_LIST,
+        EventType.RATE,
+    }
+)
 #: Ratings below this count as a dislike, not as history.
 LOW_RATING = 3.0
-#: Event types that move the live genre preferences (``-`` and ``_`` spellings).
-PREFERENCE_EVENTS = frozenset(
-    {*EVENT_WEIGHTS, *(t.replace("_", "-") for t in EVENT_WEIGHTS), "rate"}
-)
+#: Event types that move the live genre preferences.
+PREFERENCE_EVENTS: frozenset[str] = frozenset({*EVENT_WEIGHTS, EventType.RATE})
 
 
 @dataclass(frozen=True)
@@ -117,8 +125,8 @@ class _Fold:
                     self.prefs.update(genres_of(genres, idx), e.event_type, e.ts, e.rating)
                 except ValueError as err:  # one bad row must not break the user's page
                     self.skipped.append(str(err))
-        low = e.event_type == "rate" and (e.rating or 0.0) < LOW_RATING
-        if e.event_type == "dislike" or low:
+        low = e.event_type == EventType.RATE and (e.rating or 0.0) < LOW_RATING
+        if e.event_type == EventType.DISLIKE or low:
             self.dislikes.add(idx)
         elif e.event_type in HISTORY_EVENTS:
             self.dislikes.discard(idx)

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 import polars as pl
 from markupsafe import Markup, escape
 
+from primetime.data.events import EventType
 from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.experiments import experiment_report
 from primetime.service.metrics import hit_ratio
@@ -198,15 +199,15 @@ class TitleState:
             if e.item_id != item_id:
                 continue
             t = e.event_type
-            if t in ("like", "dislike"):
-                s["liked"], s["disliked"] = t == "like", t == "dislike"
-            elif t == "rate":
+            if t in (EventType.LIKE, EventType.DISLIKE):
+                s["liked"], s["disliked"] = t == EventType.LIKE, t == EventType.DISLIKE
+            elif t == EventType.RATE:
                 s["rating"] = e.rating
-            elif t in ("add-to-list", "remove-from-list"):
-                s["in_list"] = t == "add-to-list"
-            elif t == "play":
+            elif t in (EventType.ADD_TO_LIST, EventType.REMOVE_FROM_LIST):
+                s["in_list"] = t == EventType.ADD_TO_LIST
+            elif t == EventType.PLAY:
                 s["played"] = True
-            elif t == "complete":
+            elif t == EventType.COMPLETE:
                 s["played"] = s["completed"] = True
         return cls(**s)
 
@@ -325,7 +326,7 @@ def insights_view(
     )[:CHART_GENRES]
     weights_now = [(g, round(w, 3)) for g, w in current.items() if abs(w) >= 0.005][:12]
     counts = sorted(
-        ((t.replace("_", "-"), c) for t, c in view_counts(view.events).items()),
+        view_counts(view.events).items(),
         key=lambda tc: (-tc[1], tc[0]),
     )
     activity = activity_per_day(view.events, now)

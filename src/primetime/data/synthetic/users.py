@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import polars as pl
 
-from primetime.data.interactions import EVENT_CODE
+from primetime.data.events import EventType
 from primetime.data.synthetic.catalog import _Catalog, _unit
 from primetime.data.synthetic.config import DAY, WorldConfig
 from primetime.data.synthetic.truth import _AFF_MID, _RATING_MID, _RATING_SLOPE, TrueModel
@@ -243,7 +243,9 @@ def _generate_chunk(
     is_rate = rng.random(E) < cfg.rate_prob
     complete = rng.random(E) < 1.0 / (1.0 + np.exp(-(1.5 * (aff - _AFF_MID) + 0.8)))
     event = np.where(
-        is_rate, EVENT_CODE["rate"], np.where(complete, EVENT_CODE["complete"], EVENT_CODE["play"])
+        is_rate,
+        EventType.RATE.code,
+        np.where(complete, EventType.COMPLETE.code, EventType.PLAY.code),
     )
     return {
         "user_idx": u.astype(np.int32),

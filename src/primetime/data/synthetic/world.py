@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from primetime.data.dataset import Dataset
-from primetime.data.interactions import EVENT_TYPES
+from primetime.data.events import EVENT_NAMES
 from primetime.data.synthetic.catalog import _Catalog, _make_catalog
 from primetime.data.synthetic.config import PRESETS, WorldConfig
 from primetime.data.synthetic.truth import TrueModel, WorldLatents
@@ -139,7 +139,7 @@ def _build_dataset(
     """The interaction log in id space, handed to :meth:`Dataset.from_frames`."""
     uid = pl.Series("user_id", lat.user_ids.tolist(), dtype=pl.Utf8)
     iid = pl.Series("item_id", lat.item_ids.tolist(), dtype=pl.Utf8)
-    names = pl.Series("event", list(EVENT_TYPES), dtype=pl.Utf8)
+    names = pl.Series("event", list(EVENT_NAMES), dtype=pl.Utf8)
     inter = pl.DataFrame(
         [
             uid.gather(log_idx["user_idx"].cast(pl.Int64) - 1),

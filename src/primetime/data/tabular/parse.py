@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import polars as pl
 
 from primetime.data.dataset import sha256_file
 from primetime.data.errors import DataFormatError
-from primetime.data.interactions import EVENT_TYPES
+from primetime.data.events import EVENT_NAMES, EventType
 from primetime.data.tabular.read import _where
 
 log = logging.getLogger(__name__)
@@ -176,21 +177,28 @@ def _datetime_seconds(s: pl.Series) -> pl.Series:
 
 
 def parse_event(df: pl.DataFrame, column: str, path: str | Path) -> pl.Series:
-    """Column of event names (case-insensitive) from :data:`EVENT_TYPES`.
+    """Column of canonical event names (:class:`EventType` values).
+
+    Any spelling :meth:`EventType.parse` reads is accepted (any case, ``_`` for
+    ``-``, the legacy ``search_click``), so files written with the old names load.
 
     Raises:
         DataFormatError: at the first unknown or empty event name.
     """
-    src = _text(df[column]).str.to_lowercase()
+    src = _text(df[column])
+    canonical: dict[str, str] = {}
+    for name in src.drop_nulls().unique().to_list():
+        with contextlib.suppress(ValueError):  # unknown: refused by _fail below
+            canonical[name] = EventType.parse(name).value
     _fail(
         df,
-        src.is_not_null() & ~src.is_in(EVENT_TYPES),
+        src.is_not_null() & ~src.is_in(list(canonical)),
         path,
         column,
-        f"an event type (one of {list(EVENT_TYPES)})",
+        f"an event type (one of {list(EVENT_NAMES)})",
     )
     _check_required(df, src, path, column)
-    return src.alias(column)
+    return src.replace_strict(canonical, return_dtype=pl.Utf8).alias(column)
 
 
 def lenient_int(

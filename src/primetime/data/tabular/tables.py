@@ -52,7 +52,8 @@ class ColumnMapping:
         timestamp: Event time column (unix seconds, fractional seconds, or ISO-8601
             date-times), or None when the log has none (all events then get time 0
             and file order is the only order).
-        event: Event type column (names from ``EVENT_TYPES``), or None.
+        event: Event type column (``EventType`` names in any spelling
+            ``EventType.parse`` reads, e.g. ``add_to_list``), or None.
     """
 
     user: str = "user_id"

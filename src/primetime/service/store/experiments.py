@@ -10,15 +10,16 @@ from typing import Any, Final
 from sqlalchemy import case, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
+from primetime.data.events import EventType
 from primetime.service.db import Event, Experiment, ExperimentAssignment, Impression
 from primetime.service.store.base import StoreBase
 from primetime.service.store.errors import NotFound
 from primetime.service.store.records import Arm, ArmOutcome, ExperimentRecord
 from primetime.service.store.validate import _check_id, _check_slug, _check_str
 
-CLICK_TYPES: Final = ("click", "play")
+CLICK_TYPES: Final[tuple[str, ...]] = (EventType.CLICK.value, EventType.PLAY.value)
 """Event types that count as a click on an impression in `experiment_outcomes`."""
-COMPLETE_TYPES: Final = ("complete",)
+COMPLETE_TYPES: Final[tuple[str, ...]] = (EventType.COMPLETE.value,)
 """Event types that count as a completion in `experiment_outcomes`."""
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from primetime.data.events import EventType
 from primetime.service.db import EVENT_TYPES, ITEM_ID_MAX, SLUG_MAX
 from primetime.service.store.validate import _check_str, _check_ts
 
@@ -31,7 +32,7 @@ class NewEvent:
 
     Attributes:
         item_id: external title id.
-        event_type: one of `db.EVENT_TYPES`.
+        event_type: one of `db.EVENT_TYPES` (the `EventType` values, as the API spells them).
         ts: when it happened, unix seconds (client clock); None = when the server stores it.
         rating: 1–5, required for `rate` and refused for every other type.
         device: free-form client device label (≤ 64 chars).
@@ -57,7 +58,7 @@ class NewEvent:
             )
         if self.ts is not None:
             _check_ts("ts", self.ts)
-        if self.event_type == "rate":
+        if self.event_type == EventType.RATE:
             if self.rating is None:
                 raise ValueError("rating: required for event_type 'rate'")
             if isinstance(self.rating, bool) or not isinstance(self.rating, int | float):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from primetime.data.events import EventType
 from primetime.service import actions
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import EventIn
@@ -21,25 +22,19 @@ from primetime.web.session import Viewer
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
-#: Form actions of the title page -> event types of the API.
-ACTIONS = {
-    "play": "play",
-    "complete": "complete",
-    "like": "like",
-    "dislike": "dislike",
-    "add-to-list": "add-to-list",
-    "remove-from-list": "remove-from-list",
-    "rate": "rate",
+#: What the title page says after each of its form actions (the buttons' values are
+#: the event types themselves).
+DONE: dict[EventType, str] = {
+    EventType.PLAY: "Playing {t}",
+    EventType.COMPLETE: "Marked {t} as watched",
+    EventType.LIKE: "You liked {t}",
+    EventType.DISLIKE: "You disliked {t}: you will see less like it",
+    EventType.ADD_TO_LIST: "Added {t} to your list",
+    EventType.REMOVE_FROM_LIST: "Removed {t} from your list",
+    EventType.RATE: "You rated {t} {r} out of 5",
 }
-DONE = {
-    "play": "Playing {t}",
-    "complete": "Marked {t} as watched",
-    "like": "You liked {t}",
-    "dislike": "You disliked {t}: you will see less like it",
-    "add-to-list": "Added {t} to your list",
-    "remove-from-list": "Removed {t} from your list",
-    "rate": "You rated {t} {r} out of 5",
-}
+#: Form actions of the title page (a subset of the event types).
+ACTIONS = frozenset(DONE)
 
 
 # -------------------------------------------------------------------- home
@@ -115,15 +110,15 @@ def title_event(
     idx = svc.item_index(item_id)
     if idx is None:
         return error_page(request, 404, f"There is no title {item_id!r}.", user=user)
-    action = action or ("rate" if rating else "")
-    if action not in ACTIONS:
+    kind = EventType.try_parse(action) if action else (EventType.RATE if rating else None)
+    if kind is None or kind not in ACTIONS:
         return error_page(request, 422, f"Unknown action {action!r}.", user=user)
     try:
-        stars = float(rating) if action == "rate" else None
+        stars = float(rating) if kind == EventType.RATE else None
         event = EventIn.model_validate(
             {
                 "item_id": item_id,
-                "event_type": ACTIONS[action],
+                "event_type": kind,
                 "rating": stars,
                 "device": "web",
                 "request_id": rid[:128] or None,
@@ -135,7 +130,7 @@ def title_event(
     if not is_fragment(request):
         return see_other(views.title_url(item_id, rid or None))
     title = display_title(svc.titles[idx - 1])
-    status = DONE[action].format(t=title, r=f"{stars:g}" if stars else "")
+    status = DONE[kind].format(t=title, r=f"{stars:g}" if stars else "")
     ctx = {**_title_context(svc, user, idx, rid or None), "status": status}
     return render(request, "_title_live.html", ctx, user=user)
 
