@@ -255,8 +255,10 @@ def fit_model(
     from primetime.eval.validation import ndcg_at_10
 
     data = data if data is not None else prepare_data(spec.data, progress=progress)
-    sp, side = data.split, data.side
     cls = get_model_class(spec.model)
+    if "text" in cls.uses:  # encoded once per opened data set, cached on disk by text
+        data.side = data.side.with_text_vectors(device=spec.options.device or "cpu")
+    sp, side = data.split, data.side
     options = dataclasses.replace(spec.options, validation=ndcg_at_10)
     valid = sp.valid if len(sp.valid) else None
     chosen = dict(spec.overrides)

@@ -9,8 +9,11 @@ text of item_idx ``k`` (index 0, padding, is the empty string).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from primetime.data.catalog import Catalog
 from primetime.data.graph import KnowledgeGraph
@@ -32,12 +35,25 @@ class SideData:
         users: User metadata (age, gender, occupation …), same user vocabulary.
         item_texts: Per item_idx, a short text (title, genres, description),
             index 0 empty; None when no catalog is known.
+        text_vectors: (items.size, D) float32 unit vectors of ``item_texts`` (row 0
+            and empty texts zero), filled by :meth:`with_text_vectors` for models
+            whose ``uses`` names "text"; None until then.
     """
 
     catalog: Catalog | None = None
     kg: KnowledgeGraph | None = None
     users: Users | None = None
     item_texts: tuple[str, ...] | None = None
+    text_vectors: np.ndarray | None = None
+
+    def with_text_vectors(self, *, encoder: str | None = None, device: str = "cpu") -> SideData:
+        """This side data with ``text_vectors`` encoded (cached on disk by text)."""
+        if self.text_vectors is not None or self.item_texts is None:
+            return self
+        from primetime.data.text import encode_texts
+
+        vectors = encode_texts(self.item_texts, encoder=encoder, device=device)
+        return dataclasses.replace(self, text_vectors=vectors)
 
     @classmethod
     def of(cls, dataset: Dataset) -> SideData:
@@ -72,6 +88,7 @@ class SideData:
             "kg_triples": len(self.kg) if self.kg is not None else 0,
             "user_rows": len(self.users) if self.users is not None else 0,
             "item_texts": sum(1 for t in self.item_texts or () if t),
+            "text_dims": int(self.text_vectors.shape[1]) if self.text_vectors is not None else 0,
         }
 
 

@@ -99,6 +99,9 @@ class Recommender(ABC):
     config_class: ClassVar[type]
     #: Config overrides tried by ``benchmark --tune``, chosen on valid only.
     tuning_grid: ClassVar[list[dict[str, Any]]] = []
+    #: Side data the model needs prepared before ``fit``: "text" makes the life cycle
+    #: encode ``side.item_texts`` into ``side.text_vectors`` (cached on disk).
+    uses: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.config_class()
