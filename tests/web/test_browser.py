@@ -358,8 +358,9 @@ def test_admin_page_refuses_a_non_admin_and_opens_with_the_token(new_tab) -> Non
     tab.page.wait_for_url("**/admin")
     tab.settle()
     assert tab.page.get_by_role("heading", name="Model versions").is_visible()
-    table = tab.page.locator("#admin-models table").inner_text()
+    table = tab.page.get_by_role("table", name="Registered model versions").inner_text()
     assert "itemknn" in table and "0.3100" in table and "serving" in table
+    assert tab.page.get_by_role("table", name="Promotion history").is_visible()
     assert "GET /admin" in tab.page.locator("#admin-stats").inner_text()
     tab.page.evaluate("window.__sameDocument = true")
     tab.page.get_by_role("button", name="Reload models", exact=True).click()
