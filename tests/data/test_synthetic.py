@@ -143,7 +143,10 @@ def test_catalog_and_kg_are_realistic(world: World) -> None:
             overlaps.append(len(set(a) & set(b)) / max(len(set(a) | set(b)), 1))
     assert np.mean(overlaps) > 0.4
     rel = ds.kg.relation_counts()
-    for r in ("actor", "director", "writer", "genre", "network", "season_of", "next_season"):
+    for r in (
+        *("actor", "director", "writer", "creator", "genre", "subgenre", "subgenre_of"),
+        *("network", "season_of", "next_season"),
+    ):
         assert rel.get(r, 0) > 0, r
     nxt = ds.kg.triples.filter(pl.col("relation") == "next_season")
     lat = world.latents
@@ -153,6 +156,44 @@ def test_catalog_and_kg_are_realistic(world: World) -> None:
     users = ds.users.frame
     assert {"platforms", "top_genre", "activity"} <= set(users.columns)
     assert users["platforms"].list.len().min() >= 1
+
+
+def test_kg_links_seasons_genres_people_and_networks(world: World) -> None:
+    ds = world.dataset
+    frame = ds.catalog.frame
+    kg = ds.kg.triples
+    triples = set(kg.iter_rows())
+    shows = frame.filter(pl.col("kind") == "show")
+    movies = frame.filter(pl.col("kind") == "movie")
+    by_key = {
+        (r["series_id"], r["season_number"]): r["item_id"] for r in shows.iter_rows(named=True)
+    }
+    # every season n > 1 has a next_season edge from season n - 1, and every season its series
+    for (series, n), iid in by_key.items():
+        assert (iid, "season_of", f"series:{series}") in triples
+        if n > 1:
+            assert (by_key[(series, n - 1)], "next_season", iid) in triples
+    nxt = kg.filter(pl.col("relation") == "next_season")
+    assert nxt.height == shows.height - shows["series_id"].n_unique()
+    # counts per relation: one network / series / creator per season, one director per title
+    rel = ds.kg.relation_counts()
+    assert rel["network"] == rel["season_of"] == rel["creator"] == shows.height
+    assert rel["director"] == frame.height
+    assert movies.height <= rel["writer"] <= 2 * movies.height
+    assert 3 * frame.height <= rel["actor"] <= 8 * frame.height
+    # genres: one top genre or two (plus Holiday), one leaf or two; the tree over the leaves
+    assert frame.height <= rel["subgenre"] <= 2 * frame.height
+    assert frame.height <= rel["genre"] <= 3 * frame.height
+    tree = dict(kg.filter(pl.col("relation") == "subgenre_of").select("head", "tail").iter_rows())
+    assert tree == {f"genre:{leaf}": f"genre:{p}" for leaf, p in leaf_genres()[: TINY.n_genres]}
+    sub = kg.filter(pl.col("relation") == "subgenre")
+    assert set(sub["tail"]) <= set(tree)
+    # the tails name people as the catalog does: a title's actors are its cast
+    first = frame.row(0, named=True)
+    actors = kg.filter((pl.col("head") == first["item_id"]) & (pl.col("relation") == "actor"))
+    assert actors["tail"].to_list() == [f"person:{p}" for p in first["cast"]]
+    # same seed, same graph
+    assert generate(TINY).dataset.kg.triples.equals(kg)
 
 
 # ------------------------------------------------------------ realism
@@ -383,6 +424,25 @@ def test_save_load_round_trip(world: World, tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         again.dataset.interactions.item_idx, world.dataset.interactions.item_idx
     )
+
+
+def test_a_world_of_an_older_format_is_generated_again(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from primetime.data.synthetic import WORLD_FORMAT_VERSION, load_or_generate, saved_format
+
+    world.save(tmp_path)
+    assert saved_format(tmp_path) == WORLD_FORMAT_VERSION
+    meta = json.loads((tmp_path / "world.json").read_text())
+    (tmp_path / "world.json").write_text(json.dumps({**meta, "format_version": 1}))
+    with pytest.raises(ValueError, match="generate it again"):
+        World.load(tmp_path)
+    again = load_or_generate(TINY, tmp_path)
+    assert "format 1" in caplog.text
+    assert saved_format(tmp_path) == WORLD_FORMAT_VERSION
+    assert again.dataset.kg.triples.equals(world.dataset.kg.triples)
 
 
 def test_out_dir_writes_parts_and_gives_the_same_world(world: World, tmp_path: Path) -> None:

@@ -53,7 +53,11 @@ def open_dataset(spec: str, *, progress: Progress | None = None) -> Loaded:
         name = f"synthetic-{preset}-seed{seed}"
         d = paths.datasets_dir() / name
         cfg = dataclasses.replace(synthetic.PRESETS[preset], seed=seed)
-        world = synthetic.World.load(d) if (d / "world.json").exists() else None
+        found = synthetic.saved_format(d)
+        current = found == synthetic.WORLD_FORMAT_VERSION
+        if (d / "world.json").exists() and not current:
+            log.warning("%s: cached world has format %s; regenerating", name, found)
+        world = synthetic.World.load(d) if current else None
         if world is not None and world.config != cfg:
             log.warning(
                 "%s: cached world was made with another preset definition; regenerating", name

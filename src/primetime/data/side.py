@@ -10,10 +10,12 @@ text of item_idx ``k`` (index 0, padding, is the empty string).
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import polars as pl
 
 from primetime.data.catalog import Catalog
 from primetime.data.graph import KnowledgeGraph
@@ -33,7 +35,8 @@ class SideData:
             vocabulary as the training log.
         kg: Typed triples; titles appear by their ``item_id``.
         users: User metadata (age, gender, occupation …), same user vocabulary.
-        item_texts: Per item_idx, a short text (title, genres, description),
+        item_texts: Per item_idx, a short text (title, kind, genres, people and
+            counts of the graph's facts, description; see :func:`item_texts`),
             index 0 empty; None when no catalog is known.
         text_vectors: (items.size, D) float32 unit vectors of ``item_texts`` (row 0
             and empty texts zero), filled by :meth:`with_text_vectors` for models
@@ -68,12 +71,12 @@ class SideData:
         kg: KnowledgeGraph | None = None,
         users: Users | None = None,
     ) -> SideData:
-        """SideData with ``item_texts`` made from the catalog; an empty graph becomes None."""
+        """SideData with ``item_texts`` from the catalog and graph; an empty graph becomes None."""
         return cls(
             catalog=catalog,
             kg=kg if kg is not None and len(kg) else None,
             users=users,
-            item_texts=item_texts(catalog) if catalog is not None else None,
+            item_texts=item_texts(catalog, kg) if catalog is not None else None,
         )
 
     @property
@@ -92,19 +95,144 @@ class SideData:
         }
 
 
-def item_texts(catalog: Catalog) -> tuple[str, ...]:
-    """``"Title (year). Genres: a, b. Description"`` per item_idx; index 0 is ``""``."""
+#: Relation (the last dotted part of its name) -> the fact it states, for counts in words.
+_FACT_OF = {
+    "actor": "actor",
+    "director": "director",
+    "directed_by": "director",
+    "creator": "creator",
+    "writer": "writer",
+    "written_by": "writer",
+    "produced_by": "producer",
+    "producer": "producer",
+    "cinematography": "cinematographer",
+    "production_companies": "company",
+    "award_won": "award_won",
+    "award_nomination": "award_nomination",
+    "language": "language",
+    "country": "country",
+    "subjects": "subject",
+    "sequel": "sequel",
+    "prequel": "prequel",
+}
+#: Fact -> (one, several) in words, in the order the texts list them.
+_FACT_WORDS = {
+    "actor": ("cast member", "cast members"),
+    "creator": ("creator", "creators"),
+    "director": ("director", "directors"),
+    "writer": ("writer", "writers"),
+    "producer": ("producer", "producers"),
+    "cinematographer": ("cinematographer", "cinematographers"),
+    "company": ("production company", "production companies"),
+    "award_won": ("award won", "awards won"),
+    "award_nomination": ("award nomination", "award nominations"),
+    "language": ("language", "languages"),
+    "country": ("country", "countries"),
+    "subject": ("subject", "subjects"),
+    "sequel": ("a sequel", "sequels"),
+    "prequel": ("a prequel", "prequels"),
+}
+#: Facts whose people are named when the graph knows their names (``person:<name>``).
+_NAMED = {"creator": "Created by", "director": "Directed by", "writer": "Written by"}
+#: Lead cast members named.
+LEAD_CAST = 3
+_SEASON_SUFFIX = re.compile(r"\s*(?:[—–:-]\s*)?Season \d+$")
+
+
+def _title_facts(kg: KnowledgeGraph, item_ids: list[str]) -> dict[str, dict[str, list[str]]]:
+    """item_id -> fact (or "genre" / "subgenre") -> distinct tails, in graph order."""
+    triples = kg.triples.filter(pl.col("head").is_in(pl.Series(item_ids, dtype=pl.Utf8).implode()))
+    out: dict[str, dict[str, list[str]]] = {}
+    grouped = triples.group_by("head", "relation", maintain_order=True).agg("tail")
+    for head, relation, tails in grouped.iter_rows():
+        short = relation.rsplit(".", 1)[-1]
+        if short in ("genre", "subgenre"):
+            fact = short  # only our own "genre:<name>" tails; Freebase genres are ids
+            tails = [t.removeprefix("genre:") for t in tails if t.startswith("genre:")]
+        elif short in _FACT_OF:
+            fact = _FACT_OF[short]
+        else:
+            continue
+        facts = out.setdefault(head, {})
+        facts[fact] = list(dict.fromkeys([*facts.get(fact, []), *tails]))
+    return out
+
+
+def _person(tail: str) -> str | None:
+    """The name in ``person:<name>``; None for an id (``person:000123``, a Freebase mid)."""
+    name = tail.removeprefix("person:")
+    return name if name != tail and name and not name.isdigit() else None
+
+
+def _count(n: int, one: str, several: str) -> str:
+    """``1 director``, ``a sequel``, ``3 writers``."""
+    if n == 1:
+        return one if one.startswith("a ") else f"1 {one}"
+    return f"{n} {several}"
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def item_texts(catalog: Catalog, kg: KnowledgeGraph | None = None) -> tuple[str, ...]:
+    """One sentence-like text per item_idx from the catalog and the graph; index 0 is ``""``.
+
+    Sentences, each left out when unknown: ``Title (year)``; the kind when the
+    catalog holds shows (``Movie``, ``Season 2 of <series>``, ``Series``);
+    ``On <network>``; ``Genres: …`` (and ``Subgenres: …`` when the graph tells
+    them apart); the people the graph names (``Created by``, ``Directed by``,
+    ``Written by``, ``Starring`` the first :data:`LEAD_CAST`; else the catalog's
+    cast); counts of the graph's other facts in words (``24 cast members, 1
+    director, 4 awards won, a sequel`` — MovieLens' Freebase entities have no
+    names); the description. E.g. ``Star Wars (1977). Genres: Action,
+    Adventure. 40 cast members, 1 director, 2 writers, a sequel.``
+    """
     frame = catalog.frame
-    titles = frame["title"].to_list()
-    years = frame["year"].to_list()
-    genres = frame["genres"].to_list()
-    descriptions = frame["description"].to_list()
+    ids = frame["item_id"].to_list()
+    facts = _title_facts(kg, ids) if kg is not None and len(kg) else {}
+    has_shows = bool((frame["kind"] == "show").any())
+    cols = ("title", "year", "genres", "kind", "network", "season_number", "cast", "description")
     out = [""]
-    for title, year, gen, desc in zip(titles, years, genres, descriptions, strict=True):
-        text = f"{title} ({year})" if year else str(title)
-        if gen:
-            text += ". Genres: " + ", ".join(gen)
+    for iid, row in zip(ids, frame.select(cols).iter_rows(), strict=True):
+        title, year, genres, kind, network, season, cast, desc = row
+        f = facts.get(iid, {})
+        parts = [f"{title} ({year})" if year else str(title)]
+        kind_text = ""
+        if has_shows:
+            if kind == "movie":
+                kind_text = "Movie"
+            elif season is not None:
+                series = _SEASON_SUFFIX.sub("", str(title)) or str(title)
+                kind_text = f"Season {season} of {series}"
+            else:
+                kind_text = "Series"
+        if kind_text and not str(desc or "").startswith(kind_text):
+            parts.append(kind_text)
+        if network:
+            parts.append(f"On {network}")
+        subs = set(f.get("subgenre", ()))
+        top = [g for g in genres or () if g not in subs]
+        if top:
+            parts.append("Genres: " + ", ".join(top))
+        if subs:
+            parts.append("Subgenres: " + ", ".join(f["subgenre"]))
+        named = {k: [n for n in map(_person, f.get(k, ())) if n is not None] for k in _NAMED}
+        parts += [f"{_NAMED[k]} {_names(v)}" for k, v in named.items() if v]
+        lead = [n for n in map(_person, f.get("actor", ())) if n is not None] or list(cast or ())
+        if lead:
+            parts.append("Starring " + _names(lead[:LEAD_CAST]))
+        counts = []
+        for fact, (one, several) in _FACT_WORDS.items():
+            n = len(f.get(fact, ()))
+            if not n or named.get(fact) or (fact == "actor" and lead):
+                continue
+            counts.append(_count(n, one, several))
+        if counts:
+            joined = ", ".join(counts)
+            parts.append(joined[0].upper() + joined[1:])
+        text = ". ".join(parts) + "."
         if desc:
-            text += ". " + str(desc)
+            text += " " + str(desc)
         out.append(text)
     return tuple(out)

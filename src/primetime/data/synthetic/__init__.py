@@ -67,7 +67,13 @@ from primetime.data.synthetic.vocab import (
     TONES,
     leaf_genres,
 )
-from primetime.data.synthetic.world import WORLD_FORMAT_VERSION, World, generate, load_or_generate
+from primetime.data.synthetic.world import (
+    WORLD_FORMAT_VERSION,
+    World,
+    generate,
+    load_or_generate,
+    saved_format,
+)
 
 __all__ = [
     "DAY",
@@ -86,4 +92,5 @@ __all__ = [
     "generate",
     "leaf_genres",
     "load_or_generate",
+    "saved_format",
 ]

@@ -269,6 +269,7 @@ def _make_catalog(cfg: WorldConfig, rng: np.random.Generator) -> _Catalog:
     kg_r: list[str] = []
     kg_t: list[str] = []
     season_index = {(r[0], r[1]): j for j, r in enumerate(season_rows)}
+    leaf_names = {leaf for leaf, _ in leaves}
 
     def add(h: str, r: str, tails: list[str]) -> None:
         kg_h.extend([h] * len(tails))
@@ -309,16 +310,21 @@ def _make_catalog(cfg: WorldConfig, rng: np.random.Generator) -> _Catalog:
         genres_col.append(gs)
         cast_col.append([names[p] for p in cast_p])
         crew_col.append([names[p] for p in dir_p + wri_p])
-        add(iid, "actor", [f"person:{p:06d}" for p in cast_p])
-        add(iid, "director", [f"person:{p:06d}" for p in dir_p])
-        add(iid, "writer", [f"person:{p:06d}" for p in wri_p])
-        add(iid, "genre", [f"genre:{x}" for x in gs])
+        add(iid, "actor", [f"person:{names[p]}" for p in cast_p])
+        add(iid, "director", [f"person:{names[p]}" for p in dir_p])
+        # a movie's writers; a show's one writer across its seasons is its creator
+        add(iid, "writer" if b < M else "creator", [f"person:{names[p]}" for p in wri_p])
+        add(iid, "genre", [f"genre:{x}" for x in gs if x not in leaf_names])
+        add(iid, "subgenre", [f"genre:{x}" for x in gs if x in leaf_names])
         if b >= M:
             add(iid, "network", [f"network:{NETWORKS[int(network[k + 1]) - 1][0]}"])
-            add(iid, "season_of", [series_col[-1] or ""])
+            add(iid, "season_of", [f"series:{series_col[-1]}"])
     for k in range(N):
         if next_season[k + 1]:
             add(item_ids[k], "next_season", [item_ids[int(next_season[k + 1]) - 1]])
+    # the genre tree: each leaf genre of this world under its top genre
+    for leaf, parent in leaves:
+        add(f"genre:{leaf}", "subgenre_of", [f"genre:{parent}"])
 
     first_air = [None if src[k] < M else _as_date(item_day[k]) for k in range(N)]
     last_air: list[date | None] = []

@@ -24,7 +24,9 @@ from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
 
-WORLD_FORMAT_VERSION = 1
+#: 2: knowledge graph with subgenre / subgenre_of / creator relations, people by name,
+#: series as "series:<id>".
+WORLD_FORMAT_VERSION = 2
 
 
 def generate(
@@ -327,13 +329,33 @@ class World:
         return cls(config=config, dataset=dataset, latents=lat)
 
 
+def saved_format(directory: str | Path) -> int | None:
+    """The format version of the world saved in ``directory``; None if none can be read."""
+    f = Path(directory) / "world.json"
+    if not f.exists():
+        return None
+    try:
+        version = json.loads(f.read_text()).get("format_version")
+    except (OSError, ValueError):
+        return None
+    return version if isinstance(version, int) else None
+
+
 def load_or_generate(preset: str | WorldConfig, directory: str | Path) -> World:
-    """The world saved in ``directory``, generating (and saving) it first if absent."""
+    """The world saved in ``directory``, generating (and saving) it first if absent or stale."""
     config = PRESETS[preset] if isinstance(preset, str) else preset
     d = Path(directory)
-    if (d / "world.json").exists():
+    found = saved_format(d)
+    if found == WORLD_FORMAT_VERSION:
         world = World.load(d)
         if world.config == config:
             return world
         log.warning("%s holds a different world config; generating again", d)
+    elif (d / "world.json").exists():
+        log.warning(
+            "%s holds a world of format %s (now %s); generating again",
+            d,
+            found,
+            WORLD_FORMAT_VERSION,
+        )
     return generate(config, out_dir=d)
