@@ -131,8 +131,10 @@ class BenchmarkSpec:
         data: Data set spec for :func:`open_dataset` (ignored with ``split_dir``).
         names: Model names, in table order.
         task: "topn" (Task A) or "rating" (Task B).
-        split: "loo", "ratio" or "temporal".
-        split_dir: Bring-your-own split folder (train/valid/test.tsv), or None.
+        split: "loo", "ratio", "temporal" or "cold-items" (Task C: test ranked among
+            the held-out new titles only).
+        split_dir: Bring-your-own split folder (train/valid/test.tsv, optional
+            candidates.tsv), or None.
         tune: Search each model's grid on valid before the final fit.
         k: Length of exported top-K lists.
         export_topk: Folder for ``<model>.tsv`` top-K lists (Task A), or None.
@@ -206,7 +208,17 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
     prepared = prepare(DataSpec(data=data, split=split, split_dir=split_dir, seed=seed))
     sp, world, data_name = prepared.split, prepared.world, prepared.name
     catalog = prepared.side.catalog
-    console.print(f"[bold]{data_name}[/] · task {task} · split {sp.protocol} · {sp.sizes()}")
+    restricted = sp.describe_candidates()
+    console.print(
+        f"[bold]{data_name}[/] · task {task} · split {sp.protocol} · {sp.sizes()}"
+        + (f" · {restricted}" if restricted else "")
+    )
+    test_candidates = sp.candidates_of("test") if task == "topn" else None
+    if sampled and test_candidates is not None:
+        raise ValueError(
+            "--sampled ranks among random unseen titles; this split ranks test among its "
+            f"{test_candidates.size} candidate titles: drop --sampled"
+        )
 
     def on_trial(name: str, cfg: dict[str, Any], value: float) -> None:
         metric = "RMSE" if task == "rating" else "NDCG@10"
@@ -259,13 +271,26 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
         res = evaluate(oracle, test_set, ks=ks, catalog=catalog, train=sp.train)
         runs.append(ModelRun(name="oracle", config={}, fit_seconds=0.0, result=res))
 
+    if task == "rating":
+        task_label = "B: rating prediction"
+    elif test_candidates is not None:
+        task_label = (
+            f"C: new titles (cold-start items), ranked among {test_candidates.size} "
+            "candidate titles only"
+        )
+    else:
+        task_label = "A: next-item top-N, full ranking"
+    candidates_facts = {
+        part: int(c.size) for part in ("valid", "test") if (c := sp.candidates_of(part)) is not None
+    }
     stamp = make_stamp(
         dataset=data_name,
-        task="A: next-item top-N, full ranking" if task == "topn" else "B: rating prediction",
+        task=task_label,
         protocol=sp.protocol,
         split_sizes=sp.sizes(),
         seed=seed,
         extra={
+            **({"candidates": candidates_facts} if candidates_facts else {}),
             "tuned_on_valid": tune,
             "fit_seconds": {r.name: round(r.fit_seconds, 2) for r in runs},
             "configs": {r.name: r.config for r in runs},
@@ -275,6 +300,10 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
     )
     results = [r.result for r in runs]
     if task == "topn":
+        reference: tuple[str, ...] | None = spec.versus or None
+        if reference is None and test_candidates is not None:
+            # on new titles the references are the content-free floor and genre bar
+            reference = tuple(n for n in ("random", "genre-profile") if n in names) or None
         rep = Report(
             results=results + extra_results,
             stamp=stamp,
@@ -282,7 +311,7 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
             data=sp.train,
             train=sp.train,
             n_boot=n_boot,
-            reference=spec.versus or None,
+            reference=reference,
         )
         summary = to_contract_json(results)
     else:
@@ -314,10 +343,12 @@ def _topn_table(runs: Sequence[ModelRun], n_boot: int) -> Any:
     """One row per model: key metrics as mean ± half-width of the 95% CI."""
     from rich.table import Table
 
+    from primetime.eval.protocol import protocol_title
+
     first = runs[0].result
     t = Table(
-        title=f"{first.evalset} · full ranking · {first.n_users} users · mean ± 95% CI "
-        "(full table in the report)"
+        title=f"{first.evalset} · {protocol_title(first.protocol)} · {first.n_users} users · "
+        "mean ± 95% CI (full table in the report)"
     )
     metrics = ("HR@10", "NDCG@10", "MRR@10")
     for col in ("model", *metrics, "Cov@10"):

@@ -21,6 +21,7 @@ selection fit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,26 +35,35 @@ from primetime.data.interactions import Interactions
 from primetime.data.open import Loaded, Progress, open_dataset
 from primetime.data.side import SideData
 from primetime.data.splitdir import open_split_dir
-from primetime.data.splits import Split, leave_one_out, ratio_split, temporal_split
+from primetime.data.splits import (
+    Split,
+    cold_items_split,
+    leave_one_out,
+    ratio_split,
+    temporal_split,
+)
 from primetime.models import MODELS, Recommender, get_model_class
 from primetime.models.base import FitOptions, FitReport, config_from_dict
 from primetime.registry import ModelRegistry, ModelVersion
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("loo", "ratio", "temporal")
+SPLITS = ("loo", "ratio", "temporal", "cold-items")
 #: Metrics recorded with a version: the top-N headline and the rating pair.
 RECORDED = ("HR@10", "NDCG@10", "MRR@10", "MAE", "RMSE")
 
 
 def make_split(dataset: Dataset, kind: str, *, seed: int = 42) -> Split:
-    """The split named ``kind`` (EVALUATION.md): loo, ratio (90/10) or temporal."""
+    """The split named ``kind`` (EVALUATION.md): loo, ratio (90/10), temporal or
+    cold-items (Task C: the newest 10% of titles held out, ranked among themselves)."""
     if kind == "loo":
         return leave_one_out(dataset.interactions)
     if kind == "ratio":
         return ratio_split(dataset.interactions, seed=seed)
     if kind == "temporal":
         return temporal_split(dataset.interactions)
+    if kind == "cold-items":
+        return cold_items_split(dataset.interactions)
     raise ValueError(f"unknown split {kind!r}; choose one of {SPLITS}")
 
 
@@ -77,7 +87,7 @@ class DataSpec:
 
     Attributes:
         data: Data set spec for :func:`primetime.data.open.open_dataset`.
-        split: "loo", "ratio" or "temporal" (ignored with ``split_dir``).
+        split: "loo", "ratio", "temporal" or "cold-items" (ignored with ``split_dir``).
         split_dir: A bring-your-own split folder (``primetime.data.splitdir``).
         seed: Seed of the ratio split.
     """
@@ -259,8 +269,14 @@ def fit_model(
     if "text" in cls.uses:  # encoded once per opened data set, cached on disk by text
         data.side = data.side.with_text_vectors(device=spec.options.device or "cpu")
     sp, side = data.split, data.side
-    options = dataclasses.replace(spec.options, validation=ndcg_at_10)
     valid = sp.valid if len(sp.valid) else None
+    valid_candidates = sp.candidates_of("valid")
+    validation = (
+        functools.partial(ndcg_at_10, candidates=valid_candidates)
+        if valid is not None and valid_candidates is not None
+        else ndcg_at_10
+    )
+    options = dataclasses.replace(spec.options, validation=validation)
     chosen = dict(spec.overrides)
     trials: list[dict[str, Any]] = []
     if spec.tune and cls.tuning_grid and valid is not None:

@@ -84,14 +84,20 @@ def data_split(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the split into.")],
     data: DataOpt = "ml-100k",
     split: Annotated[
-        str, typer.Option(help="`loo` (leave-one-out by time), `ratio` (90/10) or `temporal`.")
+        str,
+        typer.Option(
+            help="`loo` (leave-one-out by time), `ratio` (90/10), `temporal` or `cold-items` "
+            "(new titles; also writes `candidates.tsv` and `valid_candidates.tsv`)."
+        ),
     ] = "loo",
     seed: Annotated[int, typer.Option(help="Seed of the ratio split.")] = 42,
 ) -> None:
     """Write a data set's split as a bring-your-own split folder: `train.tsv`,
-    `valid.tsv`, `test.tsv`, and the metadata `items.tsv`, `users.tsv` and `kg.tsv`
-    where the data set has them. `benchmark --split-dir` and `train --split-dir` read
-    it back into the same index spaces, so models score as on the built-in split."""
+    `valid.tsv`, `test.tsv`, the candidate sets of a `cold-items` split
+    (`candidates.tsv`, `valid_candidates.tsv`), and the metadata `items.tsv`,
+    `users.tsv` and `kg.tsv` where the data set has them. `benchmark --split-dir` and
+    `train --split-dir` read it back into the same index spaces, so models score as on
+    the built-in split."""
     from primetime.data.splitdir import write_split_dir
     from primetime.experiment import prepare
     from primetime.lifecycle import DataSpec
@@ -99,6 +105,9 @@ def data_split(
     prepared = prepare(DataSpec(data=data, split=split, seed=seed))
     d = write_split_dir(prepared.split, out_dir, side=prepared.side)
     files = ", ".join(sorted(p.name for p in d.iterdir()))
+    restricted = prepared.split.describe_candidates()
     out.print(
-        f"{prepared.name} · {prepared.split.protocol} · {prepared.split.sizes()} → {d}: {files}"
+        f"{prepared.name} · {prepared.split.protocol} · {prepared.split.sizes()}"
+        + (f" · {restricted}" if restricted else "")
+        + f" → {d}: {files}"
     )

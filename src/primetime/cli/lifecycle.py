@@ -37,7 +37,10 @@ def train(
     model: Annotated[str, typer.Argument(help=f"Model: {', '.join(MODELS)}.")],
     data: DataOpt = "ml-100k",
     split: Annotated[
-        str, typer.Option(help="`loo` (leave-one-out by time), `ratio` (90/10) or `temporal`.")
+        str,
+        typer.Option(
+            help="`loo` (leave-one-out by time), `ratio` (90/10), `temporal` or `cold-items`."
+        ),
     ] = "",
     split_dir: Annotated[
         Path | None,

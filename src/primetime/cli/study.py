@@ -35,7 +35,12 @@ def benchmark(
         str, typer.Option(help="topn (next-item, full ranking) or rating (MAE/RMSE).")
     ] = "topn",
     split: Annotated[
-        str, typer.Option(help="loo, ratio or temporal; default loo for topn, ratio for rating.")
+        str,
+        typer.Option(
+            help="loo, ratio, temporal or cold-items (new titles: the newest 10% of titles "
+            "held out of train, test ranked among them only); default loo for topn, ratio "
+            "for rating."
+        ),
     ] = "",
     split_dir: Annotated[
         Path | None,
@@ -43,8 +48,10 @@ def benchmark(
             help="Bring your own split: `DIR/train.tsv`, `valid.tsv` (optional), `test.tsv` "
             "with header `user_id item_id rating timestamp`; optional `items.tsv` "
             "(`item_id title genres year`, genres `|`-separated, more catalog columns used "
-            "when present), `users.tsv` (`user_id` + metadata) and `kg.tsv` "
-            "(`head relation tail`). Overrides `--data`/`--split`."
+            "when present), `users.tsv` (`user_id` + metadata), `kg.tsv` "
+            "(`head relation tail`) and `candidates.tsv` / `valid_candidates.tsv` "
+            "(`item_id`: rank test / valid among these titles only, and export only them). "
+            "Overrides `--data`/`--split`."
         ),
     ] = None,
     tune: Annotated[

@@ -11,6 +11,10 @@ Layout of ``DIR`` (tab-separated, one header row each)::
     users.tsv   user_id [age gender occupation …]      optional
     kg.tsv      head relation tail                     optional: titles appear by
                 their item_id, as head or tail; other entities by any other id
+    candidates.tsv        item_id                      optional: test targets are ranked
+                among these titles only, and exported top-K lists hold only them
+                (EVALUATION.md Task C, new titles)
+    valid_candidates.tsv  item_id                      optional: the same for valid
 
 Vocabularies follow ``items.tsv`` / ``users.tsv`` order when those files exist
 (then ids seen only in the logs, in file order), so a split written from a
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 
 PARTS = ("train", "valid", "test")
 KG_HEADER = ("head", "relation", "tail")
+#: Candidate files: the part they restrict -> file name.
+CANDIDATE_FILES = {"test": "candidates.tsv", "valid": "valid_candidates.tsv"}
 
 
 def read_split_dir(directory: str | Path) -> Split:
@@ -49,7 +55,8 @@ def read_split_dir(directory: str | Path) -> Split:
 
 
 def open_split_dir(directory: str | Path) -> tuple[Split, SideData]:
-    """Read a split folder and its optional ``items.tsv``, ``users.tsv`` and ``kg.tsv``.
+    """Read a split folder and its optional ``items.tsv``, ``users.tsv``, ``kg.tsv``,
+    ``candidates.tsv`` and ``valid_candidates.tsv``.
 
     Returns:
         The split (vocabularies over every file, catalog order first) and the side
@@ -76,9 +83,15 @@ def open_split_dir(directory: str | Path) -> tuple[Split, SideData]:
     items_df = _read_items(d / "items.tsv") if (d / "items.tsv").exists() else None
     users_df = _read_users(d / "users.tsv") if (d / "users.tsv").exists() else None
     kg = _read_kg(d / "kg.tsv") if (d / "kg.tsv").exists() else None
+    cand_ids = {
+        part: _read_candidates(d / fname)
+        for part, fname in CANDIDATE_FILES.items()
+        if (d / fname).exists()
+    }
 
     item_ids = items_df["item_id"] if items_df is not None else pl.Series("item_id", [], pl.Utf8)
-    extra_items = _unseen(all_rows["item_id"], item_ids)
+    # candidate titles nobody interacted with still get an index (after the logs' ids)
+    extra_items = _unseen(pl.concat([all_rows["item_id"], *cand_ids.values()]), item_ids)
     if items_df is not None and len(extra_items):
         log.warning(
             "%s: %d item id(s) in the split are not in items.tsv; added with their id as title",
@@ -121,18 +134,21 @@ def open_split_dir(directory: str | Path) -> tuple[Split, SideData]:
             items=items,
         )
 
+    candidates = {part: items.indices(ids) for part, ids in cand_ids.items()}
     split = Split(
         train=to_inter(frames["train"]),
         valid=to_inter(frames["valid"]),
         test=to_inter(frames["test"]),
-        protocol=f"files:{d.name}",
+        protocol=f"files:{d.name}" + ("+candidates" if candidates else ""),
+        candidates=candidates,
     )
     return split, SideData.build(catalog=catalog, kg=kg, users=users_side)
 
 
 def write_split_dir(split: Split, directory: str | Path, *, side: SideData | None = None) -> Path:
-    """Write a split as ``train.tsv``, ``valid.tsv``, ``test.tsv`` (original ids) and,
-    from ``side``, ``items.tsv``, ``users.tsv`` and ``kg.tsv`` where known."""
+    """Write a split as ``train.tsv``, ``valid.tsv``, ``test.tsv`` (original ids), its
+    candidate sets as ``candidates.tsv`` / ``valid_candidates.tsv`` and, from ``side``,
+    ``items.tsv``, ``users.tsv`` and ``kg.tsv`` where known."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     for part in PARTS:
@@ -142,6 +158,13 @@ def write_split_dir(split: Split, directory: str | Path, *, side: SideData | Non
             .select("user_id", "item_id", "rating", "timestamp")
         )
         df.write_csv(d / f"{part}.tsv", separator="\t")
+    for part, fname in CANDIDATE_FILES.items():
+        cand = split.candidates_of(part)
+        if cand is None:
+            (d / fname).unlink(missing_ok=True)  # a stale file would restrict the new split
+            continue
+        frame = pl.DataFrame({"item_id": split.items.ids(cand)}, schema={"item_id": pl.Utf8})
+        frame.write_csv(d / fname, separator="\t")
     if side is None:
         return d
     if side.catalog is not None:
@@ -172,6 +195,26 @@ def _unseen(ids: pl.Series, known: pl.Series) -> list[str]:
     """Ids of ``ids`` (first-appearance order) that are not in ``known``."""
     uniq = ids.unique(maintain_order=True)
     return uniq.filter(~uniq.is_in(known.implode())).to_list()
+
+
+def _read_candidates(path: Path) -> pl.Series:
+    """The ``item_id`` column of a candidates file, distinct, in file order."""
+    if path.stat().st_size == 0:
+        raise DataFormatError(path, "file is empty; expected a header 'item_id'")
+    try:
+        df = pl.read_csv(path, separator="\t", infer_schema=False, quote_char=None)
+    except pl.exceptions.ComputeError as e:
+        raise DataFormatError(path, f"not a tab-separated file: {e}") from e
+    if "item_id" not in df.columns:
+        raise DataFormatError(path, "missing column 'item_id'; header must be 'item_id'", line=1)
+    ids = df["item_id"].str.strip_chars()
+    blank = ids.is_null() | (ids == "")
+    if blank.any():
+        row = int(blank.arg_max())  # type: ignore[arg-type]
+        raise DataFormatError(path, "empty item_id", line=row + 2)
+    if ids.len() == 0:
+        raise DataFormatError(path, "has a header but no item ids")
+    return ids.unique(maintain_order=True)
 
 
 def _read_items(path: Path) -> pl.DataFrame:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +27,35 @@ class Split:
         train: Fit on this.
         valid: Choose epochs and hyper-parameters on this (may be empty).
         test: Report on this, once.
-        protocol: How the split was made ("loo", "ratio-90/10-seed42", "temporal", "files").
+        protocol: How the split was made ("loo", "ratio-90/10-seed42", "temporal",
+            "cold-items-10%-min5", "files").
+        candidates: Per part ("valid", "test"), the item indices its targets are ranked
+            among (sorted, distinct); a part without an entry ranks the whole catalog.
+            Set by :func:`cold_items_split` and by split folders with ``candidates.tsv``.
     """
 
     train: Interactions
     valid: Interactions
     test: Interactions
     protocol: str
+    candidates: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        clean = {}
+        for part, items in self.candidates.items():
+            if part not in ("valid", "test"):
+                raise ValueError(f"candidates are for 'valid' or 'test', got {part!r}")
+            arr = np.unique(np.asarray(items, dtype=np.int64))
+            if arr.size == 0:
+                raise ValueError(f"{part} candidates are empty")
+            if arr[0] < 1 or arr[-1] >= self.train.items.size:
+                raise ValueError(f"{part} candidates hold item_idx outside the catalog")
+            clean[part] = arr
+        object.__setattr__(self, "candidates", clean)
+
+    def candidates_of(self, part: str) -> np.ndarray | None:
+        """(C,) sorted item indices ``part``'s targets are ranked among, or None (all)."""
+        return self.candidates.get(part)
 
     @property
     def items(self) -> Vocabulary:
@@ -48,6 +71,18 @@ class Split:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
+
+    def describe_candidates(self) -> str:
+        """``"test ranked among 168 candidate titles (valid: 168)"``, or "" without any."""
+        test, valid = self.candidates_of("test"), self.candidates_of("valid")
+        if test is None and valid is None:
+            return ""
+        parts = []
+        if test is not None:
+            parts.append(f"test ranked among {test.size} candidate titles")
+        if valid is not None:
+            parts.append(f"valid among {valid.size}")
+        return ", ".join(parts)
 
 
 def leave_one_out(inter: Interactions) -> Split:
@@ -128,6 +163,78 @@ def temporal_split(
         test=inter.take(role == 2),
         protocol=f"temporal-{valid_frac:g}/{test_frac:g}",
     )
+
+
+def cold_items_split(inter: Interactions, *, frac: float = 0.1, min_interactions: int = 5) -> Split:
+    """New titles (cold-start items), EVALUATION.md Task C.
+
+    Titles are ordered by their first appearance in the log (timestamp, equal
+    timestamps in file order). Among titles with at least ``min_interactions``
+    events, the newest ``n = round(frac x titles in the log)`` are the **test**
+    titles (the new releases) and the ``n`` before them the **valid** titles. The
+    choice is deterministic: no seed.
+
+    - **train**: every event on any other title (no event on a valid or test title).
+    - **test**: per user, the first event (time order) on a test title: the target.
+    - **valid**: per user, the first event on a valid title.
+
+    The other events on held-out titles are dropped. Test targets are ranked among
+    the test titles only (``candidates["test"]``), valid targets among the valid
+    titles, so a model can choose epochs on valid without seeing the test titles.
+    History for scoring test is train + valid as usual.
+
+    Raises:
+        ValueError: if fewer than ``2 n`` titles have ``min_interactions`` events.
+    """
+    if not 0 < frac < 0.5:
+        raise ValueError(f"frac must be in (0, 0.5), got {frac}")
+    if min_interactions < 1:
+        raise ValueError(f"min_interactions must be >= 1, got {min_interactions}")
+    n_rows = len(inter)
+    order = np.argsort(inter.timestamp, kind="stable")  # time order, ties by file order
+    size = inter.items.size
+    first = np.full(size, n_rows, dtype=np.int64)  # first position in time order
+    np.minimum.at(first, inter.item_idx[order], np.arange(n_rows, dtype=np.int64))
+    counts = np.bincount(inter.item_idx, minlength=size)
+    present = int((counts > 0).sum())
+    n = max(1, int(round(frac * present)))
+    eligible = np.flatnonzero(counts >= min_interactions)
+    if eligible.size < 2 * n:
+        raise ValueError(
+            f"cold-items needs {2 * n} titles with >= {min_interactions} events "
+            f"({frac:.0%} of {present} titles for test and as many for valid); "
+            f"this log has {eligible.size}"
+        )
+    newest_first = eligible[np.argsort(-first[eligible], kind="stable")]
+    test_items = np.sort(newest_first[:n])
+    valid_items = np.sort(newest_first[n : 2 * n])
+    role = np.zeros(size, dtype=np.int8)  # 0 train, 1 valid title, 2 test title
+    role[valid_items] = 1
+    role[test_items] = 2
+    row_role = role[inter.item_idx]
+
+    def first_per_user(which: int) -> np.ndarray:
+        """(N,) bool: each user's first row (time order) on a title of role ``which``."""
+        rows = order[row_role[order] == which]  # time order
+        _, idx = np.unique(inter.user_idx[rows], return_index=True)  # first occurrence
+        mask = np.zeros(n_rows, dtype=bool)
+        mask[rows[idx]] = True
+        return mask
+
+    split = Split(
+        train=inter.take(row_role == 0),
+        valid=inter.take(first_per_user(1)),
+        test=inter.take(first_per_user(2)),
+        protocol=f"cold-items-{frac:.0%}-min{min_interactions}",
+        candidates={"valid": valid_items, "test": test_items},
+    )
+    log.info(
+        "cold-items: %d test titles, %d valid titles, %s",
+        test_items.size,
+        valid_items.size,
+        split.sizes(),
+    )
+    return split
 
 
 def read_split_file(path: Path) -> pl.DataFrame:

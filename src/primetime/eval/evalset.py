@@ -3,7 +3,9 @@
 :class:`EvalSet` turns a split into what a model is asked: for every user
 with at least one held-out (target) interaction, a :class:`UserContext`
 holding the history it may use, the relevant item indices, and the items to
-exclude from the ranking (the whole history).
+exclude from the ranking (the whole history). An eval set may also carry a
+*candidate set* (EVALUATION.md Task C, new titles): then every other item is
+left out of the ranking, as if the catalog held the candidates only.
 """
 
 from __future__ import annotations
@@ -75,6 +77,8 @@ class EvalSet:
         rel_items: (T,) int64 relevant item_idx.
         now: (U,) int64 timestamp of each user's first target: the moment
             the recommendation is asked for.
+        candidates: (C,) int64 sorted item_idx the targets are ranked among
+            (every other item is ``-inf``), or None: the whole catalog.
     """
 
     name: str
@@ -87,23 +91,37 @@ class EvalSet:
     rel_indptr: np.ndarray
     rel_items: np.ndarray
     now: np.ndarray
+    candidates: np.ndarray | None = None
 
     # ------------------------------------------------------------ building
     @classmethod
     def for_valid(cls, split: Split) -> EvalSet:
-        """Model selection: history = train, targets = valid rows."""
-        return cls.from_parts(split.train, split.valid, name="valid")
+        """Model selection: history = train, targets = valid rows (ranked among the
+        split's valid candidates, when it has them)."""
+        return cls.from_parts(
+            split.train, split.valid, name="valid", candidates=split.candidates_of("valid")
+        )
 
     @classmethod
     def for_test(cls, split: Split) -> EvalSet:
         """Reporting: history = train + valid, targets = test rows.
 
         The valid item is part of the history, hence excluded from the ranking.
+        Targets are ranked among the split's test candidates, when it has them.
         """
-        return cls.from_parts(split.train_valid(), split.test, name="test")
+        return cls.from_parts(
+            split.train_valid(), split.test, name="test", candidates=split.candidates_of("test")
+        )
 
     @classmethod
-    def from_parts(cls, history: Interactions, targets: Interactions, name: str) -> EvalSet:
+    def from_parts(
+        cls,
+        history: Interactions,
+        targets: Interactions,
+        name: str,
+        *,
+        candidates: np.ndarray | None = None,
+    ) -> EvalSet:
         """Build from any history and targets sharing vocabularies.
 
         Every user with at least one target row is evaluated, including users
@@ -111,6 +129,9 @@ class EvalSet:
         Repeated targets of one item count once. A target that is also in the
         user's history is excluded from the ranking, so it is a miss; that is
         logged.
+
+        With ``candidates`` (item indices), targets are ranked among those items
+        only; a target outside them cannot be ranked (a miss), which is logged.
         """
         if history.users != targets.users:
             raise ValueError("history and targets have different user vocabularies")
@@ -142,6 +163,21 @@ class EvalSet:
                 name,
                 int(in_hist.sum()),
             )
+        cand = None
+        if candidates is not None:
+            cand = _sorted_unique(np.asarray(candidates, dtype=np.int64))
+            if cand.size == 0 or cand[0] < 1 or cand[-1] >= n_cols:
+                raise ValueError(
+                    f"{name}: candidates must be non-empty item indices in 1..{n_cols - 1}"
+                )
+            outside = ~_member(cand, rel_items)
+            if outside.any():
+                log.warning(
+                    "%s: %d relevant item(s) are not candidates; they cannot be ranked and "
+                    "count as misses",
+                    name,
+                    int(outside.sum()),
+                )
         es = cls(
             name=name,
             history=history,
@@ -153,13 +189,15 @@ class EvalSet:
             rel_indptr=rel_indptr,
             rel_items=rel_items,
             now=now.astype(np.int64),
+            candidates=cand,
         )
         log.info(
-            "eval set %s: %d users (%d without history), %d relevant items",
+            "eval set %s: %d users (%d without history), %d relevant items, %s",
             name,
             len(es),
             int((es.n_history == 0).sum()),
             rel_items.size,
+            "whole catalog" if cand is None else f"{cand.size} candidates",
         )
         return es
 
@@ -228,7 +266,17 @@ class EvalSet:
         for s in range(0, len(self), batch_size):
             yield s, min(s + batch_size, len(self))
 
+    @property
+    def n_candidates(self) -> int:
+        """Items a target may be ranked among: the candidates, or the catalog (no padding)."""
+        return len(self.items) if self.candidates is None else int(self.candidates.size)
+
     def exclude(self, scores: np.ndarray, start: int, stop: int) -> None:
-        """Set the history items of positions ``start:stop`` to ``-inf`` in ``scores`` (B, V)."""
+        """Set the history items of positions ``start:stop`` and, with a candidate set,
+        every non-candidate item to ``-inf`` in ``scores`` (B, V)."""
         ip = self.hist_indptr[start : stop + 1]
         exclude_items(scores, ip - ip[0], self.hist_items[ip[0] : ip[-1]])
+        if self.candidates is not None:
+            keep = scores[:, self.candidates]  # (B, C) copy
+            scores[:] = -np.inf
+            scores[:, self.candidates] = keep

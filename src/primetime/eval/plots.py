@@ -57,7 +57,11 @@ def metric_bars(
         if vals.size == 0:
             vals = np.zeros((0, 3))
         mean = _nan0(vals[:, 0])
-        err = np.stack([_nan0(vals[:, 0] - vals[:, 1]), _nan0(vals[:, 2] - vals[:, 0])])  # (2, n)
+        # clipped at 0: a constant per-user value (every user the same list) has a
+        # bootstrap bound a rounding error away from its mean, on either side
+        err = np.maximum(
+            np.stack([_nan0(vals[:, 0] - vals[:, 1]), _nan0(vals[:, 2] - vals[:, 0])]), 0.0
+        )  # (2, n)
         ax.bar(x + (j - (len(models) - 1) / 2) * width, mean, width, yerr=err, capsize=2, label=m)
     ax.set_xticks(x, list(metrics), rotation=30, ha="right")
     ax.set_ylabel("value")

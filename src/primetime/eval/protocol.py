@@ -31,7 +31,16 @@ The protocol is split by job; this module re-exports it, so
 from primetime.eval.evalset import EvalSet
 from primetime.eval.ratings import RatingModel, RatingResult, evaluate_ratings
 from primetime.eval.sampled import evaluate_sampled, sample_negatives, sampled_label
-from primetime.eval.topn import FULL, SEGMENTS, EvalResult, ScoringModel, evaluate
+from primetime.eval.topn import (
+    FULL,
+    SEGMENTS,
+    EvalResult,
+    ScoringModel,
+    candidates_label,
+    evaluate,
+    is_ranking,
+    protocol_title,
+)
 
 __all__ = [
     "FULL",
@@ -41,9 +50,12 @@ __all__ = [
     "RatingModel",
     "RatingResult",
     "ScoringModel",
+    "candidates_label",
     "evaluate",
     "evaluate_ratings",
     "evaluate_sampled",
+    "is_ranking",
+    "protocol_title",
     "sample_negatives",
     "sampled_label",
 ]

@@ -38,7 +38,7 @@ from primetime.eval.tables import (
     rich_table,
     to_contract_json,
 )
-from primetime.eval.topn import FULL, SEGMENTS, EvalResult
+from primetime.eval.topn import SEGMENTS, EvalResult, is_ranking, protocol_title
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Report:
             for r in self.results:
                 if (r.protocol, r.evalset) not in keys:
                     keys.append((r.protocol, r.evalset))
-            keys.sort(key=lambda k: (k[0] != FULL, k[1] != "test"))
+            keys.sort(key=lambda k: (not is_ranking(k[0]), k[1] != "test"))
             groups = []
             for protocol, evalset in keys:
                 rs = [r for r in self.results if (r.protocol, r.evalset) == (protocol, evalset)]
@@ -214,7 +214,7 @@ class Report:
                     "paired_tests": self.paired(g),
                 }
             )
-        primary = next((g for g in self.groups() if g.protocol == FULL), None)
+        primary = next((g for g in self.groups() if is_ranking(g.protocol)), None)
         out = {
             "stamp": dict(self.stamp),
             "confidence": {
@@ -262,7 +262,7 @@ class Report:
         pct = round(100 * (1 - self.alpha))
         for g in self.groups():
             n_users = g.results[0].n_users if g.results else 0
-            kind = "full ranking" if g.protocol == FULL else g.protocol
+            kind = protocol_title(g.protocol)
             lines += [f"## Top-N: {kind} on {g.evalset} ({n_users} users)", ""]
             shown = _shown_metrics(g.results, self.metrics)
             note = (
@@ -271,7 +271,14 @@ class Report:
             )
             if any(m.startswith("Coverage@") for m in shown):
                 note += " Coverage is one number for all lists together (no CI)."
-            if g.protocol != FULL:
+            if is_ranking(g.protocol) and g.protocol != "full":
+                note += (
+                    " Each held-out item is ranked among the candidate titles only (the "
+                    "titles held out of train: EVALUATION.md Task C), every other title "
+                    "left out; Coverage@K is the share of the candidates. Not comparable "
+                    "with full ranking."
+                )
+            elif not is_ranking(g.protocol):
                 note += (
                     f" {g.protocol}: each held-out item is ranked among sampled unseen items, "
                     "for comparison with papers only; not comparable with full ranking."
@@ -419,13 +426,13 @@ class Report:
         d.mkdir(parents=True, exist_ok=True)
         out: dict[str, Path] = {}
         groups = self.groups()
-        g = next((x for x in groups if x.protocol == FULL), groups[0] if groups else None)
+        g = next((x for x in groups if is_ranking(x.protocol)), groups[0] if groups else None)
         caption = self.caption()
         if g is not None and g.results:
             shown = [
                 m for m in _shown_metrics(g.results, self.metrics) if not m.startswith("Novelty")
             ]
-            subtitle = f"{g.protocol} ranking on {g.evalset}"
+            subtitle = f"{protocol_title(g.protocol)} on {g.evalset}"
             out["metrics"] = plots.metric_bars(
                 d / "metrics.png",
                 g.cis,

@@ -117,6 +117,11 @@ def evaluate_sampled(
     name = _check_model(model, "score")
     _check_vocab(model, name, evalset)
     ks = _check_ks(ks)
+    if evalset.candidates is not None:
+        raise ValueError(
+            f"eval set {evalset.name} ranks among {evalset.candidates.size} candidates; "
+            "the sampled variant is for full-ranking eval sets only"
+        )
     negatives = sample_negatives(evalset, n_negatives, seed)  # (U, n)
     n_cols = evalset.items.size
     t0 = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from rich.table import Table
 
-from primetime.eval.topn import FULL, EvalResult
+from primetime.eval.topn import EvalResult, protocol_title
 
 __all__ = ["HEADLINE_METRICS", "KEY_METRIC", "ORACLE", "rich_table", "to_contract_json"]
 
@@ -131,7 +131,7 @@ def rich_table(
     shown = _shown_metrics(results, metrics)
     share = _oracle_share(results)
     if title is None and results:
-        kind = "full ranking" if results[0].protocol == FULL else results[0].protocol
+        kind = protocol_title(results[0].protocol)
         title = f"{kind} on {results[0].evalset} ({results[0].n_users} users)"
     table = Table(title=title)
     table.add_column("metric", style="bold")

@@ -36,10 +36,42 @@ from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FULL", "SEGMENTS", "EvalResult", "ScoringModel", "evaluate"]
+__all__ = [
+    "FULL",
+    "SEGMENTS",
+    "EvalResult",
+    "ScoringModel",
+    "candidates_label",
+    "evaluate",
+    "is_ranking",
+    "protocol_title",
+]
 
 #: Protocol label of full-ranking results.
 FULL = "full"
+#: Prefix of the protocol label of results ranked among a candidate set (Task C).
+CANDIDATES = "candidates-"
+
+
+def candidates_label(n: int) -> str:
+    """Protocol label of a ranking among ``n`` candidate items, e.g. ``"candidates-168"``."""
+    return f"{CANDIDATES}{n}"
+
+
+def is_ranking(protocol: str) -> bool:
+    """Whether ``protocol`` ranks every allowed item: full ranking or a candidate set
+    (not a sampled variant); such results are a report's primary section."""
+    return protocol == FULL or protocol.startswith(CANDIDATES)
+
+
+def protocol_title(protocol: str) -> str:
+    """Words for a protocol label in table titles and report headings."""
+    if protocol == FULL:
+        return "full ranking"
+    if protocol.startswith(CANDIDATES):
+        return f"ranked among {protocol[len(CANDIDATES) :]} candidate titles only"
+    return protocol
+
 
 #: User activity segments (EVALUATION.md step 8) as half-open ranges
 #: ``[lo, hi)`` of history length: cold < 5, light 5-19, regular 20-100,
@@ -89,7 +121,8 @@ class EvalResult:
     Attributes:
         model: Model name.
         evalset: Name of the eval set ("valid", "test").
-        protocol: ``"full"`` or ``"sampled-100"`` (never mixed in one table).
+        protocol: ``"full"``, ``"candidates-<n>"`` (ranked among a candidate set,
+            Task C) or ``"sampled-100"`` (never mixed in one table).
         ks: Cut-offs of the rank metrics.
         user_idx: (U,) evaluated users, ascending.
         n_history: (U,) history length of each user.
@@ -128,8 +161,8 @@ class EvalResult:
 
     @property
     def label(self) -> str:
-        """The model name, with the protocol appended unless it is full ranking."""
-        return self.model if self.protocol == FULL else f"{self.model} [{self.protocol}]"
+        """The model name, with the protocol appended for a sampled variant."""
+        return self.model if is_ranking(self.protocol) else f"{self.model} [{self.protocol}]"
 
     @property
     def n_users(self) -> int:
@@ -255,7 +288,8 @@ class EvalResult:
         """Write the top-``k`` lists as TSV ``user_id  item_id  rank`` (original ids).
 
         Ranks are 1-based; padding (users with fewer than ``k`` rankable items)
-        is not written. History items never appear (they were excluded).
+        is not written. History items never appear (they were excluded), nor, with
+        a candidate set, any item outside it.
         """
         if self.topk is None:
             raise ValueError(f"{self.label} has no top-K lists ({self.protocol} evaluation)")
@@ -352,7 +386,8 @@ def evaluate(
     """Full-ranking evaluation (EVALUATION.md, Task A).
 
     For each batch of users the model scores every item; the user's history
-    is set to ``-inf``; each relevant item's pessimistic rank among all items
+    (and, when the eval set has a candidate set, every non-candidate item) is
+    set to ``-inf``; each relevant item's pessimistic rank among all items
     (see :func:`~primetime.ranking.pessimistic_ranks`) and the top
     ``max(ks)`` list are kept. Memory is O(batch_size x items), never
     (users x items).
@@ -368,7 +403,9 @@ def evaluate(
         progress: Called as ``progress(users_done, users_total)`` after each batch.
 
     Returns:
-        An :class:`EvalResult` labelled ``protocol="full"``.
+        An :class:`EvalResult` labelled ``protocol="full"``, or
+        ``"candidates-<n>"`` for an eval set with a candidate set (then
+        Coverage@K is the share of the candidates).
     """
     name = _check_model(model, "score")
     _check_vocab(model, name, evalset)
@@ -397,9 +434,13 @@ def evaluate(
     per_user = _rank_metrics(ranks, evalset.rel_indptr, ks)
     aggregates = {m: _nanmean(v) for m, v in per_user.items()}
     for k in ks:
-        aggregates[f"Coverage@{k}"] = (
-            M.coverage(topk, k, len(evalset.items)) if len(evalset) else float("nan")
-        )
+        if not len(evalset):
+            aggregates[f"Coverage@{k}"] = float("nan")
+        elif evalset.candidates is None:
+            aggregates[f"Coverage@{k}"] = M.coverage(topk, k, len(evalset.items))
+        else:  # every listed item is a candidate: the share of the candidates listed
+            listed = np.unique(topk[:, :k])
+            aggregates[f"Coverage@{k}"] = float((listed > 0).sum() / evalset.n_candidates)
     if catalog is not None:
         if catalog.items != evalset.items:
             raise ValueError("the catalog's items differ from the eval set's item vocabulary")
@@ -431,7 +472,7 @@ def evaluate(
     return EvalResult(
         model=name,
         evalset=evalset.name,
-        protocol=FULL,
+        protocol=FULL if evalset.candidates is None else candidates_label(evalset.n_candidates),
         ks=ks,
         user_idx=evalset.user_idx.copy(),
         n_history=evalset.n_history,
@@ -445,5 +486,9 @@ def evaluate(
         items=evalset.items,
         seconds=seconds,
         scoring_seconds=t_score,
-        notes={"unrankable_targets": unrankable, "tie_break": "pessimistic"},
+        notes={
+            "unrankable_targets": unrankable,
+            "tie_break": "pessimistic",
+            "candidates": evalset.n_candidates,
+        },
     )

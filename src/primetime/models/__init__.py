@@ -13,11 +13,14 @@ from primetime.models.itemknn import ItemKNNRecommender
 from primetime.models.mf import MFRecommender
 from primetime.models.ncf import NCFImplicitRecommender, NCFRecommender
 from primetime.models.popularity import PopularityRecommender, TrendingRecommender
+from primetime.models.reference import GenreProfileRecommender, RandomRecommender
 from primetime.models.sasrec import SASRecRecommender
 
 MODELS: dict[str, type[Recommender]] = {
     "popularity": PopularityRecommender,
     "trending": TrendingRecommender,
+    "random": RandomRecommender,
+    "genre-profile": GenreProfileRecommender,
     "itemknn": ItemKNNRecommender,
     "als": ALSRecommender,
     "bpr": BPRRecommender,
