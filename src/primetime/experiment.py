@@ -419,6 +419,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "32 dims": {"dim": 32},
     "no side features": {"side_features": False},
     "no weight decay": {"weight_decay": 0.0},
+    "no knowledge graph": {"use_kg": False},  # the gnn model's ablation
 }
 #: The design's study (on ``--base design``) and its counterpart on the tuned model.
 ABLATION_SETS: dict[str, tuple[str, ...]] = {

@@ -8,6 +8,7 @@ through :mod:`primetime.lifecycle`.
 
 from primetime.models.base import FitReport, Recommender
 from primetime.models.factorization import ALSRecommender, BPRRecommender
+from primetime.models.gnn import GNNRecommender
 from primetime.models.gru4rec import GRU4RecRecommender
 from primetime.models.itemknn import ItemKNNRecommender
 from primetime.models.mf import MFRecommender
@@ -29,6 +30,7 @@ MODELS: dict[str, type[Recommender]] = {
     "ncf": NCFRecommender,
     "ncf-implicit": NCFImplicitRecommender,
     "gru4rec": GRU4RecRecommender,
+    "gnn": GNNRecommender,
 }
 
 

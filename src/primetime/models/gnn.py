@@ -1,0 +1,707 @@
+"""A heterogeneous graph neural network over who-watched-what and the knowledge graph.
+
+The graph has three node types: ``item`` (titles), ``user`` and ``entity`` (the
+knowledge graph's actors, directors, genres, awards, languages …). Edges: users
+to the titles they watched (both ways), titles to their entities by relation
+(both ways, one edge type per relation and direction) and titles to titles
+(sequel, prequel). A stack of :class:`~torch_geometric.nn.HeteroConv` layers
+(one SAGEConv, or GATv2Conv, per edge type; residual, no non-linearity, as
+LightGCN found best for collaborative signals, He et al. 2020,
+arXiv:2002.02126) turns free item and entity embeddings into the item table.
+
+Users are inductive: a user node carries no parameters of its own (its input
+vector is the mean of its titles' input vectors), and the query that scores the
+catalog is built from a history alone: attention over the last ``max_len``
+titles' propagated vectors, with a learned recency bias, read from the most
+recent title. Training asks the same query of every prefix of every training
+history to predict the next title, so training and serving agree and an unseen
+user needs no node. After ``fit`` the item table is computed once and kept, so
+scoring a user costs one small attention and one (V, D) mat-vec.
+
+Two training modes behind ``sampling``: full-graph propagation every step (the
+default: on ml-100k a whole-graph pass costs tens of milliseconds) or
+mini-batches on sampled neighbourhoods (uniform fan-out per hop and edge type,
+as PyG's ``LinkNeighborLoader`` does; written here in torch because PyG's
+samplers raise ImportError without ``pyg-lib`` or ``torch-sparse``, and neither
+is a dependency) with a sampled softmax over the batch's targets and
+``negatives`` random titles, so no step touches the whole catalog. The item
+table after fit is still computed in one whole-graph pass.
+
+Measured on ml-100k, leave-one-out, full ranking (``primetime benchmark --data
+ml-100k --models itemknn,gnn --versus itemknn``, the 2-core machine shared with
+other jobs): test NDCG@10 0.0913 [0.0773, 0.1058] against itemknn's 0.0844
+(paired Wilcoxon p = 0.23: not significant), 22 epochs in 122-325 s by load.
+The knowledge graph does not help on test: ``primetime ablate --model gnn --base
+tuned --variants "full,no knowledge graph"`` gives 0.1050 [0.0903, 0.1197]
+without it (``use_kg=false``), +0.0137, p = 0.0005, although valid chose the graph
+(0.1128 against 0.1089), so ``use_kg`` stays on by the valid-only rule. Scoring
+one user against 27,000 titles: p50 0.56 ms, p99 4.8 ms in process
+(``benchmarks/bench_gnn.py``).
+
+:meth:`GNNRecommender.explain` lists what two titles share in the knowledge
+graph, by relation ("directed_by": 1, "actor": 2), for reasons shown to users.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+from torch_geometric.nn import GATv2Conv, HeteroConv, SAGEConv
+
+from primetime.artifacts import Bundle
+from primetime.data.graph import KnowledgeGraph
+from primetime.data.interactions import Interactions
+from primetime.data.side import SideData
+from primetime.data.vocab import Vocabulary
+from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
+from primetime.models.sequential import right_pad, training_windows, unwrap
+from primetime.training.loop import TrainConfig
+from primetime.training.loop import train as run_training
+from primetime.types import UserContext
+
+log = logging.getLogger(__name__)
+
+CONVS = ("sage", "gatv2")
+LOSSES = ("softmax", "sampled_softmax")
+EdgeType = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class GNNConfig:
+    """Model and training settings.
+
+    The defaults were set for time on the shared 2-core machine, from ml-100k
+    **valid**: per-relation edge types with batches of 64 reached valid NDCG@10
+    0.110 by epoch 6 but cost about 25 s an epoch; merged edge types with batches
+    of 128 (half the whole-graph passes) reached 0.109 by epoch 12 at 15 s an
+    epoch, best at epoch 14. Not tuned further. Training runs on the CPU: the graph lives in host
+    memory (``device`` is kept for the shared training config).
+
+    Attributes:
+        dim: Embedding and hidden size.
+        layers: Message-passing layers (hops).
+        conv: "sage" (mean of neighbours, one linear map per edge type) or "gatv2".
+        use_kg: Add the knowledge graph's title-entity and title-title edges; False
+            leaves the user-title graph only (the ablation).
+        per_relation: One edge type (and convolution) per relation and direction;
+            False (default) puts every title-entity link in one edge type each way
+            and every title-title link in another. The relation is not lost: an
+            entity node is an (relation, entity) pair, so a person who directs and
+            acts is two nodes. On ml-100k's 13 relations per-relation typing makes
+            36 edge types and a whole-graph pass 4x slower (0.48 s against 0.11 s
+            forward on the shared 2-core machine).
+        min_entity_titles: Keep an entity only when it links this many titles (an
+            entity of one title carries no signal between titles).
+        max_len: Most recent history titles the user query reads.
+        dropout: Dropout on messages and on the pooled history.
+        loss: "softmax" (full softmax over the catalog) or "sampled_softmax" (the
+            batch's targets plus ``negatives`` random titles). Sampling mode always
+            uses the sampled one.
+        negatives: Random titles per step for the sampled softmax.
+        sampling: Train on sampled neighbourhoods instead of the full graph.
+        fanout: Neighbours sampled per node, hop and edge type in sampling mode.
+        epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
+        grad_clip, seed: Training (see :class:`~primetime.training.TrainConfig`);
+            ``batch_size`` counts training windows of ``max_len`` titles.
+        device: "auto", "cpu" or "cuda".
+    """
+
+    dim: int = 64
+    layers: int = 2
+    conv: str = "sage"
+    use_kg: bool = True
+    per_relation: bool = False
+    min_entity_titles: int = 2
+    max_len: int = 50
+    dropout: float = 0.2
+    loss: str = "softmax"
+    negatives: int = 512
+    sampling: bool = False
+    fanout: int = 10
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    patience: int = 4
+    eval_every: int = 2
+    grad_clip: float = 1.0
+    seed: int = 42
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.conv not in CONVS:
+            raise ValueError(f"conv must be one of {CONVS}, got {self.conv!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.layers < 1 or self.max_len < 2 or self.fanout < 1:
+            raise ValueError("layers and fanout must be >= 1 and max_len >= 2")
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.of(self)
+
+
+# ------------------------------------------------------------------ the graph
+@dataclass
+class TitleLinks:
+    """The knowledge graph as the model uses it: index arrays in the item space.
+
+    Attributes:
+        item, entity, relation: (E,) title-entity links (item_idx, entity index 1..,
+            relation index 0.. into ``relations``).
+        pair_a, pair_b, pair_relation: (P,) title-title links (a -> b).
+        entities, relations, pair_relations: Names.
+    """
+
+    item: np.ndarray
+    entity: np.ndarray
+    relation: np.ndarray
+    pair_a: np.ndarray
+    pair_b: np.ndarray
+    pair_relation: np.ndarray
+    entities: list[str]
+    relations: list[str]
+    pair_relations: list[str]
+
+    @classmethod
+    def empty(cls) -> TitleLinks:
+        z = np.zeros(0, dtype=np.int64)
+        return cls(z, z, z, z, z, z, [], [], [])
+
+
+def _relation_name(relation: str, title_is_head: bool) -> str:
+    """A short name usable in a module key: ``film.film.directed_by`` -> ``directed_by``;
+    the reverse Freebase form ``film.director.film`` (title as tail) -> ``director``."""
+    parts = relation.split(".")
+    name = parts[-1] if title_is_head or len(parts) < 3 else parts[-2]
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "related"
+
+
+def title_links(kg: KnowledgeGraph | None, items: Vocabulary, min_titles: int = 2) -> TitleLinks:
+    """Title-entity and title-title links of ``kg``, deduplicated and pruned.
+
+    A triple with a title at one end becomes a title-entity link (the two
+    directions Freebase stores, ``film.film.directed_by`` and ``film.director.film``,
+    merge into one, named from the title-as-head form); a triple with titles at
+    both ends a title-title link; entity-entity triples are dropped (two hops
+    from any title). Entities linked to fewer than ``min_titles`` titles are
+    dropped: they connect nothing.
+    """
+    if kg is None or not len(kg):
+        return TitleLinks.empty()
+    t = kg.triples
+    head = items.indices(t["head"], strict=False)  # (N,) 0 where not a title
+    tail = items.indices(t["tail"], strict=False)
+    rel = t["relation"].to_list()
+    rows = []  # (item, entity id, relation name, title is head)
+    pairs = []
+    heads, tails = t["head"].to_list(), t["tail"].to_list()
+    for k in range(len(rel)):
+        if head[k] and tail[k]:
+            pairs.append((int(head[k]), int(tail[k]), _relation_name(rel[k], True)))
+        elif head[k]:
+            rows.append((int(head[k]), tails[k], _relation_name(rel[k], True), 0))
+        elif tail[k]:
+            rows.append((int(tail[k]), heads[k], _relation_name(rel[k], False), 1))
+    links = TitleLinks.empty()
+    if rows:
+        frame = (
+            pl.DataFrame(rows, schema=["item", "entity", "relation", "rev"], orient="row")
+            .sort(["rev", "relation", "item", "entity"])
+            .unique(["item", "entity"], keep="first", maintain_order=True)
+        )
+        counts = frame.group_by(["relation", "entity"]).agg(pl.len().alias("n"))
+        frame = frame.join(counts, on=["relation", "entity"]).filter(pl.col("n") >= min_titles)
+        frame = frame.with_columns(
+            (pl.col("relation") + ":" + pl.col("entity")).alias("entity")
+        )  # a node per (relation, entity): the actor and the director are two
+        links.entities = sorted(set(frame["entity"].to_list()))
+        links.relations = sorted(set(frame["relation"].to_list()))
+        ent_index = {e: k + 1 for k, e in enumerate(links.entities)}
+        rel_index = {r: k for k, r in enumerate(links.relations)}
+        links.item = frame["item"].to_numpy().astype(np.int64)
+        links.entity = np.array([ent_index[e] for e in frame["entity"]], dtype=np.int64)
+        links.relation = np.array([rel_index[r] for r in frame["relation"]], dtype=np.int64)
+    if pairs:
+        links.pair_relations = sorted({p[2] for p in pairs})
+        prel = {r: k for k, r in enumerate(links.pair_relations)}
+        links.pair_a = np.array([p[0] for p in pairs], dtype=np.int64)
+        links.pair_b = np.array([p[1] for p in pairs], dtype=np.int64)
+        links.pair_relation = np.array([prel[p[2]] for p in pairs], dtype=np.int64)
+    return links
+
+
+def edge_types(
+    relations: Sequence[str], pair_relations: Sequence[str], per_relation: bool
+) -> list[EdgeType]:
+    """Every edge type of the graph, both directions of each relation (or, without
+    ``per_relation``, one type for all title-entity and one for all title-title links)."""
+    out: list[EdgeType] = [("user", "watched", "item"), ("item", "watched_by", "user")]
+    if not per_relation:
+        relations = ["linked"] if relations else []
+        pair_relations = ["related"] if pair_relations else []
+    for r in relations:
+        out += [("item", r, "entity"), ("entity", f"rev_{r}", "item")]
+    for r in pair_relations:
+        out += [("item", r, "item"), ("item", f"rev_{r}", "item")]
+    return out
+
+
+class Graph:
+    """Edges of every type (global indices) plus what sampling needs.
+
+    Attributes:
+        edges: edge type -> (2, M) int64 (source row 0, destination row 1).
+        csc: edge type -> ``(ptr, src)``: for destination d, its sources are
+            ``src[ptr[d]:ptr[d + 1]]``.
+        user_ptr, user_items: CSR of each user's distinct training titles.
+        num_nodes: node type -> count (index 0 of items and entities is padding).
+    """
+
+    def __init__(
+        self,
+        train: Interactions,
+        links: TitleLinks,
+        use_kg: bool,
+        per_relation: bool = False,
+    ) -> None:
+        m = train.matrix().tocsr()  # (U, V) binary
+        m.sum_duplicates()
+        self.user_ptr = torch.from_numpy(m.indptr.astype(np.int64))
+        self.user_items = torch.from_numpy(m.indices.astype(np.int64))
+        users = torch.repeat_interleave(
+            torch.arange(m.shape[0]), self.user_ptr[1:] - self.user_ptr[:-1]
+        )
+        self.num_nodes = {
+            "user": m.shape[0],
+            "item": m.shape[1],
+            "entity": len(links.entities) + 1,
+        }
+        ui = torch.stack([users, self.user_items])  # (2, M) user -> item
+        self.edges: dict[EdgeType, torch.Tensor] = {
+            ("user", "watched", "item"): ui,
+            ("item", "watched_by", "user"): ui.flip(0),
+        }
+        if use_kg:
+            groups = [
+                (links.relations, links.relation, links.item, links.entity, "linked", "entity"),
+                (
+                    links.pair_relations,
+                    links.pair_relation,
+                    links.pair_a,
+                    links.pair_b,
+                    "related",
+                    "item",
+                ),
+            ]
+            for names, rel, src, dst, merged, kind in groups:
+                if not names:
+                    continue
+                keys = list(enumerate(names)) if per_relation else [(-1, merged)]
+                for k, r in keys:
+                    sel = rel == k if k >= 0 else np.ones(len(rel), dtype=bool)
+                    e = torch.from_numpy(np.stack([src[sel], dst[sel]]))  # (2, m)
+                    self.edges[("item", r, kind)] = e
+                    self.edges[(kind, f"rev_{r}", "item")] = e.flip(0)
+        self.csc: dict[EdgeType, tuple[torch.Tensor, torch.Tensor]] = {}
+        for et, e in self.edges.items():
+            order = torch.argsort(e[1], stable=True)
+            counts = torch.bincount(e[1], minlength=self.num_nodes[et[2]])
+            ptr = torch.zeros(len(counts) + 1, dtype=torch.int64)
+            torch.cumsum(counts, 0, out=ptr[1:])
+            self.csc[et] = (ptr, e[0][order])
+
+    def user_bags(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(items, offsets)`` for ``F.embedding_bag`` over ``users``' titles."""
+        start, stop = self.user_ptr[users], self.user_ptr[users + 1]
+        lengths = stop - start
+        offsets = torch.cumsum(lengths, 0) - lengths  # (n,) start of each bag
+        rep = torch.repeat_interleave(torch.arange(len(users)), lengths)
+        pos = torch.arange(int(lengths.sum())) - offsets[rep]
+        return self.user_items[start[rep] + pos], offsets
+
+    def sample(
+        self, seeds: torch.Tensor, hops: int, fanout: int, gen: torch.Generator
+    ) -> tuple[dict[str, torch.Tensor], dict[EdgeType, torch.Tensor]]:
+        """The ``hops``-hop neighbourhood of seed items, ``fanout`` sources per node,
+        hop and edge type (uniform, with replacement where a node has more; repeats
+        dropped).
+
+        Returns:
+            ``(nodes, edges)``: global indices per node type (seed items first, in
+            the order given) and (2, m) edges per type in local indices.
+        """
+        nodes: dict[str, list[torch.Tensor]] = {"item": [seeds], "user": [], "entity": []}
+        seen = {t: torch.zeros(n, dtype=torch.bool) for t, n in self.num_nodes.items()}
+        seen["item"][seeds] = True
+        frontier = {"item": seeds}
+        picked: dict[EdgeType, list[torch.Tensor]] = {et: [] for et in self.edges}
+        for _ in range(hops):
+            new: dict[str, list[torch.Tensor]] = {"item": [], "user": [], "entity": []}
+            for et, (ptr, src) in self.csc.items():
+                dst = frontier.get(et[2])
+                if dst is None or not len(dst):
+                    continue
+                deg = ptr[dst + 1] - ptr[dst]  # (n,)
+                take = deg.clamp(max=fanout)
+                rep = torch.repeat_interleave(torch.arange(len(dst)), take)  # (m,)
+                pos = torch.arange(len(rep)) - (torch.cumsum(take, 0) - take)[rep]
+                rand = (torch.rand(len(rep), generator=gen) * deg[rep]).long()
+                off = torch.where(deg[rep] <= fanout, pos, rand)
+                edge = torch.unique(ptr[dst[rep]] + off)  # positions in src, repeats dropped
+                d = torch.searchsorted(ptr, edge, right=True) - 1  # the destination of each
+                s = src[edge]
+                picked[et].append(torch.stack([s, d]))
+                fresh = s[~seen[et[0]][s]].unique()
+                seen[et[0]][fresh] = True
+                new[et[0]].append(fresh)
+            frontier = {
+                t: torch.cat(v) if v else torch.zeros(0, dtype=torch.int64) for t, v in new.items()
+            }
+            for t, v in frontier.items():
+                nodes[t].append(v)
+        out_nodes = {
+            t: torch.cat(v) if v else torch.zeros(0, dtype=torch.int64) for t, v in nodes.items()
+        }
+        local = {t: torch.full((n,), -1, dtype=torch.int64) for t, n in self.num_nodes.items()}
+        for t, v in out_nodes.items():
+            local[t][v] = torch.arange(len(v))
+        out_edges = {}
+        for et, parts in picked.items():
+            if parts:
+                e = torch.cat(parts, 1)  # (2, m) global
+                out_edges[et] = torch.stack([local[et[0]][e[0]], local[et[2]][e[1]]])
+        return out_nodes, out_edges
+
+
+# ----------------------------------------------------------------------- net
+class GNNNet(nn.Module):
+    """Item and entity embeddings, the hetero message passing and the history query."""
+
+    def __init__(
+        self,
+        n_items: int,
+        n_entities: int,
+        types: Sequence[EdgeType],
+        cfg: GNNConfig,
+    ) -> None:
+        """Args:
+        n_items: items.size (padding included); n_entities: entities + 1 (padding).
+        types: The edge types to build a convolution for (:func:`edge_types`).
+        """
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.item_emb = nn.Embedding(n_items, d)
+        self.entity_emb = nn.Embedding(max(n_entities, 1), d)
+        for emb in (self.item_emb, self.entity_emb):
+            nn.init.normal_(emb.weight, std=d**-0.5)
+
+        def conv(et: EdgeType) -> nn.Module:
+            if cfg.conv == "gatv2":
+                return GATv2Conv((d, d), d, add_self_loops=False, bias=False)
+            return SAGEConv((d, d), d, aggr="mean", root_weight=False, bias=False)
+
+        self.convs = nn.ModuleList(
+            HeteroConv({et: conv(et) for et in types}, aggr="sum") for _ in range(cfg.layers)
+        )
+        self.drop = nn.Dropout(cfg.dropout)
+        # the history query: one attention read from the most recent title
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, d, bias=False)
+        self.out = nn.Linear(d, d, bias=False)
+        self.recency = nn.Parameter(torch.zeros(cfg.max_len))  # bias by steps back
+
+    # -- message passing
+    def propagate(
+        self, x: dict[str, torch.Tensor], edges: dict[EdgeType, torch.Tensor]
+    ) -> torch.Tensor:
+        """Item vectors after ``layers`` residual hetero layers; ``x`` holds input
+        vectors per node type (n_t, D) and ``edges`` local (2, m) indices."""
+        for conv in self.convs:
+            h = conv(x, edges)  # node type -> (n_t, D), for types that receive messages
+            x = {t: v + self.drop(h[t]) if t in h else v for t, v in x.items()}
+        return x["item"]
+
+    def full_table(self, g: Graph) -> torch.Tensor:
+        """(V, D) item table from the whole graph (row 0, padding, is zero)."""
+        users = torch.arange(g.num_nodes["user"])
+        bag, offsets = g.user_bags(users)
+        x = {
+            "item": self.item_emb.weight,  # (V, D)
+            "user": F.embedding_bag(bag, self.item_emb.weight, offsets, mode="mean"),  # (U, D)
+            "entity": self.entity_emb.weight,  # (E, D)
+        }
+        table = self.propagate(x, g.edges)
+        return table * (torch.arange(len(table)) > 0)[:, None]
+
+    def sampled_table(self, g: Graph, seeds: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """(len(seeds), D) vectors of seed items from sampled neighbourhoods."""
+        nodes, edges = g.sample(seeds, self.cfg.layers, self.cfg.fanout, gen)
+        bag, offsets = g.user_bags(nodes["user"])
+        x = {
+            "item": self.item_emb(nodes["item"]),
+            "user": F.embedding_bag(bag, self.item_emb.weight, offsets, mode="mean"),
+            "entity": self.entity_emb(nodes["entity"]),
+        }
+        return self.propagate(x, edges)[: len(seeds)]
+
+    # -- the user query
+    def query(self, table: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        """User vectors (B, T, D) after every prefix of right-padded ``seq`` (B, T),
+        from item vectors ``table`` (V, D)."""
+        t = seq.shape[1]
+        x = table[seq]  # (B, T, D) gather
+        att = self.q(x) @ self.k(x).transpose(1, 2) / math.sqrt(x.shape[-1])  # (B, T, T)
+        steps = torch.arange(t)[:, None] - torch.arange(t)[None, :]  # (T, T) query - key
+        att = att + self.recency[steps.clamp(0, self.cfg.max_len - 1)]
+        hidden = (steps < 0)[None] | (seq == 0)[:, None, :]  # (B, T, T): future or padding
+        att = att.masked_fill(hidden, -torch.inf)
+        w = torch.softmax(att, -1).nan_to_num(0.0)  # padding query rows are all -inf
+        return x + self.out(self.drop(w @ x))  # (B, T, T) @ (B, T, D) -> (B, T, D)
+
+
+class Windows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Training windows: titles (T,) and the next title at every position (T,)."""
+
+    def __init__(self, inputs: np.ndarray, targets: np.ndarray) -> None:
+        self.inputs, self.targets = torch.from_numpy(inputs), torch.from_numpy(targets)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.inputs[i], self.targets[i]
+
+
+# ---------------------------------------------------------------- recommender
+class GNNRecommender(Recommender):
+    """Next title from a history read over item vectors of the watch + knowledge graph."""
+
+    name = "gnn"
+    config_class = GNNConfig
+
+    def __init__(self, config: GNNConfig | None = None) -> None:
+        super().__init__(config)
+        self.net: GNNNet | None = None
+        self.graph: Graph | None = None  # kept during fit only
+        self.links = TitleLinks.empty()
+        self._table: torch.Tensor | None = None  # (V, D), fixed after fit
+        self._shared: dict[int, set[tuple[int, int]]] | None = None
+
+    def _new_net(self, n_items: int) -> GNNNet:
+        links = self.links
+        use = self.config.use_kg
+        types = edge_types(
+            links.relations if use else [],
+            links.pair_relations if use else [],
+            self.config.per_relation,
+        )
+        return GNNNet(n_items, len(links.entities) + 1, types, self.config)
+
+    def _fit(
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
+    ) -> FitReport:
+        cfg = self.config
+        self.links = title_links(side.kg, train.items, cfg.min_entity_titles)
+        self._set_vocabs()
+        self.graph = graph = Graph(train, self.links, cfg.use_kg, cfg.per_relation)
+        inputs, targets = training_windows(train, cfg.max_len)  # (W, T), (W, T)
+        torch.manual_seed(cfg.seed)
+        self.net = self._new_net(train.items.size)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        n_items = train.items.size
+        score_valid = options.validator(train, valid)
+        validate = None
+        if score_valid is not None:
+
+            def validate(_: nn.Module) -> float:
+                self._table = None  # recomputed from the current weights
+                return score_valid(self)
+
+        def loss_fn(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            inner: GNNNet = unwrap(net)
+            x, y = batch  # (B, T), (B, T)
+            x, y = x.cpu(), y.cpu()
+            negs = torch.randint(1, n_items, (cfg.negatives,), generator=gen)
+            if cfg.sampling:
+                seeds = torch.unique(torch.cat([x.ravel(), y.ravel(), negs]))
+                seeds = seeds[seeds > 0]
+                local = torch.zeros(n_items, dtype=torch.int64)
+                local[seeds] = torch.arange(1, len(seeds) + 1)
+                vecs = inner.sampled_table(graph, seeds, gen)  # (n, D)
+                table = torch.cat([torch.zeros_like(vecs[:1]), vecs])  # (1 + n, D), 0 = pad
+                x, y, negs = local[x], local[y], local[negs]
+            else:
+                table = inner.full_table(graph)  # (V, D)
+            u = inner.query(table, x)  # (B, T, D)
+            keep = y > 0
+            u, y = u[keep], y[keep]  # (N, D), (N,)
+            if cfg.loss == "softmax" and not cfg.sampling:
+                logits = u @ table.T  # (N, V)
+                logits[:, 0] = -torch.inf
+                return F.cross_entropy(logits, y)
+            cand = torch.unique(torch.cat([y, negs]))  # sorted candidate titles
+            logits = u @ table[cand].T  # (N, C)
+            return F.cross_entropy(logits, torch.searchsorted(cand, y))
+
+        result = run_training(
+            self.net,
+            dataset=Windows(inputs, targets),
+            loss_fn=loss_fn,
+            validate=validate,
+            config=cfg.train_config().on("cpu"),
+            run_dir=options.run_dir,
+            resume=options.resume,
+            model_config=cfg.__dict__,
+            metric_name="valid NDCG@10",
+        )
+        self.net.eval()
+        with torch.no_grad():
+            self._table = self.net.full_table(graph)
+        self.graph = None
+        return FitReport(
+            epochs=result.epochs_run,
+            best_epoch=result.best_epoch,
+            history=result.history,
+            notes={
+                "windows": int(len(inputs)),
+                "entities": len(self.links.entities),
+                "kg_links": int(len(self.links.item) + len(self.links.pair_a)),
+                "edge_types": len(graph.edges),
+                "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),
+                "best_valid_ndcg10": result.best_metric,
+            },
+        )
+
+    def _set_vocabs(self) -> None:
+        self.vocabs = {}
+        names = {
+            "entities": self.links.entities,
+            "relations": self.links.relations,
+            "pair_relations": self.links.pair_relations,
+        }
+        for name, ids in names.items():
+            if ids:
+                self.vocabs[name] = Vocabulary(ids, name=name)
+
+    # ---------------------------------------------------------------- score
+    def item_table(self) -> torch.Tensor:
+        """(V, D) item vectors after propagation, computed once and kept."""
+        assert self.net is not None
+        if self._table is None:
+            assert self.graph is not None, "no item table and no graph to compute it from"
+            self.net.eval()
+            with torch.no_grad():
+                self._table = self.net.full_table(self.graph)
+        return self._table
+
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        assert self.net is not None
+        net = self.net
+        if net.training:
+            net.eval()
+        table = self.item_table()
+        out = np.empty((len(contexts), len(table)), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(contexts), 512):
+                chunk = contexts[start : start + 512]
+                seq, last = right_pad([c.history for c in chunk], self.config.max_len)
+                seq = seq[:, : int(last.max()) + 1]  # outputs ignore trailing padding
+                u = net.query(table, torch.from_numpy(seq))  # (b, T, D)
+                u = u[torch.arange(len(chunk)), torch.from_numpy(last)]  # (b, D)
+                out[start : start + len(chunk)] = (u @ table.T).numpy()  # (b, V)
+        empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
+        if empty.any():  # nothing to condition on: every title scores the same
+            out[empty] = 0.0
+        return mask_padding(out)
+
+    # -------------------------------------------------------------- explain
+    def explain(self, history_idx: int, item_idx: int) -> list[tuple[str, int]]:
+        """What two titles share in the knowledge graph, by relation.
+
+        Args:
+            history_idx: A title the user watched (item_idx).
+            item_idx: A recommended title.
+
+        Returns:
+            ``[(relation, count), …]``, most shared first: entities both titles link
+            to per relation (``("actor", 2)``: two shared cast members), plus a
+            direct title-title link (``("sequel", 1)``). Empty when they share nothing
+            or no knowledge graph was given.
+        """
+        self._require_fitted()
+        links = self.links
+        if self._shared is None:
+            shared: dict[int, set[tuple[int, int]]] = {}
+            for i, e, r in zip(links.item, links.entity, links.relation, strict=True):
+                shared.setdefault(int(i), set()).add((int(r), int(e)))
+            self._shared = shared
+        a = self._shared.get(int(history_idx), set())
+        b = self._shared.get(int(item_idx), set())
+        counts = Counter(links.relations[r] for r, _ in a & b)
+        for pa, pb, r in zip(links.pair_a, links.pair_b, links.pair_relation, strict=True):
+            if {int(pa), int(pb)} == {int(history_idx), int(item_idx)}:
+                counts[links.pair_relations[r]] += 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    # ---------------------------------------------------------- save / load
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.net is not None
+        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        arrays["item_table"] = self.item_table().numpy()
+        links = self.links
+        arrays.update(
+            {
+                "kg_item": links.item,
+                "kg_entity": links.entity,
+                "kg_relation": links.relation,
+                "kg_pair_a": links.pair_a,
+                "kg_pair_b": links.pair_b,
+                "kg_pair_relation": links.pair_relation,
+            }
+        )
+        return arrays
+
+    def _restore(self, bundle: Bundle) -> None:
+        a = bundle.arrays
+
+        def names(vocab: str) -> list[str]:
+            v = bundle.vocabs.get(vocab)
+            return [v.id(k) for k in range(1, v.size)] if v is not None else []
+
+        self.links = TitleLinks(
+            a["kg_item"],
+            a["kg_entity"],
+            a["kg_relation"],
+            a["kg_pair_a"],
+            a["kg_pair_b"],
+            a["kg_pair_relation"],
+            names("entities"),
+            names("relations"),
+            names("pair_relations"),
+        )
+        self.net = self._new_net(bundle.items.size)
+        state = {k[4:]: torch.from_numpy(v) for k, v in a.items() if k.startswith("net.")}
+        self.net.load_state_dict(state)
+        self.net.eval()
+        self._table = torch.from_numpy(a["item_table"])
+
+
+__all__ = ["GNNConfig", "GNNNet", "GNNRecommender", "Graph", "TitleLinks", "title_links"]
