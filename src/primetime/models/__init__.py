@@ -11,6 +11,7 @@ from primetime.models.factorization import ALSRecommender, BPRRecommender
 from primetime.models.gru4rec import GRU4RecRecommender
 from primetime.models.itemknn import ItemKNNRecommender
 from primetime.models.mf import MFRecommender
+from primetime.models.multimodal import MultimodalRecommender
 from primetime.models.ncf import NCFImplicitRecommender, NCFRecommender
 from primetime.models.popularity import PopularityRecommender, TrendingRecommender
 from primetime.models.sasrec import SASRecRecommender
@@ -26,6 +27,7 @@ MODELS: dict[str, type[Recommender]] = {
     "ncf": NCFRecommender,
     "ncf-implicit": NCFImplicitRecommender,
     "gru4rec": GRU4RecRecommender,
+    "multimodal": MultimodalRecommender,
 }
 
 
