@@ -7,6 +7,7 @@ through :mod:`primetime.lifecycle`.
 """
 
 from primetime.models.base import FitReport, Recommender
+from primetime.models.contrastive import ContrastiveRecommender
 from primetime.models.factorization import ALSRecommender, BPRRecommender
 from primetime.models.gru4rec import GRU4RecRecommender
 from primetime.models.itemknn import ItemKNNRecommender
@@ -28,6 +29,7 @@ MODELS: dict[str, type[Recommender]] = {
     "ncf-implicit": NCFImplicitRecommender,
     "gru4rec": GRU4RecRecommender,
     "multimodal": MultimodalRecommender,
+    "contrastive": ContrastiveRecommender,
 }
 
 
