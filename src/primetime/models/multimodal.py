@@ -46,6 +46,11 @@ SLOT_TYPES = ("meta_cls", "genre", "subgenre", "cast", "crew", "temporal", "text
 class MultimodalConfig:
     """Model and training settings (defaults: SASRec's tuned ones, see ``sasrec.py``).
 
+    Measured with these defaults (``primetime benchmark --data ml-100k --models
+    itemknn,multimodal --versus itemknn``): test NDCG@10 0.0991 +- 0.0150 against
+    itemknn 0.0844 (paired Wilcoxon p = 0.07), best valid 0.1107 at epoch 26 of 38,
+    871 s on a 2-core CPU shared with other jobs (22.9 s an epoch).
+
     Attributes:
         dim, layers, heads, ffn, dropout, max_len, positions: The causal user encoder
             (as in :class:`~primetime.models.sasrec.SASRecConfig`).
