@@ -7,11 +7,13 @@ through :mod:`primetime.lifecycle`.
 """
 
 from primetime.models.base import FitReport, Recommender
+from primetime.models.contrastive import ContrastiveRecommender
 from primetime.models.factorization import ALSRecommender, BPRRecommender
 from primetime.models.gnn import GNNRecommender
 from primetime.models.gru4rec import GRU4RecRecommender
 from primetime.models.itemknn import ItemKNNRecommender
 from primetime.models.mf import MFRecommender
+from primetime.models.multimodal import MultimodalRecommender
 from primetime.models.ncf import NCFImplicitRecommender, NCFRecommender
 from primetime.models.popularity import PopularityRecommender, TrendingRecommender
 from primetime.models.reference import GenreProfileRecommender, RandomRecommender
@@ -31,6 +33,8 @@ MODELS: dict[str, type[Recommender]] = {
     "ncf-implicit": NCFImplicitRecommender,
     "gru4rec": GRU4RecRecommender,
     "gnn": GNNRecommender,
+    "multimodal": MultimodalRecommender,
+    "contrastive": ContrastiveRecommender,
 }
 
 
