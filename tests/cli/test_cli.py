@@ -156,6 +156,7 @@ def test_train_then_recommend_from_a_csv_log(tmp_path, planted):
     assert len(got) == 5 and "i6" in got[:3] and not {"i3", "i4", "i5"} & set(got)
     r = runner.invoke(app, ["recommend", "--model", "itemknn", "--history", "nope"])
     assert r.exit_code == 2 and "unknown item id" in r.output
+    assert r.output.count("error:") == 1, r.output  # one line, not a second "error: 2"
     r = runner.invoke(app, ["evaluate", "itemknn", "--json"])
     assert "NDCG@10" in _json_stdout(r)["models"]["itemknn"]
 

@@ -66,6 +66,8 @@ def guard(fn: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except typer.Exit:  # a RuntimeError in click: an exit already decided, not an error
+            raise
         except (DataFormatError, FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
             # KeyError's str() is the repr of its message; show the message itself
             fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
