@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "ABLATIONS",
     "ABLATION_SETS",
+    "MODEL_ABLATIONS",
     "BenchmarkSpec",
     "open_data",
     "parse_overrides",
@@ -419,7 +420,17 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "32 dims": {"dim": 32},
     "no side features": {"side_features": False},
     "no weight decay": {"weight_decay": 0.0},
-    "no knowledge graph": {"use_kg": False},  # the gnn model's ablation
+    # the content models' studies (issue 11)
+    "no knowledge graph": {"use_kg": False},  # gnn
+    "no text": {"use_text": False},  # multimodal
+    "no cross-attention": {"cross_attention": False},  # multimodal: concatenation instead
+    "no hard negatives": {"hard_negatives": False},  # contrastive
+}
+#: The default study of each model other than the transformer (on its tuned defaults).
+MODEL_ABLATIONS: dict[str, tuple[str, ...]] = {
+    "gnn": ("full", "no knowledge graph"),
+    "multimodal": ("full", "no text", "no cross-attention"),
+    "contrastive": ("full", "no hard negatives"),
 }
 #: The design's study (on ``--base design``) and its counterpart on the tuned model.
 ABLATION_SETS: dict[str, tuple[str, ...]] = {

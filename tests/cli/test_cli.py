@@ -422,3 +422,19 @@ def test_data_split_writes_a_split_folder_with_metadata(tmp_path, planted):
         ],
     )
     assert "popularity" in _json_stdout(r)["models"]
+
+
+def test_ablate_a_content_model_runs_its_own_study(tmp_path, planted):
+    """`ablate --model gnn` defaults to the graph model's study on its tuned defaults."""
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
+    rep = tmp_path / "abl"
+    args = ["ablate", "--data", str(log), "--model", "gnn", "--set", "epochs=1"]
+    r = runner.invoke(app, [*args, "--set", "dim=8", "--report", str(rep), "--n-boot", "20"])
+    assert r.exit_code == 0, r.output
+    md = (rep / "report.md").read_text()
+    assert "| full |" in md and "| no knowledge graph |" in md
+    r = runner.invoke(app, ["ablate", "--data", str(log), "--model", "itemknn"])
+    assert r.exit_code == 2 and "no default ablations for 'itemknn'" in r.output

@@ -136,36 +136,50 @@ def ablate(
     variants: Annotated[
         str,
         typer.Option(
-            help="Comma-separated variants. Default for --base design: full, no positional "
-            "encoding, 2 heads, 2 layers, 64 dims, no dropout, length 20; for --base tuned: "
+            help="Comma-separated variants. For sasrec with --base design: full, no positional "
+            "encoding, 2 heads, 2 layers, 64 dims, no dropout, length 20; with --base tuned: "
             "full, no positional encoding, 1 head, 1 layer, 32 dims, no dropout, length 20, "
-            "no side features, no weight decay."
+            "no side features, no weight decay. For gnn: full, no knowledge graph; "
+            "multimodal: full, no text, no cross-attention; contrastive: full, no hard "
+            "negatives."
         ),
     ] = "",
     base: Annotated[
         str,
         typer.Option(
-            help="Base configuration every variant starts from: 'design' "
-            "(128 dims, 4 layers, 8 heads, FFN 512) or 'tuned' (the model defaults)."
+            help="Base configuration every variant starts from: `design` "
+            "(the transformer's 128 dims, 4 layers, 8 heads, FFN 512) or `tuned` (the model "
+            "defaults; the only base of the other models)."
         ),
     ] = "design",
     options: SetOpt = None,
     report: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
 ) -> None:
-    """The transformer ablation study: one change at a time against the full model,
-    on leave-one-out test with 95% CIs and a paired Wilcoxon test against 'full'."""
-    from primetime.experiment import ABLATION_SETS, parse_overrides, run_ablation
+    """An ablation study: one change at a time against the full model, on leave-one-out
+    test with 95% CIs and a paired Wilcoxon test against 'full' (the transformer by
+    default; also gnn, multimodal and contrastive)."""
+    from primetime.experiment import (
+        ABLATION_SETS,
+        MODEL_ABLATIONS,
+        parse_overrides,
+        run_ablation,
+    )
 
     if base not in ("design", "tuned"):
         fail(f"--base must be 'design' or 'tuned', got {base!r}")
+    if model != "sasrec":
+        base = "tuned"  # the design size is the transformer's
+        if not variants and model not in MODEL_ABLATIONS:
+            fail(f"no default ablations for {model!r}; name them with --variants")
     design = {"dim": 128, "layers": 4, "heads": 8, "ffn": 512, "dropout": 0.1, "max_len": 50}
     start = (design if base == "design" else {}) | parse_overrides(options or [])
+    defaults = MODEL_ABLATIONS.get(model) or ABLATION_SETS[base]
     run_ablation(
         data=data,
         model=model,
         base=start,
-        variants=[v.strip() for v in variants.split(",") if v.strip()] or list(ABLATION_SETS[base]),
+        variants=[v.strip() for v in variants.split(",") if v.strip()] or list(defaults),
         report_dir=report,
         n_boot=n_boot,
         console=err,
