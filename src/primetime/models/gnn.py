@@ -644,8 +644,10 @@ class GNNRecommender(Recommender):
         the same as a full pass over the grown graph in which the new title has no
         viewer. For ``layers > 2`` the entities' deeper vectors miss the users'
         messages (an approximation). Title-title links (sequels) of a new title are
-        not used. The old titles' vectors are not touched, and a title sharing no
-        entity with the graph scores 0 (its vector is zero). False without a graph.
+        not used. The old titles' vectors are not touched; of several new titles, one
+        sharing no entity with the graph scores 0 (its vector is zero). False without a
+        graph or when no new title shares an entity with it (e.g. people named
+        ``person:<name>`` against a graph of Freebase ids).
         """
         net, links = self.net, self.links
         if net is None or not self.config.use_kg or not links.entities or side.kg is None:
@@ -666,16 +668,14 @@ class GNNRecommender(Recommender):
             e = ent_index.get(f"{name}:{entity}")
             if e is not None and name in rel_index:
                 found.setdefault((items.index(item), e), rel_index[name])
+        if not found:  # nothing the graph knows: no vector to give (a caller falls back)
+            return False
         n_new = items.size
         table = self.item_table()
-        if found:
-            new_item = np.array([k[0] for k in found], dtype=np.int64)
-            new_entity = np.array([k[1] for k in found], dtype=np.int64)
-            new_rel = np.array(list(found.values()), dtype=np.int64)
-            vecs = self._new_vectors(n_old, n_new, new_item, new_entity, new_rel)
-        else:
-            new_item = new_entity = new_rel = np.zeros(0, dtype=np.int64)
-            vecs = torch.zeros(n_new - n_old, table.shape[1])
+        new_item = np.array([k[0] for k in found], dtype=np.int64)
+        new_entity = np.array([k[1] for k in found], dtype=np.int64)
+        new_rel = np.array(list(found.values()), dtype=np.int64)
+        vecs = self._new_vectors(n_old, n_new, new_item, new_entity, new_rel)
         from primetime.models.multimodal import grow_embedding
 
         net.item_emb = grow_embedding(net.item_emb, n_new)
