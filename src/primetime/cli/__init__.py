@@ -7,7 +7,7 @@ Results go to stdout, logs and progress to stderr.
 - :mod:`~primetime.cli.data`: ``data fetch | synth | info``;
 - :mod:`~primetime.cli.lifecycle`: ``train``, ``evaluate``, ``recommend``;
 - :mod:`~primetime.cli.study`: ``benchmark``, ``ablate``, ``search``, ``demo``;
-- :mod:`~primetime.cli.service`: ``serve``, ``models …``, ``experiments …``.
+- :mod:`~primetime.cli.service`: ``serve``, ``models …``, ``experiments …``, ``titles add``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(service.models_app, name="models")
 app.add_typer(service.experiments_app, name="experiments")
+app.add_typer(service.titles_app, name="titles")
 for group in (lifecycle.app, study.app, service.app):
     app.registered_commands.extend(group.registered_commands)
 

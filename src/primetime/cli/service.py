@@ -1,4 +1,5 @@
-"""Serving: ``serve``, the ``models`` registry group and the ``experiments`` group."""
+"""Serving: ``serve``, the ``models`` registry group, the ``experiments`` group and
+``titles add`` (a title added to a running service)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 experiments_app = typer.Typer(help="A/B experiments of the service.", no_args_is_help=True)
+titles_app = typer.Typer(help="Titles of a running service.", no_args_is_help=True)
 
 
 @app.command("serve")
@@ -326,3 +328,82 @@ def experiments_report(
             _rate(a["completion_rate"], a["completion_ci"]),
         )
     out.print(t)
+
+
+def _names(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@titles_app.command("add")
+@guard
+def titles_add(
+    item_id: Annotated[str, typer.Option("--item-id", help="The new title's id.")],
+    title: Annotated[str, typer.Option(help="Its name.")],
+    genres: Annotated[str, typer.Option(help="Comma-separated genres of the catalog.")] = "",
+    year: Annotated[int | None, typer.Option(help="Release year.")] = None,
+    kind: Annotated[str, typer.Option(help="movie or show.")] = "movie",
+    description: Annotated[str | None, typer.Option(help="A sentence or two.")] = None,
+    cast: Annotated[str | None, typer.Option(help="Comma-separated cast.")] = None,
+    directors: Annotated[str | None, typer.Option(help="Comma-separated directors.")] = None,
+    crew: Annotated[str | None, typer.Option(help="Comma-separated other crew.")] = None,
+    network: Annotated[str | None, typer.Option(help="Network or platform (shows).")] = None,
+    url: Annotated[
+        str, typer.Option(help="The running service (default $PRIMETIME_URL).")
+    ] = "http://127.0.0.1:8000",
+    admin_token: Annotated[
+        str | None,
+        typer.Option("--admin-token", help="Admin token (default $PRIMETIME_ADMIN_TOKEN)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a title to a running service (POST /api/v1/admin/titles): the content and
+    graph models score it at once, no retraining, and it shows in the "New on
+    Primetime" row. The service keeps it in memory (and mirrors it in the titles
+    table); with several workers, each worker that should serve it needs the call
+    (or a restart with the title in the data set)."""
+    import os
+
+    import httpx
+
+    token = admin_token or os.environ.get("PRIMETIME_ADMIN_TOKEN")
+    if not token:
+        fail("an admin token is needed: --admin-token or $PRIMETIME_ADMIN_TOKEN")
+    body: dict[str, Any] = {
+        "item_id": item_id,
+        "title": title,
+        "genres": _names(genres),
+        "kind": kind,
+        "cast": _names(cast),
+        "directors": _names(directors),
+        "crew": _names(crew),
+    }
+    for key, value in (("year", year), ("description", description), ("network", network)):
+        if value is not None:
+            body[key] = value
+    base = os.environ.get("PRIMETIME_URL", url) if url == "http://127.0.0.1:8000" else url
+    try:
+        r = httpx.post(
+            f"{base.rstrip('/')}/api/v1/admin/titles",
+            json=body,
+            headers={"X-Admin-Token": str(token)},
+            timeout=120,
+        )
+    except httpx.HTTPError as e:
+        fail(f"cannot reach the service at {base}: {e}")
+        return
+    if r.status_code != 201:
+        try:
+            answer = r.json()
+            detail = answer.get("message") or answer.get("detail")
+        except ValueError:
+            detail = r.text
+        fail(f"the service answered {r.status_code}: {detail}")
+    data = r.json()
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    grown = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in data["models"].items())
+    out.print(
+        f"added {data['item_id']} as item_idx {data['item_idx']}; scored by its own model: "
+        f"{grown}; content member {data['content_model']}"
+    )

@@ -209,6 +209,48 @@ class Recommender(ABC):
         """Scores of the given item indices only, shape (B, len(items))."""
         return self.score(contexts)[:, np.asarray(items, dtype=np.int64)]
 
+    # ------------------------------------------------------- new titles
+    def extend_items(self, items: Vocabulary, side: SideData) -> bool:
+        """Grow the model to titles added after it was trained, without retraining.
+
+        Args:
+            items: The model's item vocabulary with the new ids appended (the old ids
+                first, in the same order).
+            side: Side data of the grown catalog: ``catalog`` (every title, old and
+                new), the graph's triples (those of the new titles included),
+                ``item_texts`` and ``text_vectors`` (items.size rows; a model reads the
+                rows of the new titles only, so the old rows may be left zero).
+
+        Returns:
+            True when the model now scores ``items`` (the new titles from what it
+            knows of their content; the old titles' scores do not change); False when
+            it cannot score a title it was not trained on, in which case the model is
+            left as it was (a caller gives the new titles ``-inf`` in it).
+
+        Raises:
+            ValueError: if ``items`` does not start with the model's own vocabulary.
+        """
+        old = self._require_fitted()
+        n_old = old.size
+        if len(items) < len(old) or items.ids()[: len(old)] != old.ids():
+            raise ValueError(
+                f"{self.name}: extend_items needs the model's {len(old)} ids first, in order, "
+                "with the new ids appended"
+            )
+        if len(items) == len(old):
+            return True
+        if side.catalog is not None and side.catalog.items != items:
+            raise ValueError(f"{self.name}: side.catalog does not hold the grown vocabulary")
+        if not self._extend(items, side, n_old):
+            return False
+        self.items = items
+        return True
+
+    def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:
+        """Grow the model's per-title state from ``n_old`` to ``items.size`` rows; False
+        (the default) when the model cannot (it must then be left unchanged)."""
+        return False
+
     def _require_fitted(self) -> Vocabulary:
         if self.items is None:
             raise RuntimeError(f"{self.name} is not fitted; call fit() or load() first")

@@ -632,6 +632,93 @@ class GNNRecommender(Recommender):
             out[empty] = 0.0
         return mask_padding(out)
 
+    # -------------------------------------------------------- new titles
+    def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:
+        """A new title's vector by message passing from its knowledge-graph entities.
+
+        The title enters the graph with a zero input vector, no users and edges to the
+        entities it shares with the trained graph (``relation:entity`` nodes kept at fit
+        time; entities the graph never had are ignored). Its vector after ``layers``
+        hops is computed from the entities' propagated vectors, which depend only on the
+        trained item and entity embeddings for ``layers <= 2`` (the default): exact,
+        the same as a full pass over the grown graph in which the new title has no
+        viewer. For ``layers > 2`` the entities' deeper vectors miss the users'
+        messages (an approximation). Title-title links (sequels) of a new title are
+        not used. The old titles' vectors are not touched; of several new titles, one
+        sharing no entity with the graph scores 0 (its vector is zero). False without a
+        graph or when no new title shares an entity with it (e.g. people named
+        ``person:<name>`` against a graph of Freebase ids).
+        """
+        net, links = self.net, self.links
+        if net is None or not self.config.use_kg or not links.entities or side.kg is None:
+            return False
+        new_ids = set(items.ids()[n_old - 1 :])
+        t = side.kg.triples.filter(
+            pl.col("head").is_in(list(new_ids)) | pl.col("tail").is_in(list(new_ids))
+        )
+        ent_index = {e: k + 1 for k, e in enumerate(links.entities)}
+        rel_index = {r: k for k, r in enumerate(links.relations)}
+        found: dict[tuple[int, int], int] = {}
+        for head, rel, tail in t.iter_rows():
+            title_is_head = head in new_ids
+            if title_is_head and tail in new_ids:
+                continue  # a link between two new titles: no trained node on either end
+            item, entity = (head, tail) if title_is_head else (tail, head)
+            name = _relation_name(rel, title_is_head)
+            e = ent_index.get(f"{name}:{entity}")
+            if e is not None and name in rel_index:
+                found.setdefault((items.index(item), e), rel_index[name])
+        if not found:  # nothing the graph knows: no vector to give (a caller falls back)
+            return False
+        n_new = items.size
+        table = self.item_table()
+        new_item = np.array([k[0] for k in found], dtype=np.int64)
+        new_entity = np.array([k[1] for k in found], dtype=np.int64)
+        new_rel = np.array(list(found.values()), dtype=np.int64)
+        vecs = self._new_vectors(n_old, n_new, new_item, new_entity, new_rel)
+        from primetime.models.multimodal import grow_embedding
+
+        net.item_emb = grow_embedding(net.item_emb, n_new)
+        self._table = torch.cat([table, vecs.to(table.dtype)])
+        links.item = np.concatenate([links.item, new_item])
+        links.entity = np.concatenate([links.entity, new_entity])
+        links.relation = np.concatenate([links.relation, new_rel])
+        self._shared = None
+        return True
+
+    def _new_vectors(
+        self,
+        n_old: int,
+        n_new: int,
+        new_item: np.ndarray,
+        new_entity: np.ndarray,
+        new_rel: np.ndarray,
+    ) -> torch.Tensor:
+        """(n_new - n_old, D) propagated vectors of the new titles (see :meth:`_extend`)."""
+        net, links, cfg = self.net, self.links, self.config
+        assert net is not None
+        old = links.item < n_old
+        groups = list(enumerate(links.relations)) if cfg.per_relation else [(-1, "linked")]
+        edges: dict[EdgeType, torch.Tensor] = {}
+        for k, r in groups:
+            sel = old & ((links.relation == k) if k >= 0 else True)
+            sel_new = (new_rel == k) if k >= 0 else np.ones(len(new_rel), dtype=bool)
+            edges[("item", r, "entity")] = torch.from_numpy(
+                np.stack([links.item[sel], links.entity[sel]])
+            )
+            edges[("entity", f"rev_{r}", "item")] = torch.from_numpy(
+                np.stack([new_entity[sel_new], new_item[sel_new]])
+            )
+        w = net.item_emb.weight.detach()
+        x = {
+            "item": torch.cat([w[:n_old], torch.zeros(n_new - n_old, w.shape[1])]),
+            "entity": net.entity_emb.weight.detach(),
+        }
+        net.eval()
+        with torch.no_grad():
+            out = net.propagate(x, edges)  # (n_new, D); only the new rows are exact
+        return out[n_old:]
+
     # -------------------------------------------------------------- explain
     def explain(self, history_idx: int, item_idx: int) -> list[tuple[str, int]]:
         """What two titles share in the knowledge graph, by relation.

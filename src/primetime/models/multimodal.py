@@ -32,8 +32,9 @@ from primetime.artifacts import Bundle
 from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
+from primetime.data.vocab import Vocabulary
 from primetime.models.base import FitOptions, FitReport
-from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
+from primetime.models.metadata import FIELDS, ItemTokens, extend_tokens, item_tokens, text_matrix
 from primetime.models.sasrec import POSITIONS, sinusoidal_table
 from primetime.models.sequential import SequentialRecommender, unwrap
 from primetime.training.loop import TrainConfig
@@ -221,6 +222,7 @@ class ItemEncoder(nn.Module):
     tok_cast: torch.Tensor
     tok_crew: torch.Tensor
     tok_temporal: torch.Tensor
+    tok_temporal_sizes: torch.Tensor
     text: torch.Tensor
 
     def metadata_tokens(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -433,6 +435,35 @@ class MultimodalRecommender(SequentialRecommender):
         logits[:, 0] = -torch.inf  # padding is never a target
         return F.cross_entropy(logits, y)
 
+    def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:
+        """A new title's item vector is its content vector (tokens in the learned ids, its
+        text vector) plus a zero id embedding, as for a title nobody watched in training."""
+        cfg = self.config
+        net: MultimodalNet = self.net
+        enc = net.item_encoder
+        tokens = ItemTokens.from_arrays(
+            {
+                **{f"tok_{f}": getattr(enc, f"tok_{f}").cpu().numpy() for f in FIELDS},
+                "tok_temporal_sizes": enc.tok_temporal_sizes.cpu().numpy(),
+            }
+        )
+        grown = extend_tokens(
+            tokens, side, n_old, min_count=cfg.min_people_titles, max_people=cfg.max_people
+        )
+        if grown is None:
+            return False
+        n_new = items.size
+        if enc.text_proj is not None:
+            tv = side.text_vectors
+            if tv is None or tv.shape[0] != n_new or tv.shape[1] != enc.text.shape[1]:
+                return False
+            enc.text = torch.cat([enc.text, torch.from_numpy(np.asarray(tv[n_old:], np.float32))])
+        grow_buffers(enc, grown)
+        net.seen = torch.cat([net.seen, torch.zeros(n_new - n_old, device=net.seen.device)])
+        net.item_emb = grow_embedding(net.item_emb, n_new)
+        net._table, net._table_key = None, None
+        return True
+
     def _restore(self, bundle: Bundle) -> None:
         arrays: dict[str, np.ndarray] = {"seen": bundle.arrays["seen"]}
         for key, value in bundle.arrays.items():
@@ -442,3 +473,20 @@ class MultimodalRecommender(SequentialRecommender):
                     arrays[name] = value
         self.side = arrays
         super()._restore(bundle)
+
+
+def grow_buffers(module: nn.Module, tokens: ItemTokens) -> None:
+    """Replace a module's ``tok_*`` buffers by the (grown) ``tokens``."""
+    for f in FIELDS:
+        old = getattr(module, f"tok_{f}")
+        setattr(module, f"tok_{f}", torch.from_numpy(getattr(tokens, f)).long().to(old.device))
+
+
+def grow_embedding(emb: nn.Embedding, n: int) -> nn.Embedding:
+    """``emb`` with rows up to ``n``, the new rows zero (same padding index and device)."""
+    w = emb.weight.detach()
+    out = nn.Embedding(n, w.shape[1], padding_idx=emb.padding_idx).to(w.device)
+    with torch.no_grad():
+        out.weight.zero_()
+        out.weight[: w.shape[0]] = w
+    return out

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from primetime.artifacts import Bundle
+from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
+from primetime.data.vocab import Vocabulary
 from primetime.models.base import (
     FitOptions,
     FitReport,
@@ -146,6 +148,25 @@ class GenreProfileRecommender(Recommender):
         scores = profile @ self.genres.T + self.tie_break[None, :]  # (B, V) cosine
         return mask_padding(scores.astype(np.float32))
 
+    def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:
+        """A new title's unit genre vector over the genres learned (a genre the
+        training catalog did not have is left out) and a seeded tie-break."""
+        assert self.genres is not None and self.tie_break is not None
+        if side.catalog is None:
+            return False
+        hot = new_genre_rows(side.catalog, n_old)
+        if hot is None or (hot.shape[1] or 1) != self.genres.shape[1]:
+            return False
+        hot = hot if hot.shape[1] else np.zeros((hot.shape[0], 1), np.float32)
+        norms = np.linalg.norm(hot, axis=1, keepdims=True)
+        rng = np.random.default_rng([self.config.seed, n_old])
+        tie = (rng.random(len(hot)) * TIE_BREAK).astype(np.float32)
+        self.genres = np.concatenate([self.genres, hot / np.maximum(norms, 1e-12)]).astype(
+            np.float32
+        )
+        self.tie_break = np.concatenate([self.tie_break, tie])
+        return True
+
     def _state(self) -> dict[str, np.ndarray]:
         assert self.genres is not None and self.fallback is not None
         assert self.tie_break is not None
@@ -155,6 +176,26 @@ class GenreProfileRecommender(Recommender):
         self.genres = bundle.arrays["genres"]
         self.fallback = bundle.arrays["fallback"]
         self.tie_break = bundle.arrays["tie_break"]
+
+
+def new_genre_rows(catalog: Catalog, n_old: int) -> np.ndarray | None:
+    """Multi-hot genres (n, G) of the catalog's titles from item_idx ``n_old`` on, over
+    the sorted genres of the titles before them (the columns of ``genre_matrix`` at
+    training time); genres the older titles never had are left out. None when the
+    catalog has fewer than ``n_old - 1`` titles."""
+    frame = catalog.frame
+    if frame.height < n_old - 1:
+        return None
+    genres = frame["genres"].to_list()
+    names = sorted({g for gs in genres[: n_old - 1] for g in gs or ()})
+    col = {g: j for j, g in enumerate(names)}
+    new = genres[n_old - 1 :]
+    out = np.zeros((len(new), len(names)), dtype=np.float32)
+    for k, gs in enumerate(new):
+        for g in gs or ():
+            if g in col:
+                out[k, col[g]] = 1.0
+    return out
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -26,6 +26,8 @@ from torch import nn
 from primetime.artifacts import Bundle
 from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
+from primetime.data.side import SideData
+from primetime.data.vocab import Vocabulary
 from primetime.models.sequential import SequentialRecommender, unwrap
 from primetime.training.loop import TrainConfig
 
@@ -274,6 +276,39 @@ class SASRecRecommender(SequentialRecommender):
                 log.info("sasrec: no catalog given, training on item ids only (no side features)")
                 return
             self.side = side_arrays(catalog)
+
+    def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:
+        """With side features only: a new title's vector is its genre projection plus its
+        year-bucket embedding and a zero id embedding (a title never seen in training
+        gets no id signal either way). Without side features there is nothing to score
+        a new title by: False."""
+        from primetime.models.multimodal import grow_embedding
+        from primetime.models.reference import new_genre_rows
+
+        net = self.net
+        if self.side is None or net is None or net.genre_proj is None or side.catalog is None:
+            return False
+        hot = new_genre_rows(side.catalog, n_old)
+        if hot is None or (hot.shape[1] or 1) != net.side_genres.shape[1]:
+            return False
+        hot = hot if hot.shape[1] else np.zeros((hot.shape[0], 1), np.float32)
+        year = side.catalog.frame["year"].to_list()
+        learned = [y for y in year[: n_old - 1] if y is not None]
+        top = net.year_emb.num_embeddings - 1
+        years = np.zeros(len(hot), dtype=np.int64)
+        if learned:
+            lo = min(learned)
+            for k, y in enumerate(year[n_old - 1 :]):
+                years[k] = 0 if y is None else min(max((int(y) - lo) // 5 + 1, 1), top)
+        self.side = {
+            "side_genres": np.concatenate([self.side["side_genres"], hot]).astype(np.float32),
+            "side_years": np.concatenate([self.side["side_years"], years]),
+        }
+        net.side_genres = torch.from_numpy(self.side["side_genres"]).to(net.side_genres.device)
+        net.side_years = torch.from_numpy(self.side["side_years"]).to(net.side_years.device)
+        net.item_emb = grow_embedding(net.item_emb, items.size)
+        net._table, net._table_key = None, None
+        return True
 
     def _restore(self, bundle: Bundle) -> None:
         self.side = None

@@ -6,7 +6,9 @@ their default order; :class:`Carousel` is one row (a stable ``key``, the
 display ``title`` shown in the UI, and its titles). The rows are built here
 from one user's blend: top picks, "Because you watched <Title>", one
 "Because you like <Genre>" row per favourite genre, trending, continue
-watching (next seasons, played but not completed) and new releases.
+watching (next seasons, played but not completed), "New on Primetime" (titles
+added to the running service after its models were trained, ranked by the
+content member's score, each with a content reason) and new releases.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +31,7 @@ from primetime.pipeline.explain import (
     because_watched,
     continue_watching,
     new_release,
+    new_title_reason,
     next_season,
 )
 from primetime.pipeline.index import PipelineIndex
@@ -44,8 +48,21 @@ CAROUSEL_ROWS: tuple[str, ...] = (
     "because_watched",
     "genres",
     "trending",
+    "new_on_primetime",
     "new_releases",
 )
+#: Most recent titles (by release date) the "New on Primetime" row ranks when no title
+#: was added to the running service.
+NEWEST_FALLBACK = 50
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """What the "New on Primetime" row needs beyond the blend: the user's content scores
+    (V,) and the models that can tell what two titles share (``explain``, the gnn's)."""
+
+    scores: np.ndarray
+    explainers: Sequence[Any] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,7 @@ def _carousels(
     events: Sequence[Event],
     disliked: set[int],
     base: np.ndarray,
+    new: NewRow | None = None,
 ) -> list[Carousel]:
     """The rows ``rows`` (keys of :data:`CAROUSEL_ROWS`) of one user's blend; empty rows dropped.
 
@@ -125,7 +143,32 @@ def _carousels(
                 for i in best
             ]
             out.append(Carousel("new_releases", "New releases", items))
+        elif row == "new_on_primetime" and new is not None:
+            items = _new_on_primetime(ix, req, blend, allowed, n, new)
+            out.append(Carousel("new_on_primetime", "New on Primetime", items))
     return [c for c in out if c.items]
+
+
+def _new_on_primetime(
+    ix: PipelineIndex, req: _Request, blend: _Blend, allowed: np.ndarray, n: int, new: NewRow
+) -> list[ScoredItem]:
+    """Titles added to the running service (else the :data:`NEWEST_FALLBACK` newest by
+    release date), best content score first, each with a content reason."""
+    if ix.added is not None and np.isfinite(ix.added).any():
+        cand = np.flatnonzero(allowed & np.isfinite(ix.added))
+    else:
+        rd = ix.release_day
+        cand = np.flatnonzero(allowed & np.isfinite(rd) & ~(rd > req.now / DAY))
+        cand = cand[np.lexsort((cand, -rd[cand]))[:NEWEST_FALLBACK]]
+    sc = new.scores[cand]
+    keep = np.isfinite(sc)
+    cand, sc = cand[keep], sc[keep]
+    order = np.lexsort((cand, -sc))[:n]
+    recent = blend.recent[0]
+    return [
+        ScoredItem(int(i), float(s), new_title_reason(ix, int(i), recent, new.explainers), {})
+        for i, s in zip(cand[order], sc[order], strict=True)
+    ]
 
 
 def _parts(blend: _Blend, item: int) -> dict[str, float]:

@@ -13,6 +13,10 @@ popularity     ``popular_like_you``    Popular with people like you
                ``popular``             Popular on Primetime
 =============  ======================  =====================================
 
+Titles in the "New on Primetime" row carry ``new_on_primetime`` reasons from
+their content (:func:`new_title_reason`): "New: same director as <Title>" (the
+gnn's knowledge graph) or "New: a <Genre> like <Title>".
+
 "Because you watched" names the history title most similar to the
 candidate (:func:`most_similar_source`): the recency-weighted neighbour
 similarity (content + co-occurrence) decides, shared genres break ties.
@@ -27,9 +31,9 @@ gives the pipeline's chosen titles their reasons from the blend.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,6 +53,23 @@ SIMILAR_CONTENT = "similar_content"
 NEXT_SEASON = "next_season"
 CONTINUE_WATCHING = "continue_watching"
 NEW_RELEASE = "new_release"
+NEW_TITLE = "new_on_primetime"
+
+#: What two titles share in the knowledge graph (a relation of the gnn's ``explain``),
+#: as the words of a "New: …" reason; other relations are not told.
+SHARED_WORDS = {
+    "director": "same director as",
+    "directed_by": "same director as",
+    "writer": "same writer as",
+    "written_by": "same writer as",
+    "creator": "same creator as",
+    "created_by": "same creator as",
+    "actor": "shares cast with",
+    "starring": "shares cast with",
+    "cast": "shares cast with",
+    "sequel": "a sequel to",
+    "prequel": "a prequel to",
+}
 
 #: Tie order when two components contribute equally (most personal first).
 COMPONENT_ORDER = ("model", "content", "realtime", "trending", "popularity")
@@ -136,6 +157,52 @@ def continue_watching(title: str) -> Reason:
 
 def new_release(year: int | None) -> Reason:
     return Reason(NEW_RELEASE, "New release" if year is None else f"New release ({year})")
+
+
+def new_title(text: str, source_item: int | None = None) -> Reason:
+    return Reason(NEW_TITLE, text, source_item)
+
+
+def new_title_reason(
+    ix: PipelineIndex, item: int, recent: np.ndarray, explainers: Sequence[Any] = ()
+) -> Reason:
+    """Why a title new on the service is shown, from its content and the user's recent
+    positive titles ``recent`` (newest first).
+
+    "New: same director as <Title>" when a model of ``explainers`` (the gnn) finds a
+    told relation the two share in the knowledge graph (the newest such title); else
+    "New: a <Genre> like <Title>", the rarest genre it shares with the recent title
+    that shares most of its genres; else "New: a <Genre>" or "New on Primetime".
+    """
+    hist = [int(h) for h in recent if 0 < int(h) < ix.items.size and int(h) != item]
+    for m in explainers:
+        model_items = getattr(m, "items", None)
+        if model_items is None or item >= model_items.size:
+            continue
+        for h in hist[:10]:
+            if h >= model_items.size:
+                continue
+            for relation, _ in m.explain(h, item):
+                words = SHARED_WORDS.get(str(relation).lower())
+                if words:
+                    return new_title(f"New: {words} {ix.titles[h]}", h)
+    own = np.flatnonzero(ix.genres[item])
+    if own.size:
+        if hist:
+            shared = ix.genres[hist][:, own] > 0  # (H, G)
+            best = int(np.argmax(shared.sum(1)))  # the first (newest) of the most shared
+            if shared[best].any():
+                g = own[shared[best]]
+                genre = ix.genre_names[int(g[np.argmin(ix.genre_freq[g])])]
+                text = f"New: {_a(genre)} {genre} like {ix.titles[hist[best]]}"
+                return new_title(text, hist[best])
+        genre = ix.genre_names[int(own[np.argmin(ix.genre_freq[own])])]
+        return new_title(f"New: {_a(genre)} {genre}")
+    return new_title("New on Primetime")
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def dominant_component(contributions: Mapping[str, float]) -> str | None:

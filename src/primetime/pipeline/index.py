@@ -205,6 +205,9 @@ class PipelineIndex:
         neighbor_cooc: (V, N) float32 its co-occurrence part (before ``cooc_share``).
         demographics: Popularity per user cell, or None.
         train_end: Newest train timestamp (unix seconds).
+        added: (V,) float64 unix seconds at which a title was added to the running
+            service (after its models were trained), NaN for the others; None when
+            no title was added.
     """
 
     items: Vocabulary
@@ -227,6 +230,7 @@ class PipelineIndex:
     neighbor_cooc: np.ndarray
     demographics: Demographics | None
     train_end: float
+    added: np.ndarray | None = None
 
     @functools.cached_property
     def genre_unit64(self) -> np.ndarray:

@@ -47,7 +47,7 @@ from primetime.data.vocab import Vocabulary
 from primetime.models.base import Recommender
 from primetime.pipeline import explain as X
 from primetime.pipeline.blend import COMPONENTS, BlendWeights, _Blend, _blend, _Request
-from primetime.pipeline.carousels import CAROUSEL_ROWS, Carousel, _carousels
+from primetime.pipeline.carousels import CAROUSEL_ROWS, Carousel, NewRow, _carousels
 from primetime.pipeline.explain import ScoredItem, _explain
 from primetime.pipeline.index import (
     Demographics,
@@ -96,12 +96,25 @@ class RecPipeline:
         index: Precomputed catalog / train side data.
         weights: Blend weights.
         config: Build and request constants.
+        content_model: A content member (a model that scores titles from their content:
+            multimodal, contrastive, genre-profile, gnn), or None. It ranks the "New on
+            Primetime" row, and it scores the titles added after ``model`` was trained
+            when ``model`` cannot (its vocabulary is shorter than the catalog's: its
+            ``extend_items`` said False): those columns of the model's scores are the
+            content member's, z-scored over the titles both score and put on the
+            model's scale (mean and spread of the row), so a new title ranks among
+            the old ones where the content member would rank it.
+
+    A model (or content member) trained on fewer titles than the catalog (titles were
+    added since) is given histories without the titles it does not know, and its
+    scores are padded with ``-inf`` for them.
     """
 
     model: Recommender | None
     index: PipelineIndex
     weights: BlendWeights = field(default_factory=BlendWeights)
     config: PipelineConfig = field(default_factory=PipelineConfig)
+    content_model: Recommender | None = None
 
     # -------------------------------------------------------------- basics
     @property
@@ -117,12 +130,49 @@ class RecPipeline:
         return dataclasses.replace(self, weights=weights)
 
     def with_model(self, model: Recommender | None) -> RecPipeline:
-        """The same pipeline with another (fitted) model on the same catalog."""
+        """The same pipeline with another (fitted) model on the same catalog (or on the
+        catalog's first titles, when titles were added after it was trained)."""
         if model is not None:
-            if model.items is None:
-                raise ValueError(f"model {model.name!r} is not fitted")
-            check_same_catalog(model.items, self.items, where=f"model {model.name!r}")
+            self._check_model(model)
         return dataclasses.replace(self, model=model)
+
+    def with_content_model(self, model: Recommender | None) -> RecPipeline:
+        """The same pipeline with another content member (see ``content_model``)."""
+        if model is not None:
+            self._check_model(model)
+        return dataclasses.replace(self, content_model=model)
+
+    def _check_model(self, model: Recommender) -> None:
+        if model.items is None:
+            raise ValueError(f"model {model.name!r} is not fitted")
+        n = len(model.items)
+        if n < len(self.items) and model.items.ids() == self.items.ids()[:n]:
+            return  # trained before titles were added to the catalog
+        check_same_catalog(model.items, self.items, where=f"model {model.name!r}")
+
+    def _scores_of(self, model: Recommender, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(B, V) float32 scores of ``model``; titles beyond its vocabulary -inf (and left
+        out of the histories it reads)."""
+        assert model.items is not None
+        width, v = model.items.size, self.items.size
+        if width < v:
+            contexts = [_known_only(c, width) for c in contexts]
+        s = np.asarray(model.score(contexts), dtype=np.float32)
+        if s.shape != (len(contexts), width):
+            raise ValueError(
+                f"{model.name}.score returned shape {s.shape}, expected ({len(contexts)}, {width})"
+            )
+        if width < v:
+            s = np.concatenate([s, np.full((len(contexts), v - width), -np.inf, np.float32)], 1)
+        return np.where(np.isnan(s), np.float32(-np.inf), s)
+
+    def content_scores(self, contexts: Sequence[UserContext]) -> np.ndarray | None:
+        """(B, V) scores of the content member (or, without one, of the model when it
+        scores the whole catalog); None when neither can."""
+        for m in (self.content_model, self.model):
+            if m is not None and m.items is not None and m.items.size == self.items.size:
+                return self._scores_of(m, contexts)
+        return None
 
     # --------------------------------------------------------------- build
     @classmethod
@@ -136,6 +186,7 @@ class RecPipeline:
         config: PipelineConfig | None = None,
         users: Users | pl.DataFrame | None = None,
         available: np.ndarray | None = None,
+        added: np.ndarray | None = None,
     ) -> RecPipeline:
         """Precompute popularity, trending, genres, neighbours (and demographics).
 
@@ -148,6 +199,8 @@ class RecPipeline:
             users: User metadata with ``age`` / ``gender`` for "popular with people
                 like you"; ignored when it has neither.
             available: (V,) bool, False for titles that must never be recommended.
+            added: (V,) float64 unix seconds at which titles were added to the running
+                service (NaN for the others), for the "New on Primetime" row.
 
         Raises:
             ValueError: if the model, train log or ``available`` do not match the catalog.
@@ -165,6 +218,8 @@ class RecPipeline:
             if a.shape != (v,):
                 raise ValueError(f"available must have shape ({v},) = (items.size,), got {a.shape}")
             avail &= a
+        if added is not None and np.shape(added) != (v,):
+            raise ValueError(f"added must have shape ({v},) = (items.size,)")
         genres, names = catalog.genre_matrix()  # (V, K)
         count = genres.sum(axis=1, keepdims=True)
         genre_unit = np.divide(genres, np.sqrt(count), out=np.zeros_like(genres), where=count > 0)
@@ -206,6 +261,7 @@ class RecPipeline:
             neighbor_cooc=co,
             demographics=demo,
             train_end=end,
+            added=None if added is None else np.asarray(added, dtype=np.float64),
         )
         log.info(
             "pipeline index: %d titles, %d genres, content neighbours %.2fs, co-occurrence "
@@ -235,10 +291,9 @@ class RecPipeline:
             raise TypeError(f"contexts must be UserContext, got {type(ctx).__name__}")
         v = self.items.size
         if ctx.history.size and ctx.history.max() >= v:
-            raise ValueError(
-                f"history holds item_idx {int(ctx.history.max())}, "
-                f"but the catalog has {v - 1} titles"
-            )
+            # a title added to the catalog after this pipeline was built (a request that
+            # began before the swap): not known here, left out
+            ctx = _known_only(ctx, v)
         asked: float | None = now if now is not None else ctx.now
         ref = asked
         if ref is None and ctx.timestamps is not None and ctx.timestamps.size:
@@ -300,16 +355,23 @@ class RecPipeline:
 
     # ---------------------------------------------------- stage 3: rank
     def _rank(self, contexts: Sequence[UserContext]) -> np.ndarray | None:
-        """(B, V) float32 model scores (NaN -> -inf), or None without a model / weight."""
+        """(B, V) float32 model scores (NaN -> -inf), or None without a model / weight.
+
+        Titles the model does not know (added after it was trained) take the content
+        member's scores, put on the model's scale (see ``content_model``)."""
         if self.model is None or self.weights.model == 0:
             return None
-        s = np.asarray(self.model.score(contexts), dtype=np.float32)
-        if s.shape != (len(contexts), self.items.size):
-            raise ValueError(
-                f"{self.model.name}.score returned shape {s.shape}, expected "
-                f"({len(contexts)}, {self.items.size})"
-            )
-        return np.where(np.isnan(s), np.float32(-np.inf), s)
+        s = self._scores_of(self.model, contexts)
+        assert self.model.items is not None
+        width = self.model.items.size
+        cm = self.content_model
+        if width < self.items.size and cm is not None and cm is not self.model:
+            assert cm.items is not None
+            c = self._scores_of(cm, contexts)
+            new = np.arange(width, self.items.size)
+            new = new[new < cm.items.size]
+            s[:, new] = _on_scale_of(s[:, :width], c[:, :width], c[:, new])
+        return s
 
     def _run(
         self,
@@ -538,7 +600,10 @@ class RecPipeline:
         season of shows the user watched, and titles played but not completed,
         which need ``events``), ``top_picks``, ``because_watched`` (neighbours of
         the newest positive title), ``genres`` (one row per top-3 genre by the
-        user's live weights), ``trending``, ``new_releases`` (newest release date).
+        user's live weights), ``trending``, ``new_on_primetime`` (titles added to the
+        running service, else the newest by release date, ranked by the content
+        member's score, each with a content reason), ``new_releases`` (newest release
+        date).
 
         Args:
             ctx: The user's history.
@@ -569,6 +634,46 @@ class RecPipeline:
         )
         blend = self._run([req], kind=kind, genre=None, exclude_seen=True, keep_parts=True)
         base = self._static_mask(kind, None)
+        new = None
+        if "new_on_primetime" in rows:
+            content = self.content_scores([req.ctx])
+            new = NewRow(
+                scores=blend.total[0] if content is None else content[0],
+                explainers=[
+                    m
+                    for m in (self.content_model, self.model)
+                    if m is not None and callable(getattr(m, "explain", None))
+                ],
+            )
         return _carousels(
-            self.index, self.weights.diversity, req, blend, rows, n, evs, disliked, base
+            self.index, self.weights.diversity, req, blend, rows, n, evs, disliked, base, new
         )
+
+
+def _known_only(ctx: UserContext, size: int) -> UserContext:
+    """``ctx`` without the history titles at item_idx >= ``size``."""
+    keep = ctx.history < size
+    if keep.all():
+        return ctx
+    return dataclasses.replace(
+        ctx,
+        history=ctx.history[keep],
+        timestamps=None if ctx.timestamps is None else ctx.timestamps[keep],
+        ratings=None if ctx.ratings is None else ctx.ratings[keep],
+    )
+
+
+def _on_scale_of(model: np.ndarray, content: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``fill`` (B, F), scores of the content member, z-scored by the content member's
+    scores ``content`` (B, W) and put on the scale of the model's ``model`` (B, W) (mean
+    and standard deviation per row, over the titles both score finitely)."""
+    ok = np.isfinite(model) & np.isfinite(content)  # (B, W)
+    n = np.maximum(ok.sum(1, keepdims=True), 1)
+    m = np.where(ok, model, 0.0).astype(np.float64)
+    c = np.where(ok, content, 0.0).astype(np.float64)
+    m_mean, c_mean = m.sum(1, keepdims=True) / n, c.sum(1, keepdims=True) / n
+    m_std = np.sqrt((np.where(ok, m - m_mean, 0.0) ** 2).sum(1, keepdims=True) / n)
+    c_std = np.sqrt((np.where(ok, c - c_mean, 0.0) ** 2).sum(1, keepdims=True) / n)
+    z = (fill - c_mean) / np.where(c_std > 0, c_std, 1.0)
+    out = m_mean + z * m_std
+    return np.where(np.isfinite(fill), out, -np.inf).astype(np.float32)

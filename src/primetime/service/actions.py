@@ -23,6 +23,7 @@ from primetime.service.auth import (
 )
 from primetime.service.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from primetime.service.experiments import experiment_report
+from primetime.service.newtitles import TitleIn, check_names
 from primetime.service.schemas import EventIn, ExperimentIn
 from primetime.service.state import ServiceState
 from primetime.service.store import NewEvent, UsernameTaken, UserRecord
@@ -270,3 +271,33 @@ def stop_experiment(svc: ServiceState, experiment_id: str) -> dict[str, Any]:
     svc.store.set_experiment_active(experiment_id, False)
     svc.experiments_changed()
     return experiment_report(svc.store, experiment_id)
+
+
+def add_title(svc: ServiceState, body: TitleIn) -> dict[str, Any]:
+    """Add a title to the running catalog: mirrored in the store's titles table, scored
+    at once by every loaded model that can grow (``extend_items``), by the content
+    member in the others, and shown in the "New on Primetime" row. No retraining.
+
+    Returns:
+        The title (with ``added_at``), its item_idx, which loaded models scored it
+        themselves (``models``) and the content member's name.
+
+    Raises:
+        InvalidInput: a blank or too long name, or a genre the catalog does not have.
+        Conflict: a title with this item id exists.
+    """
+    problems = check_names(body)
+    if problems:
+        raise InvalidInput.of(problems)
+    unknown = [g for g in body.genres if g not in svc.genres]
+    if unknown:
+        raise InvalidInput(f"unknown genre(s) {unknown}; known: {svc.genres}", ("genres",))
+    if svc.item_index(body.item_id) is not None:
+        raise Conflict(f"title {body.item_id!r} exists")
+    row = body.catalog_row()
+    svc.store.sync_titles([{k: row[k] for k in ("item_id", "title", "kind", "year", "genres")}])
+    try:
+        out = svc.add_title(body)
+    except KeyError:
+        raise Conflict(f"title {body.item_id!r} exists") from None
+    return {**out, "title": svc.title_json(out["item_idx"])}

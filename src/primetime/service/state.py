@@ -15,23 +15,34 @@ folded events, the record for a few seconds) is checked against it or expires.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from primetime.data.dataset import Dataset
+from primetime.data.side import SideData
+from primetime.models.base import Recommender
 from primetime.pipeline.pipeline import RecPipeline, ScoredItem
 from primetime.registry import ModelRegistry
 from primetime.service.cache import Cache, rec_key
 from primetime.service.impressions import ImpressionBuffer
 from primetime.service.metrics import ServiceMetrics
+from primetime.service.newtitles import (
+    CONTENT_MODELS,
+    TitleIn,
+    encode_new_texts,
+    grow_catalog,
+    grow_model,
+    needs_text,
+)
 from primetime.service.settings import Settings
 from primetime.service.store import EventStore, ExperimentRecord, UserRecord
 from primetime.service.userview import HISTORY_LIMIT, UserView, UserViews
@@ -133,6 +144,15 @@ class ServiceState:
         self.views = UserViews(store, self.item_index, self.item_genres)
         self._experiments: tuple[float, ExperimentRecord | None] = (-1.0, None)
         self._users: dict[int, tuple[float, UserRecord]] = {}
+        #: The knowledge graph, with the people of titles added while running.
+        self.kg = dataset.kg if len(dataset.kg) else None
+        #: item_id -> unix seconds, of the titles added while running (``add_title``).
+        self.added_at: dict[str, float] = {}
+        #: Bumped by every added title; part of every cache key.
+        self.catalog_generation = 0
+        self._text_vectors: np.ndarray | None = None  # (V, D): added titles' rows only
+        self._genre_profile: Recommender | None = None
+        self._member: Recommender | None = None
         t0 = time.perf_counter()
         self.base = RecPipeline.build(None, self.catalog, dataset.interactions, users=dataset.users)
         log.info("pipeline side data built in %.1fs", time.perf_counter() - t0)
@@ -164,12 +184,144 @@ class ServiceState:
             )
             default = LoadedModel("content", "v0", self.base)
             loaded[default.key] = default
+        self._member = member = self._content_member(loaded.values())
+        loaded = {
+            k: dataclasses.replace(lm, pipeline=lm.pipeline.with_content_model(member))
+            for k, lm in loaded.items()
+        }
+        default = loaded[default.key]
         self.metrics.set_model_version(default.name, default.version)
         return ModelSlots(default=default, by_key=loaded, loaded_at=time.time())
 
     def _load(self, name: str, version: str, metrics: Mapping[str, Any] | None) -> LoadedModel:
         model = self.registry.load(name, version)
-        return LoadedModel(name, version, self.base.with_model(model), dict(metrics or {}))
+        if self.added_at:  # titles were added since start-up: grow it to them
+            model = grow_model(model, self.growth_side()) or model
+        pipeline = self.base.with_model(model).with_content_model(self._member)
+        return LoadedModel(name, version, pipeline, dict(metrics or {}))
+
+    # ------------------------------------------------------- new titles
+    def growth_side(self) -> SideData:
+        """Side data of the current catalog for ``extend_items``: the catalog, the graph
+        and the text vectors of the added titles (the others' rows zero)."""
+        return SideData(catalog=self.catalog, kg=self.kg, text_vectors=self._text_vectors)
+
+    def _content_member(self, loaded: Iterable[LoadedModel]) -> Recommender:
+        """The content member of every pipeline: the first loaded model of
+        :data:`CONTENT_MODELS` that scores the whole catalog, else a genre-profile fitted
+        on the data set (milliseconds) and grown to the added titles."""
+        models = [lm.pipeline.model for lm in loaded]
+        for name in CONTENT_MODELS:
+            for m in models:
+                if m is not None and m.name == name and m.items == self.items:
+                    return m
+        gp = self._base_genre_profile()
+        if gp.items != self.items:
+            gp = grow_model(gp, self.growth_side()) or gp
+        return gp
+
+    def _base_genre_profile(self) -> Recommender:
+        """A genre-profile fitted on the data set's catalog (kept; grown on copies)."""
+        if self._genre_profile is None:
+            from primetime.models.reference import GenreProfileRecommender
+
+            gp = GenreProfileRecommender()
+            gp.fit(self.dataset.interactions, side=SideData(catalog=self.dataset.catalog))
+            self._genre_profile = gp
+        return self._genre_profile
+
+    def add_title(self, body: TitleIn) -> dict[str, Any]:
+        """Append a title to the catalog and grow every loaded model to it; swapped in
+        at once (a request sees the old catalog or the new one, see below).
+
+        Every loaded model is grown on a copy (``extend_items``); one that cannot keeps
+        its titles and its pipeline scores the new one by the content member. The
+        pipeline index is rebuilt on the grown catalog (neighbours, genres, dates, the
+        ``added`` times) and the cache generation moves on. The swap appends to the
+        per-title lists first, then replaces the catalog and vocabulary, then the
+        pipelines: a request holding the old pipelines only meets old titles (a
+        history with the new one is read without it), one holding the new pipelines
+        finds every title it returns in the catalog.
+
+        Returns:
+            ``{"item_id", "item_idx", "added_at", "models": {key: grown?},
+            "content_model"}``.
+
+        Raises:
+            KeyError: the item id is in the catalog already.
+        """
+        with self._lock:
+            if body.item_id in self.items:
+                raise KeyError(body.item_id)
+            t0 = time.perf_counter()
+            n_old = self.items.size
+            catalog, kg = grow_catalog(self.catalog, self.kg, [body])
+            slots = self.slots
+            models = [lm.pipeline.model for lm in slots.by_key.values()] + [self._member]
+            text = self._text_vectors
+            if any(m is not None and needs_text(m) for m in models):
+                text = encode_new_texts(catalog, kg, n_old, self._text_vectors)
+            elif text is not None:
+                text = np.concatenate([text, np.zeros((1, text.shape[1]), np.float32)])
+            side = SideData(catalog=catalog, kg=kg, text_vectors=text)
+            now = time.time()
+            added_at = {**self.added_at, body.item_id: now}
+            added = np.full(catalog.items.size, np.nan)
+            for iid, at in added_at.items():
+                added[catalog.items.index(iid)] = at
+            train = dataclasses.replace(self.dataset.interactions, items=catalog.items)
+            base = RecPipeline.build(
+                None, catalog, train, users=self.dataset.users, added=added
+            ).with_weights(self.base.weights)
+            grown: dict[int, Recommender | None] = {}
+
+            def grow(m: Recommender) -> Recommender | None:
+                if id(m) not in grown:
+                    grown[id(m)] = grow_model(m, side)
+                return grown[id(m)]
+
+            assert self._member is not None
+            member = grow(self._member)
+            if member is None:  # the content model could not grow: the genre profile can
+                member = grow(self._base_genre_profile()) or self._base_genre_profile()
+            by_key: dict[str, LoadedModel] = {}
+            report: dict[str, bool] = {}
+            for key, lm in slots.by_key.items():
+                m = lm.pipeline.model
+                g = grow(m) if m is not None else None
+                report[key] = g is not None
+                pipe = base.with_model(g if g is not None else m).with_content_model(member)
+                by_key[key] = dataclasses.replace(lm, pipeline=pipe)
+            new_slots = ModelSlots(
+                default=by_key[slots.default.key], by_key=by_key, loaded_at=slots.loaded_at
+            )
+            row = catalog.row(catalog.items.size - 1)
+            # the swap: lists (supersets) first, then the catalog, then the pipelines
+            self.item_ids.append(body.item_id)
+            self.titles.append(str(row["title"]))
+            self._titles_lower.append(str(row["title"]).lower())
+            self.item_genres.append(list(body.genres))
+            self.catalog, self.kg, self._text_vectors = catalog, kg, text
+            self.added_at = added_at
+            self.items = catalog.items
+            self.base, self._member = base, member
+            self.slots = new_slots
+            self.catalog_generation += 1
+            log.info(
+                "added title %s (item_idx %d) in %.2fs; grown: %s; content member %s",
+                body.item_id,
+                n_old,
+                time.perf_counter() - t0,
+                report,
+                member.name,
+            )
+            return {
+                "item_id": body.item_id,
+                "item_idx": n_old,
+                "added_at": now,
+                "models": report,
+                "content_model": member.name,
+            }
 
     def reload(self) -> ModelSlots:
         """Load the promoted versions again and swap them in atomically."""
@@ -311,6 +463,9 @@ class ServiceState:
         for key in ("network", "series_id", "season_number", "seasons", "episodes"):
             if row.get(key) is not None:
                 out[key] = row[key]
+        added = self.added_at.get(str(row["item_id"]))
+        if added is not None:
+            out["added_at"] = added
         return out
 
     def item_json(self, s: ScoredItem) -> dict[str, Any]:
@@ -345,4 +500,7 @@ class ServiceState:
         Look it up with ``cache.fetch(user_id, key)`` and store a recomputed value in the
         slot that returns, so an event arriving in between leaves the stored value stale.
         """
-        return rec_key(model_key, user_id, {"ns": namespace, **params})
+        params = {"ns": namespace, **params}
+        if self.catalog_generation:  # titles were added: entries of the old catalog expire
+            params["catalog"] = self.catalog_generation
+        return rec_key(model_key, user_id, params)

@@ -1,5 +1,5 @@
 """Admin endpoints (admin token or an admin account): models and their promotion history,
-reload, experiments, stats."""
+reload, experiments, stats, new titles."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from primetime.service import actions
 from primetime.service.actions import ADMIN_TOKEN_ACTOR
 from primetime.service.auth import require_admin
+from primetime.service.newtitles import TitleIn
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import (
     ExperimentIn,
@@ -84,6 +85,15 @@ def promotions(
 def reload(svc: Svc) -> dict[str, Any]:
     """Load the promoted versions and swap them in without dropping requests."""
     return actions.reload_models(svc)
+
+
+@router.post("/titles", status_code=201)
+def add_title(body: TitleIn, svc: Svc) -> dict[str, Any]:
+    """Add a title to the running catalog: the content and graph models score it at once
+    (no retraining), it appears in the "New on Primetime" row with a content reason.
+    The answer says which loaded models scored it themselves (``models``); the others
+    rank it by the content member (``content_model``). 409 when the item id exists."""
+    return actions.add_title(svc, body)
 
 
 @router.post("/experiments", response_model=ExperimentReport, status_code=201)
