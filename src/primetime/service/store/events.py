@@ -93,7 +93,7 @@ class EventsMixin(StoreBase):
         """
         _check_id("user_id", user_id)
         if not events:
-            return StoredEvents([], 0)
+            return StoredEvents([], [])
         now = time.time()
         rows = []
         first: dict[str, int] = {}  # event_id -> index of its first event in the batch
@@ -172,7 +172,7 @@ class EventsMixin(StoreBase):
         ids = [
             by_index[i] if e.event_id is None else stored[e.event_id] for i, e in enumerate(events)
         ]
-        return StoredEvents(ids, len(todo))
+        return StoredEvents(ids, [i in by_index for i in range(len(events))])
 
     def events(
         self, user_id: int, *, since: float | None = None, limit: int | None = None

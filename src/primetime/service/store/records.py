@@ -97,11 +97,16 @@ class Action(NamedTuple):
 
 
 class StoredEvents(NamedTuple):
-    """What `EventStore.store_events` did: the events' ids in the order given, and how many
-    rows it added (fewer than the ids when some `event_id`s were stored before)."""
+    """What `EventStore.store_events` did: the events' ids in the order given, and for each
+    whether this call added it (False: its `event_id` was stored before)."""
 
     ids: list[int]
-    added: int
+    new: list[bool]
+
+    @property
+    def added(self) -> int:
+        """How many rows this call added."""
+        return sum(self.new)
 
 
 class NewActions(NamedTuple):
