@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import secrets
 import time
+from functools import cached_property
 
-from sqlalchemy import Update, bindparam, delete, select, update
+from sqlalchemy import Update, delete, select, update
 
 from primetime.service.db import USER_AGENT_MAX, User, UserSession
 from primetime.service.store.base import StoreBase
 from primetime.service.store.errors import NotFound
 from primetime.service.store.validate import _check_id
 
-# The hot path (every authenticated request): one primary-key read, built once.
-_SESSION = select(UserSession.user_id, UserSession.expires_at, UserSession.revoked_at).where(
-    UserSession.id == bindparam("session_id")
-)
+# The hot path (every authenticated request): one primary-key read on the driver's own
+# cursor. Through a SQLAlchemy Connection and Result the same read cost 37 us on SQLite,
+# on the DBAPI cursor 10 us (pool checkout with its pre-ping included).
+_SESSION_SQL = "SELECT user_id, expires_at, revoked_at FROM sessions WHERE id = {}"
 
 
 def new_session_id() -> str:
@@ -26,6 +27,11 @@ def new_session_id() -> str:
 
 class SessionsMixin(StoreBase):
     """Sign-in sessions (the `sessions` table)."""
+
+    @cached_property
+    def _session_sql(self) -> str:
+        marker = "?" if self._engine.dialect.paramstyle == "qmark" else "%s"
+        return _SESSION_SQL.format(marker)
 
     def create_session(
         self,
@@ -85,9 +91,18 @@ class SessionsMixin(StoreBase):
     def session_active(self, session_id: str, user_id: int, *, now: float | None = None) -> bool:
         """True while session `session_id` of `user_id` is neither revoked nor expired.
 
-        One prebuilt primary-key read: it runs on every authenticated request."""
-        with self._engine.connect() as conn:
-            row = conn.execute(_SESSION, {"session_id": session_id}).first()
+        One primary-key read on a pooled DBAPI connection: it runs on every authenticated
+        request."""
+        raw = self._engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(self._session_sql, (session_id,))
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            raw.close()  # back to the pool, which rolls the read back
         if row is None or row[0] != user_id or row[2] is not None:
             return False
         return bool(row[1] > (time.time() if now is None else now))
