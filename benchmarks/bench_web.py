@@ -98,7 +98,7 @@ def main() -> None:
     app.state.tmdb = None  # posters are separate requests; the page never waits for TMDb
     rng = np.random.default_rng(args.seed)
     with TestClient(app, follow_redirects=False) as c:
-        r = c.post("/signup", data={"username": "bench", "password": "bench-password"})
+        r = c.post("/signup", data={"username": "bench", "password": "quiet-harbor-lamp"})
         assert r.status_code == 303, r.text
         svc = app.state.svc
         item_ids = svc.item_ids

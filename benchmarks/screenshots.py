@@ -35,7 +35,7 @@ import numpy as np
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1280, "height": 800}
-PASSWORD = "demo-password"
+PASSWORD = "popcorn-and-a-sofa"
 #: (title, event, days ago): family/comedy first, then sci-fi and adventure.
 DEMO_STORY: list[tuple[str, str, float]] = [
     ("Toy Story", "complete", 42),

@@ -130,10 +130,15 @@ FUZZ_SETTINGS = settings(
 )
 
 
+ENDS_THE_SESSION = frozenset({"/api/v1/auth/logout", "/api/v1/auth/logout-all"})
+
+
 @schema.parametrize()
 @FUZZ_SETTINGS
 def test_api_fuzz(case: schemathesis.Case, fuzz_app: Any, auth_headers: dict[str, str]) -> None:
     """No 5xx; documented content types, status codes and bodies."""
+    if case.path in ENDS_THE_SESSION:  # fuzzed signed out, so the other cases stay signed in
+        auth_headers = {k: v for k, v in auth_headers.items() if k != "Authorization"}
     case.call_and_validate(app=fuzz_app, headers=auth_headers, checks=FULL_CHECKS)
 
 

@@ -251,8 +251,10 @@ def test_signed_in_users_have_their_own_buckets() -> None:
     clock = FakeClock()
     client = rate_limited_client(clock, per_minute=60, burst=2, key_func=session_rate_limit_key)
     settings = client.app.state.settings  # type: ignore[attr-defined]
-    alice = {"Authorization": f"Bearer {issue_token(1, is_admin=False, settings=settings)}"}
-    bob = {"Authorization": f"Bearer {issue_token(2, is_admin=False, settings=settings)}"}
+    alice_token = issue_token(1, is_admin=False, session_id="s1", settings=settings)
+    bob_token = issue_token(2, is_admin=False, session_id="s2", settings=settings)
+    alice = {"Authorization": f"Bearer {alice_token}"}
+    bob = {"Authorization": f"Bearer {bob_token}"}
     forged = {"Authorization": "Bearer forged"}
     assert [client.get("/health", headers=alice).status_code for _ in range(3)] == [200] * 3
     assert [client.get("/api/v1/titles/1", headers=alice).status_code for _ in range(3)] == [

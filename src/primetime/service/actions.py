@@ -9,12 +9,14 @@ responses or cookies: ``primetime.service.routes`` turns the errors into JSON an
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from primetime.data.events import EventType
 from primetime.service.auth import (
+    TokenData,
     hash_password,
     issue_token,
     validate_password,
@@ -26,7 +28,13 @@ from primetime.service.experiments import experiment_report
 from primetime.service.newtitles import TitleIn, check_names
 from primetime.service.schemas import EventIn, ExperimentIn
 from primetime.service.state import ServiceState
-from primetime.service.store import NewEvent, UsernameTaken, UserRecord
+from primetime.service.store import (
+    EventIdReused,
+    NewEvent,
+    StoredEvents,
+    UsernameTaken,
+    UserRecord,
+)
 
 #: Most onboarding picks (the API's schema has the same limits).
 MAX_GENRES, MAX_TITLES = 20, 50
@@ -40,8 +48,24 @@ class SignedIn:
     token: str
 
 
-def _signed_in(svc: ServiceState, user: UserRecord) -> SignedIn:
-    return SignedIn(user, issue_token(user.id, is_admin=user.is_admin, settings=svc.settings))
+def _signed_in(
+    svc: ServiceState,
+    user: UserRecord,
+    *,
+    user_agent: str | None = None,
+    new_password_hash: str | None = None,
+) -> SignedIn:
+    """A new session (server-side row and signed token). With `new_password_hash`, the
+    password is replaced and every other session of the user ends, in one transaction."""
+    sid = svc.store.create_session(
+        user.id,
+        ttl=svc.settings.token_ttl_seconds,
+        user_agent=user_agent,
+        revoke_others=new_password_hash is not None,
+        password_hash=new_password_hash,
+    )
+    token = issue_token(user.id, is_admin=user.is_admin, session_id=sid, settings=svc.settings)
+    return SignedIn(user, token)
 
 
 # ----------------------------------------------------------------- accounts
@@ -65,21 +89,23 @@ def sign_up(
     genres: Sequence[str] = (),
     titles: Sequence[str] = (),
     demographics: dict[str, Any] | None = None,
+    user_agent: str | None = None,
 ) -> SignedIn:
     """Create an account (with optional onboarding picks) and sign it in.
 
     Raises:
-        InvalidInput: a bad username and/or password (one problem each), unknown picks,
-            or demographics the store refuses.
-        Conflict: the username is taken.
+        InvalidInput: a bad username and/or password (one problem each: the password
+            policy is `auth.validate_password`), unknown picks, or demographics the store
+            refuses.
+        Conflict: the username is taken (in any case: `Ann` when `ann` exists).
     """
     problems = []
-    for field, check, value in (
-        ("username", validate_username, username),
-        ("password", validate_password, password),
+    for field, check in (
+        ("username", lambda: validate_username(username)),
+        ("password", lambda: validate_password(password, username=username)),
     ):
         try:
-            check(value)
+            check()
         except ValueError as err:
             problems.append(((field,), str(err)))
     if problems:
@@ -97,20 +123,82 @@ def sign_up(
         raise Conflict(f"username {username!r} is taken") from None
     except ValueError as err:  # the store's own checks (e.g. demographics)
         raise InvalidInput(str(err)) from None
-    return _signed_in(svc, user)
+    return _signed_in(svc, user, user_agent=user_agent)
 
 
-def sign_in(svc: ServiceState, username: str, password: str) -> SignedIn:
-    """Check the password (in constant time whether or not the user exists).
+def sign_in(
+    svc: ServiceState,
+    username: str,
+    password: str,
+    *,
+    address: str | None = None,
+    user_agent: str | None = None,
+) -> SignedIn:
+    """Check the password (in constant time whether or not the user exists) and start a
+    session. The username matches in any case.
+
+    Args:
+        address: the client's address, throttled beside the account.
+        user_agent: kept with the session.
 
     Raises:
+        TooManyRequests: the account or the address failed too often lately (the password
+            is not checked; see `service.throttle`).
         Unauthorized: no such user or a wrong password (the same answer for both).
     """
+    svc.login_throttle.check(username, address)
     user = svc.store.user_by_name(username) if username else None
     if not verify_password(password, hashed=user.password_hash if user else None):
+        svc.login_throttle.failed(username, address)
         raise Unauthorized("wrong username or password")
     assert user is not None
-    return _signed_in(svc, user)
+    svc.login_throttle.succeeded(username)
+    return _signed_in(svc, user, user_agent=user_agent)
+
+
+def sign_out(svc: ServiceState, token: TokenData | None) -> None:
+    """End the token's session (nothing to do without a valid token)."""
+    if token is not None:
+        svc.store.revoke_session(token.session_id)
+
+
+def sign_out_everywhere(svc: ServiceState, user_id: int) -> int:
+    """End every session of the user, in every browser and client; how many were open."""
+    return svc.store.revoke_sessions(user_id)
+
+
+def change_password(
+    svc: ServiceState,
+    user: UserRecord,
+    current_password: str,
+    new_password: str,
+    *,
+    address: str | None = None,
+    user_agent: str | None = None,
+) -> SignedIn:
+    """Replace the password: every session of the user ends, and a new one starts for the
+    caller (so they stay signed in here and nowhere else).
+
+    Raises:
+        TooManyRequests: backed off after failures, as `sign_in` (a stolen session must not
+            let anyone guess the password faster).
+        Unauthorized: the current password is wrong.
+        InvalidInput: the new password breaks the policy (the rule is named).
+    """
+    svc.login_throttle.check(user.username, address)
+    user = svc.store.user(user.id) or user  # the hash as stored now, not a worker's copy
+    if not verify_password(current_password, hashed=user.password_hash):
+        svc.login_throttle.failed(user.username, address)
+        raise Unauthorized("the current password is wrong")
+    try:
+        validate_password(new_password, username=user.username)
+    except ValueError as err:
+        raise InvalidInput(str(err), ("new_password",)) from None
+    signed_in = _signed_in(
+        svc, user, user_agent=user_agent, new_password_hash=hash_password(new_password)
+    )
+    svc.user_changed(user.id)
+    return signed_in
 
 
 def save_onboarding(
@@ -129,17 +217,36 @@ def save_onboarding(
 
 
 # ------------------------------------------------------------------- events
+def idempotency_event_id(key: str, index: int) -> str:
+    """The `event_id` of the `index`-th event of a batch sent with ``Idempotency-Key: key``
+    (and no `event_id` of its own): 46 characters at most, whatever the key's length."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    return f"k:{digest}:{index}"
+
+
 def record_events(
-    svc: ServiceState, user_id: int, events: Sequence[EventIn], *, batch: bool = False
-) -> list[int]:
+    svc: ServiceState,
+    user_id: int,
+    events: Sequence[EventIn],
+    *,
+    batch: bool = False,
+    idempotency_key: str | None = None,
+) -> StoredEvents:
     """Store the events (all or none), invalidate the user's cached lists, count them.
 
     The events are committed when this returns. ``batch`` says whether the caller sent
     a list (problems are then located at ``("events", i, field)``, else at ``(field,)``).
+    An event whose ``event_id`` the user sent before (or, with ``idempotency_key``, the
+    same position in a batch sent before with that key) is not stored again: its id is the
+    stored one's, so a retry is a no-op with the same answer.
+
+    Returns:
+        The events' ids in order, and how many were new.
 
     Raises:
         InvalidInput: an unknown title, a rating on a non-``rate`` event (or none on a
             ``rate`` one), or a value the store refuses.
+        Conflict: an ``event_id`` (or idempotency key) sent before with another event.
     """
     new = []
     for i, e in enumerate(events):
@@ -150,6 +257,9 @@ def record_events(
             raise InvalidInput(
                 "required for 'rate' events and refused for other types", (*where, "rating")
             )
+        event_id = e.event_id
+        if event_id is None and idempotency_key is not None:
+            event_id = idempotency_event_id(idempotency_key, i)
         try:
             new.append(
                 NewEvent(
@@ -161,15 +271,22 @@ def record_events(
                     position=e.position,
                     context=e.context,
                     request_id=e.request_id,
+                    event_id=event_id,
                 )
             )
         except ValueError as err:
             raise InvalidInput(str(err), where) from None
-    ids = svc.store.add_events(user_id, new)
-    svc.cache.bump_user(user_id)
-    for e in events:
-        svc.metrics.record_event(e.event_type)
-    return ids
+    try:
+        stored = svc.store.store_events(user_id, new)
+    except EventIdReused as err:
+        what = "Idempotency-Key" if idempotency_key is not None else "event_id"
+        raise Conflict(f"{what} was used before for different events: {err}") from None
+    if stored.added:
+        svc.cache.bump_user(user_id)
+    for e, added in zip(events, stored.new, strict=True):
+        if added:
+            svc.metrics.record_event(e.event_type)
+    return stored
 
 
 def like_titles(svc: ServiceState, user_id: int, titles: Iterable[str], *, source: str) -> None:

@@ -31,6 +31,7 @@ from primetime.service.errors import responses
 from primetime.service.metrics import ServiceMetrics
 from primetime.service.middleware import add_service_middleware
 from primetime.service.routes import account, admin, events, ops, recs, titles
+from primetime.service.routes.deps import store_session_check
 from primetime.service.routes.errors import install_error_handlers
 from primetime.service.settings import Settings
 from primetime.service.state import ServiceState
@@ -170,10 +171,11 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.svc = None
+    app.state.session_check = store_session_check(app)  # tokens are honoured while open
     install_error_handlers(app)
     codes = {
         account: (400, 401, 409, 413, 429),
-        events: (400, 401, 413, 429),
+        events: (400, 401, 409, 413, 429),
         recs: (401, 403, 429),
         titles: (404, 429),
         admin: (400, 401, 403, 404, 409, 413, 429),

@@ -2,12 +2,18 @@
 guard routes.
 
 - Passwords are hashed with argon2id (argon2-cffi defaults, RFC 9106 "low memory" profile).
-- A session token is `{"uid": <user id>, "adm": <is admin>}` signed with `settings.secret_key`
-  by itsdangerous (HMAC-SHA1 over a timestamped payload, salt "primetime-session"). It is not
-  encrypted: it only says who you are, and the signature stops anyone from changing that. It
-  expires after `settings.token_ttl_seconds`; changing `secret_key` signs everybody out. The
-  admin flag is frozen into the token when it is issued, so revoking an admin takes effect at
-  the user's next sign-in (or at once, by rotating `secret_key`).
+- A session token is `{"uid": <user id>, "adm": <is admin>, "sid": <session id>}` signed with
+  `settings.secret_key` by itsdangerous (HMAC-SHA1 over a timestamped payload, salt
+  "primetime-session"). It is not encrypted: it only says who you are, and the signature stops
+  anyone from changing that. It expires after `settings.token_ttl_seconds`; changing
+  `secret_key` signs everybody out. The admin flag is frozen into the token when it is issued,
+  so revoking an admin takes effect at the user's next sign-in (or at once, by rotating
+  `secret_key`, or by ending the user's sessions).
+- Sessions are also kept on the server (the `sessions` table): a token is honoured only while
+  its session is open, so signing out, "sign out everywhere" and a password change end tokens
+  at once, in every worker. Every authenticated request checks it through
+  `app.state.session_check` (one primary-key read; `create_app` installs it); the signature
+  is checked first, so forged tokens never reach the database.
 - A client sends the token as `Authorization: Bearer <token>` (API clients) or in the
   `primetime_session` cookie (the web UI; HttpOnly, SameSite=Lax, so other sites cannot
   send it with a POST).
@@ -17,8 +23,9 @@ Dependencies (all read `request.app.state.settings`, which `create_app` sets):
 =====================  ==================  =================================================
 dependency             returns             refuses with
 =====================  ==================  =================================================
-`current_user_id`      user id             401 no / bad / expired token
-`optional_user_id`     user id or None     never (a bad or expired token counts as none)
+`current_user_id`      user id             401 no / bad / expired token, or an ended session
+`optional_user_id`     user id or None     never (a bad or expired token or an ended
+                                           session counts as none)
 `current_token`        `TokenData`         401 as `current_user_id`
 `require_admin`        admin's user id,    401 no credentials at all; 403 wrong
                        None for the        X-Admin-Token; 403 a valid token of a
@@ -38,13 +45,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, status
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import Scope
@@ -63,9 +70,13 @@ USERNAME_MAX_LENGTH: Final = 64
 USERNAME_CHARS: Final = "A-Za-z0-9_.-"
 USERNAME_PATTERN: Final = rf"^[{USERNAME_CHARS}]+$"
 """Letters, digits, `_`, `.`, `-` (pydantic's `pattern`: `$` is the end of the text)."""
-PASSWORD_MIN_LENGTH: Final = 8
+PASSWORD_MIN_LENGTH: Final = 10
 PASSWORD_MAX_LENGTH: Final = 128
 """The upper bound keeps one sign-in from costing unbounded hashing work."""
+SESSION_ID_MAX: Final = 32
+_GUESSABLE_CHECK_MAX: Final = 48
+"""zxcvbn's cost grows fast with length (0.5 s for 128 random characters, 15 ms for 48):
+longer passwords get only the common-list and character-variety checks."""
 
 Username = Annotated[
     str,
@@ -74,13 +85,24 @@ Username = Annotated[
     ),
 ]
 """A username field for request schemas: 3–64 characters of `[A-Za-z0-9_.-]`."""
+
+
+def _password_field(value: str) -> str:
+    return validate_password(value)
+
+
 Password = Annotated[
-    str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+    str, StringConstraints(max_length=PASSWORD_MAX_LENGTH), AfterValidator(_password_field)
 ]
-"""A password field for request schemas: 8–128 characters (any characters)."""
+"""A new password field for request schemas: the password policy (`validate_password`) but
+for the username, which the action checks (it needs both fields)."""
 
 NOT_SIGNED_IN: Final = "not signed in: send 'Authorization: Bearer <token>' or the session cookie"
 INVALID_TOKEN: Final = "session token is invalid or expired: sign in again"
+SESSION_ENDED: Final = (
+    "this session has ended (signed out, signed out everywhere, or the password changed): "
+    "sign in again"
+)
 BAD_AUTHORIZATION: Final = "Authorization header must be 'Bearer <token>'"
 ADMIN_ONLY: Final = (
     f"admin only: send '{ADMIN_TOKEN_HEADER}: <admin token>' or sign in as an admin user"
@@ -109,13 +131,59 @@ def validate_username(value: str) -> str:
     return value
 
 
-def validate_password(value: str) -> str:
-    """`value` unchanged if it meets the password policy, else ValueError saying why."""
-    if not PASSWORD_MIN_LENGTH <= len(value) <= PASSWORD_MAX_LENGTH:
+@cache
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def common_password_count() -> int:
+    """How many passwords the common-password list holds (zxcvbn's, 30,000)."""
+    return len(_common_passwords())
+
+
+def _too_guessable(value: str) -> str | None:
+    """zxcvbn's warning when `value` scores 0 (under 1,000 guesses: a repeat, a sequence, a
+    keyboard walk, a common word); None otherwise."""
+    if len(value) > _GUESSABLE_CHECK_MAX:
+        return "it repeats a few characters" if len(set(value)) < 5 else None
+    from zxcvbn import zxcvbn
+
+    result = zxcvbn(value, max_length=PASSWORD_MAX_LENGTH)
+    if result["score"] > 0:
+        return None
+    warning = str(result.get("feedback", {}).get("warning") or "").rstrip(".")
+    return warning[:1].lower() + warning[1:] if warning else "it follows a common pattern"
+
+
+def validate_password(value: str, *, username: str | None = None) -> str:
+    """`value` unchanged if it meets the password policy, else ValueError naming the rule.
+
+    The policy: `PASSWORD_MIN_LENGTH` (10) to `PASSWORD_MAX_LENGTH` (128) characters; not
+    containing the username (any case); not one of the 30,000 most common passwords (zxcvbn's
+    list, any case); and not trivially guessable (zxcvbn score 0: a repeat, a sequence, a
+    keyboard walk). Existing passwords are not checked again: the policy applies when a
+    password is set.
+    """
+    if len(value) < PASSWORD_MIN_LENGTH:
         raise ValueError(
-            f"password must be {PASSWORD_MIN_LENGTH}-{PASSWORD_MAX_LENGTH} characters, "
-            f"got {len(value)}"
+            f"password must be at least {PASSWORD_MIN_LENGTH} characters, got {len(value)}"
         )
+    if len(value) > PASSWORD_MAX_LENGTH:
+        raise ValueError(
+            f"password must be at most {PASSWORD_MAX_LENGTH} characters, got {len(value)}"
+        )
+    if username and username.lower() in value.lower():
+        raise ValueError("password must not contain the username")
+    if value.lower() in _common_passwords():
+        raise ValueError(
+            f"password is one of the {common_password_count():,} most common passwords: "
+            "choose another"
+        )
+    why = _too_guessable(value)
+    if why is not None:
+        raise ValueError(f"password is too easy to guess ({why}): choose another")
     return value
 
 
@@ -165,6 +233,8 @@ class TokenData:
     is_admin: bool
     issued_at: datetime
     """When it was signed (UTC, whole seconds)."""
+    session_id: str = ""
+    """The server-side session it belongs to (`sessions.id`)."""
 
 
 class _ClockSigner(TimestampSigner):
@@ -188,26 +258,36 @@ def _serializer(settings: Settings, clock: Clock) -> URLSafeTimedSerializer:
 
 
 def issue_token(
-    user_id: int, *, is_admin: bool, settings: Settings, clock: Clock = time.time
+    user_id: int,
+    *,
+    is_admin: bool,
+    session_id: str,
+    settings: Settings,
+    clock: Clock = time.time,
 ) -> str:
-    """A signed session token for `user_id`, valid for `settings.token_ttl_seconds`.
+    """A signed session token for `user_id`, valid for `settings.token_ttl_seconds` while
+    its session stays open.
 
     Args:
         user_id: external user id (>= 0).
         is_admin: whether the token opens admin routes.
+        session_id: the session's id (`EventStore.create_session`).
         settings: supplies `secret_key`.
         clock: signing time source (tests pass a fixed past time).
     """
     if isinstance(user_id, bool) or not isinstance(user_id, int) or user_id < 0:
         raise ValueError(f"user_id must be a non-negative int, got {user_id!r}")
-    payload = {"uid": user_id, "adm": bool(is_admin)}
+    if not isinstance(session_id, str) or not 0 < len(session_id) <= SESSION_ID_MAX:
+        raise ValueError(f"session_id must be 1-{SESSION_ID_MAX} characters, got {session_id!r}")
+    payload = {"uid": user_id, "adm": bool(is_admin), "sid": session_id}
     token = _serializer(settings, clock).dumps(payload)
     return token if isinstance(token, str) else token.decode()
 
 
 def read_token(token: str, settings: Settings, *, clock: Clock = time.time) -> TokenData | None:
     """The `TokenData` in `token`, or None when it is tampered with, signed with another key,
-    malformed, or older than `settings.token_ttl_seconds`."""
+    malformed (a token from before server-side sessions has no session id), or older than
+    `settings.token_ttl_seconds`. Whether its session is still open is not checked here."""
     if not token or len(token) > 4096:
         return None
     try:
@@ -218,10 +298,12 @@ def read_token(token: str, settings: Settings, *, clock: Clock = time.time) -> T
         return None
     if not isinstance(payload, dict):
         return None
-    uid, adm = payload.get("uid"), payload.get("adm")
+    uid, adm, sid = payload.get("uid"), payload.get("adm"), payload.get("sid")
     if isinstance(uid, bool) or not isinstance(uid, int) or uid < 0 or not isinstance(adm, bool):
         return None
-    return TokenData(user_id=uid, is_admin=adm, issued_at=signed_at)
+    if not isinstance(sid, str) or not 0 < len(sid) <= SESSION_ID_MAX:
+        return None
+    return TokenData(user_id=uid, is_admin=adm, issued_at=signed_at, session_id=sid)
 
 
 def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
@@ -256,6 +338,25 @@ def settings_of(conn: HTTPConnection) -> Settings:
     return settings
 
 
+class SessionCheck(Protocol):
+    """`app.state.session_check`: whether a validly signed token's session is still open."""
+
+    def __call__(self, token: TokenData, /) -> bool: ...
+
+
+def session_open(conn: HTTPConnection, data: TokenData) -> bool:
+    """Whether the session of `data` is open, asked of `app.state.session_check`.
+
+    Raises:
+        RuntimeError: the app has no session check (fail closed: a token whose session
+            cannot be checked is never honoured).
+    """
+    check = getattr(conn.app.state, "session_check", None)
+    if check is None:
+        raise RuntimeError("app.state.session_check is not set: build the app with create_app")
+    return bool(check(data))
+
+
 def _unauthorized(detail: str, *, invalid_token: bool = False) -> HTTPException:
     challenge = 'Bearer error="invalid_token"' if invalid_token else "Bearer"
     return HTTPException(
@@ -285,14 +386,26 @@ def token_from_request(request: HTTPConnection) -> str | None:
 
 def current_token(request: HTTPConnection) -> TokenData:
     """The caller's valid session token. 401 (with `WWW-Authenticate: Bearer`) when there is
-    none, or it is malformed, tampered with or expired."""
+    none, or it is malformed, tampered with or expired, or its session has ended."""
     token = token_from_request(request)
     if token is None:
         raise _unauthorized(NOT_SIGNED_IN)
     data = read_token(token, settings_of(request))
     if data is None:
         raise _unauthorized(INVALID_TOKEN, invalid_token=True)
+    if not session_open(request, data):
+        raise _unauthorized(SESSION_ENDED, invalid_token=True)
     return data
+
+
+def signed_token(request: HTTPConnection) -> TokenData | None:
+    """The request's validly signed, unexpired token, or None; its session is NOT checked
+    (for sign-out, which ends it, and for rate-limit keys, which must cost no I/O)."""
+    try:
+        token = token_from_request(request)
+    except HTTPException:
+        return None
+    return read_token(token, settings_of(request)) if token is not None else None
 
 
 def current_user_id(request: HTTPConnection) -> int:
@@ -303,17 +416,14 @@ def current_user_id(request: HTTPConnection) -> int:
 def optional_user_id(request: HTTPConnection) -> int | None:
     """The signed-in user's id, or None for an anonymous caller.
 
-    A malformed, tampered or expired token also gives None rather than 401: a stale cookie
-    must not break public pages. Routes that need a user use `current_user_id`.
+    A malformed, tampered or expired token, or one of an ended session, also gives None
+    rather than 401: a stale cookie must not break public pages. Routes that need a user use
+    `current_user_id`.
     """
-    try:
-        token = token_from_request(request)
-    except HTTPException:
+    data = signed_token(request)
+    if data is None or not session_open(request, data):
         return None
-    if token is None:
-        return None
-    data = read_token(token, settings_of(request))
-    return data.user_id if data is not None else None
+    return data.user_id
 
 
 def require_admin(request: HTTPConnection) -> int | None:
@@ -361,16 +471,17 @@ def session_rate_limit_key(scope: Scope) -> str | None:
     """Key function for `RateLimitMiddleware`: "user:<id>" for a caller with a valid session
     token, else None (the middleware then limits by client IP).
 
-    The signature is verified, so made-up tokens cannot mint fresh buckets.
+    The signature is verified, so made-up tokens cannot mint fresh buckets; whether the
+    session is still open is not (no database read before the rate limit).
     """
     if scope.get("type") != "http" or "app" not in scope:
         return None
     conn = HTTPConnection(scope)
     try:
-        user_id = optional_user_id(conn)
+        data = signed_token(conn)
     except RuntimeError:  # no settings on this app
         return None
-    return f"user:{user_id}" if user_id is not None else None
+    return f"user:{data.user_id}" if data is not None else None
 
 
 CurrentToken = Annotated[TokenData, Depends(current_token)]

@@ -40,6 +40,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -63,6 +64,11 @@ TITLE_KINDS: Final = ("movie", "show")
 USERNAME_MAX: Final = 64
 ITEM_ID_MAX: Final = 128
 SLUG_MAX: Final = 64
+EVENT_ID_MAX: Final = 64
+"""Longest client `event_id` (the key that makes a retried event a no-op)."""
+SESSION_ID_MAX: Final = 32
+USER_AGENT_MAX: Final = 256
+THROTTLE_KEY_MAX: Final = 160
 MODEL_NAME_MAX: Final = 128
 """Longest model name, version or promotion actor (`promotions` columns)."""
 
@@ -95,7 +101,10 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """An account. `demographics` holds optional `age` (int), `gender`, `occupation` (str)."""
+    """An account. `demographics` holds optional `age` (int), `gender`, `occupation` (str).
+
+    Usernames are unique regardless of case (`uq_users_lower_username`, an index on
+    `lower(username)`), and stored as the user typed them."""
 
     __tablename__ = "users"
 
@@ -107,6 +116,37 @@ class User(Base):
     onboarding_genres: Mapped[list[str]] = mapped_column(JSONType, default=list)
     onboarding_titles: Mapped[list[str]] = mapped_column(JSONType, default=list)  # item ids
     demographics: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+Index("uq_users_lower_username", func.lower(User.username), unique=True)
+
+
+class UserSession(Base):
+    """One sign-in: a session token names its row (`id`), and is honoured only while the row
+    is neither revoked (`revoked_at`: sign-out, sign-out everywhere, a changed password) nor
+    expired. Times are unix seconds."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (Index(None, "user_id", "revoked_at"),)
+
+    id: Mapped[str] = mapped_column(String(SESSION_ID_MAX), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double)
+    revoked_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX), nullable=True)
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per key (`account:<lower username>` or `address:<client ip>`), shared by
+    every worker: after a few, sign-ins under the key wait until `blocked_until`."""
+
+    __tablename__ = "login_throttles"
+
+    key: Mapped[str] = mapped_column(String(THROTTLE_KEY_MAX), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[float] = mapped_column(Double)
+    blocked_until: Mapped[float] = mapped_column(Double)
 
 
 class Title(Base):
@@ -133,6 +173,8 @@ class Event(Base):
         Index(None, "user_id", "ts"),
         Index(None, "item_id", "ts"),
         Index(None, "request_id", "item_id"),
+        # A client's `event_id` makes a retried event a no-op (NULLs never collide).
+        Index("uq_events_user_id_event_id", "user_id", "event_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -146,6 +188,7 @@ class Event(Base):
     position: Mapped[int | None] = mapped_column(Integer, nullable=True)
     context: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(SLUG_MAX), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(EVENT_ID_MAX), nullable=True)
 
 
 class Impression(Base):

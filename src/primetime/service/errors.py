@@ -2,8 +2,8 @@
 
 Actions (:mod:`primetime.service.actions`) refuse with a :class:`DomainError`
 subclass: :class:`InvalidInput`, :class:`Unauthorized`, :class:`Forbidden`,
-:class:`NotFound` or :class:`Conflict`. They know nothing of HTTP beyond the
-status each kind conventionally maps to (``http_status``); each front end
+:class:`NotFound`, :class:`Conflict` or :class:`TooManyRequests`. They know
+nothing of HTTP beyond the status each kind conventionally maps to (``http_status``); each front end
 translates them in one place: the API's exception handler
 (:mod:`primetime.service.routes.errors`) answers JSON, the web's route class
 (:mod:`primetime.web.render`) the HTML error page.
@@ -84,6 +84,17 @@ class Conflict(DomainError):
     http_status = 409
 
 
+class TooManyRequests(DomainError):
+    """Refused for now (sign-ins backed off after failures); ``retry_after`` says how many
+    seconds to wait (sent as the ``Retry-After`` header)."""
+
+    http_status = 429
+
+    def __init__(self, msg: str, *, retry_after: int) -> None:
+        super().__init__(msg)
+        self.retry_after = retry_after
+
+
 class ErrorOut(BaseModel):
     """A refused request: what went wrong, in one sentence."""
 
@@ -117,7 +128,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         404: "No such title, model version or experiment.",
         409: "Already exists (username, experiment id).",
         413: "The request body is larger than the limit.",
-        429: "Too many requests: see Retry-After.",
+        429: "Too many requests (or failed sign-ins): see Retry-After.",
     }
     out: dict[int | str, dict[str, Any]] = {
         c: {"model": ErrorOut, "description": text[c]} for c in codes

@@ -118,6 +118,14 @@ class EventIn(_Strict):
     request_id: str | None = Field(
         None, max_length=128, description="The recommendation response the title came from."
     )
+    event_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Your key for this event (e.g. a UUID), unique per user: sending it again "
+        "(a retry) stores nothing and answers with the first one's id.",
+    )
 
 
 class EventBatch(_Strict):
@@ -132,7 +140,25 @@ class EventBatch(_Strict):
 
 class EventsAccepted(BaseModel):
     accepted: int
-    ids: list[int]
+    ids: list[int] = Field(description="In the order sent; a retried event has its first id.")
+
+
+class ChangePassword(_Strict):
+    """A new password; every session of the account ends, and a new one starts here."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "current_password": "correct horse battery",
+                    "new_password": "staple gun orbit lantern",
+                }
+            ]
+        },
+    )
+    current_password: str = Field(min_length=1, max_length=128)
+    new_password: Password
 
 
 class ReasonOut(BaseModel):

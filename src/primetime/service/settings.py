@@ -151,6 +151,32 @@ class Settings(BaseSettings):
         description="Server worker processes (`primetime serve`). Above 1, use Redis for the "
         "cache so workers share it.",
     )
+    login_throttle: bool = Field(
+        default=True,
+        description="Back off sign-ins after failures, per account and per client address "
+        "(see login_throttle_*). Off only for load tests.",
+    )
+    login_throttle_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed sign-ins of one account before its sign-ins are backed off.",
+    )
+    login_throttle_address_failures: int = Field(
+        default=20,
+        ge=1,
+        description="Failed sign-ins from one client address (any accounts) before its "
+        "sign-ins are backed off.",
+    )
+    login_throttle_base_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="First back-off, in seconds; it doubles with each further failure.",
+    )
+    login_throttle_max_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Longest back-off, in seconds (default 15 minutes).",
+    )
     cookie_secure: bool = Field(
         default=False,
         description="Mark the session cookie Secure (sent over HTTPS only). Turn on behind HTTPS.",

@@ -45,6 +45,7 @@ from primetime.service.newtitles import (
 )
 from primetime.service.settings import Settings
 from primetime.service.store import EventStore, ExperimentRecord, UserRecord
+from primetime.service.throttle import LoginThrottle
 from primetime.service.userview import HISTORY_LIMIT, UserView, UserViews
 
 __all__ = ["HISTORY_LIMIT", "Assignment", "LoadedModel", "ServiceState", "UserView", "stable_arm"]
@@ -141,6 +142,7 @@ class ServiceState:
         self.genres: list[str] = self.catalog.genre_names()
         self._lock = threading.Lock()
         self.impressions = ImpressionBuffer(store)
+        self.login_throttle = LoginThrottle(store, settings)
         self.views = UserViews(store, self.item_index, self.item_genres)
         self._experiments: tuple[float, ExperimentRecord | None] = (-1.0, None)
         self._users: dict[int, tuple[float, UserRecord]] = {}

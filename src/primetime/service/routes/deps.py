@@ -2,17 +2,18 @@
 
 They are ``async``: FastAPI runs a plain ``def`` dependency in the thread pool,
 one hop each (about 0.5 ms on the 2-core reference machine), and these do no
-blocking work except, every ``USER_TTL`` seconds per user, one primary-key read
-of the user's record (tens of microseconds), which runs inline.
+blocking work except one primary-key read of the token's session (is it still
+open?) per request, and every ``USER_TTL`` seconds per user one of the user's
+record (tens of microseconds each), which run inline.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 
-from primetime.service.auth import current_user_id
+from primetime.service.auth import SessionCheck, TokenData, current_user_id
 from primetime.service.state import ServiceState
 from primetime.service.store import UserRecord
 
@@ -27,9 +28,24 @@ async def service(request: Request) -> ServiceState:
 Svc = Annotated[ServiceState, Depends(service)]
 
 
+def store_session_check(app: FastAPI) -> SessionCheck:
+    """`app.state.session_check` of the service: asks the event store whether a token's
+    session is open (one prebuilt primary-key read), so a sign-out in any worker holds at
+    once in every other."""
+
+    def check(token: TokenData) -> bool:
+        svc: ServiceState | None = getattr(app.state, "svc", None)
+        if svc is None:
+            raise HTTPException(503, "the service is starting: models are not loaded yet")
+        return svc.store.session_active(token.session_id, token.user_id)
+
+    return check
+
+
 async def signed_in_user_id(request: Request) -> int:
-    """The user id of the request's token or session cookie (401 otherwise)."""
-    return current_user_id(request)  # HMAC check only: no I/O
+    """The user id of the request's token or session cookie (401 otherwise, also when its
+    session has ended)."""
+    return current_user_id(request)  # HMAC check, then one primary-key read
 
 
 async def current_user(svc: Svc, user_id: Annotated[int, Depends(signed_in_user_id)]) -> UserRecord:
@@ -41,3 +57,9 @@ async def current_user(svc: Svc, user_id: Annotated[int, Depends(signed_in_user_
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address as the server (and its forwarded-headers handling) sees it:
+    what sign-in throttling counts failures under."""
+    return request.client.host if request.client else None

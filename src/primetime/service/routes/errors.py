@@ -14,7 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from primetime.service.errors import DomainError, InvalidInput
+from primetime.service.errors import DomainError, InvalidInput, TooManyRequests
+
+NO_STORE = {"Cache-Control": "no-store"}
+"""Refusals are never cached (one of a sign-in or sign-up, above all)."""
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -32,7 +35,7 @@ def _unprocessable(errors: Sequence[Any]) -> JSONResponse:
         }
         for e in errors
     ]
-    return JSONResponse({"detail": detail, "message": message}, status_code=422)
+    return JSONResponse({"detail": detail, "message": message}, status_code=422, headers=NO_STORE)
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -52,7 +55,10 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
                 for loc, msg in exc.problems
             ]
         )
-    return JSONResponse({"detail": exc.message}, status_code=exc.http_status)
+    headers = dict(NO_STORE)
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse({"detail": exc.message}, status_code=exc.http_status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -7,18 +7,20 @@ one short transaction, and a write has committed before the method returns: once
 is handed back, the event survives a crash of the process.
 
 Errors: bad arguments raise `ValueError` naming the argument; unknown users or experiments
-raise `NotFound` (a `KeyError`); a taken username raises `UsernameTaken`.
+raise `NotFound` (a `KeyError`); a taken username raises `UsernameTaken`; an `event_id`
+used before for a different event raises `EventIdReused`.
 
 Experiment outcomes use request-id attribution (see `EventStore.experiment_outcomes`).
 
 Layout: `base` (engine, sessions, open/close), `records` (record types), `validate` (argument
-checks), `errors`, and one module per aggregate: `users`, `titles`, `events`, `impressions`,
+checks), `errors`, and one module per aggregate: `users`, `sessions` (sign-ins),
+`throttles` (failed sign-ins), `titles`, `events`, `impressions`,
 `promotions` (history only: the versions live in the model registry), `experiments`.
 """
 
 from __future__ import annotations
 
-from primetime.service.store.errors import NotFound, UsernameTaken
+from primetime.service.store.errors import EventIdReused, NotFound, UsernameTaken
 from primetime.service.store.events import EventsMixin
 from primetime.service.store.experiments import (
     CLICK_TYPES,
@@ -37,9 +39,12 @@ from primetime.service.store.records import (
     NewActions,
     NewEvent,
     PromotionRecord,
+    StoredEvents,
     TitleSync,
     UserRecord,
 )
+from primetime.service.store.sessions import SessionsMixin
+from primetime.service.store.throttles import ThrottlesMixin
 from primetime.service.store.titles import TitlesMixin
 from primetime.service.store.users import UsersMixin
 from primetime.service.store.validate import DEMOGRAPHIC_KEYS
@@ -51,11 +56,13 @@ __all__ = [
     "Action",
     "Arm",
     "ArmOutcome",
+    "EventIdReused",
     "EventRecord",
     "EventStore",
     "ExperimentRecord",
     "ImpressionRecord",
     "PromotionRecord",
+    "StoredEvents",
     "NewActions",
     "NewEvent",
     "NotFound",
@@ -67,13 +74,16 @@ __all__ = [
 
 class EventStore(
     UsersMixin,
+    SessionsMixin,
+    ThrottlesMixin,
     TitlesMixin,
     EventsMixin,
     ImpressionsMixin,
     PromotionsMixin,
     ExperimentsMixin,
 ):
-    """Users, events, impressions, titles, promotion history and experiments in one database.
+    """Users, sessions, sign-in throttles, events, impressions, titles, promotion history and
+    experiments in one database.
 
     Thread-safe: every method opens its own session on the shared engine's pool.
 

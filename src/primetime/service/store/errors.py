@@ -12,3 +12,7 @@ class NotFound(KeyError):
 
     def __str__(self) -> str:  # KeyError would print the message inside quotes
         return str(self.args[0]) if self.args else ""
+
+
+class EventIdReused(ValueError):
+    """`add_events` was given an `event_id` the user already sent with a different event."""

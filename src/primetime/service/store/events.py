@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from primetime.service.db import Event
 from primetime.service.store.base import StoreBase
-from primetime.service.store.records import Action, EventRecord, NewActions, NewEvent
+from primetime.service.store.errors import EventIdReused
+from primetime.service.store.records import (
+    Action,
+    EventRecord,
+    NewActions,
+    NewEvent,
+    StoredEvents,
+)
 from primetime.service.store.validate import _check_id, _check_limit, _check_ts, _json
 
 # Hot-path reads, built once: building a select and its cache key costs more than
@@ -33,6 +41,11 @@ _AFTER = (
 )
 
 
+def _what(e: NewEvent) -> tuple[str, str, float | None]:
+    """What makes two events with one `event_id` the same event."""
+    return (e.item_id, e.event_type, None if e.rating is None else float(e.rating))
+
+
 def _event_record(row: Event) -> EventRecord:
     return EventRecord(
         id=row.id,
@@ -46,6 +59,7 @@ def _event_record(row: Event) -> EventRecord:
         position=row.position,
         context=dict(row.context),
         request_id=row.request_id,
+        event_id=row.event_id,
     )
 
 
@@ -53,27 +67,45 @@ class EventsMixin(StoreBase):
     """User events (the `events` table)."""
 
     def add_events(self, user_id: int, events: Sequence[NewEvent]) -> list[int]:
+        """`store_events`, returning only the ids."""
+        return self.store_events(user_id, events).ids
+
+    def store_events(self, user_id: int, events: Sequence[NewEvent]) -> StoredEvents:
         """Store a batch of events of one user in one transaction (all or none).
+
+        An event whose `event_id` the user sent before is not stored again: its id is the
+        stored one's (so a client may resend a batch it got no answer for). The database
+        enforces it (a unique index on `(user_id, event_id)`), also between workers.
 
         Args:
             user_id: an existing user.
             events: checked `NewEvent`s; a missing `ts` becomes the server time.
 
         Returns:
-            The new event ids, in the order of `events`; they are committed to disk.
+            The events' ids, in the order of `events` (committed to disk), and how many rows
+            were added.
 
         Raises:
             NotFound: no such user.
             TypeError: an element is not a `NewEvent`.
+            EventIdReused: an `event_id` names a different event (another title, type or
+                rating) than the one stored, or than another in the batch.
         """
         _check_id("user_id", user_id)
         if not events:
-            return []
+            return StoredEvents([], [])
         now = time.time()
         rows = []
+        first: dict[str, int] = {}  # event_id -> index of its first event in the batch
         for i, e in enumerate(events):
             if not isinstance(e, NewEvent):
                 raise TypeError(f"events[{i}]: expected NewEvent, got {type(e).__name__}")
+            if e.event_id is not None:
+                j = first.setdefault(e.event_id, i)
+                if j != i and _what(events[j]) != _what(e):
+                    raise EventIdReused(
+                        f"events[{i}].event_id: {e.event_id!r} names another event in the batch"
+                    )
             rows.append(
                 {
                     "user_id": user_id,
@@ -86,15 +118,61 @@ class EventsMixin(StoreBase):
                     "position": e.position,
                     "context": _json(f"events[{i}].context", dict(e.context or {})),
                     "request_id": e.request_id,
+                    "event_id": e.event_id,
                 }
             )
-        try:
-            with self._sessions.begin() as s:
+        for attempt in range(3):
+            try:
+                return self._insert_events(user_id, events, rows, first)
+            except IntegrityError as err:
+                # A concurrent request stored one of these event ids first: read it again.
+                if first and attempt < 2 and self.user(user_id) is not None:
+                    continue
+                self._raise_if_no_user(user_id, err)
+                raise
+        raise AssertionError("unreachable")
+
+    def _insert_events(
+        self,
+        user_id: int,
+        events: Sequence[NewEvent],
+        rows: list[dict[str, Any]],
+        first: dict[str, int],
+    ) -> StoredEvents:
+        with self._sessions.begin() as s:
+            stored: dict[str, int] = {}
+            if first:
+                found = s.execute(
+                    select(
+                        Event.event_id, Event.id, Event.item_id, Event.event_type, Event.rating
+                    ).where(Event.user_id == user_id, Event.event_id.in_(list(first)))
+                )
+                for event_id, id_, item_id, event_type, rating in found:
+                    assert event_id is not None  # selected by it
+                    i = first[event_id]
+                    if _what(events[i]) != (item_id, event_type, rating):
+                        raise EventIdReused(
+                            f"events[{i}].event_id: {event_id!r} was sent before with another "
+                            f"event ({event_type} of title {item_id!r})"
+                        )
+                    stored[event_id] = id_
+            todo = [
+                i
+                for i, e in enumerate(events)
+                if e.event_id is None or (e.event_id not in stored and first[e.event_id] == i)
+            ]
+            new_ids: list[int] = []
+            if todo:
                 stmt = insert(Event).returning(Event.id, sort_by_parameter_order=True)
-                return list(s.scalars(stmt, rows))
-        except IntegrityError as err:
-            self._raise_if_no_user(user_id, err)
-            raise
+                new_ids = list(s.scalars(stmt, [rows[i] for i in todo]))
+        by_index = dict(zip(todo, new_ids, strict=True))
+        for event_id, i in first.items():
+            if event_id not in stored:
+                stored[event_id] = by_index[i]
+        ids = [
+            by_index[i] if e.event_id is None else stored[e.event_id] for i, e in enumerate(events)
+        ]
+        return StoredEvents(ids, [i in by_index for i in range(len(events))])
 
     def events(
         self, user_id: int, *, since: float | None = None, limit: int | None = None

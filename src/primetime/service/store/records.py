@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from primetime.data.events import EventType
-from primetime.service.db import EVENT_TYPES, ITEM_ID_MAX, SLUG_MAX
+from primetime.service.db import EVENT_ID_MAX, EVENT_TYPES, ITEM_ID_MAX, SLUG_MAX
 from primetime.service.store.validate import _check_str, _check_ts
 
 
@@ -39,6 +39,8 @@ class NewEvent:
         position: 0-based rank of the item in the list the user acted on.
         context: JSON object of extra context (time of day, platform …).
         request_id: id of the recommendation response the item was shown in.
+        event_id: the client's key of this event (≤ 64 chars), unique per user: sending an
+            event again with the same key stores nothing and gives the first one's id.
     """
 
     item_id: str
@@ -49,6 +51,7 @@ class NewEvent:
     position: int | None = None
     context: Mapping[str, Any] | None = None
     request_id: str | None = None
+    event_id: str | None = None
 
     def __post_init__(self) -> None:
         _check_str("item_id", self.item_id, ITEM_ID_MAX)
@@ -79,6 +82,8 @@ class NewEvent:
             raise ValueError(f"context: expected a JSON object, got {type(self.context).__name__}")
         if self.request_id is not None:
             _check_str("request_id", self.request_id, SLUG_MAX)
+        if self.event_id is not None:
+            _check_str("event_id", self.event_id, EVENT_ID_MAX)
 
 
 class Action(NamedTuple):
@@ -89,6 +94,19 @@ class Action(NamedTuple):
     ts: float
     rating: float | None
     id: int = 0
+
+
+class StoredEvents(NamedTuple):
+    """What `EventStore.store_events` did: the events' ids in the order given, and for each
+    whether this call added it (False: its `event_id` was stored before)."""
+
+    ids: list[int]
+    new: list[bool]
+
+    @property
+    def added(self) -> int:
+        """How many rows this call added."""
+        return sum(self.new)
 
 
 class NewActions(NamedTuple):
@@ -114,6 +132,7 @@ class EventRecord:
     position: int | None
     context: dict[str, Any]
     request_id: str | None
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from primetime.service.db import ITEM_ID_MAX, USERNAME_MAX, User
@@ -48,7 +48,8 @@ class UsersMixin(StoreBase):
         """Create an account.
 
         Args:
-            username: unique, 1–64 characters, stored as given.
+            username: 1–64 characters, stored as given; unique regardless of case
+                (`Ann` cannot join `ann`: the database's index on `lower(username)`).
             password_hash: an already hashed password (never the password).
             is_admin: may use the admin pages.
             onboarding_genres: genres picked at sign-up.
@@ -56,7 +57,7 @@ class UsersMixin(StoreBase):
             demographics: optional `age`, `gender`, `occupation`.
 
         Raises:
-            UsernameTaken: the username exists.
+            UsernameTaken: the username exists (in any case).
             ValueError: naming the bad argument.
         """
         _check_str("username", username, USERNAME_MAX)
@@ -85,9 +86,10 @@ class UsersMixin(StoreBase):
         return _user_record(row) if row is not None else None
 
     def user_by_name(self, username: str) -> UserRecord | None:
-        """The user with this exact username, or None."""
+        """The user with this username in any case (`ANN` finds `ann`), or None."""
+        stmt = select(User).where(func.lower(User.username) == func.lower(username))
         with self._sessions() as s:
-            row = s.scalar(select(User).where(User.username == username))
+            row = s.scalar(stmt)
             return _user_record(row) if row is not None else None
 
     def set_onboarding(

@@ -1,4 +1,6 @@
-"""Sign-in, sign-up, sign-out and onboarding: the forms that make or change a session."""
+"""Sign-in, sign-up, sign-out (here or everywhere) and onboarding: the forms that make or
+change a session. Every answer is sent with ``Cache-Control: no-store`` (`render`,
+`see_other`)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from primetime.service import actions
-from primetime.service.auth import clear_session_cookie, set_session_cookie
-from primetime.service.errors import Conflict, InvalidInput, Unauthorized
-from primetime.service.routes.deps import Svc
+from primetime.service.auth import clear_session_cookie, set_session_cookie, signed_token
+from primetime.service.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
+from primetime.service.routes.deps import Svc, client_address
 from primetime.web import views
 from primetime.web.render import WebRoute, render, safe_next, see_other, to_signin
 from primetime.web.session import ADMIN_COOKIE, Viewer, settings_of
@@ -33,16 +35,29 @@ def signin(
     password: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
+    ctx = {"next": safe_next(next), "username": username, "page": "signin"}
     try:
-        signed_in = actions.sign_in(svc, username, password)
+        signed_in = actions.sign_in(
+            svc,
+            username,
+            password,
+            address=client_address(request),
+            user_agent=request.headers.get("user-agent"),
+        )
     except Unauthorized:
-        ctx = {
-            "next": safe_next(next),
-            "username": username,
-            "error": "Wrong username or password.",
-            "page": "signin",
-        }
-        return render(request, "signin.html", ctx, status=401)
+        return render(
+            request, "signin.html", {**ctx, "error": "Wrong username or password."}, status=401
+        )
+    except TooManyRequests as err:
+        wait = f"{err.retry_after} second{'s' if err.retry_after != 1 else ''}"
+        page = render(
+            request,
+            "signin.html",
+            {**ctx, "error": f"Too many failed sign-ins: try again in {wait}."},
+            status=429,
+        )
+        page.headers["Retry-After"] = str(err.retry_after)
+        return page
     resp = see_other(safe_next(next))
     set_session_cookie(resp, signed_in.token, svc.settings)
     return resp
@@ -65,7 +80,9 @@ def signup(
     """Create the account; a bad field or a taken name re-renders the form with its message."""
     errors: dict[str, str] = {}
     try:
-        signed_in = actions.sign_up(svc, username, password)
+        signed_in = actions.sign_up(
+            svc, username, password, user_agent=request.headers.get("user-agent")
+        )
     except InvalidInput as err:
         for loc, msg in err.problems:
             errors.setdefault(str(loc[0]) if loc else "username", msg.capitalize() + ".")
@@ -79,12 +96,27 @@ def signup(
     return render(request, "signup.html", ctx, status=422)
 
 
-@router.post("/signout")
-def signout(request: Request) -> Response:
+def _signed_out(request: Request) -> Response:
     resp = see_other("/signin")
     clear_session_cookie(resp, settings_of(request))
     resp.delete_cookie(ADMIN_COOKIE, path="/admin")
     return resp
+
+
+@router.post("/signout")
+def signout(request: Request, svc: Svc) -> Response:
+    """End this browser's session (its cookie stops working even if kept)."""
+    actions.sign_out(svc, signed_token(request))
+    return _signed_out(request)
+
+
+@router.post("/signout-everywhere")
+def signout_everywhere(request: Request, svc: Svc, user: Viewer) -> Response:
+    """End every session of the account: other browsers and API tokens too."""
+    if user is None:
+        return to_signin(request)
+    actions.sign_out_everywhere(svc, user.id)
+    return _signed_out(request)
 
 
 @router.get("/onboarding", response_class=HTMLResponse)
