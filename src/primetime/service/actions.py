@@ -162,7 +162,10 @@ def record_events(
                     request_id=e.request_id,
                 )
             )
-        except ValueError as err:
+        except ValueError as err:  # the store's checks say "<field>: <what is wrong>"
+            field, _, msg = str(err).partition(": ")
+            if field in EventIn.model_fields and msg:
+                raise InvalidInput(msg, (*where, field)) from None
             raise InvalidInput(str(err), where) from None
     ids = svc.store.add_events(user_id, new)
     svc.cache.bump_user(user_id)

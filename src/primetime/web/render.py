@@ -15,11 +15,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
+from primetime.service.edge import EdgeRoute
 from primetime.service.errors import DomainError
 from primetime.service.store import UserRecord
 from primetime.web import STATIC_DIR, TEMPLATES_DIR, views
@@ -142,9 +143,23 @@ def to_signin(request: Request) -> Response:
     return see_other(f"/signin?{urlencode({'next': here})}")
 
 
-class WebRoute(APIRoute):
-    """A page route: a domain error its handler lets through becomes the error page
-    (never the API's JSON), with the signed-in user in the nav."""
+def invalid_input_page(
+    request: Request, err: RequestValidationError, *, user: UserRecord | None = None
+) -> HTMLResponse:
+    """A request the schema or the edge refused (e.g. a NUL character in a form field),
+    as the 422 error page naming each bad field."""
+    problems = []
+    for e in err.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "the request"
+        problems.append(f"{field}: {e.get('msg', 'invalid')}")
+    return error_page(request, 422, sentence("; ".join(problems) or "invalid input"), user=user)
+
+
+class WebRoute(EdgeRoute):
+    """A page route: what the edge refuses (:class:`EdgeRoute`), a form the schema
+    refuses and a domain error its handler lets through become the error page (never
+    the API's JSON), with the signed-in user in the nav."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
@@ -155,5 +170,8 @@ class WebRoute(APIRoute):
             except DomainError as err:
                 user = signed_in_user(request, getattr(request.app.state, "svc", None))
                 return domain_error_page(request, err, user=user)
+            except RequestValidationError as err:
+                user = signed_in_user(request, getattr(request.app.state, "svc", None))
+                return invalid_input_page(request, err, user=user)
 
         return route_handler

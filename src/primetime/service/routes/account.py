@@ -6,10 +6,11 @@ from fastapi import APIRouter, Response
 
 from primetime.service import actions
 from primetime.service.auth import clear_session_cookie, set_session_cookie
+from primetime.service.edge import EdgeRoute
 from primetime.service.routes.deps import CurrentUser, Svc
 from primetime.service.schemas import Login, Me, Onboarding, Session, SignUp
 
-router = APIRouter(tags=["account"])
+router = APIRouter(tags=["account"], route_class=EdgeRoute)
 
 
 def _session(signed_in: actions.SignedIn, svc: Svc, response: Response) -> Session:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from primetime.service import actions
+from primetime.service.edge import EdgeRoute
 from primetime.service.routes.deps import CurrentUser, Svc
 from primetime.service.schemas import EventBatch, EventIn, EventsAccepted
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=EdgeRoute)
 
 
 @router.post("/events", response_model=EventsAccepted, status_code=201)

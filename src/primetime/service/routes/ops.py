@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from primetime.service.edge import EdgeRoute
 from primetime.service.schemas import Health, Ready
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=EdgeRoute)
 
 
 @router.get("/health", response_model=Health)
