@@ -1,10 +1,12 @@
 """Input a database cannot store is refused at the edge, on SQLite and PostgreSQL: NUL
 characters, lone surrogates and non-finite numbers give a 422 naming the field (they
-were 500s on PostgreSQL)."""
+were 500s on PostgreSQL), events from the future are refused, and the request id has
+one length limit everywhere."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +15,7 @@ from test_api import ADMIN_HEADERS, make_settings, registry, signup  # noqa: F40
 
 from primetime.registry import ModelRegistry
 from primetime.service.app import create_app
+from primetime.service.db import REQUEST_ID_MAX
 from primetime.service.edge import printable, strict_json, value_problems
 
 JSON = {"Content-Type": "application/json"}
@@ -116,6 +119,45 @@ def test_legitimate_input_is_unchanged(client: TestClient) -> None:
     broken = client.post("/api/v1/events", headers={**h, **JSON}, content='{"item_id": ')
     assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid"
     assert client.get("/api/v1/search?q=star").status_code == 200
+
+
+def test_events_from_the_future_are_refused(client: TestClient) -> None:
+    h = signup(client, "edge-ts")
+    now = time.time()
+    soon = client.post(
+        "/api/v1/events", headers=h, json={"item_id": "i3", "event_type": "play", "ts": now + 60}
+    )
+    assert soon.status_code == 201, "a client clock a minute fast is fine"
+    later = {"item_id": "i3", "event_type": "play", "ts": now + 3600}
+    refused(client.post("/api/v1/events", headers=h, json=later), "body.ts")
+    batch = {"events": [{"item_id": "i4", "event_type": "play"}, later]}
+    refused(client.post("/api/v1/events", headers=h, json=batch), "body.events.1.ts")
+    assert client.get("/api/v1/me", headers=h).json()["events"] == 1
+
+
+def test_future_allowance_is_a_setting(
+    db_url: str,
+    registry: ModelRegistry,  # noqa: F811
+    planted,
+) -> None:
+    settings = make_settings(db_url, registry, event_max_future_seconds=0)
+    with TestClient(create_app(settings, dataset=planted, registry=registry)) as c:
+        h = signup(c, "edge-ts0")
+        ahead = {"item_id": "i3", "event_type": "play", "ts": time.time() + 30}
+        refused(c.post("/api/v1/events", headers=h, json=ahead), "body.ts")
+
+
+def test_request_id_has_one_limit(client: TestClient) -> None:
+    h = signup(client, "edge-rid")
+    longest = {"item_id": "i3", "event_type": "click", "request_id": "r" * REQUEST_ID_MAX}
+    assert client.post("/api/v1/events", headers=h, json=longest).status_code == 201
+    longer = {**longest, "request_id": "r" * (REQUEST_ID_MAX + 1)}
+    refused(client.post("/api/v1/events", headers=h, json=longer), "body.EventIn.request_id")
+    blank = {**longest, "request_id": " "}
+    refused(client.post("/api/v1/events", headers=h, json=blank), "body.request_id")
+    spec = client.get("/openapi.json").json()["components"]["schemas"]["EventIn"]
+    schema = spec["properties"]["request_id"]["anyOf"][0]
+    assert schema["maxLength"] == REQUEST_ID_MAX == 64
 
 
 def test_strict_json_helpers() -> None:

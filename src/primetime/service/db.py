@@ -63,6 +63,9 @@ TITLE_KINDS: Final = ("movie", "show")
 USERNAME_MAX: Final = 64
 ITEM_ID_MAX: Final = 128
 SLUG_MAX: Final = 64
+REQUEST_ID_MAX: Final = SLUG_MAX
+"""Longest request id an event or impression keeps (the columns are `String(SLUG_MAX)`): the
+one limit of the API schema, the store and the web forms."""
 MODEL_NAME_MAX: Final = 128
 """Longest model name, version or promotion actor (`promotions` columns)."""
 

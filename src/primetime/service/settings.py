@@ -151,6 +151,12 @@ class Settings(BaseSettings):
         description="Server worker processes (`primetime serve`). Above 1, use Redis for the "
         "cache so workers share it.",
     )
+    event_max_future_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How far ahead of the server clock an event's `ts` may be, in seconds "
+        "(client clocks drift); later ones are refused with 422.",
+    )
     cookie_secure: bool = Field(
         default=False,
         description="Mark the session cookie Secure (sent over HTTPS only). Turn on behind HTTPS.",
