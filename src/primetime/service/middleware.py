@@ -228,9 +228,10 @@ class TimingMiddleware:
 def client_ip(scope: Scope) -> str:
     """The client address ASGI reports (`scope["client"]`), or "unknown".
 
-    Behind a reverse proxy run the server with its proxy-headers option (uvicorn
-    `--proxy-headers --forwarded-allow-ips=...`) so this is the real client; the
-    `X-Forwarded-For` header itself is never trusted here.
+    Behind a reverse proxy list it in `primetime serve --forwarded-allow-ips` (or
+    `PRIMETIME_FORWARDED_ALLOW_IPS`) so that uvicorn puts the real client here; by default
+    no forwarded header is trusted, and the `X-Forwarded-For` header itself is never read
+    here.
     """
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
