@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user:pass@host/db. Default: sqlite file "
         "<PRIMETIME_HOME>/service.db.",
     )
+    db_statement_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="PostgreSQL: longest a single query may run before the server cancels "
+        "it and the request gets 503 with Retry-After (a slow or locked database must not "
+        "hold requests for ever). SQLite waits at most its busy timeout (10 s) for a lock.",
+    )
     cache_url: str | None = Field(
         default=None,
         description="Response cache: unset or 'memory' = in-process LRU (one per worker); "

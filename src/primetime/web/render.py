@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
 
+from primetime.service.db import DB_RETRY_AFTER_S, UNAVAILABLE
 from primetime.service.edge import EdgeRoute
 from primetime.service.errors import DomainError
 from primetime.service.store import UserRecord
@@ -156,10 +157,14 @@ def invalid_input_page(
     return error_page(request, 422, sentence("; ".join(problems) or "invalid input"), user=user)
 
 
+DB_UNAVAILABLE_PAGE = "The database is unavailable or too slow right now: try again in a moment."
+
+
 class WebRoute(EdgeRoute):
     """A page route: what the edge refuses (:class:`EdgeRoute`), a form the schema
     refuses and a domain error its handler lets through become the error page (never
-    the API's JSON), with the signed-in user in the nav."""
+    the API's JSON), with the signed-in user in the nav; a database outage the 503 page
+    with ``Retry-After``."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
@@ -173,5 +178,9 @@ class WebRoute(EdgeRoute):
             except RequestValidationError as err:
                 user = signed_in_user(request, getattr(request.app.state, "svc", None))
                 return invalid_input_page(request, err, user=user)
+            except UNAVAILABLE:  # no user for the nav: reading it needs the database too
+                page = error_page(request, 503, DB_UNAVAILABLE_PAGE)
+                page.headers["Retry-After"] = str(DB_RETRY_AFTER_S)
+                return page
 
         return route_handler
