@@ -4,6 +4,9 @@ become pages (:class:`WebRoute`).
 
 A request with the header ``X-Fragment: 1`` (sent by ``static/app.js``) gets the piece
 of HTML it will swap in instead of a whole page or a redirect.
+
+Every page's context has ``csrf_token`` for its forms, and every POST to a page route
+is checked for it and for its origin (:mod:`primetime.web.csrf`): 403 otherwise.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
+from starlette.datastructures import FormData
 
 from primetime.service.db import DB_RETRY_AFTER_S, UNAVAILABLE
 from primetime.service.edge import EdgeRoute
 from primetime.service.errors import DomainError
 from primetime.service.store import UserRecord
-from primetime.web import STATIC_DIR, TEMPLATES_DIR, views
+from primetime.web import STATIC_DIR, TEMPLATES_DIR, csrf, views
 from primetime.web.charts import ci_bar
 from primetime.web.posters import display_title, genre_colour
 from primetime.web.session import is_admin_viewer, signed_in_user
@@ -88,8 +92,11 @@ def render(
         "is_admin": is_admin_viewer(request, user),
         **(context or {}),
     }
+    ctx.setdefault("csrf_token", csrf.csrf_token(request))
     html = environment().get_template(template).render(ctx)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    csrf.set_csrf_cookie(request, response)
+    return response
 
 
 def is_fragment(request: Request) -> bool:
@@ -154,14 +161,24 @@ def invalid_input_page(
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
         field = ".".join(loc) or "the request"
         problems.append(f"{field}: {e.get('msg', 'invalid')}")
-    return error_page(request, 422, sentence("; ".join(problems) or "invalid input"), user=user)
+    text = "; ".join(problems) or "invalid input"
+    return error_page(request, 422, f"Cannot accept this form: {text}.", user=user)
+
+
+async def _form_of(request: Request) -> FormData | None:
+    """The request's form (parsed once: FastAPI reuses it), None for another body."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return await request.form()
+    return None
 
 
 DB_UNAVAILABLE_PAGE = "The database is unavailable or too slow right now: try again in a moment."
 
 
 class WebRoute(EdgeRoute):
-    """A page route: what the edge refuses (:class:`EdgeRoute`), a form the schema
+    """A page route: a POST without our token or from another origin is refused with 403
+    (:mod:`primetime.web.csrf`); what the edge refuses (:class:`EdgeRoute`), a form the schema
     refuses and a domain error its handler lets through become the error page (never
     the API's JSON), with the signed-in user in the nav; a database outage the 503 page
     with ``Retry-After``."""
@@ -171,6 +188,11 @@ class WebRoute(EdgeRoute):
 
         async def route_handler(request: Request) -> Response:
             try:
+                if request.method not in csrf.SAFE_METHODS:
+                    refused = csrf.refusal(request, await _form_of(request))
+                    if refused is not None:
+                        user = signed_in_user(request, getattr(request.app.state, "svc", None))
+                        return error_page(request, 403, refused, user=user)
                 return await handle(request)
             except DomainError as err:
                 user = signed_in_user(request, getattr(request.app.state, "svc", None))
