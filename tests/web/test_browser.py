@@ -437,7 +437,9 @@ def test_forms_carry_the_csrf_token_and_a_cross_origin_post_is_refused(new_tab) 
     meta_token = tab.page.locator('meta[name="csrf-token"]').get_attribute("content")
     assert form_token and form_token == meta_token
     tab.page.get_by_role("button", name="Like Title 3", exact=True).click()
-    tab.page.wait_for_function("document.getElementById('status').textContent.includes('liked')")
+    tab.page.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('You liked Title 3')"
+    )
     before = tab.page.request.get(tab.base + "/api/v1/me").json()["events"]
 
     evil = (
