@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -98,7 +99,11 @@ def main() -> None:
     app.state.tmdb = None  # posters are separate requests; the page never waits for TMDb
     rng = np.random.default_rng(args.seed)
     with TestClient(app, follow_redirects=False) as c:
-        r = c.post("/signup", data={"username": "bench", "password": "quiet-harbor-lamp"})
+        # The sign-up form as a browser sends it: the page's CSRF token, a same-origin Origin.
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', c.get("/signup").text)
+        assert token is not None
+        form = {"username": "bench", "password": "quiet-harbor-lamp", "csrf_token": token.group(1)}
+        r = c.post("/signup", data=form, headers={"Origin": "http://testserver"})
         assert r.status_code == 303, r.text
         svc = app.state.svc
         item_ids = svc.item_ids

@@ -324,6 +324,26 @@ def test_request_id_on_error_responses(rid_client: TestClient) -> None:
     assert (r.status_code, r.headers["X-Request-ID"]) == (404, "trace-1")
 
 
+def test_request_id_on_a_500() -> None:
+    """An exception escaping the app still gets a response carrying the id (the server's
+    own error middleware, outside ours, would answer without it), and is re-raised."""
+    app = make_app()
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    app.add_middleware(RequestIdMiddleware)
+    client = TestClient(app, raise_server_exceptions=False)
+    r = client.get("/boom", headers={"X-Request-ID": "trace-500"})
+    assert (r.status_code, r.headers["X-Request-ID"]) == (500, "trace-500")
+    assert r.json() == {"detail": "internal server error (request id trace-500)"}
+    fresh = client.get("/boom")
+    assert fresh.status_code == 500 and re.fullmatch(r"[0-9a-f]{32}", fresh.headers["X-Request-ID"])
+    with pytest.raises(RuntimeError, match="boom"):
+        TestClient(app).get("/boom")
+
+
 # ----------------------------------------------------------------------------- timing + metrics
 
 

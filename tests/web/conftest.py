@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from web_support import make_web_app, world_catalog, world_log
+from web_support import WebClient, make_web_app, world_catalog, world_log
 
 from primetime.data import Dataset
 from primetime.data.side import SideData
@@ -42,7 +42,7 @@ def web_app_client(
 ) -> Iterator[TestClient]:
     """One running app per test module (a fresh SQLite file); tests use distinct users."""
     app = make_web_app(tmp_path_factory.mktemp("web-db") / "service.db", web_dataset, web_registry)
-    with TestClient(app, follow_redirects=False) as c:
+    with WebClient(app, follow_redirects=False) as c:
         yield c
 
 

@@ -424,3 +424,39 @@ def test_every_page_fits_a_phone_screen(new_tab) -> None:  # type: ignore[no-unt
     tab.settle()
     assert tab.page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     new_tab().goto("/signin")
+
+
+def test_forms_carry_the_csrf_token_and_a_cross_origin_post_is_refused(new_tab) -> None:  # type: ignore[no-untyped-def]
+    """The real forms (sign-up, onboarding, a title's actions by fetch) send the page's
+    token and work; a form on another site posting here, even with the victim's token, is
+    refused with the 403 page and records nothing."""
+    tab = new_tab()
+    tab.sign_up("br-csrf", titles=("Title 25",))
+    tab.goto("/title/i3")
+    form_token = tab.page.locator('form.actions input[name="csrf_token"]').get_attribute("value")
+    meta_token = tab.page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert form_token and form_token == meta_token
+    tab.page.get_by_role("button", name="Like Title 3", exact=True).click()
+    tab.page.wait_for_function(
+        "() => document.getElementById('status').textContent.includes('You liked Title 3')"
+    )
+    before = tab.page.request.get(tab.base + "/api/v1/me").json()["events"]
+
+    evil = (
+        "<!doctype html><html lang='en'><head><title>Evil</title></head><body><h1>Win</h1>"
+        f"<form id='f' method='post' action='{tab.base}/title/i3/events'>"
+        "<input type='hidden' name='action' value='dislike'>"
+        f"<input type='hidden' name='csrf_token' value='{form_token}'></form></body></html>"
+    )
+    tab.page.route(
+        "http://evil.example/**",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=evil),
+    )
+    tab.page.goto("http://evil.example/")
+    tab.allowed.append(r"status of 403 \(Forbidden\)")  # the refused post, expected
+    with tab.page.expect_navigation() as nav:
+        tab.page.evaluate("document.getElementById('f').submit()")
+    assert nav.value.status == 403
+    assert "cross-site request refused" in tab.page.content()
+    after = tab.page.request.get(tab.base + "/api/v1/me").json()["events"]
+    assert after == before, "the forged dislike was not recorded"

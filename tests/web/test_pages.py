@@ -336,3 +336,18 @@ def test_the_audit_catches_what_it_checks(html: str, problem: str) -> None:
         '<a href="/x" aria-label="X"></a></body></html>'
     )
     assert audit(good) == []
+
+
+def test_request_ids_longer_than_the_events_take_are_dropped(client: TestClient) -> None:
+    """One limit (64): a longer id on a title link or form is dropped, the action still
+    recorded (it used to be cut to 128 and then refused by the store)."""
+    sign_up(client, "web-rid")
+    page = client.get("/title/i3", params={"rid": "r" * 65})
+    assert page.status_code == 200 and 'name="rid"' not in page.text
+    kept = client.get("/title/i3", params={"rid": "r" * 64})
+    assert 'name="rid" value="' + "r" * 64 in kept.text
+    r = client.post("/title/i3/events", data={"action": "play", "rid": "r" * 100})
+    assert r.status_code == 303 and r.headers["location"] == "/title/i3"
+    r = client.post("/title/i3/events", data={"action": "like", "rid": "r" * 64})
+    assert r.status_code == 303 and r.headers["location"] == "/title/i3?rid=" + "r" * 64
+    assert client.get("/api/v1/me").json()["events"] == 2

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import numpy as np
 import polars as pl
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from primetime.data import Dataset
 from primetime.registry import ModelRegistry
 from primetime.service.app import create_app
+from primetime.service.auth import SESSION_COOKIE, read_token
 from primetime.service.settings import Settings
+from primetime.web.csrf import CSRF_COOKIE, CSRF_FIELD, token_for
 
 ADMIN_TOKEN = "web-admin-token"
 PASSWORD = "pass-word-1"
@@ -78,6 +83,36 @@ def world_log(n_users: int = 60, n_items: int = 40, seed: int = 0) -> pl.DataFra
             rating = float(rng.integers(3, 6) if group else rng.integers(1, 4))
             rows.append((f"u{u}", f"i{item}", rating, 1_000_000 + u * 10_000 + step * 60))
     return pl.DataFrame(rows, schema=["user_id", "item_id", "rating", "timestamp"], orient="row")
+
+
+class WebClient(TestClient):
+    """A TestClient that posts forms as our pages do: a same-origin ``Origin`` header and
+    the page's ``csrf_token`` field (see ``primetime.web.csrf``), unless the test sets
+    ``Origin``/``Referer`` or ``csrf_token`` itself. API paths are left alone."""
+
+    def request(self, method: str, url: Any, **kw: Any) -> Any:  # type: ignore[override]
+        path = urlsplit(str(url)).path
+        if method.upper() == "POST" and not path.startswith("/api/"):
+            headers = dict(kw.get("headers") or {})
+            if not {k.lower() for k in headers} & {"origin", "referer"}:
+                headers["Origin"] = str(self.base_url).rstrip("/")
+            kw["headers"] = headers
+            data = kw.get("data")
+            if data is None or (isinstance(data, dict) and CSRF_FIELD not in data):
+                kw["data"] = {**(data or {}), CSRF_FIELD: form_token(self)}
+        return super().request(method, url, **kw)
+
+
+def form_token(client: TestClient) -> str:
+    """The ``csrf_token`` a page would give this client now (fetching a page first when
+    it has neither a session nor the pre-session cookie)."""
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    session = client.cookies.get(SESSION_COOKIE)
+    if session and read_token(session, settings) is not None:
+        return token_for(settings, f"session:{session}")
+    if not client.cookies.get(CSRF_COOKIE):
+        client.get("/signup")
+    return token_for(settings, f"pre:{client.cookies.get(CSRF_COOKIE)}")
 
 
 def web_settings(db_url: str, registry: ModelRegistry, **kw: object) -> Settings:

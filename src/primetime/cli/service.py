@@ -51,6 +51,14 @@ def serve(
             help="Train, register and promote the configured models that have no promoted version."
         ),
     ] = True,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated addresses (IPs or CIDR networks) of the reverse proxies "
+            "whose X-Forwarded-For / X-Forwarded-Proto are trusted (default "
+            "$PRIMETIME_FORWARDED_ALLOW_IPS, else none: the client address is the peer's)."
+        ),
+    ] = None,
 ) -> None:
     """Run the recommendation service (API, metrics, web pages) under uvicorn.
 
@@ -64,7 +72,11 @@ def serve(
     With several workers, GET /metrics merges the figures of all of them:
     prometheus_client's multiprocess mode, in a fresh private directory removed
     on exit, or in $PROMETHEUS_MULTIPROC_DIR if set (its old metrics files are
-    deleted first)."""
+    deleted first).
+
+    Forwarded headers (X-Forwarded-For, X-Forwarded-Proto) are trusted only from the
+    addresses in `--forwarded-allow-ips` / $PRIMETIME_FORWARDED_ALLOW_IPS: by default
+    from none, so the per-IP rate limit sees the real peer."""
     import os
     import shutil
 
@@ -78,6 +90,9 @@ def serve(
     if data:
         os.environ["PRIMETIME_DATA"] = data
     settings = Settings()  # validates: refuses placeholder secrets in production
+    if forwarded_allow_ips is not None:
+        ips = [ip.strip() for ip in forwarded_allow_ips.split(",") if ip.strip()]
+        settings = Settings(forwarded_allow_ips=ips)
     registry = ModelRegistry(settings.registry_dir)
     if train:
         ensure_models(
@@ -102,6 +117,7 @@ def serve(
             port=port,
             workers=n,
             log_level="warning",
+            **settings.uvicorn_proxy_options(),
         )
     finally:
         if metrics_dir is not None:

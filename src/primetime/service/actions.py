@@ -10,6 +10,7 @@ responses or cookies: ``primetime.service.routes`` turns the errors into JSON an
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -245,14 +246,22 @@ def record_events(
 
     Raises:
         InvalidInput: an unknown title, a rating on a non-``rate`` event (or none on a
-            ``rate`` one), or a value the store refuses.
+            ``rate`` one), a ``ts`` more than ``settings.event_max_future_seconds`` ahead
+            of the server's clock, or a value the store refuses.
         Conflict: an ``event_id`` (or idempotency key) sent before with another event.
     """
     new = []
+    latest = time.time() + svc.settings.event_max_future_seconds
     for i, e in enumerate(events):
         where: tuple[str | int, ...] = ("events", i) if batch else ()
         if svc.item_index(e.item_id) is None:
             raise InvalidInput(f"no title {e.item_id!r} in the catalog", (*where, "item_id"))
+        if e.ts is not None and e.ts > latest:
+            raise InvalidInput(
+                f"{e.ts:.0f} is more than {svc.settings.event_max_future_seconds:g} s in the "
+                "future (unix seconds, by the server's clock)",
+                (*where, "ts"),
+            )
         if (e.event_type == EventType.RATE) != (e.rating is not None):
             raise InvalidInput(
                 "required for 'rate' events and refused for other types", (*where, "rating")
@@ -274,7 +283,10 @@ def record_events(
                     event_id=event_id,
                 )
             )
-        except ValueError as err:
+        except ValueError as err:  # the store's checks say "<field>: <what is wrong>"
+            field, _, msg = str(err).partition(": ")
+            if field in EventIn.model_fields and msg:
+                raise InvalidInput(msg, (*where, field)) from None
             raise InvalidInput(str(err), where) from None
     try:
         stored = svc.store.store_events(user_id, new)

@@ -75,7 +75,13 @@ def build_state(
 
     torch.set_num_threads(1)  # one request, one core: latency over throughput per request
     dataset = dataset if dataset is not None else _load_dataset(settings)
-    store = store if store is not None else EventStore.open(settings.database_url)
+    store = (
+        store
+        if store is not None
+        else EventStore.open(
+            settings.database_url, statement_timeout=settings.db_statement_timeout_seconds
+        )
+    )
     frame = dataset.catalog.frame
     store.sync_titles(
         {

@@ -45,6 +45,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import StaticPool
 
@@ -69,10 +71,25 @@ EVENT_ID_MAX: Final = 64
 SESSION_ID_MAX: Final = 32
 USER_AGENT_MAX: Final = 256
 THROTTLE_KEY_MAX: Final = 160
+REQUEST_ID_MAX: Final = SLUG_MAX
+"""Longest request id an event or impression keeps (the columns are `String(SLUG_MAX)`): the
+one limit of the API schema, the store and the web forms."""
 MODEL_NAME_MAX: Final = 128
 """Longest model name, version or promotion actor (`promotions` columns)."""
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 10_000
+PG_CONNECT_TIMEOUT_S: Final = 10
+PG_KEEPALIVE: Final = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2}
+"""TCP keepalives: a PostgreSQL server that vanished (no reset, no answer) is noticed within
+about 5 + 2 x the kernel's probe count seconds instead of the kernel's two hours."""
+DB_RETRY_AFTER_S: Final = 5
+"""`Retry-After` of the 503 a request gets while the database is unreachable or too slow."""
+UNAVAILABLE: Final[tuple[type[Exception], ...]] = (
+    OperationalError,  # refused or lost connection, statement timeout, SQLite "locked"
+    InterfaceError,  # a connection closed under the driver
+    PoolTimeout,  # every pooled connection busy for the pool's timeout
+)
+"""The errors that mean "the database is unavailable now" (503, retry) rather than a bug."""
 # Any fixed 64-bit key: every process migrating a PostgreSQL database takes this advisory lock.
 _PG_MIGRATION_LOCK: Final = 0x7072_696D_6574_696D  # "primetim"
 
@@ -319,7 +336,9 @@ def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor.close()
 
 
-def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
+def make_engine(
+    url: str | URL, *, echo: bool = False, statement_timeout: float | None = None
+) -> Engine:
     """Build the engine for SQLite or PostgreSQL with the settings the service relies on.
 
     SQLite: WAL journal, `synchronous=NORMAL`, foreign keys on, a 10 s busy timeout, usable
@@ -332,6 +351,9 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     Args:
         url: see `normalize_url`.
         echo: log every SQL statement (debugging).
+        statement_timeout: PostgreSQL: seconds any one statement may run before the server
+            cancels it (`statement_timeout`; the driver then raises `OperationalError`).
+            None: no limit. SQLite has no such limit; its busy timeout bounds lock waits.
 
     Returns:
         A new engine; the caller disposes of it.
@@ -353,12 +375,16 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
             engine = create_engine(parsed, echo=echo, connect_args=connect_args, pool_pre_ping=True)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    return create_engine(
-        parsed,
-        echo=echo,
-        pool_pre_ping=True,
-        connect_args={"connect_timeout": 10, "application_name": "primetime"},
-    )
+    connect_args = {
+        "connect_timeout": PG_CONNECT_TIMEOUT_S,
+        "application_name": "primetime",
+        **PG_KEEPALIVE,
+    }
+    if statement_timeout is not None:
+        if not statement_timeout > 0:
+            raise ValueError(f"statement_timeout must be > 0 seconds, got {statement_timeout}")
+        connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
 
 def alembic_config(url: str | URL | None = None) -> Config:
@@ -385,6 +411,9 @@ def alembic_config(url: str | URL | None = None) -> Config:
 def _lock_for_migration(conn: Connection) -> None:
     """Serialise concurrent `migrate` calls (several app processes starting at once)."""
     if conn.dialect.name == "postgresql":
+        # A migration (or the wait for another process's) may take longer than the
+        # service's statement timeout: none inside this transaction.
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
     elif conn.dialect.name == "sqlite":
         # Take the write lock now; the other process waits (busy timeout) and then finds head.

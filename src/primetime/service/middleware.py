@@ -5,7 +5,7 @@ separate task and buffers the response, breaking streaming and context variables
 
 Order, outermost first (what `add_service_middleware` installs):
 
-1. `RequestIdMiddleware` - every response, even a 429 or 413, carries `X-Request-ID`.
+1. `RequestIdMiddleware` - every response, even a 429, 413 or 500, carries `X-Request-ID`.
 2. `TimingMiddleware` - refused requests are measured too (route "unmatched").
 3. `RateLimitMiddleware` - cheapest refusal first, before any body is read.
 4. `BodySizeLimitMiddleware` - then the app.
@@ -94,8 +94,12 @@ class RequestIdMiddleware:
         request_id = sent if sent and _VALID_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = list(message.get("headers", ()))
                 headers = MutableHeaders(scope=message)
                 headers[self.header_name] = request_id
@@ -104,6 +108,18 @@ class RequestIdMiddleware:
         token = _request_id.set(request_id)
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # The server's error middleware (outside this one) would answer the 500 without
+            # the id: answer it here, and re-raise so the server still logs the traceback.
+            if scope["type"] == "http" and not started:
+                log.error("unhandled error in request %s: %r", request_id, exc)
+                await send_json(
+                    send,
+                    500,
+                    f"internal server error (request id {request_id})",
+                    headers=[(self.header_name, request_id)],
+                )
+            raise
         finally:
             _request_id.reset(token)
 
@@ -212,9 +228,10 @@ class TimingMiddleware:
 def client_ip(scope: Scope) -> str:
     """The client address ASGI reports (`scope["client"]`), or "unknown".
 
-    Behind a reverse proxy run the server with its proxy-headers option (uvicorn
-    `--proxy-headers --forwarded-allow-ips=...`) so this is the real client; the
-    `X-Forwarded-For` header itself is never trusted here.
+    Behind a reverse proxy list it in `primetime serve --forwarded-allow-ips` (or
+    `PRIMETIME_FORWARDED_ALLOW_IPS`) so that uvicorn puts the real client here; by default
+    no forwarded header is trusted, and the `X-Forwarded-For` header itself is never read
+    here.
     """
     client = scope.get("client")
     return str(client[0]) if client else "unknown"

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from primetime.data.events import EventType as _EventType
 from primetime.service.auth import Password, Username
+from primetime.service.db import REQUEST_ID_MAX
 
 #: The values of :class:`primetime.data.events.EventType`, spelled out as a Literal so
 #: that the OpenAPI schema lists them inline and in this order (checked below).
@@ -116,7 +117,9 @@ class EventIn(_Strict):
     position: int | None = Field(None, ge=0, le=10_000, description="0-based rank on screen.")
     context: dict[str, str | int | float | bool] | None = Field(None, max_length=20)
     request_id: str | None = Field(
-        None, max_length=128, description="The recommendation response the title came from."
+        None,
+        max_length=REQUEST_ID_MAX,
+        description="The recommendation response the title came from.",
     )
     event_id: str | None = Field(
         None,

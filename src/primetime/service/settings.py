@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         "postgresql+psycopg://user:pass@host/db. Default: sqlite file "
         "<PRIMETIME_HOME>/service.db.",
     )
+    db_statement_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="PostgreSQL: longest a single query may run before the server cancels "
+        "it and the request gets 503 with Retry-After (a slow or locked database must not "
+        "hold requests for ever). SQLite waits at most its busy timeout (10 s) for a lock.",
+    )
     cache_url: str | None = Field(
         default=None,
         description="Response cache: unset or 'memory' = in-process LRU (one per worker); "
@@ -110,6 +117,13 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Origins allowed by CORS (e.g. https://app.example.com); empty = CORS off.",
+    )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses (IPs or CIDR networks) of the reverse proxies whose "
+        "X-Forwarded-For / X-Forwarded-Proto headers `primetime serve` trusts for the "
+        "client address (which the per-IP rate limit keys on); empty = trust none, "
+        "'*' = trust everybody (only when nothing else can reach the port).",
     )
     rate_limit_per_minute: int = Field(
         default=600,
@@ -177,12 +191,18 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest back-off, in seconds (default 15 minutes).",
     )
+    event_max_future_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How far ahead of the server clock an event's `ts` may be, in seconds "
+        "(client clocks drift); later ones are refused with 422.",
+    )
     cookie_secure: bool = Field(
         default=False,
         description="Mark the session cookie Secure (sent over HTTPS only). Turn on behind HTTPS.",
     )
 
-    @field_validator("models", "cors_origins", mode="before")
+    @field_validator("models", "cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         return _split_list(value)
@@ -242,6 +262,15 @@ class Settings(BaseSettings):
     def cache_backend(self) -> Literal["memory", "redis"]:
         """Which cache `cache_url` selects."""
         return "memory" if self.cache_url in (None, "memory", "memory://") else "redis"
+
+    def uvicorn_proxy_options(self) -> dict[str, Any]:
+        """uvicorn's proxy-header options for `forwarded_allow_ips`: none trusted when it is
+        empty (uvicorn's own default trusts 127.0.0.1, so that anybody on the machine, or
+        behind a local proxy that does not overwrite the header, could pick the address
+        the rate limit sees by sending X-Forwarded-For)."""
+        if not self.forwarded_allow_ips:
+            return {"proxy_headers": False, "forwarded_allow_ips": ""}
+        return {"proxy_headers": True, "forwarded_allow_ips": ",".join(self.forwarded_allow_ips)}
 
     def model_registry_dir(self) -> Path:
         """`registry_dir`, or `primetime.paths.models_dir()` when unset."""

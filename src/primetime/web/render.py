@@ -4,6 +4,9 @@ become pages (:class:`WebRoute`).
 
 A request with the header ``X-Fragment: 1`` (sent by ``static/app.js``) gets the piece
 of HTML it will swap in instead of a whole page or a redirect.
+
+Every page's context has ``csrf_token`` for its forms, and every POST to a page route
+is checked for it and for its origin (:mod:`primetime.web.csrf`): 403 otherwise.
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import escape
+from starlette.datastructures import FormData
 
+from primetime.service.db import DB_RETRY_AFTER_S, UNAVAILABLE
+from primetime.service.edge import EdgeRoute
 from primetime.service.errors import DomainError
 from primetime.service.store import UserRecord
-from primetime.web import STATIC_DIR, TEMPLATES_DIR, views
+from primetime.web import STATIC_DIR, TEMPLATES_DIR, csrf, views
 from primetime.web.charts import ci_bar
 from primetime.web.posters import display_title, genre_colour
 from primetime.web.session import is_admin_viewer, signed_in_user
@@ -86,8 +92,11 @@ def render(
         "is_admin": is_admin_viewer(request, user),
         **(context or {}),
     }
+    ctx.setdefault("csrf_token", csrf.csrf_token(request))
     html = environment().get_template(template).render(ctx)
-    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+    csrf.set_csrf_cookie(request, response)
+    return response
 
 
 def is_fragment(request: Request) -> bool:
@@ -142,18 +151,58 @@ def to_signin(request: Request) -> Response:
     return see_other(f"/signin?{urlencode({'next': here})}")
 
 
-class WebRoute(APIRoute):
-    """A page route: a domain error its handler lets through becomes the error page
-    (never the API's JSON), with the signed-in user in the nav."""
+def invalid_input_page(
+    request: Request, err: RequestValidationError, *, user: UserRecord | None = None
+) -> HTMLResponse:
+    """A request the schema or the edge refused (e.g. a NUL character in a form field),
+    as the 422 error page naming each bad field."""
+    problems = []
+    for e in err.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body", "query", "path")]
+        field = ".".join(loc) or "the request"
+        problems.append(f"{field}: {e.get('msg', 'invalid')}")
+    text = "; ".join(problems) or "invalid input"
+    return error_page(request, 422, f"Cannot accept this form: {text}.", user=user)
+
+
+async def _form_of(request: Request) -> FormData | None:
+    """The request's form (parsed once: FastAPI reuses it), None for another body."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        return await request.form()
+    return None
+
+
+DB_UNAVAILABLE_PAGE = "The database is unavailable or too slow right now: try again in a moment."
+
+
+class WebRoute(EdgeRoute):
+    """A page route: a POST without our token or from another origin is refused with 403
+    (:mod:`primetime.web.csrf`); what the edge refuses (:class:`EdgeRoute`), a form the schema
+    refuses and a domain error its handler lets through become the error page (never
+    the API's JSON), with the signed-in user in the nav; a database outage the 503 page
+    with ``Retry-After``."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def route_handler(request: Request) -> Response:
             try:
+                if request.method not in csrf.SAFE_METHODS:
+                    refused = csrf.refusal(request, await _form_of(request))
+                    if refused is not None:
+                        user = signed_in_user(request, getattr(request.app.state, "svc", None))
+                        return error_page(request, 403, refused, user=user)
                 return await handle(request)
             except DomainError as err:
                 user = signed_in_user(request, getattr(request.app.state, "svc", None))
                 return domain_error_page(request, err, user=user)
+            except RequestValidationError as err:
+                user = signed_in_user(request, getattr(request.app.state, "svc", None))
+                return invalid_input_page(request, err, user=user)
+            except UNAVAILABLE:  # no user for the nav: reading it needs the database too
+                page = error_page(request, 503, DB_UNAVAILABLE_PAGE)
+                page.headers["Retry-After"] = str(DB_RETRY_AFTER_S)
+                return page
 
         return route_handler

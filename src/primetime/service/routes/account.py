@@ -11,10 +11,11 @@ from fastapi import APIRouter, Request, Response
 
 from primetime.service import actions
 from primetime.service.auth import clear_session_cookie, set_session_cookie, signed_token
+from primetime.service.edge import EdgeRoute
 from primetime.service.routes.deps import CurrentUser, Svc, client_address
 from primetime.service.schemas import ChangePassword, Login, Me, Onboarding, Session, SignUp
 
-router = APIRouter(tags=["account"])
+router = APIRouter(tags=["account"], route_class=EdgeRoute)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

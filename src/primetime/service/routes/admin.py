@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from primetime.service import actions
 from primetime.service.actions import ADMIN_TOKEN_ACTOR
 from primetime.service.auth import require_admin
+from primetime.service.edge import EdgeRoute
 from primetime.service.newtitles import TitleIn
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import (
@@ -20,7 +21,12 @@ from primetime.service.schemas import (
     PromotionOut,
 )
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    route_class=EdgeRoute,
+)
 
 AdminId = Annotated[int | None, Depends(require_admin)]
 """The admin account's user id, None for the admin token (FastAPI runs the check once)."""

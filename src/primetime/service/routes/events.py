@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from primetime.service import actions
+from primetime.service.edge import EdgeRoute
 from primetime.service.routes.deps import CurrentUser, Svc
 from primetime.service.schemas import EventBatch, EventIn, EventsAccepted
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], route_class=EdgeRoute)
 
 IdempotencyKey = Annotated[
     str | None,

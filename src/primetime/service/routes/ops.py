@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from primetime.service.db import DB_RETRY_AFTER_S
+from primetime.service.edge import EdgeRoute
 from primetime.service.schemas import Health, Ready
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], route_class=EdgeRoute)
 
 
 @router.get("/health", response_model=Health)
@@ -31,7 +33,8 @@ def ready(request: Request) -> Response:
         model_version=svc.slots.default.key,
         titles=len(svc.item_ids),
     )
-    return JSONResponse(body.model_dump(), status_code=200 if db else 503)
+    headers = None if db else {"Retry-After": str(DB_RETRY_AFTER_S)}
+    return JSONResponse(body.model_dump(), status_code=200 if db else 503, headers=headers)
 
 
 @router.get("/metrics", response_class=Response)

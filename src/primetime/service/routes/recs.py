@@ -26,6 +26,7 @@ from starlette.responses import Response
 from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.auth import ensure_owner
 from primetime.service.cache import CacheSlot
+from primetime.service.edge import EdgeRoute
 from primetime.service.errors import unprocessable
 from primetime.service.responses import JSONBytes, item_ids, join_objects, json_bytes
 from primetime.service.routes.deps import CurrentUser, Svc
@@ -33,7 +34,7 @@ from primetime.service.schemas import Carousels, Insights, Recommendations
 from primetime.service.state import LoadedModel, ServiceState
 from primetime.service.store import UserRecord
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["recommendations"], route_class=EdgeRoute)
 
 
 def _onboarding(user: UserRecord) -> list[str]:

@@ -6,10 +6,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 
+from primetime.service.edge import EdgeRoute
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import SearchResults, Similar, TitleOut
 
-router = APIRouter(tags=["titles"])
+router = APIRouter(tags=["titles"], route_class=EdgeRoute)
 
 
 def _index(svc: Svc, item_id: str) -> int:

@@ -27,9 +27,12 @@ class StoreBase:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Self:
-        """Connect to `url` (see `db.make_engine`), upgrading the schema first when `migrate`."""
-        engine = make_engine(url)
+    def open(
+        cls, url: str, *, migrate: bool = True, statement_timeout: float | None = None
+    ) -> Self:
+        """Connect to `url` (see `db.make_engine`, which takes `statement_timeout`), upgrading
+        the schema first when `migrate`."""
+        engine = make_engine(url, statement_timeout=statement_timeout)
         if migrate:
             run_migrations(engine)
         return cls(engine)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from primetime.data.events import EventType
-from primetime.service.db import EVENT_ID_MAX, EVENT_TYPES, ITEM_ID_MAX, SLUG_MAX
+from primetime.service.db import EVENT_ID_MAX, EVENT_TYPES, ITEM_ID_MAX, REQUEST_ID_MAX
 from primetime.service.store.validate import _check_str, _check_ts
 
 
@@ -81,7 +81,7 @@ class NewEvent:
         if self.context is not None and not isinstance(self.context, Mapping):
             raise ValueError(f"context: expected a JSON object, got {type(self.context).__name__}")
         if self.request_id is not None:
-            _check_str("request_id", self.request_id, SLUG_MAX)
+            _check_str("request_id", self.request_id, REQUEST_ID_MAX)
         if self.event_id is not None:
             _check_str("event_id", self.event_id, EVENT_ID_MAX)
 

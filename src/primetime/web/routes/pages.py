@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from primetime.data.events import EventType
 from primetime.service import actions
+from primetime.service.db import REQUEST_ID_MAX
 from primetime.service.routes.deps import Svc
 from primetime.service.schemas import EventIn
 from primetime.service.state import ServiceState
@@ -62,6 +63,12 @@ def rows_fragment(request: Request, svc: Svc, user: Viewer) -> Response:
 
 
 # ------------------------------------------------------------------- titles
+def _request_id(rid: str | None) -> str | None:
+    """The request id a title link or form carries, or None when there is none or it is
+    longer than the events accept (an id the service never issued: dropped, not cut)."""
+    return rid if rid and len(rid) <= REQUEST_ID_MAX else None
+
+
 def _title_context(
     svc: ServiceState, user: UserRecord, idx: int, rid: str | None
 ) -> dict[str, Any]:
@@ -85,7 +92,7 @@ def title_page(
     idx = svc.item_index(item_id)
     if idx is None:
         return error_page(request, 404, f"There is no title {item_id!r}.", user=user)
-    rid = rid if rid and len(rid) <= 128 else None
+    rid = _request_id(rid)
     ctx = {
         "page": "title",
         "details": views.title_details(svc, idx),
@@ -113,6 +120,7 @@ def title_event(
     kind = EventType.try_parse(action) if action else (EventType.RATE if rating else None)
     if kind is None or kind not in ACTIONS:
         return error_page(request, 422, f"Unknown action {action!r}.", user=user)
+    request_id = _request_id(rid)
     try:
         stars = float(rating) if kind == EventType.RATE else None
         event = EventIn.model_validate(
@@ -121,17 +129,17 @@ def title_event(
                 "event_type": kind,
                 "rating": stars,
                 "device": "web",
-                "request_id": rid[:128] or None,
+                "request_id": request_id,
             }
         )
     except (ValueError, ValidationError):
         return error_page(request, 422, "A rating must be a number from 1 to 5.", user=user)
     actions.record_events(svc, user.id, [event])
     if not is_fragment(request):
-        return see_other(views.title_url(item_id, rid or None))
+        return see_other(views.title_url(item_id, request_id))
     title = display_title(svc.titles[idx - 1])
     status = DONE[kind].format(t=title, r=f"{stars:g}" if stars else "")
-    ctx = {**_title_context(svc, user, idx, rid or None), "status": status}
+    ctx = {**_title_context(svc, user, idx, request_id), "status": status}
     return render(request, "_title_live.html", ctx, user=user)
 
 

@@ -1,7 +1,8 @@
 /* Primetime web: progressive enhancement of server-rendered pages, in plain JS.
  *
  * Every page works without this file (forms post and redirect). With it:
- *  - form[data-swap="#target"]: submitted with fetch (header X-Fragment: 1); the answer is
+ *  - form[data-swap="#target"]: submitted with fetch (headers X-Fragment: 1 and the page's
+ *    X-CSRF-Token, besides the form's own csrf_token field); the answer is
  *    swapped into #target, or, when it holds [data-oob="#id"] parts, each part into its own
  *    element (like htmx's out-of-band swaps). A [data-status] text is announced.
  *  - input[data-instant="/url"]: instant results into [data-target] while typing.
@@ -28,12 +29,23 @@
     });
   }
 
+  /** The page's CSRF token (the server checks it on every POST; forms also carry it). */
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
   /** GET or POST for an HTML fragment; never throws for HTTP errors. */
   async function fetchFragment(url, init = {}) {
+    const post = (init.method || "GET").toUpperCase() === "POST";
     const resp = await fetch(url, {
       credentials: "same-origin",
       ...init,
-      headers: { "X-Fragment": "1", ...(init.headers || {}) },
+      headers: {
+        "X-Fragment": "1",
+        ...(post ? { "X-CSRF-Token": csrfToken() } : {}),
+        ...(init.headers || {}),
+      },
     });
     return { ok: resp.ok, status: resp.status, html: await resp.text() };
   }
