@@ -144,7 +144,7 @@ def test_a_lost_database_is_503_and_the_service_recovers(
         unavailable(c.get("/api/v1/me", headers=h))
         unavailable(c.get("/api/v1/insights", headers=h))
         unavailable(c.post("/api/v1/auth/login", json={"username": "outage", "password": "x"}))
-        newcomer = {"username": "outage-2", "password": "p" * 9}
+        newcomer = {"username": "outage-2", "password": "quiet-harbor-lamp-2"}
         unavailable(c.post("/api/v1/auth/signup", json=newcomer))
         unavailable(c.get("/api/v1/admin/promotions", headers=ADMIN_HEADERS))
         unavailable(c.get("/api/v1/admin/experiments/none", headers=ADMIN_HEADERS))

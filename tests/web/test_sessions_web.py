@@ -31,6 +31,7 @@ def test_sign_out_everywhere_from_the_insights_page(client: TestClient) -> None:
     here = sign_up(client, "web-every")
     api = client.post("/api/v1/auth/login", json={"username": "web-every", "password": PASSWORD})
     token = {"Authorization": f"Bearer {api.json()['token']}"}
+    client.cookies.clear()  # the API sign-in set its own session cookie: keep the first one
     client.cookies.set(SESSION_COOKIE, here)
     page = client.get("/insights")
     assert 'action="/signout-everywhere"' in page.text and "Sign out everywhere" in page.text
@@ -38,6 +39,7 @@ def test_sign_out_everywhere_from_the_insights_page(client: TestClient) -> None:
     r = client.post("/signout-everywhere")
     assert r.status_code == 303 and r.headers["location"] == "/signin"
     assert client.get("/api/v1/me", headers=token).status_code == 401  # the API token too
+    client.cookies.clear()
     client.cookies.set(SESSION_COOKIE, here)
     assert client.get("/insights").status_code == 303
     client.cookies.clear()

@@ -6,8 +6,10 @@ from __future__ import annotations
 import secrets
 import time
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import Update, delete, select, update
+from sqlalchemy.exc import DBAPIError
 
 from primetime.service.db import USER_AGENT_MAX, User, UserSession
 from primetime.service.store.base import StoreBase
@@ -93,19 +95,32 @@ class SessionsMixin(StoreBase):
 
         One primary-key read on a pooled DBAPI connection: it runs on every authenticated
         request."""
+        dbapi_error = self._engine.dialect.loaded_dbapi.Error
+        try:
+            row = self._session_row(session_id)
+        except dbapi_error as e:
+            # A DBAPI connection raises the driver's own errors (on connect, too, when the
+            # pool's pre-ping finds the server gone): wrap them as SQLAlchemy would, so a
+            # lost server is an OperationalError answered 503 like every other outage.
+            raise DBAPIError.instance(self._session_sql, (session_id,), e, dbapi_error) from e
+        if row is None or row[0] != user_id or row[2] is not None:
+            return False
+        return bool(row[1] > (time.time() if now is None else now))
+
+    def _session_row(self, session_id: str) -> tuple[Any, ...] | None:
         raw = self._engine.raw_connection()
         try:
             cursor = raw.cursor()
             try:
                 cursor.execute(self._session_sql, (session_id,))
-                row = cursor.fetchone()
+                return cursor.fetchone()
             finally:
                 cursor.close()
+        except Exception:
+            raw.invalidate()  # a broken connection is not pooled again
+            raise
         finally:
             raw.close()  # back to the pool, which rolls the read back
-        if row is None or row[0] != user_id or row[2] is not None:
-            return False
-        return bool(row[1] > (time.time() if now is None else now))
 
     def revoke_session(self, session_id: str) -> bool:
         """End one session (sign-out); False when it was not open."""
