@@ -141,9 +141,12 @@ def test_acknowledged_events_survive_sigkill(server: Server, db_url: str) -> Non
     while len(tally.acked) < KILL_AFTER and time.monotonic() < deadline:
         time.sleep(0.01)
     server.kill()
-    stop.set()
+    # No stop flag yet: a sender whose answer came just before the kill must post again
+    # and find the server dead (setting the flag first let it leave silently, a race
+    # seen once under load). The flag is only a safety net for a sender still stuck.
     for t in threads:
         t.join(timeout=30)
+    stop.set()
     assert len(tally.acked) >= KILL_AFTER, f"only {len(tally.acked)} acknowledged before 120 s"
     assert tally.statuses == [], f"non-201 answers before the kill: {set(tally.statuses)}"
     assert tally.unanswered == THREADS, "every sender was still posting when the server died"
