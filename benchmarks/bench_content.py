@@ -24,6 +24,7 @@ import polars as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _latency import latencies  # noqa: E402
 from _machine import header  # noqa: E402
 
 from primetime.data.dataset import Dataset  # noqa: E402
@@ -63,17 +64,6 @@ def dataset(n_items: int, n_users: int, rng: np.random.Generator) -> Dataset:
         orient="row",
     )
     return Dataset.from_frames("bench", interactions=log, catalog=catalog, kg=kg)
-
-
-def latencies(model, contexts, calls: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    for c in contexts[:20]:  # warm-up (and the item table's first build)
-        model.score([c])
-    out = np.empty(calls)
-    for i in range(calls):
-        t = time.perf_counter()
-        model.score([contexts[i % len(contexts)]])
-        out[i] = (time.perf_counter() - t) * 1000
-    return out
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _latency import latencies  # noqa: E402
 from _machine import header  # noqa: E402
 
 from primetime.data.vocab import Vocabulary  # noqa: E402
@@ -33,17 +34,6 @@ from primetime.models.gnn import (  # noqa: E402
     edge_types,
 )
 from primetime.types import UserContext  # noqa: E402
-
-
-def latencies(model, contexts, calls: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    for c in contexts[:20]:  # warm-up
-        model.score([c])
-    out = np.empty(calls)
-    for i in range(calls):
-        t = time.perf_counter()
-        model.score([contexts[i % len(contexts)]])
-        out[i] = (time.perf_counter() - t) * 1000
-    return out
 
 
 def main() -> None:

@@ -21,23 +21,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _latency import latencies  # noqa: E402
 from _machine import header  # noqa: E402
 
 from primetime.data.vocab import Vocabulary  # noqa: E402
 from primetime.models.factorization import ALSConfig, ALSRecommender  # noqa: E402
 from primetime.models.sasrec import SASRecConfig, SASRecNet, SASRecRecommender  # noqa: E402
 from primetime.types import UserContext  # noqa: E402
-
-
-def latencies(model, contexts, calls: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    for c in contexts[:20]:  # warm-up
-        model.score([c])
-    out = np.empty(calls)
-    for i in range(calls):
-        t = time.perf_counter()
-        model.score([contexts[i % len(contexts)]])
-        out[i] = (time.perf_counter() - t) * 1000
-    return out
 
 
 def main() -> None:
