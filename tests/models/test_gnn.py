@@ -57,10 +57,12 @@ def test_unseen_user_scored_from_history(planted):
     assert (top > 20).all(), "an unseen comedy watcher gets comedies"
 
 
-def two_halves(seed: int = 0) -> Dataset:
+def two_halves(seed: int = 0, new_title: bool = False) -> Dataset:
     """60 users, each watching 8 random titles of their own half of 40 (no order to
     learn), and a graph in which i5 (first half) and i30 (second half) share a
-    director while every other entity, a genre, stays within a half."""
+    director while every other entity, a genre, stays within a half. With
+    ``new_title``, i40 is in the catalog and the graph but never watched: it has the
+    first half's genre and shares a cast member with i1, i2 and i3."""
     rng = np.random.default_rng(seed)
     rows = [
         (f"u{u}", f"i{(u % 2) * 20 + k}", 4.0, 1_000 * u + step)
@@ -69,12 +71,15 @@ def two_halves(seed: int = 0) -> Dataset:
     ]
     kg = [("i5", "directed_by", "person:x"), ("i30", "directed_by", "person:x")]
     kg += [(f"i{i}", "genre", f"genre:{i // 20}") for i in range(40)]
+    if new_title:
+        kg += [("i40", "genre", "genre:0")]
+        kg += [(f"i{i}", "actor", "person:a") for i in (1, 2, 3, 40)]
     return Dataset.from_frames(
         "halves",
         interactions=pl.DataFrame(
             rows, schema=["user_id", "item_id", "rating", "timestamp"], orient="row"
         ),
-        catalog=pl.DataFrame({"item_id": [f"i{i}" for i in range(40)]}),
+        catalog=pl.DataFrame({"item_id": [f"i{i}" for i in range(40 + new_title)]}),
         kg=pl.DataFrame(kg, schema=["head", "relation", "tail"], orient="row"),
         source="tests",
     )
@@ -96,6 +101,30 @@ def test_kg_makes_titles_similar_only_with_it():
     with_kg, without = kg_only_pair(True), kg_only_pair(False)
     assert with_kg == 0, "with the graph the shared director makes i30 the closest comedy"
     assert without >= 3, without
+
+
+def test_never_watched_title_ranks_high_for_the_half_it_resembles():
+    data = two_halves(new_title=True)
+    model = fit(data, epochs=15, dropout=0.0)
+    items = model.items
+    assert items is not None
+    new = items.index("i40")
+    first = np.array([items.index(f"i{i}") for i in range(20)])
+    second = np.array([items.index(f"i{i}") for i in range(20, 40)])
+    top_first = top_second = 0
+    users = list(leave_one_out(data.interactions).train.contexts())
+    for c in users:
+        s = model.score([c])[0]
+        s[c.history] = -np.inf
+        rank = int((s > s[new]).sum())  # 0 = first
+        if c.history[0] in first:
+            top_first += rank < 10
+        else:
+            assert s[new] < np.median(s[second]), "not for the other half"
+            top_second += rank < 10
+    half = len(users) // 2
+    assert top_first >= 0.8 * half, (top_first, half)
+    assert top_second == 0
 
 
 def test_explain_shared_entities(planted):
