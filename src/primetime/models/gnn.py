@@ -155,7 +155,7 @@ class GNNConfig:
     negatives: int = 512
     sampling: bool = False
     fanout: int = 10
-    cold_dropout: float = 0.5
+    cold_dropout: float = 0.0
     epochs: int = 40
     batch_size: int = 128
     lr: float = 2e-3
