@@ -20,3 +20,18 @@ def latencies(model: Any, contexts: Sequence[Any], calls: int) -> np.ndarray:
         model.score([contexts[i % len(contexts)]])
         out[i] = (time.perf_counter() - t) * 1000
     return out
+
+
+def batch_rate(model: Any, batch: Sequence[Any], reps: int = 5) -> float:
+    """Users scored per second when ``model.score`` takes ``batch`` at once."""
+    t = time.perf_counter()
+    for _ in range(reps):
+        model.score(batch)
+    return reps * len(batch) / (time.perf_counter() - t)
+
+
+def latency_row(model: Any, contexts: Sequence[Any], calls: int, batch: int, reps: int = 5) -> str:
+    """``p50 p90 p99`` of single-user calls and the batch rate, as the benchmarks print them."""
+    p50, p90, p99 = np.percentile(latencies(model, contexts, calls), [50, 90, 99])
+    rate = batch_rate(model, contexts[:batch], reps)
+    return f"{p50:>9.2f}{p90:>9.2f}{p99:>9.2f}{rate:>16,.0f}"

@@ -24,7 +24,7 @@ import polars as pl
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _latency import latencies  # noqa: E402
+from _latency import latency_row  # noqa: E402
 from _machine import header  # noqa: E402
 
 from primetime.data.dataset import Dataset  # noqa: E402
@@ -98,15 +98,8 @@ def main() -> None:
         t = time.perf_counter()
         model.fit(ds.interactions, side=side)
         fit = time.perf_counter() - t
-        lat = latencies(model, contexts, args.calls)
-        batch = contexts[: args.batch]
-        t = time.perf_counter()
-        reps = 3
-        for _ in range(reps):
-            model.score(batch)
-        rate = reps * len(batch) / (time.perf_counter() - t)
-        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
-        print(f"{name:<12}{fit:>8.1f}{p50:>9.2f}{p90:>9.2f}{p99:>9.2f}{rate:>16,.0f}")
+        row = latency_row(model, contexts, args.calls, args.batch, reps=3)
+        print(f"{name:<12}{fit:>8.1f}{row}")
 
 
 if __name__ == "__main__":

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _latency import latencies  # noqa: E402
+from _latency import latency_row  # noqa: E402
 from _machine import header  # noqa: E402
 
 from primetime.data.vocab import Vocabulary  # noqa: E402
@@ -69,15 +68,8 @@ def main() -> None:
     )
     print(f"{'model':<10}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'batch users/s':>16}")
     for name, model in (("gnn", gnn), ("als", als)):
-        lat = latencies(model, contexts, args.calls)
-        batch = contexts[: args.batch]
-        t = time.perf_counter()
-        reps = 5
-        for _ in range(reps):
-            model.score(batch)
-        rate = reps * len(batch) / (time.perf_counter() - t)
-        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
-        print(f"{name:<10}{p50:>9.2f}{p90:>9.2f}{p99:>9.2f}{rate:>16,.0f}")
+        row = latency_row(model, contexts, args.calls, args.batch, reps=5)
+        print(f"{name:<10}{row}")
 
 
 if __name__ == "__main__":

@@ -309,10 +309,15 @@ def _catalog(meta: dict[str, Any], items: Any) -> Any:
     matches the model's items; else None (ids are shown without titles)."""
     import logging
 
-    from primetime.lifecycle import prepare_data
+    from primetime.data.open import open_dataset
+    from primetime.data.splitdir import open_split_dir
 
-    try:
-        catalog = prepare_data(_data_spec(meta)).side.catalog
+    spec = _data_spec(meta)
+    try:  # the catalog only: no split to build for a title lookup
+        if spec.split_dir is not None:
+            catalog = open_split_dir(spec.split_dir)[1].catalog
+        else:
+            catalog = open_dataset(spec.data).dataset.catalog
     except (OSError, ValueError) as e:
         logging.getLogger(__name__).warning("titles unavailable: %s", e)
         return None

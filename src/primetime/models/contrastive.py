@@ -36,7 +36,7 @@ from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
-from primetime.models.metadata import FIELDS, ItemTokens, extend_tokens, item_tokens, text_matrix
+from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
 from primetime.training.loop import TrainConfig
 from primetime.training.loop import train as run_training
 from primetime.types import UserContext
@@ -383,29 +383,17 @@ class ContrastiveRecommender(Recommender):
     def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:
         """A new title's vector: the encoder on its content (tokens in the learned ids,
         its text vector), without augmentation. The old vectors are kept as they are."""
-        from primetime.models.multimodal import grow_buffers
+        from primetime.models.multimodal import grow_content
 
         cfg = self.config
         net, vectors = self.net, self.vectors
         assert net is not None and vectors is not None
-        tokens = ItemTokens.from_arrays(
-            {
-                **{f"tok_{f}": getattr(net, f"tok_{f}").cpu().numpy() for f in FIELDS},
-                "tok_temporal_sizes": net.tok_temporal_sizes.cpu().numpy(),
-            }
-        )
-        grown = extend_tokens(
-            tokens, side, n_old, min_count=cfg.min_people_titles, max_people=cfg.max_people
+        n_new = items.size
+        grown = grow_content(
+            net, side, n_old, n_new, min_count=cfg.min_people_titles, max_people=cfg.max_people
         )
         if grown is None:
             return False
-        n_new = items.size
-        if net.text_proj is not None:
-            tv = side.text_vectors
-            if tv is None or tv.shape[0] != n_new or tv.shape[1] != net.text.shape[1]:
-                return False
-            net.text = torch.cat([net.text, torch.from_numpy(np.asarray(tv[n_old:], np.float32))])
-        grow_buffers(net, grown)
         genres = np.zeros((n_new, net.genre_hot.shape[1]), np.float32)
         np.put_along_axis(genres, grown.genres, 1.0, axis=1)
         genres[:, 0] = 0.0

@@ -445,25 +445,17 @@ class MultimodalRecommender(SequentialRecommender):
         text vector) plus a zero id embedding, as for a title nobody watched in training."""
         cfg = self.config
         net: MultimodalNet = self.net
-        enc = net.item_encoder
-        tokens = ItemTokens.from_arrays(
-            {
-                **{f"tok_{f}": getattr(enc, f"tok_{f}").cpu().numpy() for f in FIELDS},
-                "tok_temporal_sizes": enc.tok_temporal_sizes.cpu().numpy(),
-            }
-        )
-        grown = extend_tokens(
-            tokens, side, n_old, min_count=cfg.min_people_titles, max_people=cfg.max_people
+        n_new = items.size
+        grown = grow_content(
+            net.item_encoder,
+            side,
+            n_old,
+            n_new,
+            min_count=cfg.min_people_titles,
+            max_people=cfg.max_people,
         )
         if grown is None:
             return False
-        n_new = items.size
-        if enc.text_proj is not None:
-            tv = side.text_vectors
-            if tv is None or tv.shape[0] != n_new or tv.shape[1] != enc.text.shape[1]:
-                return False
-            enc.text = torch.cat([enc.text, torch.from_numpy(np.asarray(tv[n_old:], np.float32))])
-        grow_buffers(enc, grown)
         net.seen = torch.cat([net.seen, torch.zeros(n_new - n_old, device=net.seen.device)])
         net.item_emb = grow_embedding(net.item_emb, n_new)
         net._table, net._table_key = None, None
@@ -478,6 +470,32 @@ class MultimodalRecommender(SequentialRecommender):
                     arrays[name] = value
         self.side = arrays
         super()._restore(bundle)
+
+
+def grow_content(
+    module: Any, side: SideData, n_old: int, n_new: int, *, min_count: int, max_people: int
+) -> ItemTokens | None:
+    """Grow a content encoder's ``tok_*`` buffers (and its ``text`` rows, when it reads
+    text) to the ``n_new`` titles of ``side``, the new ones' tokens in the learned ids;
+    None, with nothing changed, when the new titles cannot be tokenised or their text
+    vectors are missing. Shared by the multimodal and contrastive encoders."""
+    tokens = ItemTokens.from_arrays(
+        {
+            **{f"tok_{f}": getattr(module, f"tok_{f}").cpu().numpy() for f in FIELDS},
+            "tok_temporal_sizes": module.tok_temporal_sizes.cpu().numpy(),
+        }
+    )
+    grown = extend_tokens(tokens, side, n_old, min_count=min_count, max_people=max_people)
+    if grown is None:
+        return None
+    if module.text_proj is not None:
+        tv = side.text_vectors
+        if tv is None or tv.shape[0] != n_new or tv.shape[1] != module.text.shape[1]:
+            return None
+        new_rows = torch.from_numpy(np.asarray(tv[n_old:], np.float32))  # (n_new - n_old, T)
+        module.text = torch.cat([module.text, new_rows])
+    grow_buffers(module, grown)
+    return grown
 
 
 def grow_buffers(module: nn.Module, tokens: ItemTokens) -> None:
