@@ -60,16 +60,18 @@ def test_closed_form_gradient_equals_torch_func() -> None:
     loss, padding included (padded events add nothing)."""
     g = torch.Generator().manual_seed(0)
     b, s, v, d = 3, 4, 9, 5
-    u, ctx = torch.randn(b, d, generator=g), torch.randn(b, s, d, generator=g)
+    phi, ctx = torch.randn(b, d + 2, generator=g), torch.randn(b, s, d, generator=g)
     table, bias = torch.randn(v, d, generator=g), torch.randn(v, generator=g)
     keep = torch.tensor([[1.0, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
     targets = torch.randint(1, v, (b, s), generator=g) * keep.long()
-    closed = support_grad_closed(u, ctx, targets, keep, table, bias)
+    closed = support_grad_closed(phi, ctx, targets, keep, table, bias)
     np.testing.assert_allclose(
-        closed.numpy(), _support_grad(u, ctx, targets, keep, table, bias).numpy(), atol=1e-5
+        closed.numpy(), _support_grad(phi, ctx, targets, keep, table, bias).numpy(), atol=1e-5
     )
     # a user's gradient does not depend on how much padding follows its events
-    alone = support_grad_closed(u[1:2], ctx[1:2, :1], targets[1:2, :1], keep[1:2, :1], table, bias)
+    alone = support_grad_closed(
+        phi[1:2], ctx[1:2, :1], targets[1:2, :1], keep[1:2, :1], table, bias
+    )
     np.testing.assert_allclose(alone.numpy(), closed[1:2].numpy(), atol=1e-6)
 
 

@@ -10,26 +10,29 @@ The base is trained inside the model, not a registered member: models may
 not import the registry (tests/test_layers.py), and the user side of a
 transformer such as ``sasrec`` is its whole encoder, whose per-request
 gradient steps would not fit a 20 ms budget on one core. The base here is a
-factorized personalized Markov chain (Rendle et al. 2010) whose *user side* is
-one vector, so an adaptation step costs two (S, V) x (V, D) products:
+factorized personalized Markov chain (Rendle et al. 2010) whose *user side*
+(the fast weights phi = [u, a, c]) is one vector and two weights, so an
+adaptation step costs a few (S, V) x (V, D) products:
 
-    score(i | u, prev) = (u + W_t · t(prev)) · t(i) + b_i
-    u_0 = W_u · mean(t(support)) + c            the meta-learned initialisation
-    u_{s+1} = u_s − α ⊙ ∇_u CE(support | u_s)   the fast weights (α learned)
+    score(i | phi, prev) = (u + a · W_t t(prev)) · t(i) + c · b_i
+    phi_0 = [W_u · mean(t(support)) + w, a_0, c_0]   the meta-learned initialisation
+    phi_{s+1} = phi_s − α ⊙ ∇_phi CE(support | phi_s) the inner steps (α learned)
 
 where ``t(i)`` is title ``i``'s vector (an id embedding plus, with
 ``side_features``, its genres and release year, as in ``sasrec``), ``prev`` the
-title watched just before (a learned start vector for the first event), and
-``CE(support | u)`` the full-softmax cross-entropy of every support event
-given the one before it. The gradient is taken with ``torch.func.grad``,
-vectorised over the users of a batch with ``torch.func.vmap``.
+title watched just before (a learned start vector for the first event), ``a``
+how much this user follows the last title, ``c`` how much they follow the
+crowd (the title biases ``b``), and ``CE(support | phi)`` the full-softmax
+cross-entropy of every support event given the one before it. The gradient is
+taken with ``torch.func.grad``, vectorised over the users of a batch with
+``torch.func.vmap``; serving takes it in closed form (:func:`support_grad_closed`).
 
 Meta-training (``meta=True``) samples episodes from every training user: a
 window of n = 1 … ``max_support`` consecutive events (half of them the user's
 first events, the cold-start case) is the support set, the next ``query``
 events are the query set; the loss is the query cross-entropy *after*
 ``adapt_steps`` inner steps, and its gradient reaches the item table, the
-initialisation ``W_u, c``, the transition and α (first order: the inner
+initialisation ``W_u, w, a_0, c_0``, the transition and α (first order: the inner
 gradients are treated as constants). ``meta=False`` trains the same net on
 the same episodes without inner steps; scoring it with ``adapt_steps > 0`` is
 plain fine-tuning at the fixed rate ``inner_lr`` — the baseline the benchmark
@@ -180,50 +183,68 @@ class Episodes(Dataset[tuple[torch.Tensor, ...]]):
 
 
 # ------------------------------------------------------------------ the net
+def fast_logits(
+    phi: torch.Tensor, ctx: torch.Tensor, table: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
+    """Scores (..., S, V) from the fast weights ``phi`` (..., D + 2) = [u, a, c]: the
+    user vector u, the weight a of the transition ``ctx`` (..., S, D) and the weight c
+    of the title biases (how much this user follows the crowd)."""
+    u, a, c = phi[..., :-2], phi[..., -2:-1], phi[..., -1:]  # (..., D), (..., 1), (..., 1)
+    h = u[..., None, :] + a[..., None] * ctx  # (..., S, D)
+    return h @ table.T + c[..., None] * bias  # (..., S, V)
+
+
 def _support_loss(
-    u: torch.Tensor,
+    phi: torch.Tensor,
     ctx: torch.Tensor,
     targets: torch.Tensor,
     keep: torch.Tensor,
     table: torch.Tensor,
     bias: torch.Tensor,
 ) -> torch.Tensor:
-    """One user's mean cross-entropy of the support events given ``u`` (D,).
+    """One user's mean cross-entropy of the support events given ``phi`` (D + 2,).
 
     ``ctx`` (S, D) are the transition vectors of the items before each target,
     ``targets`` (S,) item indices, ``keep`` (S,) 1.0 for real events, 0.0 for padding.
     """
-    logits = (u[None, :] + ctx) @ table.T + bias  # (S, V)
+    logits = fast_logits(phi, ctx, table, bias)  # (S, V)
     nll = F.cross_entropy(logits, targets, reduction="none")  # (S,)
     return (nll * keep).sum() / keep.sum().clamp(min=1.0)
 
 
-#: ∇_u of every user's support loss at once: u (B, D), ctx (B, S, D), targets and
-#: keep (B, S); the item table and biases are shared. Used in meta-training.
+#: ∇_phi of every user's support loss at once: phi (B, D + 2), ctx (B, S, D), targets
+#: and keep (B, S); the item table and biases are shared. Used in meta-training.
 _support_grad = vmap(grad(_support_loss), in_dims=(0, 0, 0, 0, None, None))
 
 
 def support_grad_closed(
-    u: torch.Tensor,
+    phi: torch.Tensor,
     ctx: torch.Tensor,
     targets: torch.Tensor,
     keep: torch.Tensor,
     table: torch.Tensor,
     bias: torch.Tensor,
 ) -> torch.Tensor:
-    """The same gradient as ``_support_grad``, (B, D), in closed form: the mean over
-    real support events of (softmax − one-hot(target)) · table.
+    """The same gradient as ``_support_grad``, (B, D + 2), in closed form: with
+    G = the mean over real support events of (softmax − one-hot(target)), ∂u = G · table,
+    ∂a = G · (ctx · tableᵀ), ∂c = G · bias.
 
-    Serving uses this form: per request it costs the two products and nothing
-    else, where the ``vmap(grad(...))`` transforms add a fixed cost per call that
-    was most of a 3-step adaptation (README, "Cold start: meta-learning");
-    ``tests/models/test_maml.py`` checks that the two agree.
+    Serving uses this form: per request it costs the products and nothing else,
+    where the ``vmap(grad(...))`` transforms add a fixed cost per call that was
+    most of a 3-step adaptation (measured 11 ms p50 against 0.6 ms on a busy
+    machine); ``tests/models/test_maml.py`` checks that the two agree.
     """
-    logits = (u[:, None, :] + ctx) @ table.T + bias  # (B, S, V)
+    u, a, c = phi[:, :-2], phi[:, -2:-1], phi[:, -1:]  # (B, D), (B, 1), (B, 1)
+    ctx_logits = ctx @ table.T  # (B, S, V)
+    logits = (u @ table.T)[:, None, :] + a[..., None] * ctx_logits + c[..., None] * bias
     p = torch.softmax(logits, dim=-1)  # (B, S, V)
     p = p.scatter_add(2, targets[..., None], -torch.ones_like(p[..., :1]))  # p - one-hot
     w = keep / keep.sum(1, keepdim=True).clamp(min=1.0)  # (B, S) mean over real events
-    return (w[..., None] * p).sum(1) @ table  # (B, V) @ (V, D) -> (B, D)
+    g = w[..., None] * p  # (B, S, V)
+    gu = g.sum(1) @ table  # (B, V) @ (V, D) -> (B, D)
+    ga = (g * ctx_logits).sum((1, 2))  # (B,)
+    gc = g.sum(1) @ bias  # (B,)
+    return torch.cat([gu, ga[:, None], gc[:, None]], dim=1)
 
 
 class MAMLNet(nn.Module):
@@ -260,8 +281,9 @@ class MAMLNet(nn.Module):
         self.user_init = nn.Linear(d, d)  # u_0 from the mean support vector
         self.transition = nn.Linear(d, d, bias=False)  # context from the previous title
         self.start = nn.Parameter(torch.zeros(d))  # context of a first event
+        self.scales = nn.Parameter(torch.ones(2))  # a_0, c_0: transition and bias weights
         self.log_lr = nn.Parameter(
-            torch.full((d,), math.log(cfg.inner_lr)),
+            torch.full((d + 2,), math.log(cfg.inner_lr)),
             requires_grad=cfg.meta and cfg.learn_inner_lr,
         )
         # titles with a training event; the others stay out of the training softmax
@@ -296,11 +318,13 @@ class MAMLNet(nn.Module):
         ctx = self.transition(table[prev])  # (..., D)
         return torch.where((prev > 0)[..., None], ctx, self.start)
 
-    def init_user(self, table: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
-        """u_0 (B, D) from the support titles (B, S), 0-padded (all padding: the bias)."""
+    def init_fast(self, table: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
+        """phi_0 (B, D + 2): u_0 from the support titles (B, S), 0-padded (all padding:
+        the bias of ``user_init``), and the meta-learned transition and bias weights."""
         keep = (support > 0).float()[..., None]  # (B, S, 1)
         mean = (table[support] * keep).sum(1) / keep.sum(1).clamp(min=1.0)  # (B, D)
-        return self.user_init(mean)
+        u = self.user_init(mean)  # (B, D)
+        return torch.cat([u, self.scales.expand(len(u), 2)], dim=1)
 
     def adapt(
         self,
@@ -313,42 +337,36 @@ class MAMLNet(nn.Module):
         first_order: bool = True,
         closed_form: bool = False,
     ) -> torch.Tensor:
-        """The user vectors (B, D) after ``steps`` inner steps on the support sets.
+        """The fast weights (B, D + 2) after ``steps`` inner steps on the support sets.
 
         Args:
             table: (V, D) title vectors.
             support: (B, S) support titles, right-padded with 0.
             prev: (B, S) the title before each support title (0 = start).
             steps: Inner gradient steps (0: the initialisation).
-            lr: (D,) inner learning rates.
+            lr: (D + 2,) inner learning rates.
             first_order: Treat the inner gradients as constants (first-order MAML).
             closed_form: Take the gradient in closed form (serving, no autograd)
                 instead of with ``torch.func`` (meta-training).
         """
-        u = self.init_user(table, support)  # (B, D)
+        phi = self.init_fast(table, support)  # (B, D + 2)
         if steps == 0:
-            return u
+            return phi
         ctx = self.context(table, prev)  # (B, S, D)
         keep = (support > 0).float()  # (B, S)
-        t_in, b_in = (
-            (table.detach(), self.item_bias.detach())
-            if first_order
-            else (
-                table,
-                self.item_bias,
-            )
-        )
-        c_in = ctx.detach() if first_order else ctx
+        bias = self.item_bias
+        if first_order:
+            table, bias, ctx = table.detach(), bias.detach(), ctx.detach()
         inner = support_grad_closed if closed_form else _support_grad
         for _ in range(steps):
-            g = inner(u.detach() if first_order else u, c_in, support, keep, t_in, b_in)
-            u = u - lr * g  # (B, D)
-        return u
+            g = inner(phi.detach() if first_order else phi, ctx, support, keep, table, bias)
+            phi = phi - lr * g  # (B, D + 2)
+        return phi
 
-    def logits(self, table: torch.Tensor, u: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        """Scores (B, Q, V) of every title after titles ``prev`` (B, Q) for users ``u`` (B, D)."""
-        h = u[:, None, :] + self.context(table, prev)  # (B, Q, D)
-        return h @ table.T + self.item_bias  # (B, Q, V)
+    def logits(self, table: torch.Tensor, phi: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        """Scores (B, Q, V) of every title after titles ``prev`` (B, Q) for fast weights
+        ``phi`` (B, D + 2)."""
+        return fast_logits(phi, self.context(table, prev), table, self.item_bias)
 
 
 # ------------------------------------------------------------- recommender
@@ -373,11 +391,11 @@ class MAMLRecommender(Recommender):
         return MAMLNet(n_items, self.config, side)
 
     def inner_lr(self) -> torch.Tensor:
-        """(D,) inner rates: learned when meta-trained, else ``config.inner_lr`` everywhere."""
+        """(D + 2,) inner rates: learned when meta-trained, else ``config.inner_lr``."""
         assert self.net is not None
         if self.config.meta:
             return self.net.log_lr.detach().exp()
-        return torch.full((self.config.dim,), self.config.inner_lr)
+        return torch.full((self.config.dim + 2,), self.config.inner_lr)
 
     # ------------------------------------------------------------------ fit
     def _fit(
@@ -454,8 +472,8 @@ class MAMLRecommender(Recommender):
         sup, sup_prev, qry, qry_prev = batch  # (B, S), (B, S), (B, Q), (B, Q)
         table = net.item_table()  # (V, D)
         steps = cfg.adapt_steps if cfg.meta else 0
-        u = net.adapt(table, sup, sup_prev, steps=steps, lr=net.log_lr.exp())  # (B, D)
-        logits = net.logits(table, u, qry_prev)  # (B, Q, V)
+        phi = net.adapt(table, sup, sup_prev, steps=steps, lr=net.log_lr.exp())  # (B, D + 2)
+        logits = net.logits(table, phi, qry_prev)  # (B, Q, V)
         v = logits.shape[-1]
         seen = torch.zeros(len(sup), v, dtype=torch.bool, device=sup.device)
         seen.scatter_(1, sup, True)  # (B, V) support titles (and padding)
@@ -496,15 +514,15 @@ class MAMLRecommender(Recommender):
         lr = self.inner_lr()
         with torch.no_grad():
             table = net.item_table()  # (V, D), cached
-            u = net.adapt(
+            phi = net.adapt(
                 table,
                 torch.from_numpy(sup),
                 torch.from_numpy(prev),
                 steps=cfg.adapt_steps,
                 lr=lr,
                 closed_form=True,
-            )  # (B, D)
-            out = net.logits(table, u, torch.from_numpy(last))[:, 0]  # (B, V)
+            )  # (B, D + 2)
+            out = net.logits(table, phi, torch.from_numpy(last))[:, 0]  # (B, V)
         return mask_padding(out.numpy())
 
     # ---------------------------------------------------------- save / load
