@@ -354,7 +354,7 @@ class MAMLNet(nn.Module):
             return phi
         ctx = self.context(table, prev)  # (B, S, D)
         keep = (support > 0).float()  # (B, S)
-        bias = self.item_bias
+        bias: torch.Tensor = self.item_bias
         if first_order:
             table, bias, ctx = table.detach(), bias.detach(), ctx.detach()
         inner = support_grad_closed if closed_form else _support_grad
