@@ -102,7 +102,12 @@ def tastes_fits() -> tuple[MAMLRecommender, MAMLRecommender, Interactions, np.nd
 def test_meta_learned_adaptation_beats_no_adaptation(tastes_fits) -> None:
     """New users with k = 1, 3, 5 events: the meta-learned model after its inner
     steps ranks the next title better than the same net trained without meta-learning
-    and scored without adaptation (mean NDCG@10 over the three k, margin 0.02)."""
+    and scored without adaptation (mean NDCG@10 over the three k, margin 0.02).
+
+    Measured when written (mean over k): 0.548 against 0.464 on this log, 0.523
+    against 0.495 with ``seed=1``. Most of the gain is the meta-learned
+    initialisation: the same model without its steps scored 0.524 and 0.525.
+    """
     plain, meta, inter, new = tastes_fits
     none = MAMLRecommender(dataclasses.replace(plain.config, adapt_steps=0))
     none.net, none.items = plain.net, plain.items
