@@ -78,6 +78,10 @@ log = logging.getLogger(__name__)
 class MAMLConfig:
     """Model, meta-training and adaptation settings.
 
+    First choices, not tuned: ``benchmarks/bench_maml.py`` chooses epochs and the
+    fine-tuning rate on its valid users; 3 inner steps and rates starting at 1.0
+    were the only setting run there.
+
     Attributes:
         dim: Title and user vector size.
         max_support: Most recent events a request adapts on (and the longest
