@@ -12,6 +12,7 @@ from primetime.models.factorization import ALSRecommender, BPRRecommender
 from primetime.models.gnn import GNNRecommender
 from primetime.models.gru4rec import GRU4RecRecommender
 from primetime.models.itemknn import ItemKNNRecommender
+from primetime.models.maml import MAMLRecommender
 from primetime.models.mf import MFRecommender
 from primetime.models.multimodal import MultimodalRecommender
 from primetime.models.ncf import NCFImplicitRecommender, NCFRecommender
@@ -35,6 +36,7 @@ MODELS: dict[str, type[Recommender]] = {
     "gnn": GNNRecommender,
     "multimodal": MultimodalRecommender,
     "contrastive": ContrastiveRecommender,
+    "maml": MAMLRecommender,
 }
 
 
