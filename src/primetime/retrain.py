@@ -40,6 +40,7 @@ import numpy as np
 from primetime.lifecycle import DataSpec, FitSpec, Prepared, fit_model, prepare_data, register_run
 from primetime.models.base import Recommender
 from primetime.registry import ModelRegistry, ModelVersion
+from primetime.data.vocab import Vocabulary
 from primetime.types import UserContext
 
 __all__ = ["Gate", "RetrainResult", "retrain", "served_form"]
@@ -100,13 +101,14 @@ class _Padded:
     new titles score ``-inf`` and are left out of the histories it reads (as the
     service's pipeline does for such a model)."""
 
-    def __init__(self, model: Recommender, width: int) -> None:
+    def __init__(self, model: Recommender, items: Vocabulary) -> None:
         assert model.items is not None
-        self.model, self.width, self.name = model, width, model.name
-        self.items = model.items
+        self.model, self.name, self.items = model, model.name, items
+        self.width = items.size
 
     def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        n = self.items.size
+        assert self.model.items is not None
+        n = self.model.items.size
         known = []
         for c in contexts:
             keep = np.asarray(c.history) < n
@@ -141,7 +143,7 @@ def served_form(model: Recommender, data: Prepared) -> Any:
     if model.items == items:
         return model
     grown = grow_model(model, data.side)
-    return grown if grown is not None else _Padded(model, items.size)
+    return grown if grown is not None else _Padded(model, items)
 
 
 def retrain(
