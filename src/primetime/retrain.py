@@ -37,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
+from primetime.data.vocab import Vocabulary
 from primetime.lifecycle import DataSpec, FitSpec, Prepared, fit_model, prepare_data, register_run
 from primetime.models.base import Recommender
 from primetime.registry import ModelRegistry, ModelVersion
-from primetime.data.vocab import Vocabulary
 from primetime.types import UserContext
 
 __all__ = ["Gate", "RetrainResult", "retrain", "served_form"]
