@@ -43,13 +43,11 @@ def test_the_loop_beats_the_model_it_replaces(loop: LoopReport) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: after the loop the served top-10 of users who had not met a new title "
-    "still holds none (0% before and after in bench_loop.py); cause not found yet",
-)
 def test_new_titles_reach_users_after_their_first_viewers(loop: LoopReport) -> None:
-    assert loop.new_in_top10_after > loop.new_in_top10_before
+    # users who had not met a new title in week 1: none of their lists can hold one before
+    # (the served model does not know them, the world's titles have no genres to go by)
+    assert loop.new_in_top10_before == 0.0
+    assert loop.new_in_top10_after >= 0.3 and loop.new_hit_after > loop.new_hit_before
 
 
 def test_retrain_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:

@@ -6,7 +6,8 @@ Zipf popularity. A user has a home genre ``g``; in the base log (``base_weeks`` 
 watch ``g`` and its *old partner* ``g + 1``; from the first live week on, tastes have drifted
 to ``g`` and a *new partner* ``g + shift``, and ``new_per_genre`` titles per genre arrive
 (added through the admin API at the start of week 1) and take ``new_title_share`` of the
-events: in week 1 of half the live users (their first viewers), in week 2 of everyone.
+events: in week 1 of the first ``first_viewers`` share of the live users, in week 2 of
+everyone.
 Every number below is measured by running the service:
 
 1. the base log is written as Parquet, the served models (``models``) are fit on it through
@@ -52,6 +53,7 @@ class DriftConfig:
     base_weeks: int = 8
     shift: int = 3
     new_title_share: float = 0.5
+    first_viewers: float = 0.75
     zipf: float = 1.0
     seed: int = 0
     start: float = 1_700_000_000.0
@@ -112,9 +114,9 @@ def make_world(cfg: DriftConfig) -> World:
         g = int(rng.integers(g_n))
         pair = (g, (g + cfg.shift) % g_n)
         seen: set[str] = set()
-        # half the live users are the new titles' first viewers (week 1); the others meet
+        # the first live users are the new titles' first viewers (week 1); the others meet
         # them in week 2, so a model can only rank them from the first viewers' events
-        first = u % 2 == 0
+        first = u < round(cfg.first_viewers * cfg.n_live_users)
         share1 = cfg.new_title_share if first else 0.0
         w1 = [i for i in draw(pair, cfg.week_events, share1, seen) if i in known]
         w2 = [i for i in draw(pair, cfg.week_events, cfg.new_title_share, seen) if i in known]

@@ -33,6 +33,7 @@ __all__ = [
     "SERVICE_USER_PREFIX",
     "WATERMARK_FILE",
     "read_export",
+    "join_events",
     "read_watermark",
     "with_export",
 ]
@@ -95,6 +96,26 @@ def with_export(base: Dataset, directory: str | Path) -> Dataset:
         ValueError: the base log has users whose ids look like service users'.
     """
     events, titles = read_export(directory)
+    return join_events(
+        base, events, titles, source=f"export {Path(directory)}", name=f"{base.name}+events"
+    )
+
+
+def join_events(
+    base: Dataset,
+    events: pl.DataFrame,
+    titles: pl.DataFrame,
+    *,
+    source: str = "service events",
+    name: str | None = None,
+) -> Dataset:
+    """``base`` with ``events`` (columns ``user_id, item_id, rating, timestamp, event``,
+    service users as ``svc-<id>``) appended, and the titles of ``titles`` that ``base``
+    lacks appended to its catalog in ``titles``' order (see :func:`with_export`).
+
+    Raises:
+        ValueError: the base log has users whose ids look like service users'.
+    """
     clash = [u for u in base.users.users.ids() if u.startswith(SERVICE_USER_PREFIX)][:3]
     if clash:
         raise ValueError(
@@ -120,12 +141,12 @@ def with_export(base: Dataset, directory: str | Path) -> Dataset:
     keep = [c for c in added.columns if c in base.catalog.frame.columns]
     catalog = pl.concat([base.catalog.frame, added.select(keep)], how="diagonal_relaxed")
     return Dataset.from_frames(
-        f"{base.name}+events",
+        name or f"{base.name}+events",
         interactions=pl.concat([old, new]),
         catalog=catalog,
         users=base.users.frame,
         kg=base.kg.triples,
-        source=f"{base.manifest.get('source') or base.name} + export {Path(directory)}",
+        source=f"{base.manifest.get('source') or base.name} + {source}",
         inputs={**base.manifest.get("inputs_sha256", {})},
         drop_duplicates=False,
     )

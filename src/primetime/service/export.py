@@ -52,7 +52,7 @@ from primetime.service.db import (
     schema_version,
 )
 
-__all__ = ["ExportReport", "export_events", "open_export_engine"]
+__all__ = ["ExportReport", "export_events", "open_export_engine", "stored_events"]
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,13 @@ def _new_events(engine: Engine, after_id: int, received_before: float) -> pl.Dat
         },
         schema=_EVENT_SCHEMA,
     )
+
+
+def stored_events(engine: Engine) -> pl.DataFrame:
+    """Every stored event of an existing account, as the export writes them (without
+    ``event_row``): what the running service folds into its pipeline's popularity,
+    trending and neighbours when it swaps in a retrained version."""
+    return _new_events(engine, 0, 1e18).drop("event_row")
 
 
 def export_events(
