@@ -74,7 +74,9 @@ def test_a_promotion_reaches_both_workers_with_no_failed_request(
     while _model_info(url).get("v1", 0) < WORKERS:  # both workers up, serving v1
         assert time.monotonic() < deadline, srv.tail()
         time.sleep(0.2)
-    r = httpx.post(f"{url}/api/v1/auth/signup", json={"username": "sw", "password": "pass-word-1"})
+    r = httpx.post(
+        f"{url}/api/v1/auth/signup", json={"username": "swapper", "password": "pass-word-1"}
+    )
     assert r.status_code == 201, r.text
     auth = {"Authorization": f"Bearer {r.json()['token']}", "Connection": "close"}
     answers: list[tuple[float, int, str]] = []
