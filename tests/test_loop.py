@@ -4,12 +4,17 @@ the promotion reaches the worker under load with no failed request."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
-from primetime.loopdemo import DriftConfig, LoopReport, make_world, ndcg_at_10, run_loop
+from primetime.lifecycle import DataSpec, build_model, prepare_data
+from primetime.loopdemo import DriftConfig, LoopReport, World, make_world, ndcg_at_10, run_loop
+from primetime.registry import ModelRegistry
+from primetime.retrain import retrain
 
 
 def test_world_drifts_and_gains_titles() -> None:
@@ -27,8 +32,13 @@ def test_world_drifts_and_gains_titles() -> None:
 
 
 @pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory) -> LoopReport:
-    return run_loop(DriftConfig(), tmp_path_factory.mktemp("loop"))
+def loop_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("loop")
+
+
+@pytest.fixture(scope="module")
+def loop(loop_dir: Path) -> LoopReport:
+    return run_loop(DriftConfig(), loop_dir)
 
 
 @pytest.mark.slow
@@ -48,6 +58,25 @@ def test_new_titles_reach_users_after_their_first_viewers(loop: LoopReport) -> N
     # (the served model does not know them, the world's titles have no genres to go by)
     assert loop.new_in_top10_before == 0.0
     assert loop.new_in_top10_after >= 0.3 and loop.new_hit_after > loop.new_hit_before
+
+
+@pytest.mark.slow
+def test_models_list_shows_the_gate(loop: LoopReport, loop_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from primetime.cli import app
+
+    r = CliRunner().invoke(
+        app, ["models", "list", "--registry", str(loop_dir / "models"), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    rows = {(v["name"], v["version"]): v for v in json.loads(r.output)}
+    gate = rows[("itemknn", "v2")]["retrain"]
+    assert gate["promote"] and gate["promoted_version"] == "v1"
+    assert gate["candidate"] == pytest.approx(loop.gates["itemknn"]["candidate"])
+    assert rows[("itemknn", "v1")]["retrain"] is None  # fit by the life cycle, not a retrain
+    r = CliRunner().invoke(app, ["models", "list", "--registry", str(loop_dir / "models")])
+    assert r.exit_code == 0 and "retrain gate" in r.output, r.output
 
 
 def test_retrain_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -76,3 +105,47 @@ def test_retrain_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
         ],
     )
     assert r.exit_code == 2 and "no SQLite database file" in r.output, r.output
+
+
+def _export_folder(world: World, d: Path) -> None:
+    """An export folder as `primetime data export` writes it, from the world's week 1."""
+    rows = [
+        (f"svc-{u}", i, None, int(ts), "play") for u, evs in world.week1.items() for i, ts in evs
+    ]
+    schema = {
+        "user_id": pl.Utf8,
+        "item_id": pl.Utf8,
+        "rating": pl.Float32,
+        "timestamp": pl.Int64,
+        "event": pl.Utf8,
+    }
+    pl.DataFrame(rows, schema=schema, orient="row").write_parquet(d / "interactions.parquet")
+    pl.DataFrame({"item_id": world.new_titles, "title": world.new_titles}).write_parquet(
+        d / "items.parquet"
+    )
+
+
+def test_the_gate_keeps_out_a_candidate_worse_than_the_promoted(tmp_path: Path) -> None:
+    """The promoted version has seen the gate slice (fit on the whole joined log): no honest
+    candidate can match it, so the gate must say no and leave it promoted."""
+    world = make_world(DriftConfig(n_base_users=80, n_live_users=30))
+    base = tmp_path / "base.parquet"
+    world.base.write_parquet(base)
+    _export_folder(world, tmp_path)
+    reg = ModelRegistry(tmp_path / "models")
+    spec = DataSpec(data=str(base), split="slice", events=tmp_path, slice_days=1.0)
+    leaky = build_model("itemknn")
+    leaky.fit(prepare_data(spec).whole_log())
+    reg.promote("itemknn", reg.register(leaky).version)
+    (r,) = retrain(["itemknn"], data=str(base), events=tmp_path, registry=reg, say=lambda _: None)
+    assert not r.promoted and not r.gate.promote and r.gate.promoted_version == "v1"
+    assert r.gate.promoted is not None and r.gate.candidate < r.gate.promoted
+    assert reg.promoted("itemknn").version == "v1"  # type: ignore[union-attr]
+    assert reg.get("itemknn", "v2").meta["retrain"]["promote"] is False
+    # a margin wider than the gap lets it through
+    gap = r.gate.promoted - r.gate.candidate
+    (r2,) = retrain(
+        ["itemknn"], data=str(base), events=tmp_path, registry=reg, margin=gap + 0.01,
+        say=lambda _: None,
+    )  # fmt: skip
+    assert r2.promoted and reg.promoted("itemknn").version == r2.version.version  # type: ignore[union-attr]
