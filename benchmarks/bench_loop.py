@@ -30,6 +30,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--base-users", type=int, default=200)
     ap.add_argument("--live-users", type=int, default=60)
+    ap.add_argument("--base-events", type=int, default=DriftConfig.base_events)
+    ap.add_argument("--week-events", type=int, default=DriftConfig.week_events)
+    ap.add_argument("--first-viewers", type=float, default=DriftConfig.first_viewers)
+    ap.add_argument("--slice-days", type=float, default=1.0, help="The gate's newest slice.")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--margin", type=float, default=0.0)
     ap.add_argument("--json", type=Path, help="Also write the figures here.")
@@ -39,17 +43,25 @@ def main() -> None:
 
     torch.set_num_threads(1)
     print(header())
-    cfg = DriftConfig(n_base_users=args.base_users, n_live_users=args.live_users, seed=args.seed)
+    cfg = DriftConfig(
+        n_base_users=args.base_users,
+        n_live_users=args.live_users,
+        base_events=args.base_events,
+        week_events=args.week_events,
+        first_viewers=args.first_viewers,
+        seed=args.seed,
+    )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        r = run_loop(cfg, Path(tmp), margin=args.margin)
+        r = run_loop(cfg, Path(tmp), margin=args.margin, slice_days=args.slice_days)
     wall = time.perf_counter() - t0
     t = r.test
     print(
         f"\nworld: {cfg.n_genres} genres x {cfg.items_per_genre} titles (+{cfg.new_per_genre} "
         f"new each), {cfg.n_base_users} base users x {cfg.base_events} events over "
         f"{cfg.base_weeks} weeks, {cfg.n_live_users} live users x {cfg.week_events} events/week, "
-        f"seed {cfg.seed}; served models {', '.join(cfg.models)}; margin {args.margin}\n"
+        f"{cfg.first_viewers:.0%} of them first viewers, seed {cfg.seed}; served models "
+        f"{', '.join(cfg.models)}; gate slice {args.slice_days:g} days, margin {args.margin}\n"
     )
     print("| served top-10, next week | before the loop | after the loop |")
     print("|---|---|---|")
@@ -74,7 +86,8 @@ def main() -> None:
         )
     print(
         f"swap under load: {r.requests_during_swap} requests, {r.failed_during_swap} failed, "
-        f"last ones served by {sorted(set(r.versions_after_swap))}; exported events "
+        f"{len(r.versions_after_swap)} started after the swap was seen, served by "
+        f"{sorted(set(r.versions_after_swap))}; exported events "
         f"{r.exported_events}"
     )
     print(

@@ -153,7 +153,7 @@ class LoopReport:
     exported_events: int
     requests_during_swap: int
     failed_during_swap: int
-    versions_after_swap: list[str]
+    versions_after_swap: list[str]  # of the requests started after the swap was seen
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -260,14 +260,15 @@ def run_loop(
         secs["export"] = time.perf_counter() - t2
         # requests in flight while the job retrains, promotes and the worker swaps
         stop = threading.Event()
-        seen: list[str] = []
+        seen: list[tuple[float, str]] = []  # (when the request started, version)
         failed = [0]
 
         def hammer() -> None:
             k = 0
             while not stop.is_set():
+                started = time.monotonic()
                 try:
-                    seen.append(served(users[k % len(users)])[0])
+                    seen.append((started, served(users[k % len(users)])[0]))
                 except Exception:
                     failed[0] += 1
                 k += 1
@@ -295,13 +296,14 @@ def run_loop(
         assert target is not None
         want = f"{target.name}:{target.version}"
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (not seen or seen[-1] != want):
+        while time.monotonic() < deadline and (not seen or seen[-1][1] != want):
             time.sleep(0.1)
-        time.sleep(0.5)  # a few more requests on the new version
+        swapped = time.monotonic()
+        time.sleep(0.5)  # more requests, all started after the swap was seen
         stop.set()
         for th in threads:
             th.join()
-        tail = seen[-10:]
+        tail = [v for at, v in seen if at > swapped]
         v1, after, new1, hit1 = score()
         say(f"after the loop: {v1} NDCG@10 {np.nanmean(after):.4f}")
     return LoopReport(
