@@ -23,6 +23,10 @@ weights yet (there is no ``FitOptions`` hook for it), so every model is fit from
 the joined log; itemknn and popularity are closed-form, where a warm start has nothing to
 save, and sasrec would need one (not done).
 
+The registered version's ``meta.json["retrain"]`` also holds ``fit_until`` (the newest
+event its refit saw): a later retrain whose slice that version has already seen (no events
+exported since) says so in its reason, since such a comparison favours the promoted version.
+
 Layering: a job above the life cycle and the service (it uses both), beside the CLI.
 """
 
@@ -190,6 +194,8 @@ def retrain(
     )
     sp = prepared.split
     evalset = EvalSet.for_test(sp)
+    slice_from = int(sp.test.timestamp.min())
+    fit_until = int(prepared.whole_log().timestamp.max())
     say(
         f"data: {prepared.name}, {len(sp.train)} train / {len(sp.valid)} valid / "
         f"{len(sp.test)} gate-slice events ({sp.protocol}), {len(evalset)} users in the slice"
@@ -217,6 +223,11 @@ def retrain(
                 + ("within" if ok else "below")
                 + f" the margin {margin:g} (diff {t['mean_diff']:+.4f}, p = {t['p_value']:.3g})"
             )
+            seen_until = (before.meta.get("retrain") or {}).get("fit_until")
+            if isinstance(seen_until, int) and seen_until >= slice_from:
+                # no new events since that retrain: the promoted version was refit on the
+                # very slice it is judged on, so the comparison favours it
+                reason += f"; {before.version} has seen the slice (no events since it was fit?)"
             gate = Gate(
                 METRIC, cand_mean, base_mean, before.version, margin, float(t["p_value"]),
                 float(t["mean_diff"]), float(t["ci_low"]), float(t["ci_high"]),
@@ -227,7 +238,7 @@ def retrain(
             registry,
             test={METRIC: cand_mean},
             notes=f"primetime retrain: {data} + {events}; {gate.reason}",
-            extra={"retrain": gate.as_dict()},
+            extra={"retrain": {**gate.as_dict(), "fit_until": fit_until}},
         )
         promoted = False
         if gate.promote:
