@@ -356,7 +356,11 @@ class ServiceState:
         events = events.filter(pl.col("item_id").is_in(self.item_ids))
         if not events.height:
             return
-        joined = join_events(self.dataset, events, self.catalog.frame, source="the event store")
+        try:
+            joined = join_events(self.dataset, events, self.catalog.frame, source="the event store")
+        except ValueError as e:  # e.g. a data set whose user ids look like service users'
+            log.warning("reload: pipeline statistics kept (%s)", e)
+            return
         if joined.items != self.items:  # cannot happen while titles are only appended
             log.warning("reload: the stored events' catalog differs; statistics kept")
             return
