@@ -41,6 +41,7 @@ from primetime.data.splits import (
     leave_one_out,
     ratio_split,
     temporal_split,
+    time_slice_split,
 )
 from primetime.models import MODELS, Recommender, get_model_class
 from primetime.models.base import FitOptions, FitReport, config_from_dict
@@ -48,14 +49,19 @@ from primetime.registry import ModelRegistry, ModelVersion
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("loo", "ratio", "temporal", "cold-items")
+SPLITS = ("loo", "ratio", "temporal", "cold-items", "slice")
+#: Length of the newest time slice of the ``slice`` split, and of its valid part.
+SLICE_DAYS = 2.0
 #: Metrics recorded with a version: the top-N headline and the rating pair.
 RECORDED = ("HR@10", "NDCG@10", "MRR@10", "MAE", "RMSE")
 
 
-def make_split(dataset: Dataset, kind: str, *, seed: int = 42) -> Split:
-    """The split named ``kind`` (EVALUATION.md): loo, ratio (90/10), temporal or
-    cold-items (Task C: the newest 10% of titles held out, ranked among themselves)."""
+def make_split(
+    dataset: Dataset, kind: str, *, seed: int = 42, slice_days: float = SLICE_DAYS
+) -> Split:
+    """The split named ``kind`` (EVALUATION.md): loo, ratio (90/10), temporal,
+    cold-items (Task C: the newest 10% of titles held out, ranked among themselves) or
+    slice (the newest ``slice_days`` days test, the ``slice_days`` before them valid)."""
     if kind == "loo":
         return leave_one_out(dataset.interactions)
     if kind == "ratio":
@@ -64,6 +70,8 @@ def make_split(dataset: Dataset, kind: str, *, seed: int = 42) -> Split:
         return temporal_split(dataset.interactions)
     if kind == "cold-items":
         return cold_items_split(dataset.interactions)
+    if kind == "slice":
+        return time_slice_split(dataset.interactions, test_seconds=slice_days * 86400.0)
     raise ValueError(f"unknown split {kind!r}; choose one of {SPLITS}")
 
 
@@ -87,15 +95,21 @@ class DataSpec:
 
     Attributes:
         data: Data set spec for :func:`primetime.data.open.open_dataset`.
-        split: "loo", "ratio", "temporal" or "cold-items" (ignored with ``split_dir``).
+        split: "loo", "ratio", "temporal", "cold-items" or "slice" (ignored with
+            ``split_dir``).
         split_dir: A bring-your-own split folder (``primetime.data.splitdir``).
         seed: Seed of the ratio split.
+        events: An export folder of the service's events (``primetime data export``),
+            appended to ``data`` before the split (:func:`primetime.data.exported.with_export`).
+        slice_days: Length of the ``slice`` split's test (and valid) part.
     """
 
     data: str = "ml-100k"
     split: str = "loo"
     split_dir: Path | None = None
     seed: int = 42
+    events: Path | None = None
+    slice_days: float = SLICE_DAYS
 
     def __post_init__(self) -> None:
         if self.split_dir is None and self.split not in SPLITS:
@@ -105,7 +119,12 @@ class DataSpec:
         """JSON facts for a registry version: enough to open the same data again."""
         if self.split_dir is not None:
             return {"data": f"files:{self.split_dir}", "split_dir": str(self.split_dir)}
-        return {"data": self.data, "split": self.split, "seed": self.seed}
+        out: dict[str, Any] = {"data": self.data, "split": self.split, "seed": self.seed}
+        if self.events is not None:
+            out["events"] = str(self.events)
+        if self.split == "slice":
+            out["slice_days"] = self.slice_days
+        return out
 
 
 @dataclass
@@ -132,9 +151,13 @@ def prepare_data(spec: DataSpec, *, progress: Progress | None = None) -> Prepare
         return Prepared(spec, split, side, name=f"files:{spec.split_dir}")
     loaded: Loaded = open_dataset(spec.data, progress=progress)
     ds = loaded.dataset
+    if spec.events is not None:
+        from primetime.data.exported import with_export
+
+        ds = with_export(ds, spec.events)
     return Prepared(
         spec,
-        make_split(ds, spec.split, seed=spec.seed),
+        make_split(ds, spec.split, seed=spec.seed, slice_days=spec.slice_days),
         SideData.of(ds),
         name=ds.name,
         dataset=ds,

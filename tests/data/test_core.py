@@ -9,7 +9,7 @@ import pytest
 from primetime.data import Dataset
 from primetime.data.errors import DataFormatError
 from primetime.data.splitdir import read_split_dir, write_split_dir
-from primetime.data.splits import leave_one_out, ratio_split, temporal_split
+from primetime.data.splits import leave_one_out, ratio_split, temporal_split, time_slice_split
 
 
 def _ds(rows):
@@ -63,6 +63,21 @@ def test_temporal_split_orders_globally():
     s = temporal_split(_ds(rows).interactions, valid_frac=0.1, test_frac=0.25)
     assert s.train.timestamp.max() <= s.valid.timestamp.min() <= s.test.timestamp.min()
     assert s.sizes() == {"train": 26, "valid": 4, "test": 10}
+
+
+def test_time_slice_split_takes_the_newest_days():
+    day = 86_400
+    rows = [(u, f"i{d}", 3, d * day + u) for u in range(3) for d in range(10)]  # days 0..9
+    s = time_slice_split(_ds(rows).interactions, test_seconds=2 * day)
+    # newest event: day 9 + 2 s; test = after day 7 + 2 s, valid = the 2 days before
+    assert s.sizes() == {"train": 18, "valid": 6, "test": 6}
+    assert s.train.timestamp.max() < s.valid.timestamp.min() <= s.valid.timestamp.max()
+    assert s.valid.timestamp.max() < s.test.timestamp.min()
+    assert s.protocol == "slice-2d/2d"
+    with pytest.raises(ValueError, match="leaves train or test empty"):
+        time_slice_split(_ds(rows).interactions, test_seconds=20 * day)
+    with pytest.raises(ValueError, match="bad slice"):
+        time_slice_split(_ds(rows).interactions, test_seconds=0)
 
 
 def test_split_dir_roundtrip(tmp_path):

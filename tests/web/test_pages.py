@@ -351,3 +351,23 @@ def test_request_ids_longer_than_the_events_take_are_dropped(client: TestClient)
     r = client.post("/title/i3/events", data={"action": "like", "rid": "r" * 64})
     assert r.status_code == 303 and r.headers["location"] == "/title/i3?rid=" + "r" * 64
     assert client.get("/api/v1/me").json()["events"] == 2
+
+
+def test_admin_page_shows_the_retrain_gate(client: TestClient) -> None:
+    svc = client.app.state.svc  # type: ignore[attr-defined]
+    from primetime.service.auth import hash_password
+
+    gate = {"promote": False, "reason": "NDCG@10 0.2000 vs 0.2500 of v1: below the margin 0.01"}
+    mv = svc.registry.register(svc.registry.load("popularity", "v1"), extra={"retrain": gate})
+    try:
+        svc.store.create_user("gate-root", hash_password(PASSWORD), is_admin=True)
+        client.post("/signin", data={"username": "gate-root", "password": PASSWORD})
+        page = client.get("/admin")
+        assert page.status_code == 200 and "Retrain gate" in page.text
+        row = re.search(rf"popularity</th><td>{mv.version}</td>.*?</tr>", page.text, flags=re.S)
+        assert row is not None and "kept out: NDCG@10 0.2000 vs 0.2500" in row.group(0)
+        assert not audit(page.text)
+    finally:
+        import shutil
+
+        shutil.rmtree(mv.path)

@@ -143,6 +143,7 @@ def models_list(registry_dir: RegistryOpt = None, as_json: JsonOpt = False) -> N
                         "fit_on": v.meta.get("fit_on"),
                         "valid_metrics": v.meta.get("valid_metrics") or {},
                         "metrics": v.metrics,
+                        "retrain": v.meta.get("retrain"),
                         "path": str(v.path),
                     }
                     for v in versions
@@ -164,7 +165,9 @@ def models_list(registry_dir: RegistryOpt = None, as_json: JsonOpt = False) -> N
         "valid NDCG@10",
         "test NDCG@10",
         "test RMSE",
-        caption="* promoted · test figures are the selection fit's, measured before any refit",
+        "retrain gate",
+        caption="* promoted · test figures are the selection fit's, measured before any refit"
+        " · retrain gate: candidate vs the promoted version's NDCG@10 on the newest slice",
     )
     for v in versions:
         fit_on = v.meta.get("fit_on") or {}
@@ -179,8 +182,24 @@ def models_list(registry_dir: RegistryOpt = None, as_json: JsonOpt = False) -> N
             _num(valid.get("valid NDCG@10")),
             _num(v.metrics.get("NDCG@10")),
             _num(v.metrics.get("RMSE")),
+            _gate(v.meta.get("retrain")),
         )
     out.print(t)
+
+
+def _gate(g: Any) -> str:
+    """A retrain decision in a cell: ``promoted 0.1234 vs 0.1100 (v2), p=0.01``."""
+    if not isinstance(g, dict):
+        return "—"
+    word = "promoted" if g.get("promote") else "kept out"
+    if g.get("promoted") is None:
+        return f"{word} {_num(g.get('candidate'))} (none before)"
+    p = g.get("p_value")
+    p_text = f", p={p:.2g}" if isinstance(p, int | float) else ""
+    return (
+        f"{word} {_num(g.get('candidate'))} vs {_num(g.get('promoted'))} "
+        f"({g.get('promoted_version')}, margin {g.get('margin')}){p_text}"
+    )
 
 
 def _num(x: Any) -> str:

@@ -165,6 +165,40 @@ def temporal_split(
     )
 
 
+def time_slice_split(
+    inter: Interactions, *, test_seconds: float, valid_seconds: float | None = None
+) -> Split:
+    """The newest time slice: events in the last ``test_seconds`` before the newest event
+    are test, the ``valid_seconds`` before them valid (default: as long as test), the rest
+    train. The retrain job's gate (a candidate and the promoted version ranked on the
+    same slice) and the learning loop use it.
+
+    Raises:
+        ValueError: a non-positive length, or a slice that leaves train or test empty.
+    """
+    valid_seconds = test_seconds if valid_seconds is None else valid_seconds
+    if not test_seconds > 0 or valid_seconds < 0:
+        raise ValueError(f"bad slice lengths test={test_seconds}s valid={valid_seconds}s")
+    if not len(inter):
+        raise ValueError("an empty log has no newest time slice")
+    newest = float(inter.timestamp.max())
+    test_from = newest - test_seconds
+    valid_from = test_from - valid_seconds
+    ts = inter.timestamp.astype(np.float64)
+    role = np.where(ts > test_from, 2, np.where(ts > valid_from, 1, 0)).astype(np.int8)
+    if not (role == 0).any() or not (role == 2).any():
+        raise ValueError(
+            f"a newest slice of {test_seconds / 86400:g} days (+ {valid_seconds / 86400:g} "
+            "valid) leaves train or test empty; pick a shorter slice"
+        )
+    return Split(
+        train=inter.take(role == 0),
+        valid=inter.take(role == 1),
+        test=inter.take(role == 2),
+        protocol=f"slice-{test_seconds / 86400:g}d/{valid_seconds / 86400:g}d",
+    )
+
+
 def cold_items_split(inter: Interactions, *, frac: float = 0.1, min_interactions: int = 5) -> Split:
     """New titles (cold-start items), EVALUATION.md Task C.
 

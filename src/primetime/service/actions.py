@@ -424,7 +424,8 @@ def add_title(svc: ServiceState, body: TitleIn) -> dict[str, Any]:
     if svc.item_index(body.item_id) is not None:
         raise Conflict(f"title {body.item_id!r} exists")
     row = body.catalog_row()
-    svc.store.sync_titles([{k: row[k] for k in ("item_id", "title", "kind", "year", "genres")}])
+    keep = ("item_id", "title", "kind", "year", "genres")
+    svc.store.sync_titles([{**{k: row[k] for k in keep}, "added_at": time.time()}])
     try:
         out = svc.add_title(body)
     except KeyError:

@@ -142,6 +142,16 @@ def create_app(
             cache=cache,
         )
         app.state.svc = svc
+        watcher = None
+        if settings.promotion_poll_seconds > 0 and svc.store.engine.url.database not in (
+            None,
+            "",
+            ":memory:",
+        ):  # an in-memory database is one process's: nothing else can promote into it
+            from primetime.service.watch import PromotionWatcher
+
+            watcher = PromotionWatcher(svc, settings.promotion_poll_seconds).start()
+        app.state.promotion_watcher = watcher
         if freeze_heap:
             # Everything loaded so far lives as long as the process: move it out of the
             # collector's reach, so a full collection scans only what requests add (one
@@ -152,6 +162,8 @@ def create_app(
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             app.state.svc = None
             svc.close()
             if store is None:

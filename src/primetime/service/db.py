@@ -177,6 +177,8 @@ class Title(Base):
     kind: Mapped[str] = mapped_column(String(8))
     year: Mapped[int | None] = mapped_column(Integer, nullable=True)
     genres: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    #: Unix seconds the title was added to a running service; None for the data set's own.
+    added_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class Event(Base):

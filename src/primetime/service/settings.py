@@ -154,6 +154,13 @@ class Settings(BaseSettings):
             "in batches off the request path, at a measured cost in tail latency)."
         ),
     )
+    promotion_poll_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How often each worker looks for a promotion (the promotions history and "
+        "the registry's PROMOTED files) and swaps the new version in; 0 = never (reload by "
+        "POST /api/v1/admin/reload).",
+    )
     cache_ttl_seconds: float = Field(
         default=300.0,
         gt=0,

@@ -375,6 +375,7 @@ def model_versions(svc: ServiceState) -> list[dict[str, Any]]:
             "metrics": dict(v.metrics or {}),
             "loaded": f"{v.name}:{v.version}" in slots.by_key,
             "serving": f"{v.name}:{v.version}" == slots.default.key,
+            "gate": v.meta.get("retrain") if isinstance(v.meta.get("retrain"), dict) else None,
         }
         for v in svc.registry.versions()
     ]

@@ -113,4 +113,7 @@ def _check_title(i: int, row: Mapping[str, Any]) -> dict[str, Any]:
     if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
         raise ValueError(f"rows[{i}].year: expected an int or None, got {year!r}")
     genres = _str_list(f"rows[{i}].genres", row.get("genres") or (), 64)
-    return {"item_id": item_id, "title": title, "kind": kind, "year": year, "genres": genres}
+    out = {"item_id": item_id, "title": title, "kind": kind, "year": year, "genres": genres}
+    if row.get("added_at") is not None:
+        out["added_at"] = _check_ts(f"rows[{i}].added_at", row["added_at"])
+    return out

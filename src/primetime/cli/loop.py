@@ -1,0 +1,80 @@
+"""``primetime retrain``: the learning loop's job (export first with ``primetime data export``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from primetime.cli.common import DataOpt, RegistryOpt, err, guard, out, registry, split_models
+
+app = typer.Typer()
+
+
+@app.command("retrain")
+@guard
+def retrain_cmd(
+    events: Annotated[
+        Path, typer.Option("--events", help="Export folder of `primetime data export`.")
+    ],
+    data: DataOpt = "ml-100k",
+    models: Annotated[
+        str, typer.Option(help="Models to retrain, comma-separated (default: the served ones).")
+    ] = "",
+    margin: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Promote unless the candidate's NDCG@10 on the newest slice is below the "
+            "promoted version's by more than this.",
+        ),
+    ] = 0.0,
+    slice_days: Annotated[
+        float, typer.Option(min=0.001, help="Days of the newest slice the gate ranks.")
+    ] = 2.0,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            "--database",
+            help="Service database to record promotions in (running workers watch it); "
+            "default `$PRIMETIME_DATABASE_URL`; `none` = registry only.",
+        ),
+    ] = None,
+    registry_dir: RegistryOpt = None,
+) -> None:
+    """Retrain the served models on the base log + exported events, compare each with its
+    promoted version on the newest time slice (paired test), register it, and promote it
+    unless it is worse by more than `--margin`. Every running worker swaps it in."""
+    import torch
+
+    from primetime.retrain import retrain
+    from primetime.service.settings import Settings
+
+    torch.set_num_threads(1)
+    settings = Settings()
+    names = split_models(models) or tuple(settings.models)
+    reg = registry(registry_dir)
+    url = database if database is not None else settings.database_url
+    store = None
+    if url.lower() != "none":
+        from primetime.service.export import open_export_engine
+        from primetime.service.store import EventStore
+
+        store = EventStore(open_export_engine(url))
+    try:
+        results = retrain(
+            names,
+            data=data,
+            events=events,
+            registry=reg,
+            margin=margin,
+            slice_days=slice_days,
+            store=store,
+            say=err.print,
+        )
+    finally:
+        if store is not None:
+            store.close()
+    for r in results:
+        out.print(f"{r.name} {r.version.version}: {'promoted' if r.promoted else 'not promoted'}")
