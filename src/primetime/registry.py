@@ -65,6 +65,8 @@ META_FILE = "meta.json"
 PROMOTED_FILE = "PROMOTED"
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Facts of a version that describe its figures, not the data: not handed to members.
+_OWNER_FIGURES = frozenset({"valid_metrics", "tuning_on_valid", "test_metrics_of"})
 #: Folder names under the root that are not model names (the former registry).
 _RESERVED = frozenset({"registry"})
 
@@ -393,11 +395,13 @@ class ModelRegistry:
                 mname, version = parse_key(key)
                 if version in self._list(mname):
                     continue  # already here (a loaded ensemble registered again)
+            # what the member was fit on is the owner's; the owner's figures are not its own
+            facts = {k: v for k, v in (extra or {}).items() if k not in _OWNER_FIGURES}
             mv = self.register(
                 member,
                 dataset=dataset,
                 notes=f"member {role!r} of {owner}",
-                extra={**dict(extra or {}), "member_of": owner},
+                extra={**facts, "member_of": owner},
             )
             model.members[role] = f"{mv.name}:{mv.version}"
 

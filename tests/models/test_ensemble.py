@@ -68,10 +68,11 @@ def test_registered_bundle_names_its_members(chains, fused, tmp_path):
     _, split = chains
     model, _ = fused
     registry = ModelRegistry(tmp_path)
-    mv = registry.register(model, notes="test")
+    mv = registry.register(model, notes="test", extra={"valid_metrics": {"valid NDCG@10": 0.5}})
     info = json.loads((mv.path / "bundle.json").read_text())
     assert info["members"] == {"itemknn": "itemknn:v1", "random": "random:v1"}
-    assert registry.get("itemknn", 1).meta["member_of"] == "ensemble"
+    member = registry.get("itemknn", 1).meta
+    assert member["member_of"] == "ensemble" and "valid_metrics" not in member
     loaded = registry.load("ensemble", mv.version)
     assert loaded.members == info["members"]
     ctx = split.train.contexts()[:12] + [UserContext.anonymous([3, 4])]
