@@ -451,7 +451,7 @@ class EnsembleRecommender(Recommender):
         curve = evals.get("valid", {}).get("ndcg@10", [])
         notes: dict[str, Any] = {
             "members": cfg.member_names(),
-            "fusion_queries": int(train_set.num_data() and len(train_set.get_group())),
+            "fusion_queries": int(np.asarray(train_set.get_group()).size),
             "held_out_events": len(held),
             "target_in_candidates": round(coverage, 4),
             "trees": int(best),
