@@ -323,7 +323,11 @@ def _refit(spec: FitSpec, run: TrainedRun, options: FitOptions) -> tuple[Recomme
     final = build_model(spec.model, cfg)
     whole = run.data.whole_log()
     log.info("%s: refit on the whole log (%d rows, %s epochs)", spec.model, len(whole), best)
-    final_options = dataclasses.replace(options, validation=None, select=False, resume=False)
+    # its own run folder: an interrupted refit must not be resumed as the selection fit
+    run_dir = options.run_dir / "refit" if options.run_dir is not None else None
+    final_options = dataclasses.replace(
+        options, validation=None, select=False, resume=False, run_dir=run_dir
+    )
     return final, final.fit(whole, side=run.data.side, options=final_options)
 
 

@@ -30,6 +30,7 @@ FAST = {
     "contrastive": {"epochs": 2, "dim": 8, "hidden": 16, "batch_size": 64, "eval_every": 1},
     "multimodal": {"epochs": 2, "dim": 16, "heads": 2, "layers": 1, "ffn": 32, "eval_every": 1},
     "ensemble": {"members": "itemknn,als,popularity", "member_settings": "als.iterations=5"},
+    "maml": {"epochs": 2, "dim": 16, "eval_every": 1},
 }
 
 VALIDATE = FitOptions(validation=ndcg_at_10)  # early stopping on valid NDCG@10

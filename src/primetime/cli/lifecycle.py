@@ -34,7 +34,29 @@ app = typer.Typer()
 @app.command("train")
 @guard
 def train(
-    model: Annotated[str, typer.Argument(help=f"Model: {', '.join(MODELS)}.")],
+    model: Annotated[
+        str | None, typer.Argument(help=f"Model: {', '.join(MODELS)} (or `--suite`).")
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option(
+            help="Train a staged suite from `configs/training.yaml` instead of one model "
+            "(`full`: members, then temporal and maml, then the fusion). Each stage is "
+            "skipped where its registry versions are current; `--set MODEL.KEY=VALUE` "
+            "overrides `configs/models.yaml`."
+        ),
+    ] = None,
+    config_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of training.yaml and models.yaml (default: ./configs)."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="With `--suite`: write report.md and suite.json here."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="With `--suite`: retrain models that are current.")
+    ] = False,
     data: DataOpt = "ml-100k",
     split: Annotated[
         str,
@@ -84,6 +106,22 @@ def train(
     Under `torchrun --nproc-per-node N` the neural models train with
     DistributedDataParallel (gloo on CPU, NCCL on GPU): each process takes 1/N of
     every epoch, rank 0 validates, measures and registers."""
+    if suite is not None:
+        if model is not None:
+            fail("give a MODEL or `--suite NAME`, not both")
+        _train_suite(
+            suite,
+            config_dir=config_dir,
+            sets=options or [],
+            data=data if data != "ml-100k" else None,
+            threads=threads,
+            report=report,
+            force=force,
+            registry_dir=registry_dir,
+        )
+        return
+    if model is None:
+        fail("name a MODEL to train (see `primetime train --help`), or `--suite NAME`")
     import torch.distributed as dist
 
     from primetime.experiment import parse_overrides
@@ -154,6 +192,54 @@ def train(
     finally:
         if joined:
             shutdown_distributed()
+
+
+def _train_suite(
+    name: str,
+    *,
+    config_dir: Path | None,
+    sets: list[str],
+    data: str | None,
+    threads: int | None,
+    report: Path | None,
+    force: bool,
+    registry_dir: Path | None,
+) -> None:
+    """`train --suite NAME`: the stages with a progress bar each, then a report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from primetime.cli.service import record_promotion
+    from primetime.paths import home
+    from primetime.suite import load_suite, run_suite, serving_latency, write_report
+
+    s = load_suite(name, config_dir=config_dir, sets=sets, data=data, threads=threads)
+    reg = registry(registry_dir)
+    err.print(
+        f"suite {s.name} on {s.data} ({s.source}): "
+        + " → ".join(f"stage {st.number} [{', '.join(st.models)}]" for st in s.stages)
+    )
+    bars = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err
+    )
+    tasks = {
+        st.number: bars.add_task(f"stage {st.number}: {st.title}", total=len(st.models))
+        for st in s.stages
+    }
+    with bars:
+        result = run_suite(
+            s,
+            reg,
+            run_root=home() / "runs" / f"suite-{s.name}",
+            say=bars.console.print,
+            on_model_done=lambda st, _step: bars.advance(tasks[st.number]),
+            on_promoted=lambda mv, prev: record_promotion(mv, prev, actor="cli:train --suite"),
+            force=force,
+        )
+    result.latency_ms = serving_latency(s, reg)
+    folder = report or home() / "runs" / f"suite-{s.name}"
+    path = write_report(result, folder)
+    out.print(path.read_text())
+    err.print(f"suite {s.name}: {result.seconds / 60:.1f} min; report at {path}")
 
 
 @app.command("evaluate")

@@ -13,6 +13,7 @@ from primetime.models.factorization import ALSRecommender, BPRRecommender
 from primetime.models.gnn import GNNRecommender
 from primetime.models.gru4rec import GRU4RecRecommender
 from primetime.models.itemknn import ItemKNNRecommender
+from primetime.models.maml import MAMLRecommender
 from primetime.models.mf import MFRecommender
 from primetime.models.multimodal import MultimodalRecommender
 from primetime.models.ncf import NCFImplicitRecommender, NCFRecommender
@@ -37,6 +38,7 @@ MODELS: dict[str, type[Recommender]] = {
     "multimodal": MultimodalRecommender,
     "contrastive": ContrastiveRecommender,
     "ensemble": EnsembleRecommender,
+    "maml": MAMLRecommender,
 }
 
 

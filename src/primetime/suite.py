@@ -1,0 +1,401 @@
+"""The staged suite: the design's training stages, each model through the one life cycle.
+
+``primetime train --suite full`` reads ``configs/training.yaml`` (the stages of
+each suite, the data, refit, threads) and ``configs/models.yaml`` (each model's
+options), overridden by ``--set MODEL.KEY=VALUE``. Stage by stage, every model
+is fit by :func:`primetime.lifecycle.fit_model` (select on valid, test once,
+refit on the whole log), registered and promoted.
+
+A model is *current*, and skipped, when its promoted version was made by a
+suite with the same fingerprint: model, options, data, split, refit and the
+versions of every model of the earlier stages (a retrained member makes the
+later stages stale). So a run that was interrupted continues with the first
+model that is not current; a neural model's own checkpoint in its run folder
+resumes the fit it was in.
+
+At the end the suite times one user's recommendation through every model it
+promoted (``score`` on a real history, in process) and writes a report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from primetime.experiment import parse_overrides
+from primetime.lifecycle import (
+    DataSpec,
+    FitSpec,
+    Prepared,
+    default_split,
+    evaluate_on_test,
+    fit_model,
+    prepare_data,
+    register_run,
+)
+from primetime.models import MODELS
+from primetime.models.base import FitOptions
+from primetime.registry import ModelRegistry, ModelVersion
+from primetime.types import UserContext
+
+TRAINING_FILE = "training.yaml"
+MODELS_FILE = "models.yaml"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its number, what it is, its models in order."""
+
+    number: int
+    title: str
+    models: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A suite read from the YAML configs, ``--set`` applied.
+
+    Attributes:
+        name: The suite's key in ``training.yaml``.
+        stages: Its stages in order.
+        data: Data set spec (``--data``).
+        refit: Refit each model on the whole log after selection.
+        threads: torch threads per fit, or None for all.
+        options: Model name -> options over the model's defaults.
+        source: The config folder it was read from.
+    """
+
+    name: str
+    stages: tuple[Stage, ...]
+    data: str = "ml-100k"
+    refit: bool = True
+    threads: int | None = None
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    source: Path | None = None
+
+    @property
+    def models(self) -> list[str]:
+        return [m for s in self.stages for m in s.models]
+
+
+def default_config_dir() -> Path:
+    """``./configs`` when it exists, else the source checkout's ``configs``."""
+    here = Path("configs")
+    if (here / TRAINING_FILE).exists():
+        return here
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise ValueError(f"{path}: no such file (pass --config-dir, a folder with {path.name})")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+
+
+def load_suite(
+    name: str,
+    *,
+    config_dir: Path | None = None,
+    sets: Sequence[str] = (),
+    data: str | None = None,
+    threads: int | None = None,
+) -> Suite:
+    """Read suite ``name`` from ``config_dir`` and apply ``--set MODEL.KEY=VALUE``.
+
+    Raises:
+        ValueError: naming the file and what is wrong (unknown suite, unknown
+            model, a malformed stage or ``--set``).
+    """
+    folder = config_dir if config_dir is not None else default_config_dir()
+    training_path, models_path = folder / TRAINING_FILE, folder / MODELS_FILE
+    training = _read_yaml(training_path) or {}
+    model_opts = _read_yaml(models_path) or {}
+    if not isinstance(training, dict) or not isinstance(training.get("suites"), dict):
+        raise ValueError(f"{training_path}: needs a `suites:` map of suite name -> stages")
+    if not isinstance(model_opts, dict):
+        raise ValueError(f"{models_path}: needs a map of model name -> options")
+    suites = training["suites"]
+    if name not in suites:
+        raise ValueError(f"{training_path}: no suite {name!r}; suites: {', '.join(suites)}")
+    stages = []
+    for i, raw in enumerate(suites[name] or [], start=1):
+        if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
+            raise ValueError(f"{training_path}: suite {name!r}, stage {i} needs a `models:` list")
+        unknown = [m for m in raw["models"] if m not in MODELS]
+        if unknown:
+            raise ValueError(
+                f"{training_path}: suite {name!r}, stage {i}: unknown model(s) "
+                f"{', '.join(map(str, unknown))}; known: {', '.join(MODELS)}"
+            )
+        stages.append(
+            Stage(int(raw.get("stage", i)), str(raw.get("title", "")), tuple(raw["models"]))
+        )
+    if not stages:
+        raise ValueError(f"{training_path}: suite {name!r} has no stages")
+    options: dict[str, dict[str, Any]] = {}
+    for model, opts in model_opts.items():
+        if opts is not None and not isinstance(opts, dict):
+            raise ValueError(f"{models_path}: options of {model!r} must be a map, not {opts!r}")
+        options[str(model)] = dict(opts or {})
+    for key, value in parse_overrides(list(sets)).items():
+        model, dot, opt = key.partition(".")
+        if not dot or not opt:
+            raise ValueError(f"--set {key}=…: in a suite, name the model: MODEL.KEY=VALUE")
+        if model not in MODELS:
+            raise ValueError(f"--set {key}=…: unknown model {model!r}; known: {', '.join(MODELS)}")
+        options.setdefault(model, {})[opt] = value
+    return Suite(
+        name=name,
+        stages=tuple(stages),
+        data=data or str(training.get("data", "ml-100k")),
+        refit=bool(training.get("refit", True)),
+        threads=threads if threads is not None else training.get("threads"),
+        options=options,
+        source=folder,
+    )
+
+
+def fingerprint(suite: Suite, model: str, split: str, upstream: Mapping[str, str]) -> str:
+    """What makes a version current: model, options, data, split, refit, upstream versions."""
+    facts = {
+        "model": model,
+        "options": dict(suite.options.get(model, {})),
+        "data": suite.data,
+        "split": split,
+        "refit": suite.refit,
+        "upstream": dict(sorted(upstream.items())),
+    }
+    blob = json.dumps(facts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class StepResult:
+    """One model's step of a suite run."""
+
+    stage: int
+    model: str
+    status: str  # "trained" or "current"
+    version: str
+    seconds: float
+    valid: dict[str, float] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SuiteResult:
+    """What :func:`run_suite` did."""
+
+    suite: Suite
+    steps: list[StepResult]
+    seconds: float
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite.name,
+            "data": self.suite.data,
+            "refit": self.suite.refit,
+            "seconds": round(self.seconds, 1),
+            "steps": [s.__dict__ for s in self.steps],
+            "latency_ms": self.latency_ms,
+        }
+
+
+def _current(reg: ModelRegistry, model: str, fp: str) -> ModelVersion | None:
+    if model not in reg.names():
+        return None
+    mv = reg.promoted(model)
+    if mv is None or (mv.meta.get("suite") or {}).get("fingerprint") != fp:
+        return None
+    return mv
+
+
+def run_suite(
+    suite: Suite,
+    reg: ModelRegistry,
+    *,
+    run_root: Path,
+    say: Callable[[str], None] = print,
+    on_model_done: Callable[[Stage, StepResult], None] | None = None,
+    on_stage_start: Callable[[Stage], None] | None = None,
+    on_promoted: Callable[[ModelVersion, str | None], None] | None = None,
+    force: bool = False,
+) -> SuiteResult:
+    """Run every stage of ``suite``, skipping the models that are current.
+
+    Args:
+        suite: From :func:`load_suite`.
+        reg: The model registry to read and write.
+        run_root: Each neural model checkpoints in ``run_root/MODEL`` and resumes there.
+        say: One line of news per step.
+        on_model_done: Called after each model (progress bars).
+        on_stage_start: Called before each stage.
+        on_promoted: Hears of each promotion (the service records its history).
+        force: Retrain every model even when current.
+    """
+    started = time.perf_counter()
+    prepared: dict[str, Prepared] = {}
+    upstream: dict[str, str] = {}
+    steps: list[StepResult] = []
+    for stage in suite.stages:
+        if on_stage_start is not None:
+            on_stage_start(stage)
+        made: dict[str, str] = {}
+        for model in stage.models:
+            split = default_split(model)
+            fp = fingerprint(suite, model, split, upstream)
+            t0 = time.perf_counter()
+            mv = None if force else _current(reg, model, fp)
+            if mv is not None:
+                say(f"stage {stage.number}: {model} {mv.version} is current, skipped")
+                step = StepResult(
+                    stage.number,
+                    model,
+                    "current",
+                    mv.version,
+                    0.0,
+                    dict(mv.meta.get("valid_metrics") or {}),
+                    dict(mv.metrics),
+                )
+            else:
+                if split not in prepared:
+                    prepared[split] = prepare_data(DataSpec(data=suite.data, split=split))
+                data = prepared[split]
+                spec = FitSpec(
+                    model,
+                    data=data.spec,
+                    overrides=dict(suite.options.get(model, {})),
+                    refit=suite.refit,
+                    options=FitOptions(
+                        run_dir=run_root / model, resume=True, threads=suite.threads
+                    ),
+                )
+                say(f"stage {stage.number}: training {model} on {data.name} ({split})")
+                run = fit_model(spec, data=data)
+                test = evaluate_on_test(run)
+                before = reg.promoted(model) if model in reg.names() else None
+                mv = register_run(
+                    run,
+                    reg,
+                    test=test,
+                    promote=True,
+                    notes=f"primetime train --suite {suite.name}, stage {stage.number}",
+                    extra={
+                        "suite": {
+                            "name": suite.name,
+                            "stage": stage.number,
+                            "fingerprint": fp,
+                            "upstream": dict(upstream),
+                        }
+                    },
+                )
+                if on_promoted is not None:
+                    on_promoted(mv, before.version if before is not None else None)
+                step = StepResult(
+                    stage.number,
+                    model,
+                    "trained",
+                    mv.version,
+                    time.perf_counter() - t0,
+                    dict(run.valid),
+                    dict(test),
+                )
+                say(
+                    f"stage {stage.number}: {model} {mv.version} in {step.seconds:.0f}s, "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in {**run.valid, **test}.items())
+                )
+            made[model] = mv.version
+            steps.append(step)
+            if on_model_done is not None:
+                on_model_done(stage, step)
+        upstream.update(made)
+    return SuiteResult(suite, steps, time.perf_counter() - started)
+
+
+def serving_latency(
+    suite: Suite, reg: ModelRegistry, *, users: int = 200, seed: int = 0
+) -> dict[str, float]:
+    """p99 milliseconds of one user's ``score`` through each top-N model of the suite,
+    and through all of them in turn (``"all members"``), on real histories of the
+    leave-one-out split (train + valid events of sampled users)."""
+    names = [m for m in suite.models if MODELS[m].task != "rating"]
+    if not names:
+        return {}
+    data = prepare_data(DataSpec(data=suite.data, split="loo"))
+    full = data.whole_log()
+    rng = np.random.default_rng(seed)
+    n_users = int(full.user_idx.max()) + 1
+    picked = np.sort(rng.choice(n_users, size=min(users, n_users), replace=False))
+    order = np.lexsort((full.timestamp, full.user_idx))
+    u, it, ts = full.user_idx[order], full.item_idx[order], full.timestamp[order]
+    starts = np.searchsorted(u, picked, side="left")
+    ends = np.searchsorted(u, picked, side="right")
+    contexts = [
+        UserContext(None, it[s:e][-50:].astype(np.int64), timestamps=ts[s:e][-50:])
+        for s, e in zip(starts, ends, strict=True)
+        if e > s
+    ]
+    models = {m: reg.load(m) for m in names}
+    per: dict[str, list[float]] = {m: [] for m in names}
+    total: list[float] = []
+    for ctx in contexts:
+        t_all = 0.0
+        for m, model in models.items():
+            t0 = time.perf_counter()
+            model.score([ctx])
+            dt = (time.perf_counter() - t0) * 1000
+            per[m].append(dt)
+            t_all += dt
+        total.append(t_all)
+    out = {m: float(np.percentile(v, 99)) for m, v in per.items()}
+    out["all members"] = float(np.percentile(total, 99))
+    return out
+
+
+def write_report(result: SuiteResult, folder: Path) -> Path:
+    """``suite.json`` and ``report.md`` in ``folder``; returns the markdown path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "suite.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    lines = [
+        f"# Suite `{result.suite.name}` on {result.suite.data}",
+        "",
+        f"Wall time {result.seconds / 60:.1f} min "
+        f"(refit on the whole log: {'yes' if result.suite.refit else 'no'}).",
+        "",
+        "| stage | model | status | version | seconds "
+        "| valid NDCG@10 | test NDCG@10 | test HR@10 |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for s in result.steps:
+        valid = s.valid.get("valid NDCG@10", float("nan"))
+        lines.append(
+            f"| {s.stage} | {s.model} | {s.status} | {s.version} | {s.seconds:.0f} | "
+            f"{valid:.4f} | {s.test.get('NDCG@10', float('nan')):.4f} | "
+            f"{s.test.get('HR@10', float('nan')):.4f} |"
+        )
+    if result.latency_ms:
+        lines += [
+            "",
+            "One user's `score` in process, p99 ms (histories of up to 50 events):",
+            "",
+            "| model | p99 ms |",
+            "|---|---:|",
+        ]
+        lines += [f"| {m} | {v:.2f} |" for m, v in result.latency_ms.items()]
+    path = folder / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,106 @@
+"""`primetime train --suite`: stages from YAML, `--set`, skipping current versions, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from primetime.cli import app
+from primetime.registry import ModelRegistry
+
+runner = CliRunner()
+
+TRAINING = """
+data: {data}
+refit: false
+suites:
+  tiny:
+    - stage: 1
+      title: members
+      models: [popularity, itemknn]
+    - stage: 2
+      title: on top
+      models: [als]
+"""
+
+
+@pytest.fixture
+def setup(tmp_path, planted, monkeypatch):
+    monkeypatch.setenv("PRIMETIME_HOME", str(tmp_path / "home"))
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
+    cfg = tmp_path / "configs"
+    cfg.mkdir()
+    (cfg / "training.yaml").write_text(TRAINING.format(data=log))
+    (cfg / "models.yaml").write_text("itemknn: {neighbours: 30}\nals: {factors: 8}\n")
+    return cfg, tmp_path
+
+
+def _suite(cfg, tmp_path, *extra):
+    return runner.invoke(
+        app,
+        [
+            "train",
+            "--suite",
+            "tiny",
+            "--config-dir",
+            str(cfg),
+            "--report",
+            str(tmp_path / "rep"),
+            *extra,
+        ],
+    )
+
+
+def test_suite_trains_stages_then_skips_what_is_current(setup):
+    cfg, tmp_path = setup
+    r = _suite(cfg, tmp_path)
+    assert r.exit_code == 0, r.output
+    reg = ModelRegistry()
+    for name in ("popularity", "itemknn", "als"):
+        mv = reg.promoted(name)
+        assert mv is not None and mv.meta["suite"]["name"] == "tiny"
+    assert reg.promoted("itemknn").meta["config"]["neighbours"] == 30
+    # the later stage records the versions it was built on
+    assert reg.promoted("als").meta["suite"]["upstream"] == {"popularity": "v1", "itemknn": "v1"}
+    rep = json.loads((tmp_path / "rep" / "suite.json").read_text())
+    assert [s["status"] for s in rep["steps"]] == ["trained"] * 3
+    assert set(rep["latency_ms"]) == {"popularity", "itemknn", "als", "all members"}
+    assert "| 1 | itemknn | trained | v1 |" in (tmp_path / "rep" / "report.md").read_text()
+
+    # a second run has nothing to do
+    r = _suite(cfg, tmp_path)
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "rep" / "suite.json").read_text())
+    assert [s["status"] for s in rep["steps"]] == ["current"] * 3
+    assert reg.latest("als").version == "v1"
+
+    # changing a stage-1 option retrains that member, and the later stage with it
+    r = _suite(cfg, tmp_path, "--set", "itemknn.neighbours=10")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "rep" / "suite.json").read_text())
+    assert [s["status"] for s in rep["steps"]] == ["current", "trained", "trained"]
+    assert reg.promoted("itemknn").meta["config"]["neighbours"] == 10
+    assert reg.promoted("als").meta["suite"]["upstream"]["itemknn"] == "v2"
+
+
+def test_suite_errors_name_the_file_and_the_problem(setup):
+    cfg, tmp_path = setup
+    r = runner.invoke(app, ["train", "--suite", "nope", "--config-dir", str(cfg)])
+    assert r.exit_code == 2 and "no suite 'nope'; suites: tiny" in r.output
+    r = _suite(cfg, tmp_path, "--set", "neighbours=10")
+    assert r.exit_code == 2 and "name the model: MODEL.KEY=VALUE" in r.output
+    r = runner.invoke(app, ["train", "itemknn", "--suite", "tiny", "--config-dir", str(cfg)])
+    assert r.exit_code == 2 and "not both" in r.output
+    r = runner.invoke(app, ["train"])
+    assert r.exit_code == 2 and "name a MODEL" in r.output
+    (cfg / "training.yaml").write_text("suites:\n  tiny:\n    - models: [knn]\n")
+    r = _suite(cfg, tmp_path)
+    assert r.exit_code == 2 and "unknown model(s) knn" in r.output
+    (cfg / "training.yaml").write_text("suites: [\n")
+    r = _suite(cfg, tmp_path)
+    assert r.exit_code == 2 and "training.yaml, line" in r.output and "not valid YAML" in r.output
