@@ -14,13 +14,14 @@ from primetime.data.splits import leave_one_out
 from primetime.eval.protocol import EvalSet, evaluate
 from primetime.eval.validation import ndcg_at_10
 from primetime.lifecycle import build_model
-from primetime.models.base import FitOptions
+from primetime.models.base import FitOptions, FitReport
 from primetime.models.ensemble import (
     Candidates,
     EnsembleConfig,
     EnsembleRecommender,
     fused_scores,
 )
+from primetime.models.sasrec import SASRecRecommender
 from primetime.registry import ModelRegistry
 from primetime.types import UserContext
 
@@ -139,3 +140,16 @@ def test_member_settings_reach_the_members():
     cfg = EnsembleConfig(members="als,popularity", member_settings="als.factors=8,als.alpha=2.5")
     assert cfg.settings() == {"als": {"factors": 8, "alpha": 2.5}}
     assert EnsembleRecommender(cfg)._build_member("als").config.factors == 8
+
+
+def test_refit_pins_the_trees_and_members_valid_chose(fused):
+    model, report = fused
+    assert model.refit_overrides(report) == {"member_settings": "", "trees": report.notes["trees"]}
+    ens = EnsembleRecommender(
+        EnsembleConfig(members="sasrec,itemknn", member_settings="sasrec.dim=16")
+    )
+    ens.fitted = {"sasrec": SASRecRecommender(), "itemknn": build_model("itemknn")}
+    ens._member_reports = {"sasrec": FitReport(best_epoch=7), "itemknn": FitReport()}
+    pinned = ens.refit_overrides(FitReport(notes={"trees": 12}))
+    assert pinned == {"member_settings": "sasrec.dim=16,sasrec.epochs=7", "trees": 12}
+    assert EnsembleConfig(members="sasrec,itemknn", **pinned).settings()["sasrec"]["epochs"] == 7

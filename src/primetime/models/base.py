@@ -251,6 +251,13 @@ class Recommender(ABC):
         (the default) when the model cannot (it must then be left unchanged)."""
         return False
 
+    def refit_overrides(self, report: FitReport) -> dict[str, Any]:
+        """Config values that pin what the selection fit (``report``, early-stopped on
+        valid) chose, for a refit on the whole log with nothing left to stop on: by
+        default the best epoch for a model with an ``epochs`` option."""
+        has_epochs = any(f.name == "epochs" for f in dataclasses.fields(self.config_class))
+        return {"epochs": int(report.best_epoch)} if has_epochs and report.best_epoch else {}
+
     # ------------------------------------------------------------ members
     def member_models(self) -> dict[str, Recommender]:
         """Fitted member models by role (an ensemble's); {} for a model without members.

@@ -335,6 +335,7 @@ class EnsembleRecommender(Recommender):
         self.fitted: dict[str, Recommender] = {}  # role (model name) -> final member
         self.booster: lgb.Booster | None = None
         self.stats: TitleStats | None = None
+        self._member_reports: dict[str, FitReport] = {}  # the final members' (not saved)
 
     # ----------------------------------------------------------- members
     def member_models(self) -> dict[str, Recommender]:
@@ -377,6 +378,8 @@ class EnsembleRecommender(Recommender):
             report = model.fit(train, valid=valid, side=side, options=opts)
             log.info("%s: %s member %s fit in %.1fs", self.name, tag, name, report.seconds)
             out[name], seconds[name] = model, round(report.seconds, 2)
+            if tag == "final":
+                self._member_reports[name] = report
         return out, seconds
 
     # ---------------------------------------------------------------- fit
@@ -505,6 +508,20 @@ class EnsembleRecommender(Recommender):
             free_raw_data=False,
         )
         return data, hits / max(len(users), 1)
+
+    def refit_overrides(self, report: FitReport) -> dict[str, Any]:
+        """The trees valid chose and each final member's own pinned choice (its best
+        epoch), as ``trees`` and ``member_settings``."""
+        pinned = self.config.settings()
+        for name, member in self.fitted.items():
+            rep = self._member_reports.get(name)
+            if rep is not None:
+                pinned.setdefault(name, {}).update(member.refit_overrides(rep))
+        settings = ",".join(
+            f"{m}.{k}={json.dumps(v)}" for m, opts in pinned.items() for k, v in opts.items()
+        )
+        trees = report.notes.get("trees")
+        return {"member_settings": settings, **({"trees": int(trees)} if trees else {})}
 
     def feature_names(self) -> list[str]:
         per = [f"{m}_{f}" for m in self.config.member_names() for f in MEMBER_FEATURES]
