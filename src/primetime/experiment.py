@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,7 @@ class BenchmarkSpec:
         versus: Models every other model is paired-tested against (default: popularity).
         register: Also store every fitted model as a new (unpromoted) version in
             this registry, with its test figures.
+        overrides: ``{"MODEL.KEY": value}`` options of single models (``--set``).
     """
 
     data: str = "ml-100k"
@@ -164,10 +165,12 @@ class BenchmarkSpec:
     sampled: bool = False
     versus: tuple[str, ...] = ()
     register: ModelRegistry | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.names:
             raise ValueError("no models given")
+        self.overrides_of("")  # names a key that is not MODEL.KEY of a benchmarked model
         stray = [v for v in self.versus if v not in self.names]
         if stray:
             raise ValueError(f"--versus names models not in --models: {stray}")
@@ -182,6 +185,20 @@ class BenchmarkSpec:
                     f"model {n!r} does not predict ratings; rating models: "
                     f"{[m for m, c in MODELS.items() if c.task == 'rating']}"
                 )
+
+    def overrides_of(self, model: str) -> dict[str, Any]:
+        """The ``--set`` options of ``model`` (keys without the ``MODEL.`` prefix)."""
+        out = {}
+        for key, value in self.overrides.items():
+            name, dot, option = key.partition(".")
+            if not dot or not option or name not in self.names:
+                raise ValueError(
+                    f"benchmark --set takes MODEL.KEY=VALUE for one of {list(self.names)}, "
+                    f"got {key!r}"
+                )
+            if name == model:
+                out[option] = value
+        return out
 
 
 def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool) -> dict[str, Any]:
@@ -232,7 +249,9 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
     for n in names:
         with console.status(f"fitting {n}…"):
             trained = fit_model(
-                FitSpec(n, data=prepared.spec, tune=tune), data=prepared, on_trial=on_trial
+                FitSpec(n, data=prepared.spec, overrides=spec.overrides_of(n), tune=tune),
+                data=prepared,
+                on_trial=on_trial,
             )
         run = ModelRun(
             name=n,

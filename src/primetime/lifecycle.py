@@ -339,10 +339,9 @@ def fit_model(
 
 def _refit(spec: FitSpec, run: TrainedRun, options: FitOptions) -> tuple[Recommender, FitReport]:
     """The selected settings, fit on the whole log for the selected number of epochs."""
-    cfg = dict(run.config)
     best = run.report.best_epoch
-    if "epochs" in cfg and best:
-        cfg["epochs"] = int(best)  # the epochs valid chose; nothing left to stop on
+    # what valid chose (epochs, an ensemble's trees), pinned: nothing left to stop on
+    cfg = {**run.config, **run.selected.refit_overrides(run.report)}
     final = build_model(spec.model, cfg)
     whole = run.data.whole_log()
     log.info("%s: refit on the whole log (%d rows, %s epochs)", spec.model, len(whole), best)

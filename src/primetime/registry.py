@@ -65,6 +65,8 @@ META_FILE = "meta.json"
 PROMOTED_FILE = "PROMOTED"
 _VERSION = re.compile(r"^v([1-9][0-9]*)$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+#: Facts of a version that describe its figures, not the data: not handed to members.
+_OWNER_FIGURES = frozenset({"valid_metrics", "tuning_on_valid", "test_metrics_of"})
 #: Folder names under the root that are not model names (the former registry).
 _RESERVED = frozenset({"registry"})
 
@@ -302,7 +304,10 @@ class ModelRegistry:
                 f"({', '.join(MODELS)})"
             )
         log.info("loading %s %s from %s", name, mv.version, mv.path)
-        return cls.load(mv.path)
+        model = cls.load(mv.path)
+        if model.members:  # an ensemble: its bundle names its members by key
+            model.bind_members({role: self.load_key(key) for role, key in model.members.items()})
+        return model
 
     # ------------------------------------------------------------ writing
     def register(
@@ -336,6 +341,7 @@ class ModelRegistry:
             raise ValueError(f"model {model.name!r} is not fitted; fit or load it first")
         name = name if name is not None else model.name
         _check_name(name)
+        self._register_members(model, dataset=dataset, extra=extra, owner=name)
         cfg = model.config
         config = (
             dataclasses.asdict(cfg)
@@ -371,6 +377,33 @@ class ModelRegistry:
             raise
         log.info("registered %s %s at %s", name, version, path)
         return self._version(name, version, self._promoted_version(name))
+
+    def _register_members(
+        self,
+        model: Recommender,
+        *,
+        dataset: Dataset | str | Mapping[str, Any] | None,
+        extra: Mapping[str, Any] | None,
+        owner: str,
+    ) -> None:
+        """Register each member of ``model`` that this registry does not hold yet as a
+        version of its own, and record its key in ``model.members`` (an ensemble's
+        bundle names its members by key)."""
+        for role, member in model.member_models().items():
+            key = model.members.get(role)
+            if key is not None:
+                mname, version = parse_key(key)
+                if version in self._list(mname):
+                    continue  # already here (a loaded ensemble registered again)
+            # what the member was fit on is the owner's; the owner's figures are not its own
+            facts = {k: v for k, v in (extra or {}).items() if k not in _OWNER_FIGURES}
+            mv = self.register(
+                member,
+                dataset=dataset,
+                notes=f"member {role!r} of {owner}",
+                extra={**facts, "member_of": owner},
+            )
+            model.members[role] = f"{mv.name}:{mv.version}"
 
     def _reserve(self, name: str) -> Path:
         """Create the next version folder of ``name`` (mkdir is atomic: a concurrent

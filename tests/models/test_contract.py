@@ -15,6 +15,7 @@ from primetime.eval.validation import ndcg_at_10
 from primetime.lifecycle import build_model
 from primetime.models import MODELS, get_model_class
 from primetime.models.base import FitOptions, top_k
+from primetime.registry import ModelRegistry
 from primetime.types import UserContext
 
 FAST = {
@@ -28,6 +29,7 @@ FAST = {
     "gnn": {"epochs": 2, "dim": 16, "eval_every": 1},
     "contrastive": {"epochs": 2, "dim": 8, "hidden": 16, "batch_size": 64, "eval_every": 1},
     "multimodal": {"epochs": 2, "dim": 16, "heads": 2, "layers": 1, "ffn": 32, "eval_every": 1},
+    "ensemble": {"members": "itemknn,als,popularity", "member_settings": "als.iterations=5"},
     "maml": {"epochs": 2, "dim": 16, "eval_every": 1},
 }
 
@@ -94,10 +96,20 @@ def test_batch_equals_single(fitted):
     np.testing.assert_allclose(batch, single, rtol=1e-5, atol=1e-5)
 
 
+def _save(model, directory):
+    """``model.save``; a model with members (the ensemble) is saved the one way it can
+    be: registered, its members first, in a registry under ``directory``."""
+    if not model.member_models():
+        return model.save(directory), lambda: get_model_class(model.name).load(directory)
+    registry = ModelRegistry(directory.parent / f"{directory.name}-registry")
+    mv = registry.register(model)
+    return mv.path, lambda: registry.load(mv.name, mv.version)
+
+
 def test_save_load_identical(fitted, tmp_path):
     model, split, _ = fitted
-    model.save(tmp_path / model.name)
-    loaded = get_model_class(model.name).load(tmp_path / model.name)
+    _, load = _save(model, tmp_path / model.name)
+    loaded = load()
     ctx = split.train.contexts()[:10] + [UserContext.anonymous([3, 4])]
     np.testing.assert_array_equal(model.score(ctx), loaded.score(ctx))
     assert loaded.config == model.config
@@ -122,10 +134,10 @@ def test_fit_rejects_other_catalog(planted):
 
 def test_load_wrong_model_name(fitted, tmp_path):
     model, _, _ = fitted
-    model.save(tmp_path / "m")
+    path, _ = _save(model, tmp_path / "m")
     other = "popularity" if model.name != "popularity" else "itemknn"
     with pytest.raises(ValueError, match="holds a"):
-        get_model_class(other).load(tmp_path / "m")
+        get_model_class(other).load(path)
 
 
 def test_unknown_option_named():

@@ -100,10 +100,18 @@ def benchmark(
         ),
     ] = False,
     registry_dir: RegistryOpt = None,
+    options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override one model's option, `MODEL.KEY=VALUE` (repeatable), e.g. "
+            "`--set ensemble.members=itemknn,als`.",
+        ),
+    ] = None,
 ) -> None:
     """Train several models on one split and compare them on test with 95% CIs,
     a paired Wilcoxon test against popularity, breakdowns and plots."""
-    from primetime.experiment import BenchmarkSpec, run_benchmark
+    from primetime.experiment import BenchmarkSpec, parse_overrides, run_benchmark
 
     spec = BenchmarkSpec(
         data=data,
@@ -121,6 +129,7 @@ def benchmark(
         sampled=sampled,
         versus=split_models(versus),
         register=registry(registry_dir) if register else None,
+        overrides=parse_overrides(options or []),
     )
     summary = run_benchmark(spec, console=err, out=out, as_json=as_json)
     if as_json:

@@ -8,6 +8,7 @@ through :mod:`primetime.lifecycle`.
 
 from primetime.models.base import FitReport, Recommender
 from primetime.models.contrastive import ContrastiveRecommender
+from primetime.models.ensemble import EnsembleRecommender
 from primetime.models.factorization import ALSRecommender, BPRRecommender
 from primetime.models.gnn import GNNRecommender
 from primetime.models.gru4rec import GRU4RecRecommender
@@ -36,6 +37,7 @@ MODELS: dict[str, type[Recommender]] = {
     "gnn": GNNRecommender,
     "multimodal": MultimodalRecommender,
     "contrastive": ContrastiveRecommender,
+    "ensemble": EnsembleRecommender,
     "maml": MAMLRecommender,
 }
 

@@ -251,6 +251,31 @@ class Recommender(ABC):
         (the default) when the model cannot (it must then be left unchanged)."""
         return False
 
+    def refit_overrides(self, report: FitReport) -> dict[str, Any]:
+        """Config values that pin what the selection fit (``report``, early-stopped on
+        valid) chose, for a refit on the whole log with nothing left to stop on: by
+        default the best epoch for a model with an ``epochs`` option."""
+        has_epochs = any(f.name == "epochs" for f in dataclasses.fields(self.config_class))
+        return {"epochs": int(report.best_epoch)} if has_epochs and report.best_epoch else {}
+
+    # ------------------------------------------------------------ members
+    def member_models(self) -> dict[str, Recommender]:
+        """Fitted member models by role (an ensemble's); {} for a model without members.
+
+        The registry registers each as a version of its own and records its key in
+        :attr:`members` before it saves this model (models never import the registry).
+        """
+        return {}
+
+    def bind_members(self, models: dict[str, Recommender]) -> None:
+        """Attach the member models :attr:`members` names (the registry loads them by key).
+
+        Raises:
+            ValueError: if this model has no members (the default).
+        """
+        if models:
+            raise ValueError(f"{self.name} has no members; got {sorted(models)}")
+
     def _require_fitted(self) -> Vocabulary:
         if self.items is None:
             raise RuntimeError(f"{self.name} is not fitted; call fit() or load() first")

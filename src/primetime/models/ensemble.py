@@ -1,0 +1,569 @@
+"""Learned fusion (``ensemble``): a LambdaMART ranker over the scores of member models.
+
+Hand-set blend weights are replaced by a ranker learned on data the members neither
+trained nor selected on. ``fit(train, valid=…)`` runs two cuts:
+
+1. **the earlier cut**: each user's last train event is held out (users with at
+   least 3 train events, the leave-one-out rule); the members are fit on the rest
+   (early-stopping on ``valid`` as usual) and score the held-out events. Those
+   rankings are the fusion's training data: one query per user, the candidates are
+   the union of the members' top-``candidates`` titles, the label is 1 for the
+   held-out title. LightGBM's LambdaMART (``objective="lambdarank"``) learns from
+   them; its number of trees is chosen on ``valid`` (histories = train).
+2. **the final members**: fit on the whole of ``train`` exactly as each would be
+   fit alone; the ranker learned on the earlier cut reorders their candidates.
+
+Features of a (user, title) pair, all computable from the user's history and the
+catalog (:data:`CONTEXT_FEATURES`): per member its score standardised over the
+user's unseen titles and its log rank; the title's log popularity and log
+time-decayed (trending) popularity in the fit log; the cosine of the title's genres
+with the user's genre profile (whole history and last 10 titles); the title's
+release year and its gap to the mean year of the history; days since the title's
+first event in the log; the log history length (the user segment); movie or show.
+
+Scores: candidates get the ranker's output; every other title (seen ones
+included) a finite score below every candidate's, ordered by the members' mean log
+rank, so ``score`` still returns a full vector. Column 0 is ``-inf``.
+
+The bundle names its members by registry key (``members``: role -> ``"sasrec:v3"``):
+:meth:`primetime.registry.ModelRegistry.register` registers the fitted members
+first and :meth:`~primetime.registry.ModelRegistry.load` binds them again; a plain
+:meth:`save` of an ensemble whose members have no key is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from primetime.artifacts import Bundle
+from primetime.data.interactions import Interactions
+from primetime.data.side import SideData
+from primetime.data.splits import leave_one_out
+from primetime.models.base import (
+    FitOptions,
+    FitReport,
+    Recommender,
+    config_from_dict,
+)
+from primetime.types import UserContext
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400.0
+#: Per member: its score standardised over the user's unseen titles, its log rank.
+MEMBER_FEATURES = ("z", "log_rank")
+#: Per (user, title), whatever the members.
+CONTEXT_FEATURES = (
+    "log_popularity",
+    "log_trending",
+    "genre_affinity",
+    "recent_genre_affinity",
+    "year",
+    "year_gap",
+    "title_age_days",
+    "log_history",
+    "kind",
+)
+RECENT = 10  # titles of the history behind recent_genre_affinity
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Attributes:
+    members: Comma-separated model names to fuse (each a key of ``MODELS``, at most
+        once). The default is the quick set; ``gnn`` and ``multimodal`` may be added
+        (each fit twice, about 3-6 minutes per fit on ml-100k).
+    member_settings: Config overrides of members, ``"sasrec.epochs=2,als.factors=32"``
+        (JSON values).
+    candidates: Top titles taken from each member per user; their union is what the
+        ranker reorders.
+    trees: Most boosting rounds (fewer when ``valid`` stops it earlier).
+    learning_rate: LightGBM shrinkage.
+    leaves: Leaves per tree.
+    min_child: Fewest rows in a leaf.
+    stop_after: Rounds without a better valid NDCG@10 before boosting stops.
+    half_life_days: Half-life of the trending feature's decay, before the newest event.
+    seed: LightGBM seed (the fit is deterministic with one thread).
+    """
+
+    members: str = "sasrec,itemknn,als,popularity"
+    member_settings: str = ""
+    candidates: int = 100
+    trees: int = 300
+    learning_rate: float = 0.05
+    leaves: int = 31
+    min_child: int = 20
+    stop_after: int = 30
+    half_life_days: float = 30.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        names = self.member_names()
+        if not names:
+            raise ValueError("members: name at least one model")
+        if len(set(names)) != len(names):
+            raise ValueError(f"members: a model named twice in {self.members!r}")
+        if "ensemble" in names:
+            raise ValueError("members: an ensemble cannot be its own member")
+        self.settings()  # names a malformed member_settings
+        for key in ("candidates", "trees", "leaves", "min_child", "stop_after"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not 0 < self.learning_rate <= 1:
+            raise ValueError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
+        if self.half_life_days <= 0:
+            raise ValueError(f"half_life_days must be > 0, got {self.half_life_days}")
+
+    def member_names(self) -> list[str]:
+        return [n.strip() for n in self.members.split(",") if n.strip()]
+
+    def settings(self) -> dict[str, dict[str, Any]]:
+        """``member_settings`` parsed: ``{"sasrec": {"epochs": 2}}``."""
+        out: dict[str, dict[str, Any]] = {}
+        for part in filter(None, (p.strip() for p in self.member_settings.split(","))):
+            key, sep, value = part.partition("=")
+            name, dot, option = key.strip().partition(".")
+            if not sep or not dot or not option:
+                raise ValueError(
+                    f"member_settings: {part!r} is not MEMBER.OPTION=VALUE (e.g. 'sasrec.epochs=2')"
+                )
+            if name not in self.member_names():
+                raise ValueError(f"member_settings: {name!r} is not among members {self.members!r}")
+            try:
+                parsed: Any = json.loads(value)
+            except json.JSONDecodeError:
+                parsed = value
+            out.setdefault(name, {})[option] = parsed
+        return out
+
+
+# ------------------------------------------------------------------ features
+@dataclass
+class TitleStats:
+    """Per-title facts of a fit log and catalog, each (items.size,), NaN where unknown."""
+
+    log_popularity: np.ndarray
+    log_trending: np.ndarray
+    genres: np.ndarray  # (V, G) unit rows (zero without genres)
+    year: np.ndarray
+    age_days: np.ndarray
+    kind: np.ndarray
+
+    @classmethod
+    def of(cls, log_: Interactions, side: SideData, half_life_days: float) -> TitleStats:
+        size = log_.items.size
+        pop = np.bincount(log_.item_idx, minlength=size).astype(np.float32)
+        end = float(log_.timestamp.max())
+        weight = np.exp2(-(end - log_.timestamp.astype(np.float64)) / (half_life_days * DAY))
+        trend = np.bincount(log_.item_idx, weights=weight, minlength=size)
+        first = np.full(size, np.inf)
+        np.minimum.at(first, log_.item_idx, log_.timestamp.astype(np.float64))
+        age = np.where(np.isfinite(first), (end - first) / DAY, np.nan)
+        year = np.full(size, np.nan, dtype=np.float32)
+        kind = np.full(size, np.nan, dtype=np.float32)
+        genres = np.zeros((size, 1), dtype=np.float32)
+        if side.catalog is not None:
+            frame = side.catalog.frame
+            year[1:] = frame["year"].cast(float).fill_null(np.nan).to_numpy()
+            kind[1:] = side.catalog.kind_codes()[1:]
+            gm, _ = side.catalog.genre_matrix()
+            if gm.shape[1]:
+                genres = gm / np.maximum(np.linalg.norm(gm, axis=1, keepdims=True), 1e-12)
+        return cls(
+            log_popularity=np.log1p(pop).astype(np.float32),
+            log_trending=np.log1p(trend).astype(np.float32),
+            genres=genres.astype(np.float32),
+            year=year,
+            age_days=age.astype(np.float32),
+            kind=kind,
+        )
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}{f.name}": getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> TitleStats:
+        return cls(**{f.name: arrays[f"{prefix}{f.name}"] for f in dataclasses.fields(cls)})
+
+
+def _unseen_scores(model: Recommender, contexts: Sequence[UserContext]) -> np.ndarray:
+    """A member's (B, V) scores with padding and each user's history set to -inf."""
+    s = np.array(model.score(contexts), dtype=np.float32)  # (B, V), a copy
+    s = np.nan_to_num(s, nan=-np.inf)
+    s[:, 0] = -np.inf
+    for b, c in enumerate(contexts):
+        s[b, c.history] = -np.inf
+    return s
+
+
+def _ranks(s: np.ndarray) -> np.ndarray:
+    """(B, V) 0-based rank of each title in its row, best first (ties by lower index)."""
+    order = np.argsort(-s, axis=1, kind="stable")  # (B, V)
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(s.shape[1])[None, :], axis=1)
+    return ranks
+
+
+@dataclass
+class Candidates:
+    """Which (user, title) pairs the ranker sees, their features and the fallback order."""
+
+    rows: np.ndarray  # (N,) row of the batch
+    cols: np.ndarray  # (N,) item_idx
+    features: np.ndarray  # (N, F) float32
+    fallback: np.ndarray  # (B, V) mean log rank over members, lower is better
+
+
+def candidates_and_features(
+    member_scores: Sequence[np.ndarray],
+    contexts: Sequence[UserContext],
+    stats: TitleStats,
+    top: int,
+) -> Candidates:
+    """The union of each member's top-``top`` unseen titles per user, with features.
+
+    Args:
+        member_scores: Per member, (B, V) scores with the history and padding -inf.
+        contexts: The B users.
+        stats: Title facts of the fit log.
+        top: Titles taken from each member.
+
+    Returns:
+        Rows in batch order (a user's candidates contiguous, titles ascending).
+    """
+    B, V = member_scores[0].shape
+    mask = np.zeros((B, V), dtype=bool)
+    ranks = []
+    for s in member_scores:
+        r = _ranks(s)  # (B, V)
+        mask |= (r < top) & np.isfinite(s)
+        ranks.append(r)
+    rows, cols = np.nonzero(mask)  # (N,), (N,): row-major, so grouped by user
+    per_member = []
+    for s, r in zip(member_scores, ranks, strict=True):
+        finite = np.isfinite(s)
+        n = np.maximum(finite.sum(axis=1), 1)
+        safe = np.where(finite, s, 0.0).astype(np.float64)
+        mean = safe.sum(axis=1) / n  # (B,)
+        std = np.sqrt(
+            np.maximum((np.where(finite, s, mean[:, None]) ** 2).sum(axis=1) / n - mean**2, 0.0)
+        )
+        z = (s[rows, cols] - mean[rows]) / (std[rows] + 1e-9)
+        z = np.where(np.isfinite(s[rows, cols]), z, np.nan)
+        per_member += [z, np.log1p(r[rows, cols])]
+    # the user side: genre profiles and the mean release year of the history
+    G = stats.genres.shape[1]
+    profile = np.zeros((B, G), dtype=np.float32)
+    recent = np.zeros((B, G), dtype=np.float32)
+    hist_year = np.full(B, np.nan, dtype=np.float32)
+    length = np.zeros(B, dtype=np.float32)
+    for b, c in enumerate(contexts):
+        h = np.unique(c.history)
+        length[b] = len(c.history)
+        if h.size:
+            profile[b] = stats.genres[h].sum(axis=0)
+            recent[b] = stats.genres[np.unique(c.history[-RECENT:])].sum(axis=0)
+            years = stats.year[h]
+            if np.isfinite(years).any():
+                hist_year[b] = np.nanmean(years)
+    profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+    recent /= np.maximum(np.linalg.norm(recent, axis=1, keepdims=True), 1e-12)
+    g = stats.genres[cols]  # (N, G)
+    context = [
+        stats.log_popularity[cols],
+        stats.log_trending[cols],
+        (profile[rows] * g).sum(axis=1),
+        (recent[rows] * g).sum(axis=1),
+        stats.year[cols],
+        stats.year[cols] - hist_year[rows],
+        stats.age_days[cols],
+        np.log1p(length[rows]),
+        stats.kind[cols],
+    ]
+    features = np.column_stack(per_member + context).astype(np.float32)  # (N, F)
+    fallback = np.mean([np.log1p(r) for r in ranks], axis=0)  # (B, V)
+    return Candidates(rows=rows, cols=cols, features=features, fallback=fallback)
+
+
+def fused_scores(cands: Candidates, predicted: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(B, V) scores: the ranker's on candidates, below them the fallback order, padding -inf."""
+    B, V = shape
+    out = np.empty((B, V), dtype=np.float64)
+    floor = np.zeros(B)
+    if predicted.size:
+        lo = np.full(B, np.inf)
+        np.minimum.at(lo, cands.rows, predicted)
+        floor = np.where(np.isfinite(lo), lo, 0.0)
+    # every non-candidate sits in (floor - 2, floor - 1], ordered by the members' ranks
+    out[:] = floor[:, None] - 1.0 - cands.fallback / max(np.log1p(V), 1.0)
+    out[cands.rows, cands.cols] = predicted
+    out[:, 0] = -np.inf
+    return out.astype(np.float32)
+
+
+def _labels(cands: Candidates, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per candidate row 1 for the user's target; keep only users whose target is a
+    candidate. Returns ``(keep, labels, group sizes)``."""
+    y = (cands.cols == targets[cands.rows]).astype(np.float32)
+    B = len(targets)
+    hit = np.zeros(B, dtype=bool)
+    hit[cands.rows[y > 0]] = True
+    keep = hit[cands.rows]
+    sizes = np.bincount(cands.rows[keep], minlength=B)
+    return keep, y[keep], sizes[sizes > 0]
+
+
+# ------------------------------------------------------------------ the model
+class EnsembleRecommender(Recommender):
+    """A LambdaMART ranker over member scores and user/title features (module docstring)."""
+
+    name = "ensemble"
+    config_class = EnsembleConfig
+
+    def __init__(self, config: EnsembleConfig | None = None) -> None:
+        super().__init__(config)
+        self.fitted: dict[str, Recommender] = {}  # role (model name) -> final member
+        self.booster: lgb.Booster | None = None
+        self.stats: TitleStats | None = None
+        self._member_reports: dict[str, FitReport] = {}  # the final members' (not saved)
+
+    # ----------------------------------------------------------- members
+    def member_models(self) -> dict[str, Recommender]:
+        return dict(self.fitted)
+
+    def bind_members(self, models: dict[str, Recommender]) -> None:
+        want = self.config.member_names()
+        if sorted(models) != sorted(want):
+            raise ValueError(f"{self.name}: members {sorted(models)} given, {want} expected")
+        for role, m in models.items():
+            if m.name != role:
+                raise ValueError(f"{self.name}: member {role!r} is a {m.name!r} model")
+            if self.items is not None and m.items != self.items:
+                raise ValueError(f"{self.name}: member {role!r} was fit on another catalog")
+        self.fitted = {role: models[role] for role in want}
+
+    def _build_member(self, name: str) -> Recommender:
+        from primetime.models import get_model_class  # the registry of models imports us
+
+        cls = get_model_class(name)
+        base = dataclasses.asdict(cls.config_class())
+        base.update(self.config.settings().get(name, {}))
+        return cls(config_from_dict(cls.config_class, base))
+
+    def _fit_members(
+        self,
+        train: Interactions,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
+        tag: str,
+    ) -> tuple[dict[str, Recommender], dict[str, float]]:
+        out, seconds = {}, {}
+        for name in self.config.member_names():
+            model = self._build_member(name)
+            if model.task != "topn":
+                raise ValueError(f"{self.name}: member {name!r} is a rating model")
+            run_dir = options.run_dir / f"{tag}-{name}" if options.run_dir is not None else None
+            opts = dataclasses.replace(options, run_dir=run_dir)
+            report = model.fit(train, valid=valid, side=side, options=opts)
+            log.info("%s: %s member %s fit in %.1fs", self.name, tag, name, report.seconds)
+            out[name], seconds[name] = model, round(report.seconds, 2)
+            if tag == "final":
+                self._member_reports[name] = report
+        return out, seconds
+
+    # ---------------------------------------------------------------- fit
+    def _fit(
+        self,
+        train: Interactions,
+        *,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
+    ) -> FitReport:
+        from primetime.models import get_model_class
+
+        cfg = self.config
+        if any("text" in get_model_class(n).uses for n in cfg.member_names()):
+            side = side.with_text_vectors(device=options.device or "cpu")
+        threads = options.threads or 1
+        t0 = time.perf_counter()
+        # 1. the earlier cut: each user's last train event held out
+        cut = leave_one_out(train)
+        cut_train = Interactions.concat([cut.train, cut.valid])
+        held = cut.test
+        if not len(held):
+            raise ValueError(
+                f"{self.name}: no user has 3 train events; nothing to learn the fusion from"
+            )
+        early, early_seconds = self._fit_members(cut_train, valid, side, options, "cut")
+        stats_cut = TitleStats.of(cut_train, side, cfg.half_life_days)
+        train_set, coverage = self._queries(early, stats_cut, cut_train, held)
+        valid_set = None
+        if valid is not None and len(valid):
+            valid_set, _ = self._queries(
+                early, TitleStats.of(train, side, cfg.half_life_days), train, valid
+            )
+        params = {
+            "objective": "lambdarank",
+            "metric": "ndcg",
+            "eval_at": [10],
+            "learning_rate": cfg.learning_rate,
+            "num_leaves": cfg.leaves,
+            "min_data_in_leaf": cfg.min_child,
+            "lambdarank_truncation_level": 20,
+            "num_threads": threads,
+            "deterministic": True,
+            "force_row_wise": True,
+            "seed": cfg.seed,
+            "verbosity": -1,
+        }
+        evals: dict[str, Any] = {}
+        callbacks: list[Any] = [lgb.record_evaluation(evals)]
+        sets, names = [], []
+        if valid_set is not None:
+            sets, names = [valid_set], ["valid"]
+            callbacks.append(lgb.early_stopping(cfg.stop_after, verbose=False))
+        booster = lgb.train(
+            params,
+            train_set,
+            num_boost_round=cfg.trees,
+            valid_sets=sets,
+            valid_names=names,
+            callbacks=callbacks,
+        )
+        best = booster.best_iteration or cfg.trees
+        # a round trip through the text form: what save writes is what scores now
+        self.booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+        fusion_seconds = time.perf_counter() - t0
+        # 2. the final members, each fit on all of train as it would be alone
+        self.fitted, final_seconds = self._fit_members(train, valid, side, options, "final")
+        self.stats = TitleStats.of(train, side, cfg.half_life_days)
+        gain = self.booster.feature_importance(importance_type="gain")
+        names_f = self.feature_names()
+        curve = evals.get("valid", {}).get("ndcg@10", [])
+        notes: dict[str, Any] = {
+            "members": cfg.member_names(),
+            "fusion_queries": int(np.asarray(train_set.get_group()).size),
+            "held_out_events": len(held),
+            "target_in_candidates": round(coverage, 4),
+            "trees": int(best),
+            "valid_ndcg@10_of_ranker_on_early_members": round(float(curve[best - 1]), 4)
+            if curve
+            else None,
+            "member_fit_seconds": {"cut": early_seconds, "final": final_seconds},
+            "earlier_cut_and_ranker_seconds": round(fusion_seconds, 2),
+            "feature_gain_share": {
+                n: round(float(g / max(gain.sum(), 1e-12)), 4)
+                for n, g in sorted(zip(names_f, gain, strict=True), key=lambda x: -x[1])
+            },
+        }
+        judge = options.validator(train, valid)
+        if judge is not None:
+            notes["members_valid_ndcg@10"] = {n: round(judge(m), 4) for n, m in self.fitted.items()}
+        return FitReport(notes=notes)
+
+    def _queries(
+        self,
+        members: dict[str, Recommender],
+        stats: TitleStats,
+        history: Interactions,
+        targets: Interactions,
+    ) -> tuple[lgb.Dataset, float]:
+        """A LightGBM ranking set: users of ``targets`` with histories from ``history``,
+        their candidates under ``members``, label 1 on the target; and the share of
+        targets inside the candidates."""
+        by_user = np.zeros(targets.users.size, dtype=np.int64)
+        by_user[targets.user_idx] = targets.item_idx
+        users = np.unique(targets.user_idx)
+        contexts = history.contexts(users)
+        feats, labels, groups, hits = [], [], [], 0
+        for start in range(0, len(contexts), 256):
+            ctx = contexts[start : start + 256]
+            scores = [_unseen_scores(m, ctx) for m in members.values()]
+            cands = candidates_and_features(scores, ctx, stats, self.config.candidates)
+            keep, y, sizes = _labels(cands, by_user[users[start : start + 256]])
+            feats.append(cands.features[keep])
+            labels.append(y)
+            groups.append(sizes)
+            hits += len(sizes)
+        group = np.concatenate(groups)
+        if not group.size:
+            raise ValueError(f"{self.name}: no held-out title is among the candidates")
+        data = lgb.Dataset(
+            np.concatenate(feats),
+            label=np.concatenate(labels),
+            group=group,
+            feature_name=self.feature_names(),
+            free_raw_data=False,
+        )
+        return data, hits / max(len(users), 1)
+
+    def refit_overrides(self, report: FitReport) -> dict[str, Any]:
+        """The trees valid chose and each final member's own pinned choice (its best
+        epoch), as ``trees`` and ``member_settings``."""
+        pinned = self.config.settings()
+        for name, member in self.fitted.items():
+            rep = self._member_reports.get(name)
+            if rep is not None:
+                pinned.setdefault(name, {}).update(member.refit_overrides(rep))
+        settings = ",".join(
+            f"{m}.{k}={json.dumps(v)}" for m, opts in pinned.items() for k, v in opts.items()
+        )
+        trees = report.notes.get("trees")
+        return {"member_settings": settings, **({"trees": int(trees)} if trees else {})}
+
+    def feature_names(self) -> list[str]:
+        per = [f"{m}_{f}" for m in self.config.member_names() for f in MEMBER_FEATURES]
+        return per + list(CONTEXT_FEATURES)
+
+    # -------------------------------------------------------------- score
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        if self.booster is None or self.stats is None:
+            raise RuntimeError(f"{self.name} is not fitted; call fit() or load() first")
+        if not self.fitted:
+            raise RuntimeError(
+                f"{self.name}: members {self.members or self.config.members} are not loaded; "
+                "load the ensemble with ModelRegistry.load, which resolves them by key"
+            )
+        assert self.items is not None
+        scores = [_unseen_scores(m, contexts) for m in self.fitted.values()]
+        cands = candidates_and_features(scores, contexts, self.stats, self.config.candidates)
+        predicted = (
+            np.asarray(self.booster.predict(cands.features, num_threads=1), dtype=np.float64)
+            if len(cands.rows)
+            else np.zeros(0)
+        )
+        return fused_scores(cands, predicted, (len(contexts), self.items.size))
+
+    # ------------------------------------------------------ save and load
+    def save(self, directory: str | Path, *, meta: dict[str, Any] | None = None) -> Path:
+        """Write the bundle; every member must already have a registry key in
+        :attr:`members` (``ModelRegistry.register`` registers them first)."""
+        missing = [r for r in self.config.member_names() if r not in self.members]
+        if missing:
+            raise ValueError(
+                f"{self.name}: members {missing} have no registry key; register the ensemble "
+                "with ModelRegistry.register, which registers its members first"
+            )
+        return super().save(directory, meta=meta)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.booster is not None and self.stats is not None
+        text = self.booster.model_to_string().encode("utf-8")
+        return {"booster": np.frombuffer(text, dtype=np.uint8), **self.stats.arrays("title_")}
+
+    def _restore(self, bundle: Bundle) -> None:
+        text = bundle.arrays["booster"].tobytes().decode("utf-8")
+        self.booster = lgb.Booster(model_str=text)
+        self.stats = TitleStats.from_arrays(bundle.arrays, "title_")

@@ -1,0 +1,155 @@
+"""The learned fusion (``ensemble``): it learns which member to trust, its bundle names
+its members by registry key, and its scores stay a full vector."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import planted_log
+from primetime.data.side import SideData
+from primetime.data.splits import leave_one_out
+from primetime.eval.protocol import EvalSet, evaluate
+from primetime.eval.validation import ndcg_at_10
+from primetime.lifecycle import build_model
+from primetime.models.base import FitOptions, FitReport
+from primetime.models.ensemble import (
+    Candidates,
+    EnsembleConfig,
+    EnsembleRecommender,
+    fused_scores,
+)
+from primetime.models.sasrec import SASRecRecommender
+from primetime.registry import ModelRegistry
+from primetime.types import UserContext
+
+MEMBERS = {"members": "itemknn,random"}  # one member that knows the chains, one noise
+
+
+@pytest.fixture(scope="module")
+def chains():
+    """Users walking chains (item i is followed by i + 1 of their half), split by time."""
+    ds = planted_log(n_users=240, n_items=60, seed=3)
+    return ds, leave_one_out(ds.interactions)
+
+
+@pytest.fixture(scope="module")
+def fused(chains):
+    ds, split = chains
+    model = build_model("ensemble", MEMBERS)
+    report = model.fit(
+        split.train,
+        valid=split.valid,
+        side=SideData.of(ds),
+        options=FitOptions(validation=ndcg_at_10, threads=1),
+    )
+    return model, report
+
+
+def _test_ndcg(model, split) -> float:
+    return float(evaluate(model, EvalSet.for_test(split), ks=(10,)).summary()["NDCG@10"])
+
+
+def test_fusion_trusts_the_informative_member(chains, fused):
+    _, split = chains
+    model, report = fused
+    knn, noise = model.fitted["itemknn"], model.fitted["random"]
+    ens, good, bad = _test_ndcg(model, split), _test_ndcg(knn, split), _test_ndcg(noise, split)
+    assert good > bad + 0.2, (good, bad)  # the planted world: one member is right
+    assert ens > bad + 0.2, (ens, bad)
+    assert ens >= 0.9 * good, (ens, good)
+    gain = report.notes["feature_gain_share"]
+    assert gain["itemknn_z"] + gain["itemknn_log_rank"] > gain["random_z"] + gain["random_log_rank"]
+    assert report.notes["held_out_events"] == len(split.train.contexts())  # every user: >= 3
+
+
+def test_registered_bundle_names_its_members(chains, fused, tmp_path):
+    _, split = chains
+    model, _ = fused
+    registry = ModelRegistry(tmp_path)
+    mv = registry.register(model, notes="test", extra={"valid_metrics": {"valid NDCG@10": 0.5}})
+    info = json.loads((mv.path / "bundle.json").read_text())
+    assert info["members"] == {"itemknn": "itemknn:v1", "random": "random:v1"}
+    member = registry.get("itemknn", 1).meta
+    assert member["member_of"] == "ensemble" and "valid_metrics" not in member
+    loaded = registry.load("ensemble", mv.version)
+    assert loaded.members == info["members"]
+    ctx = split.train.contexts()[:12] + [UserContext.anonymous([3, 4])]
+    np.testing.assert_array_equal(model.score(ctx), loaded.score(ctx))
+    again = registry.register(loaded)  # members already here: not registered twice
+    assert [v.version for v in registry.versions("itemknn")] == ["v1"]
+    assert json.loads((again.path / "bundle.json").read_text())["members"] == info["members"]
+
+
+def test_plain_save_refused_and_unbound_load_named(fused, tmp_path):
+    model = build_model("ensemble", MEMBERS)
+    fitted, _ = fused
+    model.items, model.booster, model.stats = fitted.items, fitted.booster, fitted.stats
+    model.fitted = dict(fitted.fitted)
+    with pytest.raises(ValueError, match="register the ensemble"):
+        model.save(tmp_path / "e")
+    mv = ModelRegistry(tmp_path / "reg").register(model)
+    bare = EnsembleRecommender.load(mv.path)  # without the registry: members unresolved
+    with pytest.raises(RuntimeError, match="ModelRegistry.load"):
+        bare.score([UserContext.anonymous([1, 2])])
+
+
+def test_scores_are_a_full_vector_with_candidates_on_top(chains, fused):
+    _, split = chains
+    model, _ = fused
+    ctx = split.train.contexts()[:5]
+    s = model.score(ctx)
+    assert s.shape == (5, split.items.size) and np.isfinite(s[:, 1:]).all()
+    for b, c in enumerate(ctx):  # seen titles are never candidates: they sit below them
+        unseen = np.setdiff1d(np.arange(1, split.items.size), c.history)
+        assert s[b, c.history].max() < s[b, unseen].max()
+
+
+def test_fused_scores_put_non_candidates_below_in_member_order():
+    cands = Candidates(
+        rows=np.array([0, 0]),
+        cols=np.array([2, 3]),
+        features=np.zeros((2, 1), np.float32),
+        fallback=np.array([[0.0, 0.5, 0.0, 0.0, 1.5]]),  # title 1 ranks before title 4
+    )
+    s = fused_scores(cands, np.array([0.3, -0.2]), (1, 5))
+    assert s[0, 0] == -np.inf
+    assert s[0, 2] == pytest.approx(0.3) and s[0, 3] == pytest.approx(-0.2)
+    assert -2.2 < s[0, 4] < s[0, 1] <= -1.2  # below the lowest candidate, in fallback order
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"members": "itemknn,itemknn"}, "named twice"),
+        ({"members": "ensemble"}, "own member"),
+        ({"members": ""}, "at least one"),
+        ({"member_settings": "epochs=2"}, "MEMBER.OPTION"),
+        ({"member_settings": "gru4rec.epochs=2"}, "not among members"),
+        ({"candidates": 0}, "candidates"),
+    ],
+)
+def test_config_errors_name_the_option(options, match):
+    with pytest.raises(ValueError, match=match):
+        EnsembleConfig(**options)
+
+
+def test_member_settings_reach_the_members():
+    cfg = EnsembleConfig(members="als,popularity", member_settings="als.factors=8,als.alpha=2.5")
+    assert cfg.settings() == {"als": {"factors": 8, "alpha": 2.5}}
+    assert EnsembleRecommender(cfg)._build_member("als").config.factors == 8
+
+
+def test_refit_pins_the_trees_and_members_valid_chose(fused):
+    model, report = fused
+    assert model.refit_overrides(report) == {"member_settings": "", "trees": report.notes["trees"]}
+    ens = EnsembleRecommender(
+        EnsembleConfig(members="sasrec,itemknn", member_settings="sasrec.dim=16")
+    )
+    ens.fitted = {"sasrec": SASRecRecommender(), "itemknn": build_model("itemknn")}
+    ens._member_reports = {"sasrec": FitReport(best_epoch=7), "itemknn": FitReport()}
+    pinned = ens.refit_overrides(FitReport(notes={"trees": 12}))
+    assert pinned == {"member_settings": "sasrec.dim=16,sasrec.epochs=7", "trees": 12}
+    assert EnsembleConfig(members="sasrec,itemknn", **pinned).settings()["sasrec"]["epochs"] == 7
