@@ -7,6 +7,7 @@ Results go to stdout, logs and progress to stderr.
 - :mod:`~primetime.cli.data`: ``data fetch | synth | info``;
 - :mod:`~primetime.cli.lifecycle`: ``train``, ``evaluate``, ``recommend``;
 - :mod:`~primetime.cli.study`: ``benchmark``, ``ablate``, ``search``, ``demo``;
+- :mod:`~primetime.cli.catalog`: ``trends``, ``release-plan``, ``season``;
 - :mod:`~primetime.cli.service`: ``serve``, ``models …``, ``experiments …``, ``titles add``.
 """
 
@@ -19,7 +20,7 @@ import typer
 from rich.logging import RichHandler
 
 from primetime import __version__
-from primetime.cli import data, lifecycle, service, study
+from primetime.cli import catalog, data, lifecycle, service, study
 from primetime.cli.common import err, out
 
 app = typer.Typer(
@@ -34,7 +35,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(service.models_app, name="models")
 app.add_typer(service.experiments_app, name="experiments")
 app.add_typer(service.titles_app, name="titles")
-for group in (lifecycle.app, study.app, service.app):
+for group in (lifecycle.app, study.app, catalog.app, service.app):
     app.registered_commands.extend(group.registered_commands)
 
 
