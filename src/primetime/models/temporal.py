@@ -172,9 +172,7 @@ class TemporalNet(SASRecNet):
     span: torch.Tensor
 
     # ------------------------------------------------------------ encoder
-    def forward(  # type: ignore[override]
-        self, seq: torch.Tensor, ts: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def forward(self, seq: torch.Tensor, ts: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states (B, T, D) of right-padded items ``seq`` (B, T) with event times
         ``ts`` (B, T) unix seconds (None: SASRec's encoder without time)."""
         if ts is None:
