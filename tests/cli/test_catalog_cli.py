@@ -95,3 +95,10 @@ def test_holiday_titles_are_planned_for_late_autumn():
         best = plan(forecast(d, item), d.cal.n, 52).best
         months.append(d.cal.phase_label(best).split("(")[1][:3])
     assert all(m in ("Nov", "Dec") for m in months), months
+
+
+def test_season_refuses_bad_months_and_single_models():
+    r = runner.invoke(app, ["season", "--data", "synthetic-tiny", "--months", "13"])
+    assert r.exit_code == 2 and "--months takes comma-separated month numbers 1..12" in r.output
+    r = runner.invoke(app, ["season", "--data", "synthetic-tiny", "--models", "temporal"])
+    assert r.exit_code == 2 and "compares two or more models" in r.output
