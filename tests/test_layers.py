@@ -49,6 +49,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "pipeline": ("lifecycle", "service", "web", "cli", "experiment"),
     "service": ("lifecycle", "cli", "experiment"),
+    # demand trends, release plans, the season study: beside the life cycle, under the CLI
+    "trends": ("pipeline", "service", "web", "cli"),
 }
 
 

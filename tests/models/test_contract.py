@@ -25,6 +25,7 @@ FAST = {
     "ncf-implicit": {"epochs": 2, "gmf_dim": 8, "mlp_dim": 8, "hidden": 16, "blocks": 1},
     "als": {"iterations": 5},
     "sasrec": {"epochs": 2, "dim": 16, "heads": 2, "layers": 1, "ffn": 32, "eval_every": 1},
+    "temporal": {"epochs": 2, "dim": 16, "heads": 2, "layers": 1, "ffn": 32, "eval_every": 1},
     "gru4rec": {"epochs": 2, "dim": 16, "eval_every": 1},
     "gnn": {"epochs": 2, "dim": 16, "eval_every": 1},
     "contrastive": {"epochs": 2, "dim": 8, "hidden": 16, "batch_size": 64, "eval_every": 1},

@@ -8,6 +8,7 @@ Results go to stdout, logs and progress to stderr.
 - :mod:`~primetime.cli.loop`: ``retrain``;
 - :mod:`~primetime.cli.lifecycle`: ``train``, ``evaluate``, ``recommend``;
 - :mod:`~primetime.cli.study`: ``benchmark``, ``ablate``, ``search``, ``demo``;
+- :mod:`~primetime.cli.catalog`: ``trends``, ``release-plan``, ``season``;
 - :mod:`~primetime.cli.service`: ``serve``, ``models …``, ``experiments …``, ``titles add``.
 """
 
@@ -20,7 +21,7 @@ import typer
 from rich.logging import RichHandler
 
 from primetime import __version__
-from primetime.cli import data, lifecycle, loop, service, study
+from primetime.cli import catalog, data, lifecycle, loop, service, study
 from primetime.cli.common import err, out
 
 app = typer.Typer(
@@ -35,7 +36,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(service.models_app, name="models")
 app.add_typer(service.experiments_app, name="experiments")
 app.add_typer(service.titles_app, name="titles")
-for group in (lifecycle.app, study.app, service.app, loop.app):
+for group in (lifecycle.app, study.app, catalog.app, service.app, loop.app):
     app.registered_commands.extend(group.registered_commands)
 
 

@@ -35,7 +35,7 @@ def data_fetch(
 @guard
 def data_synth(
     preset: Annotated[
-        str, typer.Option(help="World size: tiny, small, medium or ml-25m.")
+        str, typer.Option(help="World size: tiny, small, seasons, medium or ml-25m.")
     ] = "small",
     seed: Annotated[int, typer.Option(help="Seed of the world; same seed, same world.")] = 0,
 ) -> None:

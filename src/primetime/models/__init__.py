@@ -20,6 +20,7 @@ from primetime.models.ncf import NCFImplicitRecommender, NCFRecommender
 from primetime.models.popularity import PopularityRecommender, TrendingRecommender
 from primetime.models.reference import GenreProfileRecommender, RandomRecommender
 from primetime.models.sasrec import SASRecRecommender
+from primetime.models.temporal import TemporalRecommender
 
 MODELS: dict[str, type[Recommender]] = {
     "popularity": PopularityRecommender,
@@ -31,6 +32,7 @@ MODELS: dict[str, type[Recommender]] = {
     "bpr": BPRRecommender,
     "mf": MFRecommender,
     "sasrec": SASRecRecommender,
+    "temporal": TemporalRecommender,
     "ncf": NCFRecommender,
     "ncf-implicit": NCFImplicitRecommender,
     "gru4rec": GRU4RecRecommender,

@@ -199,15 +199,27 @@ class SASRecNet(nn.Module):
         mask would force the slow path: measured 2x slower per step on CPU).
         """
         t = seq.shape[1]
+        causal = nn.Transformer.generate_square_subsequent_mask(t, device=seq.device)  # (T, T)
+        return self.encode(self.embed(seq), causal, is_causal=True)
+
+    def embed(self, seq: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Input vectors (B, T, D) of items ``seq`` (B, T): item table, positions and
+        ``extra`` (B, T, D) when given (the ``temporal`` model's time features)."""
+        t = seq.shape[1]
         x = F.embedding(seq, self.item_table()) * math.sqrt(self.cfg.dim)  # (B, T, D)
         if self.cfg.positions == "learned":
             assert self.pos_emb is not None
             x = x + self.pos_emb.weight[:t]  # (T, D) broadcast over B
         elif self.cfg.positions == "sinusoidal":
             x = x + self.pos_table[:t]
-        x = self.emb_norm(self.emb_dropout(x))  # (B, T, D)
-        causal = nn.Transformer.generate_square_subsequent_mask(t, device=seq.device)  # (T, T)
-        h = self.encoder(x, mask=causal, is_causal=True)  # (B, T, D)
+        if extra is not None:
+            x = x + extra
+        return self.emb_norm(self.emb_dropout(x))  # (B, T, D)
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor, *, is_causal: bool) -> torch.Tensor:
+        """Hidden states (B, T, D) of inputs ``x`` (B, T, D) under an attention ``mask``:
+        (T, T) causal, or (B * heads, T, T) additive (a causal mask plus biases)."""
+        h = self.encoder(x, mask=mask, is_causal=is_causal)  # (B, T, D)
         return self.final_norm(h)
 
     def item_table(self) -> torch.Tensor:

@@ -58,19 +58,29 @@ def training_windows(
     Returns:
         ``(inputs, targets)``, each (W, max_len) int64.
     """
+    rows_in, rows_out = window_rows(train, max_len, stride)  # (W, T) event rows, -1 = padding
+    items = np.concatenate([train.item_idx.astype(np.int64), np.zeros(1, np.int64)])
+    return items[rows_in], items[rows_out]  # row -1 reads the trailing 0
+
+
+def window_rows(
+    train: Interactions, max_len: int, stride: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The event rows behind :func:`training_windows`: (W, max_len) int64 row numbers of
+    ``train`` for the inputs and for the targets, -1 where a window is padded. A model
+    that reads more than item ids (timestamps: ``temporal``) gathers them through these."""
     step = stride if 0 < stride < max_len else max_len
     indptr, order = train.user_histories()
-    items = train.item_idx[order].astype(np.int64)
     ins, outs = [], []
     for u in range(len(indptr) - 1):
-        s = items[indptr[u] : indptr[u + 1]]
+        s = order[indptr[u] : indptr[u + 1]].astype(np.int64)
         if len(s) < 2:
             continue
         x, y = s[:-1], s[1:]
         for end in range(len(x), 0, -step):
             start = max(0, end - max_len)
-            row_x = np.zeros(max_len, dtype=np.int64)
-            row_y = np.zeros(max_len, dtype=np.int64)
+            row_x = np.full(max_len, -1, dtype=np.int64)
+            row_y = np.full(max_len, -1, dtype=np.int64)
             row_x[: end - start] = x[start:end]
             row_y[: end - start] = y[start:end]
             ins.append(row_x)
@@ -130,6 +140,19 @@ class SequentialRecommender(Recommender):
         logits[:, 0] = -torch.inf  # padding is never a target
         return F.cross_entropy(logits, y)
 
+    def _windows(self, train: Interactions) -> Dataset[Any]:
+        """The training examples: next-item windows (see :func:`training_windows`)."""
+        stride = getattr(self.config, "window_stride", 0)
+        inputs, targets = training_windows(train, self.config.max_len, stride)  # (W, T), (W, T)
+        return SequenceWindows(inputs, targets)
+
+    def _batch_loss(self, net: nn.Module, batch: Any) -> torch.Tensor:
+        """The loss of one batch of :meth:`_windows`: every real target position."""
+        x, y = batch  # (B, T), (B, T)
+        h = net(x)  # (B, T, D)
+        keep = y > 0  # (B, T) real targets
+        return self._loss(net, h[keep], y[keep])  # (N, D), (N,)
+
     # ------------------------------------------------------------------ fit
     def _fit(
         self,
@@ -140,8 +163,7 @@ class SequentialRecommender(Recommender):
         options: FitOptions,
     ) -> FitReport:
         cfg = self.config
-        stride = getattr(cfg, "window_stride", 0)
-        inputs, targets = training_windows(train, cfg.max_len, stride)  # (W, T), (W, T)
+        windows = self._windows(train)
         self._prepare(train, side.catalog)
         torch.manual_seed(cfg.seed)
         self.net = self._new_net(train.items.size)
@@ -153,16 +175,10 @@ class SequentialRecommender(Recommender):
             def validate(_: nn.Module) -> float:
                 return score_valid(self)
 
-        def loss_fn(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-            x, y = batch  # (B, T), (B, T)
-            h = net(x)  # (B, T, D)
-            keep = y > 0  # (B, T) real targets
-            return self._loss(net, h[keep], y[keep])  # (N, D), (N,)
-
         result = run_training(
             self.net,
-            dataset=SequenceWindows(inputs, targets),
-            loss_fn=loss_fn,
+            dataset=windows,
+            loss_fn=self._batch_loss,
             validate=validate,
             config=cfg.train_config().on(options.device),
             run_dir=options.run_dir,
@@ -176,7 +192,7 @@ class SequentialRecommender(Recommender):
             best_epoch=result.best_epoch,
             history=result.history,
             notes={
-                "windows": int(len(inputs)),
+                "windows": len(windows),  # type: ignore[arg-type]
                 "sequences_per_second": result.examples_per_second,
                 "data_wait_share": result.data_wait_share,
                 "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),

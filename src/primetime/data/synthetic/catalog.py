@@ -125,6 +125,15 @@ def _make_catalog(cfg: WorldConfig, rng: np.random.Generator) -> _Catalog:
         hol_day = nov15 + rng.integers(0, 30, size=hol_idx.size)
         rel_day[hol_idx] = np.where(hol_day > last_release, hol_day - 365, hol_day)
 
+    # summer releases: their own random stream, so a world without them is unchanged
+    if cfg.summer_share > 0:
+        srng = np.random.default_rng([cfg.seed, 0x5C])
+        pick = np.flatnonzero(~back[:M] & ~holiday[:M] & (srng.random(M) < cfg.summer_share))
+        years = rel_day[pick].astype("datetime64[D]").astype("datetime64[Y]")
+        jun1 = (years.astype("datetime64[D]") + np.timedelta64(151, "D")).astype(np.int64)
+        summer_day = jun1 + srng.integers(0, 92, size=pick.size)  # about June 1 .. Aug 31
+        rel_day[pick] = np.where(summer_day > last_release, summer_day - 365, summer_day)
+
     # --- seasons
     n_planned = rng.integers(cfg.min_seasons, cfg.max_seasons + 1, size=S)
     show_net = rng.choice(cfg.n_networks, size=S, p=_network_share(cfg.n_networks)) + 1

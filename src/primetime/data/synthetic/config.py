@@ -51,6 +51,10 @@ class WorldConfig:
         holiday_boost: How much more a holiday title is wanted in December.
         premiere_boost: Weight multiplier of a title in its first ``premiere_days``.
         premiere_days: Length of the premiere window, days.
+        summer_share: Share of new (not back-catalogue, not holiday) movies whose
+            premiere is moved into June–August of its year (summer releases, so the
+            premiere boost plants a summer peak); drawn from a stream of its own,
+            so 0 (the default) leaves a world exactly as it was.
         rate_prob: Share of events that are explicit ratings ("rate").
         rating_noise: Standard deviation of rating noise (stars).
         chunk_users: Users generated together (bounds memory; part of the
@@ -89,6 +93,7 @@ class WorldConfig:
     holiday_boost: float = 4.0
     premiere_boost: float = 3.0
     premiere_days: int = 30
+    summer_share: float = 0.0
     rate_prob: float = 0.3
     rating_noise: float = 0.7
     chunk_users: int = 2_048
@@ -134,6 +139,7 @@ class WorldConfig:
             "drift",
             "binge_prob",
             "holiday_share",
+            "summer_share",
             "rate_prob",
             "max_event_share",
         ):
@@ -216,6 +222,24 @@ PRESETS: dict[str, WorldConfig] = {
         max_events=1_000,
         start="2016-01-01",
         end="2023-12-31",
+    ),
+    # the planted-season study (`primetime season`, README "Time-aware: temporal"): a
+    # small world with three times the holiday titles and summer premieres
+    "seasons": WorldConfig(
+        name="seasons",
+        n_users=800,
+        n_movies=500,
+        n_shows=50,
+        max_seasons=4,
+        n_genres=10,
+        n_networks=4,
+        dim=16,
+        mean_events=50.0,
+        max_events=400,
+        start="2018-01-01",
+        end="2023-12-31",
+        holiday_share=0.15,
+        summer_share=0.4,
     ),
     "medium": WorldConfig(
         name="medium",
