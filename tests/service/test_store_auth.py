@@ -223,7 +223,7 @@ def test_upgrade_to_0003_resolves_case_duplicates_and_downgrades(
             )
         with caplog.at_level(logging.WARNING):
             migrate(engine)
-        assert schema_version(engine) == HEAD == "0003"
+        assert schema_version(engine) == HEAD == "0004"
         with engine.connect() as conn:
             names = dict(conn.execute(text("SELECT id, username FROM users")).all())
         assert names == {
