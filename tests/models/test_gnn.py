@@ -232,8 +232,34 @@ def test_sampler_returns_real_edges_within_fanout(planted):
 
 @pytest.mark.parametrize(
     "options",
-    [{"per_relation": True}, {"conv": "gatv2"}, {"loss": "sampled_softmax", "negatives": 16}],
-    ids=["per-relation", "gatv2", "sampled-softmax"],
+    [
+        {"per_relation": True},
+        {"conv": "gatv2"},
+        {"loss": "sampled_softmax", "negatives": 16},
+        {"content_input": True, "content_tower": True, "year_links": True, "cold_weight": 1.0},
+    ],
+    ids=["per-relation", "gatv2", "sampled-softmax", "content"],
 )
 def test_other_options_learn(planted, options):
     assert own_half_share(fit(planted, **options), planted) > 0.7  # measured 0.77-0.89
+
+
+def test_content_options_extend_and_reload(planted, tmp_path):
+    """With the content input and encoder, a title added after fit gets a finite vector
+    from its metadata, and save -> load keeps the scores."""
+    import polars as pl
+
+    from primetime.data.catalog import Catalog
+
+    opts = {"content_input": True, "content_tower": True, "year_links": True, "epochs": 2}
+    model = fit(planted, **opts)
+    model.save(tmp_path / "m")
+    again = GNNRecommender.load(tmp_path / "m")
+    ctx = list(leave_one_out(planted.interactions).train.contexts())[:3]
+    np.testing.assert_allclose(model.score(ctx), again.score(ctx), rtol=1e-5, atol=1e-6)
+    cat = planted.catalog.frame
+    row = cat.head(1).with_columns(pl.lit("new1").alias("item_id"))
+    grown = Catalog.from_frame(pl.concat([cat, row]))
+    assert again.extend_items(grown.items, SideData(catalog=grown, kg=planted.kg))
+    s = again.score(ctx)
+    assert s.shape[1] == grown.items.size and np.isfinite(s[:, -1]).all()
