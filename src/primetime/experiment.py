@@ -496,16 +496,20 @@ def run_ablation(
     n_boot: int,
     console: Any,
     out: Any,
+    split: str = "loo",
 ) -> dict[str, Any]:
-    """Fit each variant of ``model`` on the leave-one-out split (early stopping on
-    valid), evaluate on test, and report with paired tests against "full"."""
+    """Fit each variant of ``model`` on the leave-one-out split, or ``split="cold-items"``
+    (new titles, ranked among the held-out titles), with early stopping on valid;
+    evaluate on test, and report with paired tests against "full"."""
     from primetime.eval.protocol import EvalSet, evaluate
     from primetime.eval.report import Report, make_stamp, to_contract_json
 
     unknown = [v for v in variants if v not in ABLATIONS]
     if unknown:
         raise ValueError(f"unknown ablation(s) {unknown}; known: {list(ABLATIONS)}")
-    prepared = prepare(DataSpec(data=data, split="loo"))
+    if split not in ("loo", "cold-items"):
+        raise ValueError(f"split must be 'loo' or 'cold-items', got {split!r}")
+    prepared = prepare(DataSpec(data=data, split=split))
     sp, catalog = prepared.split, prepared.side.catalog
     test = EvalSet.for_test(sp)
     runs: list[ModelRun] = []
@@ -529,7 +533,11 @@ def run_ablation(
         )
     stamp = make_stamp(
         dataset=prepared.name,
-        task="A: next-item top-N, full ranking (ablation)",
+        task=(
+            "A: next-item top-N, full ranking (ablation)"
+            if split == "loo"
+            else "C: new titles, ranked among the held-out titles (ablation)"
+        ),
         protocol=sp.protocol,
         split_sizes=sp.sizes(),
         seed=42,
@@ -549,7 +557,8 @@ def run_ablation(
         reference="full" if "full" in variants else None,
         n_boot=n_boot,
     )
-    target = report_dir or paths.reports_dir() / f"{prepared.name}-ablation-{model}"
+    suffix = "" if split == "loo" else f"-{split}"
+    target = report_dir or paths.reports_dir() / f"{prepared.name}-ablation-{model}{suffix}"
     written = report.write(target)
     out.print(_topn_table(runs, n_boot))
     out.print(f"report (with paired tests against 'full'): {written['markdown']}")

@@ -438,3 +438,5 @@ def test_ablate_a_content_model_runs_its_own_study(tmp_path, planted):
     assert "| full |" in md and "| no knowledge graph |" in md
     r = runner.invoke(app, ["ablate", "--data", str(log), "--model", "itemknn"])
     assert r.exit_code == 2 and "no default ablations for 'itemknn'" in r.output
+    r = runner.invoke(app, [*args, "--split", "ratio"])
+    assert r.exit_code == 2 and "--split must be 'loo' or 'cold-items'" in r.output

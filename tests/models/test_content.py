@@ -110,6 +110,7 @@ def test_contrastive_item_vectors_put_the_new_title_among_its_half(trained):
         ("multimodal", {"checkpointing": True, "meta_layers": 0}),
         ("contrastive", {"hard_negatives": False}),
         ("contrastive", {"cowatch": 0.0, "use_text": False}),
+        ("contrastive", {"next_title": 1.0, "history_len": 8, "negatives": 16}),
     ],
 )
 def test_ablation_flags_train(planted, name, flags):

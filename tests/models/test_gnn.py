@@ -57,12 +57,15 @@ def test_unseen_user_scored_from_history(planted):
     assert (top > 20).all(), "an unseen comedy watcher gets comedies"
 
 
-def two_halves(seed: int = 0, new_title: bool = False) -> Dataset:
+def two_halves(
+    seed: int = 0, new_title: bool = False, extra: list[tuple[str, str, str]] | None = None
+) -> Dataset:
     """60 users, each watching 8 random titles of their own half of 40 (no order to
     learn), and a graph in which i5 (first half) and i30 (second half) share a
     director while every other entity, a genre, stays within a half. With
     ``new_title``, i40 is in the catalog and the graph but never watched: it has the
-    first half's genre and shares a cast member with i1, i2 and i3."""
+    first half's genre and shares a cast member with i1, i2 and i3. ``extra`` triples
+    add links and, for ids past i39, never-watched titles."""
     rng = np.random.default_rng(seed)
     rows = [
         (f"u{u}", f"i{(u % 2) * 20 + k}", 4.0, 1_000 * u + step)
@@ -74,12 +77,14 @@ def two_halves(seed: int = 0, new_title: bool = False) -> Dataset:
     if new_title:
         kg += [("i40", "genre", "genre:0")]
         kg += [(f"i{i}", "actor", "person:a") for i in (1, 2, 3, 40)]
+    kg += extra or []
+    titles = {f"i{i}" for i in range(40 + new_title)} | {h for h, _, _ in extra or []}
     return Dataset.from_frames(
         "halves",
         interactions=pl.DataFrame(
             rows, schema=["user_id", "item_id", "rating", "timestamp"], orient="row"
         ),
-        catalog=pl.DataFrame({"item_id": [f"i{i}" for i in range(40 + new_title)]}),
+        catalog=pl.DataFrame({"item_id": sorted(titles, key=lambda t: int(t[1:]))}),
         kg=pl.DataFrame(kg, schema=["head", "relation", "tail"], orient="row"),
         source="tests",
     )
@@ -87,7 +92,9 @@ def two_halves(seed: int = 0, new_title: bool = False) -> Dataset:
 
 def kg_only_pair(use_kg: bool) -> int:
     """Rank of i30 among the second half by cosine to i5 (0 = the closest)."""
-    model = fit(two_halves(), use_kg=use_kg, epochs=15, dropout=0.0)
+    # the message passing alone: no content input or encoder, no new-title term
+    plain = {"content_input": False, "content_tower": False, "cold_weight": 0.0}
+    model = fit(two_halves(), use_kg=use_kg, epochs=15, dropout=0.0, **plain)
     items = model.items
     assert items is not None
     t = model.item_table().numpy()
@@ -125,6 +132,38 @@ def test_never_watched_title_ranks_high_for_the_half_it_resembles():
     half = len(users) // 2
     assert top_first >= 0.8 * half, (top_first, half)
     assert top_second == 0
+
+
+def two_new_titles() -> Dataset:
+    """:func:`two_halves` plus two titles nobody watched: i40 with the first half's genre
+    and a cast member of i1, i2, i3; i41 with the second half's genre and a cast member of
+    i21, i22, i23."""
+    kg = [("i40", "genre", "genre:0"), ("i41", "genre", "genre:1")]
+    kg += [(f"i{i}", "actor", "person:a") for i in (1, 2, 3, 40)]
+    kg += [(f"i{i}", "actor", "person:b") for i in (21, 22, 23, 41)]
+    return two_halves(extra=kg)
+
+
+@pytest.mark.parametrize("use_kg", [True, False], ids=["kg", "no-kg"])
+def test_new_titles_rank_by_their_graph_neighbours(use_kg):
+    """Ranked among the new titles only (the cold-items protocol), each user's half's new
+    title comes first with the graph (default options); without it the two tie."""
+    data = two_new_titles()
+    model = fit(data, epochs=15, dropout=0.0, use_kg=use_kg)
+    items = model.items
+    assert items is not None
+    first = {items.index(f"i{i}") for i in range(20)}
+    new = np.array([items.index("i40"), items.index("i41")])
+    right = 0
+    users = list(leave_one_out(data.interactions).train.contexts())
+    for c in users:
+        s = model.score([c])[0][new]  # (2,) i40, i41
+        own = 0 if c.history[0] in first else 1
+        right += int(s[own] > s[1 - own])
+    if use_kg:
+        assert right >= 0.9 * len(users), (right, len(users))
+    else:
+        assert right == 0, "without the graph new titles have no vector: they tie"
 
 
 def test_explain_shared_entities(planted):
@@ -193,8 +232,34 @@ def test_sampler_returns_real_edges_within_fanout(planted):
 
 @pytest.mark.parametrize(
     "options",
-    [{"per_relation": True}, {"conv": "gatv2"}, {"loss": "sampled_softmax", "negatives": 16}],
-    ids=["per-relation", "gatv2", "sampled-softmax"],
+    [
+        {"per_relation": True},
+        {"conv": "gatv2"},
+        {"loss": "sampled_softmax", "negatives": 16},
+        {"content_input": True, "content_tower": True, "year_links": True, "cold_weight": 1.0},
+    ],
+    ids=["per-relation", "gatv2", "sampled-softmax", "content"],
 )
 def test_other_options_learn(planted, options):
     assert own_half_share(fit(planted, **options), planted) > 0.7  # measured 0.77-0.89
+
+
+def test_content_options_extend_and_reload(planted, tmp_path):
+    """With the content input and encoder, a title added after fit gets a finite vector
+    from its metadata, and save -> load keeps the scores."""
+    import polars as pl
+
+    from primetime.data.catalog import Catalog
+
+    opts = {"content_input": True, "content_tower": True, "year_links": True, "epochs": 2}
+    model = fit(planted, **opts)
+    model.save(tmp_path / "m")
+    again = GNNRecommender.load(tmp_path / "m")
+    ctx = list(leave_one_out(planted.interactions).train.contexts())[:3]
+    np.testing.assert_allclose(model.score(ctx), again.score(ctx), rtol=1e-5, atol=1e-6)
+    cat = planted.catalog.frame
+    row = cat.head(1).with_columns(pl.lit("new1").alias("item_id"))
+    grown = Catalog.from_frame(pl.concat([cat, row]))
+    assert again.extend_items(grown.items, SideData(catalog=grown, kg=planted.kg))
+    s = again.score(ctx)
+    assert s.shape[1] == grown.items.size and np.isfinite(s[:, -1]).all()

@@ -157,3 +157,32 @@ def test_the_cli_adds_through_the_admin_endpoint(
         assert c.get("/api/v1/titles/n2").json()["genres"] == ["Drama", "Comedy"]
         bad = CliRunner().invoke(cli, [*args[:3], "n3", *args[4:7], "X", *args[8:]])
         assert bad.exit_code == 2 and "body.genres" in bad.output
+
+
+@pytest.mark.parametrize("models", [["contrastive", "itemknn"], ["gnn"]], ids=lambda m: m[0])
+def test_an_added_title_survives_a_restart(
+    db_url: str, registry: ModelRegistry, planted, models: list[str]
+) -> None:
+    """Added titles are kept in the database with their body: a new app on the same
+    database (a restart, or another worker) grows its models to them at start-up."""
+    with app_client(db_url, registry, planted, models) as c:
+        h = drama_fan(c, "rita")
+        r = c.post("/api/v1/admin/titles", headers=ADMIN, json=NEW_DRAMA)
+        assert r.status_code == 201, r.text
+        added_at = r.json()["added_at"]
+        before = c.get("/api/v1/recommendations", headers=h, params={"k": 40}).json()["items"]
+        score = {i["item_id"]: i["score"] for i in before}["n1"]
+    with app_client(db_url, registry, planted, models) as c:  # a new app, the same database
+        title = c.get("/api/v1/titles/n1")
+        assert title.status_code == 200, title.text
+        assert title.json()["genres"] == ["Drama"] and title.json()["added_at"] == added_at
+        ok = c.post("/api/v1/auth/login", json={"username": "rita", "password": "pass-word-1"})
+        h = {"Authorization": f"Bearer {ok.json()['token']}"}
+        c.cookies.clear()
+        rows = {row["key"]: row for row in c.get("/api/v1/carousels", headers=h).json()["rows"]}
+        assert [i["item_id"] for i in rows["new_on_primetime"]["items"]] == ["n1"]
+        items = c.get("/api/v1/recommendations", headers=h, params={"k": 40}).json()["items"]
+        got = {i["item_id"]: i["score"] for i in items}
+        assert "n1" in got and got["n1"] == pytest.approx(score, rel=1e-4)
+        # and it is still a known id: adding it again is a conflict
+        assert c.post("/api/v1/admin/titles", headers=ADMIN, json=NEW_DRAMA).status_code == 409

@@ -639,3 +639,24 @@ def test_recent_actions_are_the_latest_events_oldest_first(store: EventStore) ->
     full = store.recent_actions(uid, limit=10)
     assert [a.item_id for a in full] == [e.item_id for e in store.events(uid)]
     assert full[0].rating == 4.0
+
+
+def test_added_titles_are_kept_with_their_body(store: EventStore) -> None:
+    """A title added to the running service keeps its body and time (migration 0004);
+    the data set's titles have neither and are not listed."""
+    store.sync_titles(
+        [
+            {"item_id": "a", "title": "A", "year": 1999, "genres": ["Drama"]},
+            {"item_id": "n2", "title": "N2", "year": 2024, "genres": []},
+            {"item_id": "n1", "title": "N1", "year": 2024, "genres": ["Drama"]},
+        ]
+    )
+    assert store.added_titles() == []
+    store.record_added_title("n2", {"item_id": "n2", "title": "N2", "cast": ["X"]}, 20.0)
+    store.record_added_title("n1", {"item_id": "n1", "title": "N1"}, 10.0)
+    assert store.added_titles() == [
+        ({"item_id": "n1", "title": "N1"}, 10.0),
+        ({"item_id": "n2", "title": "N2", "cast": ["X"]}, 20.0),
+    ]
+    with pytest.raises(KeyError):
+        store.record_added_title("missing", {"item_id": "missing"}, 1.0)

@@ -162,12 +162,19 @@ def ablate(
         ),
     ] = "design",
     options: SetOpt = None,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="loo (leave-one-out, the default) or cold-items (new titles: test ranked "
+            "among the held-out titles only)."
+        ),
+    ] = "loo",
     report: Annotated[Path | None, typer.Option(help="Report folder.")] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
 ) -> None:
     """An ablation study: one change at a time against the full model, on leave-one-out
-    test with 95% CIs and a paired Wilcoxon test against 'full' (the transformer by
-    default; also gnn, multimodal and contrastive)."""
+    (or new-title) test with 95% CIs and a paired Wilcoxon test against 'full' (the
+    transformer by default; also gnn, multimodal and contrastive)."""
     from primetime.experiment import (
         ABLATION_SETS,
         MODEL_ABLATIONS,
@@ -177,6 +184,8 @@ def ablate(
 
     if base not in ("design", "tuned"):
         fail(f"--base must be 'design' or 'tuned', got {base!r}")
+    if split not in ("loo", "cold-items"):
+        fail(f"--split must be 'loo' or 'cold-items', got {split!r}")
     if model != "sasrec":
         base = "tuned"  # the design size is the transformer's
         if not variants and model not in MODEL_ABLATIONS:
@@ -193,6 +202,7 @@ def ablate(
         n_boot=n_boot,
         console=err,
         out=out,
+        split=split,
     )
 
 

@@ -424,10 +424,12 @@ def add_title(svc: ServiceState, body: TitleIn) -> dict[str, Any]:
     if svc.item_index(body.item_id) is not None:
         raise Conflict(f"title {body.item_id!r} exists")
     row = body.catalog_row()
-    keep = ("item_id", "title", "kind", "year", "genres")
-    svc.store.sync_titles([{**{k: row[k] for k in keep}, "added_at": time.time()}])
+    svc.store.sync_titles([{k: row[k] for k in ("item_id", "title", "kind", "year", "genres")}])
+    added_at = time.time()
     try:
-        out = svc.add_title(body)
+        out = svc.add_title(body, added_at=added_at)
     except KeyError:
         raise Conflict(f"title {body.item_id!r} exists") from None
+    # kept with its body, so a restarted service (and every other worker) grows to it
+    svc.store.record_added_title(body.item_id, body.model_dump(mode="json"), added_at)
     return {**out, "title": svc.title_json(out["item_idx"])}

@@ -177,7 +177,10 @@ class Title(Base):
     kind: Mapped[str] = mapped_column(String(8))
     year: Mapped[int | None] = mapped_column(Integer, nullable=True)
     genres: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    #: Unix seconds the title was added to a running service; None for the data set's own.
+    # A title added to the running service (`POST /api/v1/admin/titles`): the request body
+    # (cast, crew, text …) and when, so every worker grows its models to it at start-up.
+    # NULL for the titles of the data set.
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
     added_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 

@@ -165,6 +165,9 @@ class ServiceState:
         self.base = RecPipeline.build(None, self.catalog, dataset.interactions, users=dataset.users)
         log.info("pipeline side data built in %.1fs", time.perf_counter() - t0)
         self.slots = self.load_models()
+        restored = self.restore_added_titles()
+        if restored:
+            log.info("grew the catalog and models to %d stored added title(s)", restored)
 
     # ------------------------------------------------------------ models
     def load_models(self) -> ModelSlots:
@@ -238,18 +241,9 @@ class ServiceState:
             self._genre_profile = gp
         return self._genre_profile
 
-    def add_title(self, body: TitleIn) -> dict[str, Any]:
+    def add_title(self, body: TitleIn, *, added_at: float | None = None) -> dict[str, Any]:
         """Append a title to the catalog and grow every loaded model to it; swapped in
-        at once (a request sees the old catalog or the new one, see below).
-
-        Every loaded model is grown on a copy (``extend_items``); one that cannot keeps
-        its titles and its pipeline scores the new one by the content member. The
-        pipeline index is rebuilt on the grown catalog (neighbours, genres, dates, the
-        ``added`` times) and the cache generation moves on. The swap appends to the
-        per-title lists first, then replaces the catalog and vocabulary, then the
-        pipelines: a request holding the old pipelines only meets old titles (a
-        history with the new one is read without it), one holding the new pipelines
-        finds every title it returns in the catalog.
+        at once (a request sees the old catalog or the new one, see :meth:`add_titles`).
 
         Returns:
             ``{"item_id", "item_idx", "added_at", "models": {key: grown?},
@@ -258,24 +252,61 @@ class ServiceState:
         Raises:
             KeyError: the item id is in the catalog already.
         """
+        return self.add_titles([body], added_at=[added_at])[0]
+
+    def add_titles(
+        self, bodies: Sequence[TitleIn], *, added_at: Sequence[float | None] | None = None
+    ) -> list[dict[str, Any]]:
+        """Append titles to the catalog and grow every loaded model to them, in one swap.
+
+        Every loaded model is grown on a copy (``extend_items``); one that cannot keeps
+        its titles and its pipeline scores the new ones by the content member. The
+        pipeline index is rebuilt on the grown catalog (neighbours, genres, dates, the
+        ``added`` times) and the cache generation moves on. The swap appends to the
+        per-title lists first, then replaces the catalog and vocabulary, then the
+        pipelines: a request holding the old pipelines only meets old titles (a
+        history with the new one is read without it), one holding the new pipelines
+        finds every title it returns in the catalog.
+
+        Args:
+            bodies: The titles, in the order they get item indices.
+            added_at: When each was added (unix seconds; None: now), e.g. the stored
+                times of :meth:`restore_added_titles`.
+
+        Returns:
+            One ``{"item_id", "item_idx", "added_at", "models", "content_model"}`` per title.
+
+        Raises:
+            KeyError: an item id is in the catalog already, or given twice.
+            ValueError: ``added_at`` is not one time per title.
+        """
+        times = list(added_at) if added_at is not None else [None] * len(bodies)
+        if len(times) != len(bodies):
+            raise ValueError(f"added_at: {len(times)} times for {len(bodies)} titles")
+        if not bodies:
+            return []
         with self._lock:
-            if body.item_id in self.items:
-                raise KeyError(body.item_id)
+            ids = [b.item_id for b in bodies]
+            for iid in ids:
+                if iid in self.items or ids.count(iid) > 1:
+                    raise KeyError(iid)
             t0 = time.perf_counter()
             n_old = self.items.size
-            catalog, kg = grow_catalog(self.catalog, self.kg, [body])
+            catalog, kg = grow_catalog(self.catalog, self.kg, list(bodies))
             slots = self.slots
             models = [lm.pipeline.model for lm in slots.by_key.values()] + [self._member]
             text = self._text_vectors
+            n_add = len(bodies)
             if any(m is not None and needs_text(m) for m in models):
                 text = encode_new_texts(catalog, kg, n_old, self._text_vectors)
             elif text is not None:
-                text = np.concatenate([text, np.zeros((1, text.shape[1]), np.float32)])
+                text = np.concatenate([text, np.zeros((n_add, text.shape[1]), np.float32)])
             side = SideData(catalog=catalog, kg=kg, text_vectors=text)
             now = time.time()
-            added_at = {**self.added_at, body.item_id: now}
+            stamps = [now if at is None else float(at) for at in times]
+            added_at_map = {**self.added_at, **dict(zip(ids, stamps, strict=True))}
             added = np.full(catalog.items.size, np.nan)
-            for iid, at in added_at.items():
+            for iid, at in added_at_map.items():
                 added[catalog.items.index(iid)] = at
             log_, users = self._stats
             train = dataclasses.replace(log_, items=catalog.items)
@@ -304,33 +335,63 @@ class ServiceState:
             new_slots = ModelSlots(
                 default=by_key[slots.default.key], by_key=by_key, loaded_at=slots.loaded_at
             )
-            row = catalog.row(catalog.items.size - 1)
             # the swap: lists (supersets) first, then the catalog, then the pipelines
-            self.item_ids.append(body.item_id)
-            self.titles.append(str(row["title"]))
-            self._titles_lower.append(str(row["title"]).lower())
-            self.item_genres.append(list(body.genres))
+            for k, body in enumerate(bodies):
+                row = catalog.row(n_old + k)
+                self.item_ids.append(body.item_id)
+                self.titles.append(str(row["title"]))
+                self._titles_lower.append(str(row["title"]).lower())
+                self.item_genres.append(list(body.genres))
             self.catalog, self.kg, self._text_vectors = catalog, kg, text
-            self.added_at = added_at
+            self.added_at = added_at_map
             self.items = catalog.items
             self.base, self._member = base, member
             self.slots = new_slots
             self.catalog_generation += 1
             log.info(
-                "added title %s (item_idx %d) in %.2fs; grown: %s; content member %s",
-                body.item_id,
+                "added %d title(s) %s (item_idx %d..) in %.2fs; grown: %s; content member %s",
+                n_add,
+                ids[:5],
                 n_old,
                 time.perf_counter() - t0,
                 report,
                 member.name,
             )
-            return {
-                "item_id": body.item_id,
-                "item_idx": n_old,
-                "added_at": now,
-                "models": report,
-                "content_model": member.name,
-            }
+            return [
+                {
+                    "item_id": iid,
+                    "item_idx": n_old + k,
+                    "added_at": stamps[k],
+                    "models": report,
+                    "content_model": member.name,
+                }
+                for k, iid in enumerate(ids)
+            ]
+
+    def restore_added_titles(self) -> int:
+        """Grow the catalog and models to the titles added to the service before (kept in
+        the store's ``titles`` table with their body and time), oldest first, in one
+        swap: after a restart, and on every worker, they are scored and listed in "New
+        on Primetime" again. Titles already in the catalog (the data set has them now)
+        are skipped; a stored body that no longer validates is logged and skipped.
+
+        Returns:
+            How many titles were added.
+        """
+        bodies: list[TitleIn] = []
+        times: list[float | None] = []
+        for details, at in self.store.added_titles():
+            iid = details.get("item_id")
+            if iid in self.items or any(b.item_id == iid for b in bodies):
+                continue
+            try:
+                bodies.append(TitleIn.model_validate(details))
+            except ValueError as err:
+                log.warning("stored title %r no longer validates, skipped: %s", iid, err)
+                continue
+            times.append(at)
+        self.add_titles(bodies, added_at=times)
+        return len(bodies)
 
     def reload(self) -> ModelSlots:
         """Load the promoted versions again and swap them in atomically.

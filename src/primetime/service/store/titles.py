@@ -66,6 +66,31 @@ class TitlesMixin(StoreBase):
                 s.execute(update(Title), changed)  # ORM bulk UPDATE by primary key
         return TitleSync(len(new), len(changed), len(rows) - len(new) - len(changed))
 
+    def record_added_title(self, item_id: str, details: Mapping[str, Any], added_at: float) -> None:
+        """Keep the body of a title added to the running service, and when, beside its
+        mirror row (:meth:`sync_titles` it first): every worker grows its models to it at
+        start-up (:meth:`added_titles`).
+
+        Raises:
+            KeyError: no mirror row for ``item_id``.
+        """
+        with self._sessions.begin() as s:
+            row = s.get(Title, item_id)
+            if row is None:
+                raise KeyError(item_id)
+            row.details, row.added_at = dict(details), float(added_at)
+
+    def added_titles(self) -> list[tuple[dict[str, Any], float]]:
+        """``(details, added_at)`` of every title added to the running service, oldest first
+        (ties by item id)."""
+        with self._sessions() as s:
+            rows = s.execute(
+                select(Title.details, Title.added_at)
+                .where(Title.added_at.is_not(None))
+                .order_by(Title.added_at, Title.item_id)
+            )
+            return [(dict(d), float(at)) for d, at in rows if d is not None and at is not None]
+
     def title_count(self) -> int:
         """Number of titles in the catalog mirror."""
         with self._sessions() as s:
