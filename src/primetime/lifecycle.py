@@ -38,6 +38,7 @@ from primetime.data.splitdir import open_split_dir
 from primetime.data.splits import (
     Split,
     cold_items_split,
+    last_n_out,
     leave_one_out,
     ratio_split,
     temporal_split,
@@ -48,7 +49,7 @@ from primetime.registry import ModelRegistry, ModelVersion
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("loo", "ratio", "temporal", "cold-items")
+SPLITS = ("loo", "ratio", "temporal", "cold-items", "last-5")
 #: Metrics recorded with a version: the top-N headline and the rating pair.
 RECORDED = ("HR@10", "NDCG@10", "MRR@10", "MAE", "RMSE")
 
@@ -64,6 +65,8 @@ def make_split(dataset: Dataset, kind: str, *, seed: int = 42) -> Split:
         return temporal_split(dataset.interactions)
     if kind == "cold-items":
         return cold_items_split(dataset.interactions)
+    if kind == "last-5":  # a comparison protocol (figures quoted "last 5 held out")
+        return last_n_out(dataset.interactions, 5)
     raise ValueError(f"unknown split {kind!r}; choose one of {SPLITS}")
 
 
