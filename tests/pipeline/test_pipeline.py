@@ -340,6 +340,36 @@ def tv() -> Dataset:
     )
 
 
+def test_a_later_season_waits_for_the_one_it_follows(tv: Dataset) -> None:
+    """Of a show, only the season after the latest one watched (or season 1) is eligible,
+    in every list: seen in the app, "Season 3" in Top picks right after Season 1."""
+    p = RecPipeline.build(None, tv.catalog, tv.interactions)
+    idx = {iid: tv.items.index(iid) for iid in tv.items.ids()}
+    now = dt.datetime(2021, 1, 1, tzinfo=dt.UTC).timestamp()
+
+    def picks(*watched: str) -> set[str]:
+        h = np.array([idx[w] for w in watched], dtype=np.int64)
+        ctx = UserContext(user_idx=None, history=h, timestamps=np.arange(h.size))
+        return {tv.items.ids()[s.item_idx - 1] for s in p.recommend(ctx, 6, now=now)}
+
+    shows = {"s1", "s2", "s3"}
+    assert picks() & shows == {"s1"}
+    assert picks("m1") & shows == {"s1"}
+    assert picks("s1") & shows == {"s2"}
+    assert picks("s1", "s2") & shows == {"s3"}
+    assert picks("s2") & shows == {"s3"}  # the latest watched decides, not the first
+    assert picks("s1", "s2", "s3") & shows == set()
+    # "Continue watching" offers the same season as the other rows may
+    ctx = UserContext(user_idx=None, history=np.array([idx["s1"]]), timestamps=np.array([1]))
+    rows = {c.key: c for c in p.carousels(ctx, now=now, n=5)}
+    assert [c.item_idx for c in rows["continue_watching"].items] == [idx["s2"]]
+    for key, c in rows.items():
+        assert idx["s3"] not in [s.item_idx for s in c.items], key
+    # the evaluation path (score) filters the same way
+    assert p.score([ctx])[0, idx["s3"]] == -np.inf
+    assert np.isfinite(p.score([ctx])[0, idx["s2"]])
+
+
 def test_carousels(tv: Dataset) -> None:
     p = RecPipeline.build(None, tv.catalog, tv.interactions)
     idx = {iid: tv.items.index(iid) for iid in tv.items.ids()}
@@ -366,7 +396,8 @@ def test_carousels(tv: Dataset) -> None:
         assert idx["m3"] not in items, key  # unreleased at `now`
         if key != "continue_watching":
             assert not seen & set(items), key
-    assert [s.item_idx for s in rows["new_releases"].items][0] == idx["s3"]  # 2020 is newest
+    # S3 (2020) is the newest title, but not eligible before S2 is watched (the TV rule)
+    assert [s.item_idx for s in rows["new_releases"].items][0] == idx["s2"]
     # only the requested rows, in the requested order; S3 is not "next" before S2 is seen
     only = p.carousels(ctx, now=now, rows=("trending", "continue_watching"), n=5)
     assert [c.key for c in only] == ["trending", "continue_watching"]
