@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import polars as pl
 
+from primetime.data.catalog import Catalog
 from primetime.eval.evalset import EvalSet
 from primetime.eval.topn import evaluate
 from primetime.lifecycle import Prepared
@@ -52,8 +54,8 @@ def base_pipeline(prepared: Prepared) -> RecPipeline:
     built as :class:`~primetime.service.state.ServiceState` builds it on its log."""
     sp = prepared.split
     catalog = prepared.side.catalog
-    if catalog is None:
-        raise ValueError("the served pipeline needs a catalog (items.tsv beside a split folder)")
+    if catalog is None:  # a split folder without items.tsv: titles without metadata
+        catalog = Catalog.from_frame(pl.DataFrame({"item_id": sp.items.ids()}))
     users = prepared.dataset.users if prepared.dataset is not None else None
     return RecPipeline.build(None, catalog, sp.train, users=users)
 

@@ -457,3 +457,25 @@ def test_catalog_without_genres_recommends_and_fills_rows(planted: Dataset) -> N
     assert rows and all(r.items for r in rows)
     cold = pipe.recommend(UserContext(user_idx=None, history=np.zeros(0, np.int64)), 3)
     assert len(cold) == 3
+
+
+def test_a_served_list_is_the_prefix_of_a_longer_one(planted: Dataset) -> None:
+    """With MMR on, the 10 titles of k=10 are the first 10 of k=20 (the evaluator reads
+    @5/@10/@20 from one list of 20); with a pool that grows with k (``mmr_pool=0``, the
+    former rule) they are not, for these histories."""
+    differ = []
+    for pool in (PipelineConfig().mmr_pool, 0):
+        p = RecPipeline.build(
+            None, planted.catalog, planted.interactions, config=PipelineConfig(mmr_pool=pool)
+        ).with_weights(BlendWeights(diversity=0.3))
+        n = 0
+        for h in ([5, 6, 7], [25, 26], [10], [1, 2, 21, 3]):
+            ctx = UserContext(user_idx=None, history=np.array(h), timestamps=np.arange(len(h)))
+            ten = [s.item_idx for s in p.recommend(ctx, 10)]
+            twenty = [s.item_idx for s in p.recommend(ctx, 20)]
+            assert len(ten) == 10 and len(twenty) == 20
+            n += twenty[:10] != ten
+            if pool:
+                assert [s.item_idx for s in p.recommend(ctx, 5)] == ten[:5]
+        differ.append(n)
+    assert differ[0] == 0 and differ[1] > 0
