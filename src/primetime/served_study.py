@@ -32,16 +32,20 @@ from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BLEND_GRID", "BlendTrial", "served_model", "served_name", "tune_blend"]
+__all__ = ["BLEND_GRID", "MMR_GRID", "BlendTrial", "served_model", "served_name", "tune_blend"]
 
-#: The small grid ``--blend-grid`` searches on valid (the model's weight stays 1;
-#: popularity and trending move together).
+#: The small grid ``--blend-grid`` searches on valid, in two stages: every blend
+#: below at the current MMR strength, then the MMR strengths of :data:`MMR_GRID` for
+#: the best blend (the model's weight stays 1; popularity and trending move together).
+#: Small because a point costs a served list per valid user (seconds on a quiet core).
 BLEND_GRID: dict[str, tuple[float, ...]] = {
-    "realtime": (0.0, 0.1, 0.3),
+    "realtime": (0.0, 0.3),
     "content": (0.0, 0.3),
     "popularity": (0.0, 0.1),
-    "diversity": (0.0, 0.1, 0.2),
+    "diversity": (0.1,),
 }
+#: MMR strengths tried for the best blend of the first stage.
+MMR_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
 
 
 def served_name(model: str) -> str:
@@ -109,12 +113,14 @@ def tune_blend(
     base: RecPipeline | None = None,
     k: int = 10,
     grid: dict[str, tuple[float, ...]] | None = None,
+    mmr_grid: Sequence[float] | None = None,
 ) -> tuple[BlendWeights, list[BlendTrial], dict[str, float]]:
     """Search the blend on valid (history = train, target = the valid interaction).
 
-    Selection: the best valid NDCG@10 among the points whose Diversity@10 (mean
-    pairwise genre dissimilarity inside a list) is at least the bare model's on the
-    same users (the diversity floor); ties keep the earlier point of the grid.
+    Two stages: every blend of ``grid``, then the MMR strengths of ``mmr_grid`` for
+    the best of them. Selection: the best valid NDCG@10 among the points whose
+    Diversity@10 (mean pairwise genre dissimilarity inside a list) is at least the bare
+    model's on the same users (the diversity floor); ties keep the earlier point.
 
     Returns:
         The chosen weights, every trial, and the bare model's valid figures.
@@ -130,25 +136,39 @@ def tune_blend(
     bare_figs = {m: float(bare[m]) for m in keep}
     floor = bare_figs["Diversity@10"]
     trials: list[BlendTrial] = []
-    keys = list(grid)
-    for values in itertools.product(*(grid[key] for key in keys)):
-        point = dict(zip(keys, values, strict=True))
-        w = BlendWeights(
-            model=1.0,
-            realtime=point.get("realtime", 0.0),
-            content=point.get("content", 0.0),
-            popularity=point.get("popularity", 0.0),
-            trending=point.get("trending", point.get("popularity", 0.0)),
-            diversity=point.get("diversity", 0.0),
-        )
+
+    def trial(w: BlendWeights) -> BlendTrial:
+        for t in trials:
+            if t.weights == w:
+                return t
         served = served_model(cached, base, k=k, weights=w)
         res = evaluate(served, valid, ks=(k,), catalog=catalog, train=sp.train).summary()
         figs = {m: float(res[m]) for m in keep}
         trials.append(BlendTrial(w, figs, figs["Diversity@10"] >= floor))
-        log.info("blend %s: valid %s", point, figs)
-    ok = [t for t in trials if t.eligible] or trials
-    best = max(ok, key=lambda t: t.figures["NDCG@10"])  # max keeps the first of equals
-    return best.weights, trials, bare_figs
+        log.info("blend %s: valid %s", w, figs)
+        return trials[-1]
+
+    def best() -> BlendTrial:
+        ok = [t for t in trials if t.eligible] or trials
+        return max(ok, key=lambda t: t.figures["NDCG@10"])  # max keeps the first of equals
+
+    keys = list(grid)
+    for values in itertools.product(*(grid[key] for key in keys)):
+        point = dict(zip(keys, values, strict=True))
+        trial(
+            BlendWeights(
+                model=1.0,
+                realtime=point.get("realtime", 0.0),
+                content=point.get("content", 0.0),
+                popularity=point.get("popularity", 0.0),
+                trending=point.get("trending", point.get("popularity", 0.0)),
+                diversity=point.get("diversity", 0.0),
+            )
+        )
+    stage1 = best().weights
+    for d in mmr_grid if mmr_grid is not None else MMR_GRID:
+        trial(dataclasses.replace(stage1, diversity=d))
+    return best().weights, trials, bare_figs
 
 
 def weights_dict(w: BlendWeights) -> dict[str, Any]:
@@ -169,7 +189,8 @@ def grid_markdown(grids: dict[str, Any], stamp: dict[str, Any]) -> str:
     ]
     lines += [
         "Each point is the served pipeline (model weight 1; popularity and trending "
-        "equal) scored on **valid** (history = train, target = the valid interaction), "
+        "equal; first every blend at MMR 0.1, then MMR strengths for the best) scored "
+        "on **valid** (history = train, target = the valid interaction), "
         "lists of 10. Eligible: Diversity@10 (mean pairwise genre dissimilarity in a "
         "list) not below the bare model's on the same users. The pick: the best valid "
         "NDCG@10 among the eligible points.",
