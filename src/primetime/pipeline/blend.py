@@ -118,10 +118,8 @@ class BlendWeights:
         """Weight 1 on ``component``, 0 elsewhere (for ablations and tests)."""
         if component not in COMPONENTS:
             raise ValueError(f"unknown component {component!r}; known: {COMPONENTS}")
-        values = {c: 1.0 if c == component else 0.0 for c in COMPONENTS}
-        return cls(  # type: ignore[arg-type]
-            **values, diversity=diversity, cold_realtime=0.0, cold_content=0.0
-        )
+        values: dict[str, Any] = {c: 1.0 if c == component else 0.0 for c in COMPONENTS}
+        return cls(**values, diversity=diversity, cold_realtime=0.0, cold_content=0.0)
 
     def vector(self) -> np.ndarray:
         """(C,) float64 weights in :data:`COMPONENTS` order."""
