@@ -148,6 +148,11 @@ class BenchmarkSpec:
         register: Also store every fitted model as a new (unpromoted) version in
             this registry, with its test figures.
         overrides: ``{"MODEL.KEY": value}`` options of single models (``--set``).
+        pipeline: Also score each model *served*: the list ``GET /recommendations``
+            returns (the RecPipeline with its filters, blend, MMR re-rank and real-time
+            preferences from the user's events), as ``served-<model>`` (Task A only).
+        blend_grid: With ``pipeline``, also search the blend weights and MMR strength on
+            valid (:func:`primetime.served_study.tune_blend`) and score the pick on test.
     """
 
     data: str = "ml-100k"
@@ -166,6 +171,8 @@ class BenchmarkSpec:
     versus: tuple[str, ...] = ()
     register: ModelRegistry | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    pipeline: bool = False
+    blend_grid: bool = False
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -178,6 +185,10 @@ class BenchmarkSpec:
             raise ValueError(f"task must be 'topn' or 'rating', got {self.task!r}")
         if self.k < 1:
             raise ValueError(f"--k must be >= 1, got {self.k}")
+        if (self.pipeline or self.blend_grid) and self.task != "topn":
+            raise ValueError("--pipeline scores served top-N lists: it needs --task topn")
+        if self.blend_grid and not self.pipeline:
+            raise ValueError("--blend-grid searches the served pipeline: add --pipeline")
         for n in self.names:
             cls = get_model_class(n)  # names an unknown model and lists the known ones
             if self.task == "rating" and cls.task != "rating":
@@ -242,8 +253,15 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
         metric = "RMSE" if task == "rating" else "NDCG@10"
         console.print(f"  tune {name} {cfg} → valid {metric} {value:.4f}", soft_wrap=True)
 
+    if spec.pipeline and test_candidates is not None:
+        raise ValueError(
+            "--pipeline scores the served lists over the whole catalog; this split ranks "
+            "among candidate titles only: drop --pipeline"
+        )
     runs: list[ModelRun] = []
     extra_results: list[Any] = []  # sampled-100, a separate section of the report
+    grids: dict[str, Any] = {}
+    served_base = None
     ks = tuple(sorted({5, 10, 20, k}))
     test_set = EvalSet.for_test(sp) if task == "topn" else None
     for n in names:
@@ -284,6 +302,31 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
             mv = register_run(trained, spec.register, test=figures, notes="primetime benchmark")
             console.print(f"  registered {mv.name} {mv.version} (not promoted)")
         runs.append(run)
+        if spec.pipeline:
+            from primetime.served_study import base_pipeline
+
+            assert test_set is not None
+            if served_base is None:
+                served_base = base_pipeline(prepared)
+            for extra, served in _served_runs(
+                spec, trained.model, prepared, served_base, grids, console
+            ):
+                with progress_bar(f"evaluating {extra.name} (users)", console) as progress:
+                    extra.result = evaluate(
+                        served,
+                        test_set,
+                        ks=ks,
+                        catalog=catalog,
+                        train=sp.train,
+                        progress=progress,
+                    )
+                if sampled:
+                    extra_results.append(evaluate_sampled(served, test_set, ks=ks, seed=seed))
+                console.print(
+                    f"  {extra.name}: NDCG@10 {extra.result.summary()['NDCG@10']:.4f}",
+                    soft_wrap=True,
+                )
+                runs.append(extra)
 
     if world is not None and task == "topn":
         assert test_set is not None
@@ -316,6 +359,7 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
             "configs": {r.name: r.config for r in runs},
             "tuning_on_valid": {r.name: r.tuning for r in runs if r.tuning},
             "training": {r.name: r.training for r in runs if r.training},
+            **({"blend_grid_on_valid": grids} if grids else {}),
         },
     )
     results = [r.result for r in runs]
@@ -345,6 +389,11 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
         or paths.reports_dir() / f"{data_name.replace('/', '_').replace(':', '_')}-{task}"
     )
     written = rep.write(target)
+    if grids:
+        from primetime.served_study import grid_markdown
+
+        (Path(target) / "blend-grid.md").write_text(grid_markdown(grids, stamp), encoding="utf-8")
+        summary["blend_grid"] = grids
     if export_topk is not None and task == "topn":
         export_topk.mkdir(parents=True, exist_ok=True)
         for r in runs:
@@ -357,6 +406,57 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
         out.print(_topn_table(runs, n_boot) if task == "topn" else _rating_table(runs))
         out.print(f"report: {written['markdown']}")
     return summary
+
+
+def _served_runs(
+    spec: BenchmarkSpec,
+    model: Recommender,
+    prepared: Prepared,
+    base: Any,
+    grids: dict[str, Any],
+    console: Any,
+) -> list[tuple[ModelRun, Any]]:
+    """The served pipeline around ``model`` with the default weights (what is served)
+    and, with ``--blend-grid``, with the weights the grid picks on valid."""
+    from primetime.pipeline.blend import BlendWeights
+    from primetime.served_study import served_model, tune_blend, weights_dict
+
+    kmax = max(5, 10, 20, spec.k)
+    default = BlendWeights()
+    first = served_model(model, base, k=kmax)
+    out = [
+        (
+            ModelRun(
+                name=first.name,
+                config={"weights": weights_dict(default), "list_length": kmax},
+                fit_seconds=0.0,
+            ),
+            first,
+        )
+    ]
+    if spec.blend_grid:
+        with console.status(f"blend grid on valid around {model.name}…"):
+            chosen, trials, bare = tune_blend(model, prepared, base=base)
+        grids[model.name] = {
+            "bare_valid": bare,
+            "diversity_floor": bare["Diversity@10"],
+            "chosen": weights_dict(chosen),
+            "trials": [
+                {"weights": weights_dict(t.weights), "valid": t.figures, "eligible": t.eligible}
+                for t in trials
+            ],
+        }
+        console.print(f"  blend grid on valid picks {weights_dict(chosen)}", soft_wrap=True)
+        if chosen != default:
+            m = served_model(model, base, k=kmax, weights=chosen)
+            m.name = f"{m.name}-grid"
+            run = ModelRun(
+                name=m.name,
+                config={"weights": weights_dict(chosen), "list_length": kmax},
+                fit_seconds=0.0,
+            )
+            out.append((run, m))
+    return out
 
 
 def _topn_table(runs: Sequence[ModelRun], n_boot: int) -> Any:

@@ -38,6 +38,7 @@ from primetime.data.splitdir import open_split_dir
 from primetime.data.splits import (
     Split,
     cold_items_split,
+    last_n_out,
     leave_one_out,
     ratio_split,
     temporal_split,
@@ -49,7 +50,7 @@ from primetime.registry import ModelRegistry, ModelVersion
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("loo", "ratio", "temporal", "cold-items", "slice")
+SPLITS = ("loo", "ratio", "temporal", "cold-items", "slice", "last-5")
 #: Length of the newest time slice of the ``slice`` split, and of its valid part.
 SLICE_DAYS = 2.0
 #: Metrics recorded with a version: the top-N headline and the rating pair.
@@ -72,6 +73,8 @@ def make_split(
         return cold_items_split(dataset.interactions)
     if kind == "slice":
         return time_slice_split(dataset.interactions, test_seconds=slice_days * 86400.0)
+    if kind == "last-5":  # a comparison protocol (figures quoted "last 5 held out")
+        return last_n_out(dataset.interactions, 5)
     raise ValueError(f"unknown split {kind!r}; choose one of {SPLITS}")
 
 

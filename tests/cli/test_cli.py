@@ -440,3 +440,32 @@ def test_ablate_a_content_model_runs_its_own_study(tmp_path, planted):
     assert r.exit_code == 2 and "no default ablations for 'itemknn'" in r.output
     r = runner.invoke(app, [*args, "--split", "ratio"])
     assert r.exit_code == 2 and "--split must be 'loo' or 'cold-items'" in r.output
+
+
+def test_benchmark_pipeline_scores_and_exports_the_served_lists(split_dir, tmp_path, planted):
+    """`--pipeline` adds `served-<model>` (the list GET /recommendations returns), paired
+    against --versus and exported like the bare models; a list of 10 is the first 10 of
+    the exported 20 (tests/service/test_served_is_evaluated.py checks it is the API's)."""
+    out, rep = tmp_path / "topk", tmp_path / "rep"
+    args = ["benchmark", "--split-dir", str(split_dir), "--models", "popularity,itemknn"]
+    r = runner.invoke(
+        app,
+        [*args, "--pipeline", "--versus", "itemknn", "--export-topk", str(out), "--k", "20"]
+        + ["--report", str(rep), "--n-boot", "20", "--json"],
+    )
+    data = _json_stdout(r)
+    assert set(data["models"]) == {"popularity", "itemknn", "served-popularity", "served-itemknn"}
+    tests = json.loads((rep / "report.json").read_text())["sections"][0]["paired_tests"]
+    assert ("served-itemknn", "itemknn") in {(t["model"], t["reference"]) for t in tests}
+    train = pl.read_csv(split_dir / "train.tsv", separator="\t", infer_schema=False)
+    valid = pl.read_csv(split_dir / "valid.tsv", separator="\t", infer_schema=False)
+    seen = set(zip(train["user_id"], train["item_id"], strict=True)) | set(
+        zip(valid["user_id"], valid["item_id"], strict=True)
+    )
+    served = pl.read_csv(out / "served-itemknn.tsv", separator="\t", infer_schema=False)
+    bare = pl.read_csv(out / "itemknn.tsv", separator="\t", infer_schema=False)
+    assert served.height > 0 and served["rank"].cast(int).max() <= 20
+    assert not set(zip(served["user_id"], served["item_id"], strict=True)) & seen
+    assert not served.equals(bare), "the served lists are the pipeline's, not the model's"
+    bad = runner.invoke(app, [*args, "--blend-grid"])
+    assert bad.exit_code != 0 and "--pipeline" in bad.output

@@ -9,7 +9,13 @@ import pytest
 from primetime.data import Dataset
 from primetime.data.errors import DataFormatError
 from primetime.data.splitdir import read_split_dir, write_split_dir
-from primetime.data.splits import leave_one_out, ratio_split, temporal_split, time_slice_split
+from primetime.data.splits import (
+    last_n_out,
+    leave_one_out,
+    ratio_split,
+    temporal_split,
+    time_slice_split,
+)
 
 
 def _ds(rows):
@@ -42,6 +48,27 @@ def test_loo_orders_by_time_not_file():
     s = leave_one_out(ds.interactions)
     assert s.test.to_polars(ids=True)["item_id"].to_list() == ["late"]
     assert s.valid.to_polars(ids=True)["item_id"].to_list() == ["mid"]
+
+
+def test_last_5_holds_out_the_newest_five_by_time():
+    # user 1: 8 events in shuffled file order; user 2: 6 events (< 5 + 2): train only
+    rows = [(1, f"i{t}", 3, t) for t in (5, 1, 8, 3, 7, 2, 6, 4)]
+    rows += [(2, f"i{t}", 3, t) for t in range(6)]
+    s = last_n_out(_ds(rows).interactions, 5)
+    assert s.protocol == "last-5"
+    assert sorted(s.test.to_polars(ids=True)["item_id"].to_list()) == [
+        "i4",
+        "i5",
+        "i6",
+        "i7",
+        "i8",
+    ]
+    assert s.valid.to_polars(ids=True)["item_id"].to_list() == ["i3"]
+    train = s.train.to_polars(ids=True).select("user_id", "item_id").rows()
+    assert sorted(i for u, i in train if u == "1") == ["i1", "i2"]
+    assert len([1 for u, _ in train if u == "2"]) == 6
+    with pytest.raises(ValueError, match="n must be"):
+        last_n_out(_ds(rows).interactions, 0)
 
 
 def test_ratio_split_is_the_documented_permutation():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -36,9 +37,15 @@ REASON_CODES = {
 }
 
 
+#: Every component on (the former hand-set default): the tests of the real-time,
+#: content and diversity stages need them, which the served default (chosen on valid
+#: around SASRec) leaves at 0 for warm users.
+ALL_ON = BlendWeights(realtime=0.3, content=0.3, popularity=0.1, trending=0.1, diversity=0.1)
+
+
 @pytest.fixture(scope="module")
 def pipe(planted: Dataset) -> RecPipeline:
-    return RecPipeline.build(None, planted.catalog, planted.interactions)
+    return RecPipeline.build(None, planted.catalog, planted.interactions, weights=ALL_ON)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +124,7 @@ def test_recommend_basics(pipe: RecPipeline) -> None:
     assert set(items[:5]) <= set(DRAMA)  # the user's half comes first
     assert all(r.reason.code in REASON_CODES and r.reason.text for r in recs)
     assert all(set(r.components) == {"realtime", "content", "popularity", "trending"} for r in recs)
-    plain = pipe.with_weights(BlendWeights(diversity=0.0)).recommend(ctx, 10)
+    plain = pipe.with_weights(dataclasses.replace(ALL_ON, diversity=0.0)).recommend(ctx, 10)
     assert [r.score for r in plain] == sorted((r.score for r in plain), reverse=True)
     # the neighbour of the newest title is explained by it
     assert any(r.reason.code == X.BECAUSE_WATCHED for r in recs)
@@ -288,13 +295,13 @@ def test_model_blend_recommends_with_reasons(
 
 def test_diversity_rerank_mixes_genres(pipe: RecPipeline) -> None:
     ctx = drama_ctx()
-    plain = pipe.with_weights(BlendWeights(diversity=0.0)).recommend(ctx, 10)
-    mixed = pipe.with_weights(BlendWeights(diversity=0.8)).recommend(ctx, 10)
+    plain = pipe.with_weights(dataclasses.replace(ALL_ON, diversity=0.0)).recommend(ctx, 10)
+    mixed = pipe.with_weights(dataclasses.replace(ALL_ON, diversity=0.8)).recommend(ctx, 10)
     assert not any(r.item_idx in COMEDY for r in plain[:5])
     assert any(r.item_idx in COMEDY for r in mixed[:5])
     assert plain[0].item_idx == mixed[0].item_idx  # MMR starts with the best title
     # score() applies the same re-rank to the head of the list
-    s = pipe.with_weights(BlendWeights(diversity=0.8)).score([ctx])[0]
+    s = pipe.with_weights(dataclasses.replace(ALL_ON, diversity=0.8)).score([ctx])[0]
     s[ctx.history] = -np.inf
     assert set(np.argsort(-s)[:5].tolist()) & set(COMEDY)
 
@@ -340,6 +347,36 @@ def tv() -> Dataset:
     )
 
 
+def test_a_later_season_waits_for_the_one_it_follows(tv: Dataset) -> None:
+    """Of a show, only the season after the latest one watched (or season 1) is eligible,
+    in every list: seen in the app, "Season 3" in Top picks right after Season 1."""
+    p = RecPipeline.build(None, tv.catalog, tv.interactions)
+    idx = {iid: tv.items.index(iid) for iid in tv.items.ids()}
+    now = dt.datetime(2021, 1, 1, tzinfo=dt.UTC).timestamp()
+
+    def picks(*watched: str) -> set[str]:
+        h = np.array([idx[w] for w in watched], dtype=np.int64)
+        ctx = UserContext(user_idx=None, history=h, timestamps=np.arange(h.size))
+        return {tv.items.ids()[s.item_idx - 1] for s in p.recommend(ctx, 6, now=now)}
+
+    shows = {"s1", "s2", "s3"}
+    assert picks() & shows == {"s1"}
+    assert picks("m1") & shows == {"s1"}
+    assert picks("s1") & shows == {"s2"}
+    assert picks("s1", "s2") & shows == {"s3"}
+    assert picks("s2") & shows == {"s3"}  # the latest watched decides, not the first
+    assert picks("s1", "s2", "s3") & shows == set()
+    # "Continue watching" offers the same season as the other rows may
+    ctx = UserContext(user_idx=None, history=np.array([idx["s1"]]), timestamps=np.array([1]))
+    rows = {c.key: c for c in p.carousels(ctx, now=now, n=5)}
+    assert [c.item_idx for c in rows["continue_watching"].items] == [idx["s2"]]
+    for key, c in rows.items():
+        assert idx["s3"] not in [s.item_idx for s in c.items], key
+    # the evaluation path (score) filters the same way
+    assert p.score([ctx])[0, idx["s3"]] == -np.inf
+    assert np.isfinite(p.score([ctx])[0, idx["s2"]])
+
+
 def test_carousels(tv: Dataset) -> None:
     p = RecPipeline.build(None, tv.catalog, tv.interactions)
     idx = {iid: tv.items.index(iid) for iid in tv.items.ids()}
@@ -366,7 +403,8 @@ def test_carousels(tv: Dataset) -> None:
         assert idx["m3"] not in items, key  # unreleased at `now`
         if key != "continue_watching":
             assert not seen & set(items), key
-    assert [s.item_idx for s in rows["new_releases"].items][0] == idx["s3"]  # 2020 is newest
+    # S3 (2020) is the newest title, but not eligible before S2 is watched (the TV rule)
+    assert [s.item_idx for s in rows["new_releases"].items][0] == idx["s2"]
     # only the requested rows, in the requested order; S3 is not "next" before S2 is seen
     only = p.carousels(ctx, now=now, rows=("trending", "continue_watching"), n=5)
     assert [c.key for c in only] == ["trending", "continue_watching"]
@@ -426,3 +464,25 @@ def test_catalog_without_genres_recommends_and_fills_rows(planted: Dataset) -> N
     assert rows and all(r.items for r in rows)
     cold = pipe.recommend(UserContext(user_idx=None, history=np.zeros(0, np.int64)), 3)
     assert len(cold) == 3
+
+
+def test_a_served_list_is_the_prefix_of_a_longer_one(planted: Dataset) -> None:
+    """With MMR on, the 10 titles of k=10 are the first 10 of k=20 (the evaluator reads
+    @5/@10/@20 from one list of 20); with a pool that grows with k (``mmr_pool=0``, the
+    former rule) they are not, for these histories."""
+    differ = []
+    for pool in (PipelineConfig().mmr_pool, 0):
+        p = RecPipeline.build(
+            None, planted.catalog, planted.interactions, config=PipelineConfig(mmr_pool=pool)
+        ).with_weights(BlendWeights(diversity=0.3))
+        n = 0
+        for h in ([5, 6, 7], [25, 26], [10], [1, 2, 21, 3]):
+            ctx = UserContext(user_idx=None, history=np.array(h), timestamps=np.arange(len(h)))
+            ten = [s.item_idx for s in p.recommend(ctx, 10)]
+            twenty = [s.item_idx for s in p.recommend(ctx, 20)]
+            assert len(ten) == 10 and len(twenty) == 20
+            n += twenty[:10] != ten
+            if pool:
+                assert [s.item_idx for s in p.recommend(ctx, 5)] == ten[:5]
+        differ.append(n)
+    assert differ[0] == 0 and differ[1] > 0

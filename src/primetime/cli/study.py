@@ -37,8 +37,9 @@ def benchmark(
     split: Annotated[
         str,
         typer.Option(
-            help="loo, ratio, temporal or cold-items (new titles: the newest 10% of titles "
-            "held out of train, test ranked among them only); default loo for topn, ratio "
+            help="loo, ratio, temporal, cold-items (new titles: the newest 10% of titles "
+            "held out of train, test ranked among them only) or last-5 (a comparison "
+            "protocol: each user's last 5 events are test); default loo for topn, ratio "
             "for rating."
         ),
     ] = "",
@@ -108,6 +109,27 @@ def benchmark(
             "`--set ensemble.members=itemknn,als`.",
         ),
     ] = None,
+    pipeline: Annotated[
+        bool,
+        typer.Option(
+            "--pipeline",
+            help="Also score each model as served (`served-<model>`): the list "
+            "GET /recommendations returns for the same history (candidate filters, blend, "
+            "MMR re-rank, real-time preferences from the user's events up to the held-out "
+            "one), by the service's own code; paired with --versus and exported with "
+            "--export-topk like the bare models.",
+        ),
+    ] = False,
+    blend_grid: Annotated[
+        bool,
+        typer.Option(
+            "--blend-grid",
+            help="With --pipeline: search the blend weights and MMR strength on valid "
+            "(best NDCG@10 with Diversity@10 not below the bare model's), write "
+            "blend-grid.md to the report and score the pick on test as "
+            "`served-<model>-grid`.",
+        ),
+    ] = False,
 ) -> None:
     """Train several models on one split and compare them on test with 95% CIs,
     a paired Wilcoxon test against popularity, breakdowns and plots."""
@@ -130,6 +152,8 @@ def benchmark(
         versus=split_models(versus),
         register=registry(registry_dir) if register else None,
         overrides=parse_overrides(options or []),
+        pipeline=pipeline,
+        blend_grid=blend_grid,
     )
     summary = run_benchmark(spec, console=err, out=out, as_json=as_json)
     if as_json:

@@ -111,6 +111,33 @@ def leave_one_out(inter: Interactions) -> Split:
     )
 
 
+def last_n_out(inter: Interactions, n: int = 5) -> Split:
+    """Each user's last ``n`` events (time order, ties in file order) are test, the one
+    before valid, the rest train; users with fewer than ``n + 2`` events stay in train.
+
+    Not the project's protocol (that is :func:`leave_one_out`): a comparison protocol
+    for figures quoted under "last-n held out"; HR@K counts a hit when any of the ``n``
+    is in the top K. Protocol label ``last-<n>``.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
+    indptr, order = inter.user_histories()
+    counts = np.diff(indptr)
+    role = np.zeros(len(inter), dtype=np.int8)  # by sorted position: 0 train, 1 valid, 2 test
+    ends = indptr[1:][counts >= n + 2]
+    for j in range(1, n + 1):
+        role[ends - j] = 2
+    role[ends - n - 1] = 1
+    row_role = np.empty(len(inter), dtype=np.int8)
+    row_role[order] = role
+    return Split(
+        train=inter.take(row_role == 0),
+        valid=inter.take(row_role == 1),
+        test=inter.take(row_role == 2),
+        protocol=f"last-{n}",
+    )
+
+
 def ratio_split(
     inter: Interactions, *, train_frac: float = 0.9, valid_frac: float = 0.0, seed: int = 42
 ) -> Split:

@@ -59,6 +59,10 @@ class PipelineConfig:
         recent_items: History titles (newest first) used by the content component.
         recent_decay: Weight of the j-th newest of them is ``recent_decay ** j``.
         rerank_depth: Positions :meth:`RecPipeline.score` re-ranks with MMR.
+        mmr_pool: Fewest titles a served list's MMR re-rank chooses among; lists up to
+            ``(mmr_pool - 20)`` long are then prefixes of each other (the 10 titles of
+            ``k=10`` are the first 10 of ``k=20``), so one evaluated list of 20 scores
+            @5, @10 and @20 of the lists the API returns.
         min_segment_users: Fewest users a demographic cell needs to be used.
     """
 
@@ -74,6 +78,7 @@ class PipelineConfig:
     recent_items: int = 20
     recent_decay: float = 0.85
     rerank_depth: int = 50
+    mmr_pool: int = 60
     min_segment_users: int = 20
 
     def __post_init__(self) -> None:
@@ -236,6 +241,24 @@ class PipelineIndex:
     def genre_unit64(self) -> np.ndarray:
         """``genre_unit`` in float64, for products with float64 preference vectors."""
         return self.genre_unit.astype(np.float64)
+
+    @functools.cached_property
+    def seasons(self) -> tuple[np.ndarray, np.ndarray]:
+        """(V,) int64 show of each season-level title (the item_idx of its first season;
+        0 for titles that are not one of two or more seasons) and (V,) int64 its place
+        in the show (1 = first season; 0 for other titles), from ``next_season``."""
+        v = self.next_season.size
+        prev = np.zeros(v, dtype=np.int64)
+        has_next = np.flatnonzero(self.next_season)
+        prev[self.next_season[has_next]] = has_next
+        show = np.zeros(v, dtype=np.int64)
+        place = np.zeros(v, dtype=np.int64)
+        for first in has_next[prev[has_next] == 0].tolist():  # first seasons
+            i, n = first, 1
+            while i and not show[i]:  # `not show[i]` guards a malformed cycle
+                show[i], place[i] = first, n
+                i, n = int(self.next_season[i]), n + 1
+        return show, place
 
     @functools.cached_property
     def genre_index(self) -> dict[str, int]:

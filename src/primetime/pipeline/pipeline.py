@@ -343,8 +343,11 @@ class RecPipeline:
         ``serve`` adds the request-time filters (unreleased at ``now``);
         evaluation (:meth:`score`) leaves them out, as models do.
         """
-        allowed = np.repeat(self._static_mask(kind, genre)[None, :], len(reqs), axis=0)
+        static = self._static_mask(kind, genre)
+        allowed = np.repeat(static[None, :], len(reqs), axis=0)
+        show, place = self.index.seasons
         for b, r in enumerate(reqs):
+            self._season_rule(allowed[b], static, r.ctx.history, show, place)
             if exclude_seen:
                 allowed[b, r.ctx.history] = False
             allowed[b, r.exclude] = False
@@ -352,6 +355,33 @@ class RecPipeline:
             if serve and r.release_now is not None:
                 allowed[b] &= ~(self.index.release_day > r.release_now / DAY)  # NaN: kept
         return allowed
+
+    def _season_rule(
+        self,
+        allowed: np.ndarray,
+        static: np.ndarray,
+        history: np.ndarray,
+        show: np.ndarray,
+        place: np.ndarray,
+    ) -> None:
+        """TV: of each show, only the season after the latest one watched (the season
+        "Continue watching" offers), or the first season when none was watched, may be
+        recommended: never season 3 straight after season 1. ``allowed`` (V,) is
+        changed in place; ``static`` (V,) is the request's catalog mask."""
+        allowed &= place <= 1
+        watched = history[show[history] > 0] if history.size else history
+        if not watched.size:
+            return
+        shows = np.unique(show[watched])
+        allowed &= ~np.isin(show, shows)  # every season of a show the user started …
+        latest: dict[int, int] = {}
+        for i in watched.tolist():
+            s = int(show[i])
+            if place[i] > place[latest.get(s, 0)]:
+                latest[s] = i
+        nxt = self.index.next_season[np.fromiter(latest.values(), np.int64, len(latest))]
+        nxt = nxt[nxt > 0]
+        allowed[nxt] = static[nxt]  # … but the next one
 
     # ---------------------------------------------------- stage 3: rank
     def _rank(self, contexts: Sequence[UserContext]) -> np.ndarray | None:
@@ -498,7 +528,9 @@ class RecPipeline:
             for b, c in enumerate(contexts)
         ]
         blend = self._run(reqs, kind=kind, genre=genre, exclude_seen=exclude_seen, keep_parts=True)
-        chosen = _select(self.index.genre_unit, blend.total, k, self.weights.diversity)
+        chosen = _select(
+            self.index.genre_unit, blend.total, k, self.weights.diversity, self.config.mmr_pool
+        )
         return [_explain(self.index, b, chosen[b], blend) for b in range(n)]
 
     def score(self, contexts: Sequence[UserContext]) -> np.ndarray:

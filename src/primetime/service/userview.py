@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from primetime.data.events import EventType
-from primetime.pipeline.realtime import EVENT_WEIGHTS, GenrePreferences, ItemGenres, genres_of
+from primetime.pipeline.realtime import GenrePreferences, ItemGenres
+from primetime.pipeline.served import HISTORY_EVENTS, LOW_RATING, PREFERENCE_EVENTS, UserFold
 from primetime.service.store import Action, EventStore, UserRecord
 from primetime.types import UserContext
 
@@ -35,21 +35,16 @@ log = logging.getLogger(__name__)
 
 #: Events read per request to rebuild a user's context (most recent kept).
 HISTORY_LIMIT = 1000
-#: Event types that put a title into the history a model reads.
-HISTORY_EVENTS: frozenset[str] = frozenset(
-    {
-        EventType.CLICK,
-        EventType.PLAY,
-        EventType.COMPLETE,
-        EventType.LIKE,
-        EventType.ADD_TO_LIST,
-        EventType.RATE,
-    }
-)
-#: Ratings below this count as a dislike, not as history.
-LOW_RATING = 3.0
-#: Event types that move the live genre preferences.
-PREFERENCE_EVENTS: frozenset[str] = frozenset({*EVENT_WEIGHTS, EventType.RATE})
+# what an event does to the history, dislikes and preferences is the pipeline's fold
+# (primetime.pipeline.served.UserFold), which the evaluation replays too
+__all__ = [
+    "HISTORY_EVENTS",
+    "HISTORY_LIMIT",
+    "LOW_RATING",
+    "PREFERENCE_EVENTS",
+    "UserView",
+    "UserViews",
+]
 
 
 @dataclass(frozen=True)
@@ -66,42 +61,22 @@ class UserView:
 
 
 class _Fold:
-    """The running fold of a user's events in (ts, id) order."""
+    """The running fold of a user's events in (ts, id) order: the pipeline's
+    :class:`~primetime.pipeline.served.UserFold` plus the store's bookkeeping."""
 
-    __slots__ = (
-        "count",
-        "dislikes",
-        "events",
-        "hist",
-        "hist_ts",
-        "last_id",
-        "max_ts",
-        "pref_events",
-        "prefs",
-        "seen",
-        "skipped",
-        "_frozen",
-    )
+    __slots__ = ("count", "events", "fold", "last_id", "max_ts", "_frozen")
 
     def __init__(self) -> None:
         self.events: list[Action] = []
-        self.hist: list[int] = []
-        self.hist_ts: list[int] = []
-        self.dislikes: set[int] = set()
-        self.seen: set[int] = set()
-        self.pref_events: list[tuple[int, str, float, float | None]] = []
-        self.prefs = GenrePreferences()
+        self.fold = UserFold()
         self.count = 0  # events folded (all of the user's when the fold is kept)
         self.last_id = 0  # largest event id folded
         self.max_ts = float("-inf")  # newest event time folded
-        self.skipped: list[str] = []
         self._frozen: tuple[np.ndarray, np.ndarray, frozenset[int], frozenset[int]] | None = None
 
     def copy(self) -> _Fold:
         out = _Fold()
-        out.events, out.hist, out.hist_ts = list(self.events), list(self.hist), list(self.hist_ts)
-        out.dislikes, out.seen = set(self.dislikes), set(self.seen)
-        out.pref_events, out.prefs = list(self.pref_events), self.prefs.snapshot()
+        out.events, out.fold = list(self.events), self.fold.copy()
         out.count, out.last_id, out.max_ts = self.count, self.last_id, self.max_ts
         return out
 
@@ -115,43 +90,26 @@ class _Fold:
         self.count += 1
         self.last_id = max(self.last_id, e.id)
         self.max_ts = max(self.max_ts, e.ts)
-        if idx is None:
-            return
-        self.seen.add(idx)
-        if e.event_type in PREFERENCE_EVENTS:
-            self.pref_events.append((idx, e.event_type, e.ts, e.rating))
-            if e.ts <= now:
-                try:
-                    self.prefs.update(genres_of(genres, idx), e.event_type, e.ts, e.rating)
-                except ValueError as err:  # one bad row must not break the user's page
-                    self.skipped.append(str(err))
-        low = e.event_type == EventType.RATE and (e.rating or 0.0) < LOW_RATING
-        if e.event_type == EventType.DISLIKE or low:
-            self.dislikes.add(idx)
-        elif e.event_type in HISTORY_EVENTS:
-            self.dislikes.discard(idx)
-            self.hist.append(idx)
-            self.hist_ts.append(int(e.ts))
+        self.fold.add(idx, e.event_type, e.ts, e.rating, genres, now)
 
     def view(self, user: UserRecord, now: float) -> UserView:
-        if self.skipped:
+        f = self.fold
+        if f.skipped:
             log.warning(
                 "skipped %d malformed event(s) of user %d, e.g. %s",
-                len(self.skipped),
+                len(f.skipped),
                 user.id,
-                self.skipped[0],
+                f.skipped[0],
             )
-            self.skipped = []
+            f.skipped = []
         if self._frozen is None:  # a kept fold never changes: its arrays are built once
-            hist = np.asarray(self.hist, dtype=np.int64)
-            hist_ts = np.asarray(self.hist_ts, dtype=np.int64)
+            hist = np.asarray(f.hist, dtype=np.int64)
+            hist_ts = np.asarray(f.hist_ts, dtype=np.int64)
             hist.flags.writeable = hist_ts.flags.writeable = False  # shared between requests
-            self._frozen = (hist, hist_ts, frozenset(self.dislikes), frozenset(self.seen))
+            self._frozen = (hist, hist_ts, frozenset(f.dislikes), frozenset(f.seen))
         hist, hist_ts, dislikes, seen = self._frozen
         ctx = UserContext(user_idx=None, history=hist, timestamps=hist_ts, now=int(now))
-        return UserView(
-            user, self.events, ctx, self.prefs.snapshot(), dislikes, seen, self.pref_events
-        )
+        return UserView(user, self.events, ctx, f.prefs.snapshot(), dislikes, seen, f.pref_events)
 
 
 @dataclass

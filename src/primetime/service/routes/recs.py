@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from primetime.pipeline.realtime import insights as user_insights
+from primetime.pipeline.served import ServedUser, served_recommendations
 from primetime.service.auth import ensure_owner
 from primetime.service.cache import CacheSlot
 from primetime.service.edge import EdgeRoute
@@ -53,20 +54,25 @@ def _compute(
     exclude_seen: bool,
 ) -> bytes:
     """A recommendations body (``cold_start`` and ``items``) as JSON, stored in the cache."""
-    view = svc.user_view(user)
+    view = svc.user_view(user, now=time.time())
     titles = [i for t in user.onboarding_titles if (i := svc.item_index(t))]
-    items = model.pipeline.recommend(
-        view.context,
+    # the one served path, which `primetime benchmark --pipeline` scores as well
+    (items,) = served_recommendations(
+        model.pipeline,
+        [
+            ServedUser(
+                context=view.context,
+                prefs=view.prefs,
+                dislikes=view.dislikes,
+                exclude=tuple(titles),
+                onboarding_genres=tuple(_onboarding(user)),
+                demographics=user.demographics,
+            )
+        ],
         k,
-        prefs=view.prefs,
-        now=time.time(),
         kind=kind,
         genre=genre,
         exclude_seen=exclude_seen,
-        exclude=titles if exclude_seen else (),
-        dislikes=view.dislikes,
-        onboarding_genres=_onboarding(user),
-        demographics=user.demographics,
     )
     body = json_bytes(
         {

@@ -1,0 +1,228 @@
+"""The served path in studies: ``primetime benchmark --pipeline`` and ``--blend-grid``.
+
+:func:`served_model` wraps a fitted model in the pipeline the service builds around it
+(:meth:`RecPipeline.build` on the train log, the same ``with_model``) and in
+:class:`~primetime.pipeline.served.ServedModel`, which asks the route's own function
+(:func:`~primetime.pipeline.served.served_recommendations`) for each test user's list.
+:func:`tune_blend` searches the blend weights and the MMR strength on **valid** for the
+best NDCG@10 whose intra-list diversity is not below the bare model's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from primetime.data.catalog import Catalog
+from primetime.eval.evalset import EvalSet
+from primetime.eval.topn import evaluate
+from primetime.lifecycle import Prepared
+from primetime.models import Recommender
+from primetime.pipeline.blend import BlendWeights
+from primetime.pipeline.pipeline import RecPipeline
+from primetime.pipeline.served import ServedModel
+from primetime.types import UserContext
+
+log = logging.getLogger(__name__)
+
+__all__ = ["BLEND_GRID", "MMR_GRID", "BlendTrial", "served_model", "served_name", "tune_blend"]
+
+#: The small grid ``--blend-grid`` searches on valid, in two stages: every blend
+#: below at the current MMR strength, then the MMR strengths of :data:`MMR_GRID` for
+#: the best blend (the model's weight stays 1; popularity and trending move together).
+#: Small because a point costs a served list per valid user (seconds on a quiet core).
+BLEND_GRID: dict[str, tuple[float, ...]] = {
+    "realtime": (0.0, 0.3),
+    "content": (0.0, 0.3),
+    "popularity": (0.0, 0.1),
+    "diversity": (0.1,),
+}
+#: MMR strengths tried for the best blend of the first stage.
+MMR_GRID: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
+
+
+def served_name(model: str) -> str:
+    """Table / export name of the served pipeline around ``model``."""
+    return f"served-{model}"
+
+
+def base_pipeline(prepared: Prepared) -> RecPipeline:
+    """The pipeline's side data on the split's train log (what the models were fit on),
+    built as :class:`~primetime.service.state.ServiceState` builds it on its log."""
+    sp = prepared.split
+    catalog = prepared.side.catalog
+    if catalog is None:  # a split folder without items.tsv: titles without metadata
+        catalog = Catalog.from_frame(pl.DataFrame({"item_id": sp.items.ids()}))
+    users = prepared.dataset.users if prepared.dataset is not None else None
+    return RecPipeline.build(None, catalog, sp.train, users=users)
+
+
+def served_model(
+    model: Recommender | Any,
+    base: RecPipeline,
+    *,
+    k: int,
+    weights: BlendWeights | None = None,
+) -> ServedModel:
+    """``model`` served: ``base.with_model(model)`` (default weights unless given),
+    scored through the route's function."""
+    pipe = base.with_model(model)
+    if weights is not None:
+        pipe = pipe.with_weights(weights)
+    return ServedModel(pipe, k=k, name=served_name(model.name))
+
+
+class _ScoreCache:
+    """A fitted model whose scores are kept per history, so a grid over the blend asks
+    the model once per user (the blend's weights do not change the model's scores)."""
+
+    def __init__(self, model: Recommender) -> None:
+        self.model, self.name, self.items = model, model.name, model.items
+        self._kept: dict[bytes, np.ndarray] = {}
+
+    def score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        keys = [c.history.astype(np.int64).tobytes() for c in contexts]
+        todo = [i for i, key in enumerate(keys) if key not in self._kept]
+        if todo:
+            fresh = np.asarray(self.model.score([contexts[i] for i in todo]), dtype=np.float32)
+            for j, i in enumerate(todo):
+                self._kept[keys[i]] = fresh[j]
+        return np.stack([self._kept[key] for key in keys])
+
+
+@dataclass(frozen=True)
+class BlendTrial:
+    """One point of the grid and its valid figures."""
+
+    weights: BlendWeights
+    figures: dict[str, float]
+    eligible: bool
+
+
+def tune_blend(
+    model: Recommender,
+    prepared: Prepared,
+    *,
+    base: RecPipeline | None = None,
+    k: int = 10,
+    grid: dict[str, tuple[float, ...]] | None = None,
+    mmr_grid: Sequence[float] | None = None,
+) -> tuple[BlendWeights, list[BlendTrial], dict[str, float]]:
+    """Search the blend on valid (history = train, target = the valid interaction).
+
+    Two stages: every blend of ``grid``, then the MMR strengths of ``mmr_grid`` for
+    the best of them. Selection: the best valid NDCG@10 among the points whose
+    Diversity@10 (mean pairwise genre dissimilarity inside a list) is at least the bare
+    model's on the same users (the diversity floor); ties keep the earlier point.
+
+    Returns:
+        The chosen weights, every trial, and the bare model's valid figures.
+    """
+    grid = grid or BLEND_GRID
+    sp = prepared.split
+    catalog = prepared.side.catalog
+    base = base if base is not None else base_pipeline(prepared)
+    valid = EvalSet.for_valid(sp)
+    cached = _ScoreCache(model)
+    keep = ("HR@10", "NDCG@10", "Diversity@10", "Coverage@10")
+    bare = evaluate(cached, valid, ks=(k,), catalog=catalog, train=sp.train).summary()
+    bare_figs = {m: float(bare[m]) for m in keep}
+    floor = bare_figs["Diversity@10"]
+    trials: list[BlendTrial] = []
+
+    def trial(w: BlendWeights) -> BlendTrial:
+        for t in trials:
+            if t.weights == w:
+                return t
+        served = served_model(cached, base, k=k, weights=w)
+        res = evaluate(served, valid, ks=(k,), catalog=catalog, train=sp.train).summary()
+        figs = {m: float(res[m]) for m in keep}
+        trials.append(BlendTrial(w, figs, figs["Diversity@10"] >= floor))
+        log.info("blend %s: valid %s", w, figs)
+        return trials[-1]
+
+    def best() -> BlendTrial:
+        ok = [t for t in trials if t.eligible] or trials
+        return max(ok, key=lambda t: t.figures["NDCG@10"])  # max keeps the first of equals
+
+    keys = list(grid)
+    for values in itertools.product(*(grid[key] for key in keys)):
+        point = dict(zip(keys, values, strict=True))
+        trial(
+            BlendWeights(
+                model=1.0,
+                realtime=point.get("realtime", 0.0),
+                content=point.get("content", 0.0),
+                popularity=point.get("popularity", 0.0),
+                trending=point.get("trending", point.get("popularity", 0.0)),
+                diversity=point.get("diversity", 0.0),
+            )
+        )
+    stage1 = best().weights
+    for d in mmr_grid if mmr_grid is not None else MMR_GRID:
+        trial(dataclasses.replace(stage1, diversity=d))
+    return best().weights, trials, bare_figs
+
+
+def weights_dict(w: BlendWeights) -> dict[str, Any]:
+    """Weights as a plain dict (for reports)."""
+    return dataclasses.asdict(w)
+
+
+def grid_markdown(grids: dict[str, Any], stamp: dict[str, Any]) -> str:
+    """The ``--blend-grid`` search as Markdown: every point's valid figures, the floor
+    and the pick, under the run's stamp (command, commit, data)."""
+    lines = ["# Blend weights on valid", ""]
+    if stamp.get("command"):
+        lines += ["```bash", str(stamp["command"]), "```", ""]
+    lines += [
+        f"Data {stamp.get('dataset')}, split {stamp.get('protocol')}, "
+        f"commit {stamp.get('commit')}.",
+        "",
+    ]
+    lines += [
+        "Each point is the served pipeline (model weight 1; popularity and trending "
+        "equal; first every blend at MMR 0.1, then MMR strengths for the best) scored "
+        "on **valid** (history = train, target = the valid interaction), "
+        "lists of 10. Eligible: Diversity@10 (mean pairwise genre dissimilarity in a "
+        "list) not below the bare model's on the same users. The pick: the best valid "
+        "NDCG@10 among the eligible points.",
+        "",
+    ]
+    for name, g in grids.items():
+        bare = g["bare_valid"]
+        lines += [
+            f"## {name}",
+            "",
+            f"Bare model on valid: NDCG@10 {bare['NDCG@10']:.4f}, HR@10 {bare['HR@10']:.4f}, "
+            f"Diversity@10 {bare['Diversity@10']:.4f} (the floor), "
+            f"Coverage@10 {bare['Coverage@10']:.3f}.",
+            "",
+            f"Pick: `{_short(g['chosen'])}`",
+            "",
+            "| realtime | content | popularity = trending | diversity | NDCG@10 | HR@10 "
+            "| Diversity@10 | Coverage@10 | eligible |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for t in g["trials"]:
+            w, f = t["weights"], t["valid"]
+            lines.append(
+                f"| {w['realtime']:g} | {w['content']:g} | {w['popularity']:g} | "
+                f"{w['diversity']:g} | {f['NDCG@10']:.4f} | {f['HR@10']:.4f} | "
+                f"{f['Diversity@10']:.4f} | {f['Coverage@10']:.3f} | "
+                f"{'yes' if t['eligible'] else 'no'} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _short(w: dict[str, Any]) -> str:
+    keys = ("model", "realtime", "content", "popularity", "trending", "diversity")
+    return ", ".join(f"{k}={w[k]:g}" for k in keys)
