@@ -34,7 +34,7 @@ IdempotencyKey = Annotated[
         200: {"model": EventsAccepted, "description": "A retry: every event was stored before."}
     },
 )
-def post_events(
+async def post_events(
     body: EventIn | EventBatch,
     user: CurrentUser,
     svc: Svc,
@@ -44,7 +44,9 @@ def post_events(
     """Record one event, or a batch (``{"events": [...]}``), for the signed-in user.
 
     The events are on disk when this returns 201; the user's cached
-    recommendations are invalidated, so the next request reflects them.
+    recommendations are invalidated, so the next request reflects them. Concurrent
+    requests share one transaction (group commit, ``PRIMETIME_GROUP_COMMIT``): each is
+    answered once that transaction has committed, and none if it failed.
 
     Retries are safe with an ``event_id`` in each event (or an ``Idempotency-Key``
     header for the request): an event stored before is not stored again and keeps its
@@ -53,7 +55,7 @@ def post_events(
     """
     batch = isinstance(body, EventBatch)
     events = body.events if isinstance(body, EventBatch) else [body]
-    stored = actions.record_events(
+    stored = await actions.ingest_events(
         svc, user.id, events, batch=batch, idempotency_key=idempotency_key
     )
     if not stored.added:
