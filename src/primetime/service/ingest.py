@@ -93,11 +93,11 @@ class GroupCommit:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
-            self._wake.clear()
             if not self._pending:
                 if self._closed:
                     return
+                await self._wake.wait()
+                self._wake.clear()
                 continue
             if self.window_s > 0 and self._count(self._pending) < self.max_events:
                 await asyncio.sleep(self.window_s)  # idle: let concurrent requests join
