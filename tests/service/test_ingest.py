@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -19,10 +20,12 @@ from primetime.registry import ModelRegistry
 from primetime.service.app import create_app
 from primetime.service.ingest import GroupCommit
 from primetime.service.store import (
+    EventGroup,
     EventIdReused,
     EventStore,
     NewEvent,
     NotFound,
+    SessionEnded,
     StoredEvents,
 )
 
@@ -103,6 +106,28 @@ def test_a_bad_group_refuses_only_itself(store: EventStore) -> None:
     assert [e.item_id for e in store.events(ann)] == ["m1", "m5"]
 
 
+def test_a_group_is_stored_only_while_its_session_is_open(store: EventStore) -> None:
+    ann = store.create_user("ann", "h").id
+    bob = store.create_user("bob", "h").id
+    open_, ended = store.create_session(ann, ttl=60), store.create_session(ann, ttl=60)
+    store.revoke_session(ended)
+    expired = store.create_session(bob, ttl=0.001)
+    time.sleep(0.01)
+    answers = store.store_event_groups(
+        [
+            EventGroup(ann, [NewEvent("m1", "play")], open_),
+            EventGroup(ann, [NewEvent("m2", "play")], ended),
+            EventGroup(bob, [NewEvent("m3", "play")], expired),
+            EventGroup(bob, [NewEvent("m4", "play")], open_),  # ann's session, not bob's
+            EventGroup(bob, [NewEvent("m5", "play")]),  # no session to check
+        ]
+    )
+    assert isinstance(answers[0], StoredEvents) and isinstance(answers[4], StoredEvents)
+    assert [type(a) for a in answers[1:4]] == [SessionEnded] * 3
+    assert [e.item_id for e in store.events(ann)] == ["m1"]
+    assert [e.item_id for e in store.events(bob)] == ["m5"]
+
+
 # ------------------------------------------------------------------- the batcher
 
 
@@ -112,18 +137,18 @@ def _run(coro):  # type: ignore[no-untyped-def]
 
 def test_concurrent_requests_share_one_transaction_answered_after_it() -> None:
     release = threading.Event()
-    calls: list[list[tuple[int, Sequence[NewEvent]]]] = []
+    calls: list[list[EventGroup]] = []
 
-    def write(groups: list[tuple[int, Sequence[NewEvent]]]) -> list[StoredEvents | Exception]:
+    def write(groups: list[EventGroup]) -> list[StoredEvents | Exception]:
         calls.append(groups)
         assert release.wait(10)
-        return [StoredEvents([u * 10], [True]) for u, _ in groups]
+        return [StoredEvents([u * 10], [True]) for u, *_ in groups]
 
     async def main() -> None:
         gc = GroupCommit(write, window_s=0.05)
         tasks = [asyncio.create_task(gc.store(u, [NewEvent(f"m{u}", "play")])) for u in range(1, 6)]
         await asyncio.sleep(0.3)  # the window has passed: the transaction is being written
-        assert len(calls) == 1 and [u for u, _ in calls[0]] == [1, 2, 3, 4, 5]
+        assert len(calls) == 1 and [u for u, *_ in calls[0]] == [1, 2, 3, 4, 5]
         assert not any(t.done() for t in tasks), "answered before the commit"
         release.set()
         answers = await asyncio.gather(*tasks)
@@ -138,7 +163,7 @@ def test_a_failed_transaction_fails_every_waiter() -> None:
     err = OperationalError("INSERT", {}, Exception("server closed the connection"))
     attempts = []
 
-    def write(groups: list[tuple[int, Sequence[NewEvent]]]) -> list[StoredEvents | Exception]:
+    def write(groups: list[EventGroup]) -> list[StoredEvents | Exception]:
         attempts.append(len(groups))
         if len(attempts) == 1:
             raise err
@@ -160,11 +185,11 @@ def test_a_failed_transaction_fails_every_waiter() -> None:
 def test_refusals_and_limits_per_request() -> None:
     seen: list[int] = []
 
-    def write(groups: list[tuple[int, Sequence[NewEvent]]]) -> list[StoredEvents | Exception]:
-        seen.append(sum(len(e) for _, e in groups))
+    def write(groups: list[EventGroup]) -> list[StoredEvents | Exception]:
+        seen.append(sum(len(e) for _, e, _ in groups))
         return [
             EventIdReused("taken") if u == 2 else StoredEvents(list(range(len(e))), [True] * len(e))
-            for u, e in groups
+            for u, e, _ in groups
         ]
 
     async def main() -> None:
@@ -185,9 +210,9 @@ def test_refusals_and_limits_per_request() -> None:
 def test_close_writes_what_is_pending() -> None:
     written: list[int] = []
 
-    def write(groups: list[tuple[int, Sequence[NewEvent]]]) -> list[StoredEvents | Exception]:
-        written.extend(u for u, _ in groups)
-        return [StoredEvents([u], [True]) for u, _ in groups]
+    def write(groups: list[EventGroup]) -> list[StoredEvents | Exception]:
+        written.extend(u for u, *_ in groups)
+        return [StoredEvents([u], [True]) for u, *_ in groups]
 
     async def main() -> None:
         gc = GroupCommit(write, window_s=0.2)

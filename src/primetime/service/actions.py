@@ -33,6 +33,7 @@ from primetime.service.newtitles import TitleIn, check_names
 from primetime.service.schemas import EventIn, ExperimentIn
 from primetime.service.state import ServiceState
 from primetime.service.store import (
+    EventGroup,
     EventIdReused,
     NewEvent,
     StoredEvents,
@@ -282,9 +283,12 @@ def _conflict(err: EventIdReused, idempotency_key: str | None) -> Conflict:
     return Conflict(f"{what} was used before for different events: {err}")
 
 
-def _stored(svc: ServiceState, user_id: int, events: Sequence[NewEvent], s: StoredEvents) -> None:
-    """After a commit: the user's cached lists go, the new events are counted."""
-    if s.added:
+def _stored(
+    svc: ServiceState, user_id: int, events: Sequence[NewEvent], s: StoredEvents, *, bump: bool
+) -> None:
+    """After a commit: the user's cached lists go (unless the caller bumps them, `bump`),
+    the new events are counted."""
+    if s.added and bump:
         svc.cache.bump_user(user_id)
     for e, added in zip(events, s.new, strict=True):
         if added:
@@ -321,19 +325,21 @@ def record_events(
         stored = svc.store.store_events(user_id, new)
     except EventIdReused as err:
         raise _conflict(err, idempotency_key) from None
-    _stored(svc, user_id, new, stored)
+    _stored(svc, user_id, new, stored, bump=True)
     return stored
 
 
-def store_groups(
-    svc: ServiceState, groups: list[tuple[int, Sequence[NewEvent]]]
-) -> list[StoredEvents | Exception]:
+def store_groups(svc: ServiceState, groups: list[EventGroup]) -> list[StoredEvents | Exception]:
     """`record_events`' store step for several requests in one transaction (group commit,
     :class:`~primetime.service.ingest.GroupCommit`), cache and metrics done after it."""
     answers = svc.store.store_event_groups(groups)
-    for (user_id, events), answer in zip(groups, answers, strict=True):
+    changed = []
+    for group, answer in zip(groups, answers, strict=True):
         if isinstance(answer, StoredEvents):
-            _stored(svc, user_id, events, answer)
+            _stored(svc, group.user_id, group.events, answer, bump=False)
+            if answer.added:
+                changed.append(group.user_id)
+    svc.cache.bump_users(changed)  # before any of them is answered
     return answers
 
 
@@ -344,10 +350,16 @@ async def ingest_events(
     *,
     batch: bool = False,
     idempotency_key: str | None = None,
+    session_id: str | None = None,
 ) -> StoredEvents:
     """`record_events` for the event loop: checked here, stored through the worker's group
     commit (``svc.group_commit``) when it has one, else by `record_events` on a thread.
-    Committed when it returns; the same answers and refusals as `record_events`."""
+    Committed when it returns; the same answers and refusals as `record_events`.
+
+    Args:
+        session_id: with group commit, the caller's session, checked in the transaction
+            (`SessionEnded` when it is no longer open); without, the caller checked it.
+    """
     writer = svc.group_commit
     if writer is None:
         return await anyio.to_thread.run_sync(
@@ -362,7 +374,7 @@ async def ingest_events(
         )
     new = check_events(svc, events, batch=batch, idempotency_key=idempotency_key)
     try:
-        return await writer.store(user_id, new)
+        return await writer.store(user_id, new, session_id=session_id)
     except EventIdReused as err:
         raise _conflict(err, idempotency_key) from None
 

@@ -25,18 +25,19 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from primetime.service.store import NewEvent, StoredEvents
+from primetime.service.store import EventGroup, NewEvent, StoredEvents
 
 log = logging.getLogger(__name__)
 
-WriteGroups = Callable[[list[tuple[int, Sequence[NewEvent]]]], list[StoredEvents | Exception]]
-"""Stores `(user_id, events)` groups in one transaction; one answer (or refusal) per group."""
+WriteGroups = Callable[[list[EventGroup]], list[StoredEvents | Exception]]
+"""Stores the groups in one transaction; one answer (or refusal) per group."""
 
 
 @dataclass(slots=True)
 class _Waiter:
     user_id: int
     events: Sequence[NewEvent]
+    session_id: str | None
     future: asyncio.Future[StoredEvents] = field(repr=False)
 
 
@@ -69,8 +70,13 @@ class GroupCommit:
         self.transactions = 0
         self.events = 0
 
-    async def store(self, user_id: int, events: Sequence[NewEvent]) -> StoredEvents:
+    async def store(
+        self, user_id: int, events: Sequence[NewEvent], *, session_id: str | None = None
+    ) -> StoredEvents:
         """Store one request's events; returns once their transaction has committed.
+
+        With `session_id`, they are stored only if that session is open when the
+        transaction reads it (`SessionEnded` otherwise).
 
         Raises:
             The request's own refusal (`EventIdReused`, `NotFound`, …), or the database error
@@ -83,7 +89,7 @@ class GroupCommit:
         if self._task is None:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run(), name="group-commit")
-        waiter = _Waiter(user_id, events, loop.create_future())
+        waiter = _Waiter(user_id, events, session_id, loop.create_future())
         self._pending.append(waiter)
         assert self._wake is not None
         self._wake.set()
@@ -103,7 +109,7 @@ class GroupCommit:
                 await asyncio.sleep(self.window_s)  # idle: let concurrent requests join
             while self._pending:
                 batch = self._take()
-                groups = [(w.user_id, w.events) for w in batch]
+                groups = [EventGroup(w.user_id, w.events, w.session_id) for w in batch]
                 try:
                     answers = await loop.run_in_executor(self._thread, self._write, groups)
                 except Exception as err:  # the whole transaction failed: nobody is answered

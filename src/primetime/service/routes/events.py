@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from primetime.service import actions
+from primetime.service.auth import session_ended
 from primetime.service.edge import EdgeRoute
-from primetime.service.routes.deps import CurrentUser, Svc
+from primetime.service.routes.deps import EventSender, Svc
 from primetime.service.schemas import EventBatch, EventIn, EventsAccepted
+from primetime.service.store import SessionEnded
 
 router = APIRouter(tags=["events"], route_class=EdgeRoute)
 
@@ -36,7 +38,7 @@ IdempotencyKey = Annotated[
 )
 async def post_events(
     body: EventIn | EventBatch,
-    user: CurrentUser,
+    sender: EventSender,
     svc: Svc,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -55,9 +57,17 @@ async def post_events(
     """
     batch = isinstance(body, EventBatch)
     events = body.events if isinstance(body, EventBatch) else [body]
-    stored = await actions.ingest_events(
-        svc, user.id, events, batch=batch, idempotency_key=idempotency_key
-    )
+    try:
+        stored = await actions.ingest_events(
+            svc,
+            sender.user_id,
+            events,
+            batch=batch,
+            idempotency_key=idempotency_key,
+            session_id=sender.session_id,
+        )
+    except SessionEnded:
+        raise session_ended() from None
     if not stored.added:
         response.status_code = 200
     return EventsAccepted(accepted=len(stored.ids), ids=stored.ids)

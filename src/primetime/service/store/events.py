@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from primetime.service.db import Event
+from primetime.service.db import Event, UserSession
 from primetime.service.store.base import StoreBase
-from primetime.service.store.errors import EventIdReused, NotFound
+from primetime.service.store.errors import EventIdReused, NotFound, SessionEnded
 from primetime.service.store.records import (
     Action,
+    EventGroup,
     EventRecord,
     NewActions,
     NewEvent,
@@ -39,6 +40,9 @@ _AFTER = (
     )
     .order_by(Event.id)
 )
+
+_Prepared = tuple[int, int, Sequence[NewEvent], list[dict[str, Any]], str | None]
+"""A group of `store_event_groups` ready to insert: its index, user, events, rows, session."""
 
 
 def _what(e: NewEvent) -> tuple[str, str, float | None]:
@@ -145,7 +149,7 @@ class EventsMixin(StoreBase):
         raise AssertionError("unreachable")
 
     def store_event_groups(
-        self, groups: Sequence[tuple[int, Sequence[NewEvent]]]
+        self, groups: Sequence[EventGroup | tuple[int, Sequence[NewEvent]]]
     ) -> list[StoredEvents | Exception]:
         """Store the batches of several requests (users) in ONE transaction: group commit.
 
@@ -154,7 +158,10 @@ class EventsMixin(StoreBase):
         when this returns), or the exception that refused it (`EventIdReused`, `NotFound`,
         `TypeError`, `ValueError`), which stores nothing of that group and nothing less of
         the others. An `event_id` of an earlier group of the same user (a retry racing its
-        original) answers the earlier group's id, not new.
+        original) answers the earlier group's id, not new. A group with a `session_id` is
+        stored only if that session of its user is open when the transaction reads it
+        (else `SessionEnded`): the service checks a request's session here, once per
+        transaction, rather than with a read of its own per request.
 
         Raises:
             sqlalchemy.exc.OperationalError and the other `db.UNAVAILABLE` errors: the
@@ -162,8 +169,9 @@ class EventsMixin(StoreBase):
         """
         now = time.time()
         out: list[StoredEvents | Exception | None] = [None] * len(groups)
-        prepared: list[tuple[int, int, Sequence[NewEvent], list[dict[str, Any]]]] = []
-        for g, (user_id, events) in enumerate(groups):
+        prepared: list[_Prepared] = []
+        for g, group in enumerate(groups):
+            user_id, events, session_id = EventGroup(*group)
             try:
                 _check_id("user_id", user_id)
                 if not events:
@@ -173,7 +181,7 @@ class EventsMixin(StoreBase):
             except (TypeError, ValueError) as err:  # EventIdReused is a ValueError
                 out[g] = err
                 continue
-            prepared.append((g, user_id, events, rows))
+            prepared.append((g, user_id, events, rows, session_id))
         if prepared:
             for attempt in range(3):
                 try:
@@ -186,20 +194,49 @@ class EventsMixin(StoreBase):
                     # group by group, so one bad group refuses only itself.
                     if attempt < 2:
                         continue
-                    for g, user_id, events, _ in prepared:
+                    for g, user_id, events, _, session_id in prepared:
                         try:
+                            if session_id is not None and not self.session_active(
+                                session_id, user_id
+                            ):
+                                raise SessionEnded(f"session of user {user_id} ended")
                             out[g] = self.store_events(user_id, events)
-                        except (NotFound, ValueError, IntegrityError) as err:
+                        except (NotFound, ValueError, IntegrityError, SessionEnded) as err:
                             out[g] = err
         return [a if a is not None else AssertionError("unanswered") for a in out]
 
     def _insert_groups(
-        self, prepared: Sequence[tuple[int, int, Sequence[NewEvent], list[dict[str, Any]]]]
+        self, prepared: Sequence[_Prepared]
     ) -> list[tuple[int, StoredEvents | Exception]]:
-        """One transaction for `store_event_groups`: read the event ids stored before, plan
-        each group in order, insert every new row at once, commit."""
-        keys = {(u, e.event_id) for _, u, events, _ in prepared for e in events if e.event_id}
+        """One transaction for `store_event_groups`: read the groups' sessions and the event
+        ids stored before, plan each group in order, insert every new row at once, commit."""
+        answers: list[tuple[int, StoredEvents | Exception]] = []
         with self._sessions.begin() as s:
+            sids = {p[4] for p in prepared if p[4] is not None}
+            if sids:
+                now = time.time()
+                open_ = {
+                    (sid, uid)
+                    for sid, uid, expires_at, revoked_at in s.execute(
+                        select(
+                            UserSession.id,
+                            UserSession.user_id,
+                            UserSession.expires_at,
+                            UserSession.revoked_at,
+                        ).where(UserSession.id.in_(sids))
+                    )
+                    if revoked_at is None and expires_at > now
+                }
+                kept = []
+                for p in prepared:
+                    if p[4] is None or (p[4], p[1]) in open_:
+                        kept.append(p)
+                    else:
+                        answers.append((p[0], SessionEnded(f"session of user {p[1]} ended")))
+                prepared = kept
+            keys = {
+                (u, e.event_id) for _, u, events, _, _ in prepared for e in events if e.event_id
+            }
             # (user_id, event_id) -> (id or None for "a row of this batch", what it is)
             known: dict[tuple[int, str], tuple[int | None, tuple[str, str, float | None]]] = {}
             if keys:
@@ -219,13 +256,12 @@ class EventsMixin(StoreBase):
                 for uid, eid, row_id, item_id, event_type, rating in found:
                     if (uid, eid) in keys:
                         known[(uid, str(eid))] = (row_id, (item_id, event_type, rating))
-            answers: list[tuple[int, StoredEvents | Exception]] = []
             # Per group: for each event, ("row", k) = the k-th inserted row, ("id", id) = a
             # stored row, ("key", key) = the row an earlier group of this batch inserts.
             plans: list[tuple[int, list[tuple[str, Any]]]] = []
             to_insert: list[dict[str, Any]] = []
             owner: dict[tuple[int, str], int] = {}  # key -> k of the row inserting it
-            for g, user_id, events, rows in prepared:
+            for g, user_id, events, rows, _ in prepared:
                 plan: list[tuple[str, Any]] = []
                 claims: dict[tuple[int, str], int] = {}  # key -> k of its row
                 claimed_by: dict[tuple[int, str], NewEvent] = {}
