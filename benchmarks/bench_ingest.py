@@ -253,6 +253,7 @@ def one_mode(
             # Warm-up (connections, caches): not measured, not counted.
             warm = argparse.Namespace(**{**vars(args), "seconds": 2})
             run_wrk(server.url, tokens, items, warm, workdir)
+            time.sleep(1)  # the warm-up's last requests, cut by wrk, finish
             before = db_facts(db_url, [])
             load = loadavg()
             result, acked = run_wrk(server.url, tokens, items, args, workdir)
