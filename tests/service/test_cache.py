@@ -197,6 +197,16 @@ def test_redis_set_get_and_ttl(redis_cache: RedisCache, redis_url: str, redis_pr
     assert redis_cache.stats() == CacheStats(hits=1, misses=2, errors=0, backend="redis")
 
 
+@pytest.mark.integration
+def test_redis_bump_users_moves_each_generation_once(redis_cache: RedisCache) -> None:
+    before = [redis_cache.user_generation(u) for u in (1, 2, 3)]
+    redis_cache.bump_users([1, 2, 1])
+    after = [redis_cache.user_generation(u) for u in (1, 2, 3)]
+    assert after[0] > before[0] and after[1] > before[1] and after[2] == before[2]
+    assert after[0] != after[1]  # one global clock: never the same generation twice
+    redis_cache.bump_users([])
+
+
 @pytest.fixture
 def other_process(redis_url: str, redis_prefix: str) -> Iterator[RedisCache]:
     """A second client on the same Redis and prefix, as another app process would have."""

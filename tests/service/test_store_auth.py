@@ -260,3 +260,24 @@ def test_upgrade_to_0003_resolves_case_duplicates_and_downgrades(
         assert schema_version(engine) == HEAD
     finally:
         engine.dispose()
+
+
+def test_session_read_survives_a_lost_connection(store: EventStore) -> None:
+    """PostgreSQL reads sessions on a connection of their own: one the server dropped is
+    replaced on the next read (retried once), and a revocation is seen at once."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite reads sessions on the pool")
+    ann = store.create_user("ann", "h").id
+    sid = store.create_session(ann, ttl=60)
+    assert store.session_active(sid, ann)
+    reader = store._session_reader  # noqa: SLF001
+    pid = reader._conn.dbapi_connection.info.backend_pid  # noqa: SLF001
+    with store.engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        conn.commit()
+    assert store.session_active(sid, ann)  # a new connection, same answer
+    assert reader._conn.dbapi_connection.info.backend_pid != pid  # noqa: SLF001
+    store.revoke_session(sid)
+    assert not store.session_active(sid, ann)
+    store.close()
+    assert reader._conn is None  # noqa: SLF001

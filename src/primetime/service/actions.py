@@ -9,11 +9,14 @@ responses or cookies: ``primetime.service.routes`` turns the errors into JSON an
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import anyio.to_thread
 
 from primetime.data.events import EventType
 from primetime.service.auth import (
@@ -30,6 +33,7 @@ from primetime.service.newtitles import TitleIn, check_names
 from primetime.service.schemas import EventIn, ExperimentIn
 from primetime.service.state import ServiceState
 from primetime.service.store import (
+    EventGroup,
     EventIdReused,
     NewEvent,
     StoredEvents,
@@ -225,31 +229,14 @@ def idempotency_event_id(key: str, index: int) -> str:
     return f"k:{digest}:{index}"
 
 
-def record_events(
+def check_events(
     svc: ServiceState,
-    user_id: int,
     events: Sequence[EventIn],
     *,
     batch: bool = False,
     idempotency_key: str | None = None,
-) -> StoredEvents:
-    """Store the events (all or none), invalidate the user's cached lists, count them.
-
-    The events are committed when this returns. ``batch`` says whether the caller sent
-    a list (problems are then located at ``("events", i, field)``, else at ``(field,)``).
-    An event whose ``event_id`` the user sent before (or, with ``idempotency_key``, the
-    same position in a batch sent before with that key) is not stored again: its id is the
-    stored one's, so a retry is a no-op with the same answer.
-
-    Returns:
-        The events' ids in order, and how many were new.
-
-    Raises:
-        InvalidInput: an unknown title, a rating on a non-``rate`` event (or none on a
-            ``rate`` one), a ``ts`` more than ``settings.event_max_future_seconds`` ahead
-            of the server's clock, or a value the store refuses.
-        Conflict: an ``event_id`` (or idempotency key) sent before with another event.
-    """
+) -> list[NewEvent]:
+    """The events as the store takes them, or the first problem (see `record_events`)."""
     new = []
     latest = time.time() + svc.settings.event_max_future_seconds
     for i, e in enumerate(events):
@@ -288,17 +275,108 @@ def record_events(
             if field in EventIn.model_fields and msg:
                 raise InvalidInput(msg, (*where, field)) from None
             raise InvalidInput(str(err), where) from None
+    return new
+
+
+def _conflict(err: EventIdReused, idempotency_key: str | None) -> Conflict:
+    what = "Idempotency-Key" if idempotency_key is not None else "event_id"
+    return Conflict(f"{what} was used before for different events: {err}")
+
+
+def _stored(
+    svc: ServiceState, user_id: int, events: Sequence[NewEvent], s: StoredEvents, *, bump: bool
+) -> None:
+    """After a commit: the user's cached lists go (unless the caller bumps them, `bump`),
+    the new events are counted."""
+    if s.added and bump:
+        svc.cache.bump_user(user_id)
+    for e, added in zip(events, s.new, strict=True):
+        if added:
+            svc.metrics.record_event(e.event_type)
+
+
+def record_events(
+    svc: ServiceState,
+    user_id: int,
+    events: Sequence[EventIn],
+    *,
+    batch: bool = False,
+    idempotency_key: str | None = None,
+) -> StoredEvents:
+    """Store the events (all or none), invalidate the user's cached lists, count them.
+
+    The events are committed when this returns. ``batch`` says whether the caller sent
+    a list (problems are then located at ``("events", i, field)``, else at ``(field,)``).
+    An event whose ``event_id`` the user sent before (or, with ``idempotency_key``, the
+    same position in a batch sent before with that key) is not stored again: its id is the
+    stored one's, so a retry is a no-op with the same answer.
+
+    Returns:
+        The events' ids in order, and how many were new.
+
+    Raises:
+        InvalidInput: an unknown title, a rating on a non-``rate`` event (or none on a
+            ``rate`` one), a ``ts`` more than ``settings.event_max_future_seconds`` ahead
+            of the server's clock, or a value the store refuses.
+        Conflict: an ``event_id`` (or idempotency key) sent before with another event.
+    """
+    new = check_events(svc, events, batch=batch, idempotency_key=idempotency_key)
     try:
         stored = svc.store.store_events(user_id, new)
     except EventIdReused as err:
-        what = "Idempotency-Key" if idempotency_key is not None else "event_id"
-        raise Conflict(f"{what} was used before for different events: {err}") from None
-    if stored.added:
-        svc.cache.bump_user(user_id)
-    for e, added in zip(events, stored.new, strict=True):
-        if added:
-            svc.metrics.record_event(e.event_type)
+        raise _conflict(err, idempotency_key) from None
+    _stored(svc, user_id, new, stored, bump=True)
     return stored
+
+
+def store_groups(svc: ServiceState, groups: list[EventGroup]) -> list[StoredEvents | Exception]:
+    """`record_events`' store step for several requests in one transaction (group commit,
+    :class:`~primetime.service.ingest.GroupCommit`), cache and metrics done after it."""
+    answers = svc.store.store_event_groups(groups)
+    changed = []
+    for group, answer in zip(groups, answers, strict=True):
+        if isinstance(answer, StoredEvents):
+            _stored(svc, group.user_id, group.events, answer, bump=False)
+            if answer.added:
+                changed.append(group.user_id)
+    svc.cache.bump_users(changed)  # before any of them is answered
+    return answers
+
+
+async def ingest_events(
+    svc: ServiceState,
+    user_id: int,
+    events: Sequence[EventIn],
+    *,
+    batch: bool = False,
+    idempotency_key: str | None = None,
+    session_id: str | None = None,
+) -> StoredEvents:
+    """`record_events` for the event loop: checked here, stored through the worker's group
+    commit (``svc.group_commit``) when it has one, else by `record_events` on a thread.
+    Committed when it returns; the same answers and refusals as `record_events`.
+
+    Args:
+        session_id: with group commit, the caller's session, checked in the transaction
+            (`SessionEnded` when it is no longer open); without, the caller checked it.
+    """
+    writer = svc.group_commit
+    if writer is None:
+        return await anyio.to_thread.run_sync(
+            functools.partial(
+                record_events,
+                svc,
+                user_id,
+                events,
+                batch=batch,
+                idempotency_key=idempotency_key,
+            )
+        )
+    new = check_events(svc, events, batch=batch, idempotency_key=idempotency_key)
+    try:
+        return await writer.store(user_id, new, session_id=session_id)
+    except EventIdReused as err:
+        raise _conflict(err, idempotency_key) from None
 
 
 def like_titles(svc: ServiceState, user_id: int, titles: Iterable[str], *, source: str) -> None:

@@ -13,6 +13,7 @@ middlewares.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -26,8 +27,10 @@ from starlette.concurrency import run_in_threadpool
 from primetime import __version__
 from primetime.data.dataset import Dataset
 from primetime.registry import ModelRegistry
+from primetime.service import actions
 from primetime.service.cache import Cache, make_cache
 from primetime.service.errors import responses
+from primetime.service.ingest import GroupCommit
 from primetime.service.metrics import ServiceMetrics
 from primetime.service.middleware import add_service_middleware
 from primetime.service.routes import account, admin, events, ops, recs, titles
@@ -141,6 +144,12 @@ def create_app(
             store=store,
             cache=cache,
         )
+        if settings.group_commit:
+            svc.group_commit = GroupCommit(
+                functools.partial(actions.store_groups, svc),
+                window_s=settings.group_commit_window_ms / 1000,
+                max_events=settings.group_commit_max_events,
+            )
         app.state.svc = svc
         watcher = None
         if settings.promotion_poll_seconds > 0 and svc.store.engine.url.database not in (
@@ -165,6 +174,8 @@ def create_app(
             if watcher is not None:
                 watcher.stop()
             app.state.svc = None
+            if svc.group_commit is not None:
+                await svc.group_commit.close()  # what is pending is written first
             svc.close()
             if store is None:
                 svc.store.close()

@@ -204,6 +204,23 @@ class Settings(BaseSettings):
         description="How far ahead of the server clock an event's `ts` may be, in seconds "
         "(client clocks drift); later ones are refused with 422.",
     )
+    group_commit: bool = Field(
+        default=True,
+        description="Write the events of concurrent requests of a worker in one transaction "
+        "(each still answered only once it has committed); off: one transaction per request.",
+    )
+    group_commit_window_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="How long an idle group commit waits after a request for others to join "
+        "its transaction, in milliseconds (while one is being written, the next gathers anyway).",
+    )
+    group_commit_max_events: int = Field(
+        default=500,
+        ge=1,
+        description="Most events in one group-commit transaction.",
+    )
     cookie_secure: bool = Field(
         default=False,
         description="Mark the session cookie Secure (sent over HTTPS only). Turn on behind HTTPS.",

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -50,6 +50,9 @@ from primetime.service.settings import Settings
 from primetime.service.store import EventStore, ExperimentRecord, UserRecord
 from primetime.service.throttle import LoginThrottle
 from primetime.service.userview import HISTORY_LIMIT, UserView, UserViews
+
+if TYPE_CHECKING:
+    from primetime.service.ingest import GroupCommit
 
 __all__ = ["HISTORY_LIMIT", "Assignment", "LoadedModel", "ServiceState", "UserView", "stable_arm"]
 
@@ -149,6 +152,9 @@ class ServiceState:
         self.views = UserViews(store, self.item_index, self.item_genres)
         self._experiments: tuple[float, ExperimentRecord | None] = (-1.0, None)
         self._users: dict[int, tuple[float, UserRecord]] = {}
+        #: The worker's group commit of events (set by the app's lifespan, on its event
+        #: loop, when ``settings.group_commit``); None: each request commits alone.
+        self.group_commit: GroupCommit | None = None
         #: The knowledge graph, with the people of titles added while running.
         self.kg = dataset.kg if len(dataset.kg) else None
         #: item_id -> unix seconds, of the titles added while running (``add_title``).

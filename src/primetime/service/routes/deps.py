@@ -13,7 +13,13 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 
-from primetime.service.auth import SessionCheck, TokenData, current_user_id
+from primetime.service.auth import (
+    SessionCheck,
+    TokenData,
+    current_token,
+    current_user_id,
+    signed_in_token,
+)
 from primetime.service.state import ServiceState
 from primetime.service.store import UserRecord
 
@@ -57,6 +63,20 @@ async def current_user(svc: Svc, user_id: Annotated[int, Depends(signed_in_user_
 
 
 CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+async def event_sender(request: Request, svc: Svc) -> TokenData:
+    """The token of a caller posting events. With group commit its session is checked in
+    the transaction that stores the events (one read for all the requests it holds, off the
+    event loop: :meth:`EventStore.store_event_groups`); without, as `current_user` does."""
+    if svc.group_commit is not None:
+        return signed_in_token(request)  # 401 for a bad token; the session: see above
+    data = current_token(request)  # signature, then one primary-key read
+    await current_user(svc, data.user_id)  # 401 for a deleted account
+    return data
+
+
+EventSender = Annotated[TokenData, Depends(event_sender)]
 
 
 def client_address(request: Request) -> str | None:

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from primetime.service import actions
+from primetime.service.auth import session_ended
 from primetime.service.edge import EdgeRoute
-from primetime.service.routes.deps import CurrentUser, Svc
+from primetime.service.routes.deps import EventSender, Svc
 from primetime.service.schemas import EventBatch, EventIn, EventsAccepted
+from primetime.service.store import SessionEnded
 
 router = APIRouter(tags=["events"], route_class=EdgeRoute)
 
@@ -34,9 +36,9 @@ IdempotencyKey = Annotated[
         200: {"model": EventsAccepted, "description": "A retry: every event was stored before."}
     },
 )
-def post_events(
+async def post_events(
     body: EventIn | EventBatch,
-    user: CurrentUser,
+    sender: EventSender,
     svc: Svc,
     response: Response,
     idempotency_key: IdempotencyKey = None,
@@ -44,7 +46,9 @@ def post_events(
     """Record one event, or a batch (``{"events": [...]}``), for the signed-in user.
 
     The events are on disk when this returns 201; the user's cached
-    recommendations are invalidated, so the next request reflects them.
+    recommendations are invalidated, so the next request reflects them. Concurrent
+    requests share one transaction (group commit, ``PRIMETIME_GROUP_COMMIT``): each is
+    answered once that transaction has committed, and none if it failed.
 
     Retries are safe with an ``event_id`` in each event (or an ``Idempotency-Key``
     header for the request): an event stored before is not stored again and keeps its
@@ -53,9 +57,17 @@ def post_events(
     """
     batch = isinstance(body, EventBatch)
     events = body.events if isinstance(body, EventBatch) else [body]
-    stored = actions.record_events(
-        svc, user.id, events, batch=batch, idempotency_key=idempotency_key
-    )
+    try:
+        stored = await actions.ingest_events(
+            svc,
+            sender.user_id,
+            events,
+            batch=batch,
+            idempotency_key=idempotency_key,
+            session_id=sender.session_id,
+        )
+    except SessionEnded:
+        raise session_ended() from None
     if not stored.added:
         response.status_code = 200
     return EventsAccepted(accepted=len(stored.ids), ids=stored.ids)

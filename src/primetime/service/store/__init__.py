@@ -20,7 +20,12 @@ checks), `errors`, and one module per aggregate: `users`, `sessions` (sign-ins),
 
 from __future__ import annotations
 
-from primetime.service.store.errors import EventIdReused, NotFound, UsernameTaken
+from primetime.service.store.errors import (
+    EventIdReused,
+    NotFound,
+    SessionEnded,
+    UsernameTaken,
+)
 from primetime.service.store.events import EventsMixin
 from primetime.service.store.experiments import (
     CLICK_TYPES,
@@ -33,6 +38,7 @@ from primetime.service.store.records import (
     Action,
     Arm,
     ArmOutcome,
+    EventGroup,
     EventRecord,
     ExperimentRecord,
     ImpressionRecord,
@@ -56,6 +62,7 @@ __all__ = [
     "Action",
     "Arm",
     "ArmOutcome",
+    "EventGroup",
     "EventIdReused",
     "EventRecord",
     "EventStore",
@@ -66,6 +73,7 @@ __all__ = [
     "NewActions",
     "NewEvent",
     "NotFound",
+    "SessionEnded",
     "TitleSync",
     "UserRecord",
     "UsernameTaken",

@@ -71,3 +71,8 @@ class StoreBase:
 
         def experiment(self, experiment_id: str) -> ExperimentRecord | None:
             raise NotImplementedError
+
+        def session_active(
+            self, session_id: str, user_id: int, *, now: float | None = None
+        ) -> bool:
+            raise NotImplementedError

@@ -14,5 +14,10 @@ class NotFound(KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class SessionEnded(Exception):
+    """A group of `store_event_groups` named a session that is no longer open (signed out,
+    revoked or expired): nothing of it was stored."""
+
+
 class EventIdReused(ValueError):
     """`add_events` was given an `event_id` the user already sent with a different event."""

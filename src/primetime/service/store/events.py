@@ -9,11 +9,12 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from primetime.service.db import Event
+from primetime.service.db import Event, UserSession
 from primetime.service.store.base import StoreBase
-from primetime.service.store.errors import EventIdReused
+from primetime.service.store.errors import EventIdReused, NotFound, SessionEnded
 from primetime.service.store.records import (
     Action,
+    EventGroup,
     EventRecord,
     NewActions,
     NewEvent,
@@ -40,10 +41,51 @@ _AFTER = (
     .order_by(Event.id)
 )
 
+_Prepared = tuple[int, int, Sequence[NewEvent], list[dict[str, Any]], str | None]
+"""A group of `store_event_groups` ready to insert: its index, user, events, rows, session."""
+
 
 def _what(e: NewEvent) -> tuple[str, str, float | None]:
     """What makes two events with one `event_id` the same event."""
     return (e.item_id, e.event_type, None if e.rating is None else float(e.rating))
+
+
+def _event_rows(
+    user_id: int, events: Sequence[NewEvent], now: float
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The table rows of one user's batch, and `{event_id: index of its first event}`.
+
+    Raises:
+        TypeError: an element is not a `NewEvent`.
+        EventIdReused: two events of the batch share an `event_id` but differ.
+    """
+    rows = []
+    first: dict[str, int] = {}  # event_id -> index of its first event in the batch
+    for i, e in enumerate(events):
+        if not isinstance(e, NewEvent):
+            raise TypeError(f"events[{i}]: expected NewEvent, got {type(e).__name__}")
+        if e.event_id is not None:
+            j = first.setdefault(e.event_id, i)
+            if j != i and _what(events[j]) != _what(e):
+                raise EventIdReused(
+                    f"events[{i}].event_id: {e.event_id!r} names another event in the batch"
+                )
+        rows.append(
+            {
+                "user_id": user_id,
+                "item_id": e.item_id,
+                "event_type": e.event_type,
+                "rating": None if e.rating is None else float(e.rating),
+                "ts": now if e.ts is None else float(e.ts),
+                "received_at": now,
+                "device": e.device,
+                "position": e.position,
+                "context": _json(f"events[{i}].context", dict(e.context or {})),
+                "request_id": e.request_id,
+                "event_id": e.event_id,
+            }
+        )
+    return rows, first
 
 
 def _event_record(row: Event) -> EventRecord:
@@ -94,33 +136,7 @@ class EventsMixin(StoreBase):
         _check_id("user_id", user_id)
         if not events:
             return StoredEvents([], [])
-        now = time.time()
-        rows = []
-        first: dict[str, int] = {}  # event_id -> index of its first event in the batch
-        for i, e in enumerate(events):
-            if not isinstance(e, NewEvent):
-                raise TypeError(f"events[{i}]: expected NewEvent, got {type(e).__name__}")
-            if e.event_id is not None:
-                j = first.setdefault(e.event_id, i)
-                if j != i and _what(events[j]) != _what(e):
-                    raise EventIdReused(
-                        f"events[{i}].event_id: {e.event_id!r} names another event in the batch"
-                    )
-            rows.append(
-                {
-                    "user_id": user_id,
-                    "item_id": e.item_id,
-                    "event_type": e.event_type,
-                    "rating": None if e.rating is None else float(e.rating),
-                    "ts": now if e.ts is None else float(e.ts),
-                    "received_at": now,
-                    "device": e.device,
-                    "position": e.position,
-                    "context": _json(f"events[{i}].context", dict(e.context or {})),
-                    "request_id": e.request_id,
-                    "event_id": e.event_id,
-                }
-            )
+        rows, first = _event_rows(user_id, events, time.time())
         for attempt in range(3):
             try:
                 return self._insert_events(user_id, events, rows, first)
@@ -131,6 +147,180 @@ class EventsMixin(StoreBase):
                 self._raise_if_no_user(user_id, err)
                 raise
         raise AssertionError("unreachable")
+
+    def store_event_groups(
+        self, groups: Sequence[EventGroup | tuple[int, Sequence[NewEvent]]]
+    ) -> list[StoredEvents | Exception]:
+        """Store the batches of several requests (users) in ONE transaction: group commit.
+
+        Each group gets the answer `store_events(user_id, events)` would have given had the
+        groups been stored one after the other in this order: its ids (committed to disk
+        when this returns), or the exception that refused it (`EventIdReused`, `NotFound`,
+        `TypeError`, `ValueError`), which stores nothing of that group and nothing less of
+        the others. An `event_id` of an earlier group of the same user (a retry racing its
+        original) answers the earlier group's id, not new. A group with a `session_id` is
+        stored only if that session of its user is open when the transaction reads it
+        (else `SessionEnded`): the service checks a request's session here, once per
+        transaction, rather than with a read of its own per request.
+
+        Raises:
+            sqlalchemy.exc.OperationalError and the other `db.UNAVAILABLE` errors: the
+                database failed; nothing of any group was acknowledged.
+        """
+        now = time.time()
+        out: list[StoredEvents | Exception | None] = [None] * len(groups)
+        prepared: list[_Prepared] = []
+        for g, group in enumerate(groups):
+            user_id, events, session_id = EventGroup(*group)
+            try:
+                _check_id("user_id", user_id)
+                if not events:
+                    out[g] = StoredEvents([], [])
+                    continue
+                rows, _ = _event_rows(user_id, events, now)
+            except (TypeError, ValueError) as err:  # EventIdReused is a ValueError
+                out[g] = err
+                continue
+            prepared.append((g, user_id, events, rows, session_id))
+        if prepared:
+            for attempt in range(3):
+                try:
+                    for g, answer in self._insert_groups(prepared):
+                        out[g] = answer
+                    break
+                except IntegrityError:
+                    # Another worker stored one of these event ids between the read and the
+                    # insert (read them again), or a user is gone: after two tries, store
+                    # group by group, so one bad group refuses only itself.
+                    if attempt < 2:
+                        continue
+                    for g, user_id, events, _, session_id in prepared:
+                        try:
+                            if session_id is not None and not self.session_active(
+                                session_id, user_id
+                            ):
+                                raise SessionEnded(f"session of user {user_id} ended")
+                            out[g] = self.store_events(user_id, events)
+                        except (NotFound, ValueError, IntegrityError, SessionEnded) as err:
+                            out[g] = err
+        return [a if a is not None else AssertionError("unanswered") for a in out]
+
+    def _insert_groups(
+        self, prepared: Sequence[_Prepared]
+    ) -> list[tuple[int, StoredEvents | Exception]]:
+        """One transaction for `store_event_groups`: read the groups' sessions and the event
+        ids stored before, plan each group in order, insert every new row at once, commit."""
+        answers: list[tuple[int, StoredEvents | Exception]] = []
+        with self._sessions.begin() as s:
+            sids = {p[4] for p in prepared if p[4] is not None}
+            if sids:
+                now = time.time()
+                open_ = {
+                    (sid, uid)
+                    for sid, uid, expires_at, revoked_at in s.execute(
+                        select(
+                            UserSession.id,
+                            UserSession.user_id,
+                            UserSession.expires_at,
+                            UserSession.revoked_at,
+                        ).where(UserSession.id.in_(sids))
+                    )
+                    if revoked_at is None and expires_at > now
+                }
+                kept = []
+                for p in prepared:
+                    if p[4] is None or (p[4], p[1]) in open_:
+                        kept.append(p)
+                    else:
+                        answers.append((p[0], SessionEnded(f"session of user {p[1]} ended")))
+                prepared = kept
+            keys = {
+                (u, e.event_id) for _, u, events, _, _ in prepared for e in events if e.event_id
+            }
+            # (user_id, event_id) -> (id or None for "a row of this batch", what it is)
+            known: dict[tuple[int, str], tuple[int | None, tuple[str, str, float | None]]] = {}
+            if keys:
+                found = s.execute(
+                    select(
+                        Event.user_id,
+                        Event.event_id,
+                        Event.id,
+                        Event.item_id,
+                        Event.event_type,
+                        Event.rating,
+                    ).where(
+                        Event.user_id.in_({u for u, _ in keys}),
+                        Event.event_id.in_({e for _, e in keys}),
+                    )
+                )
+                for uid, eid, row_id, item_id, event_type, rating in found:
+                    if (uid, eid) in keys:
+                        known[(uid, str(eid))] = (row_id, (item_id, event_type, rating))
+            # Per group: for each event, ("row", k) = the k-th inserted row, ("id", id) = a
+            # stored row, ("key", key) = the row an earlier group of this batch inserts.
+            plans: list[tuple[int, list[tuple[str, Any]]]] = []
+            to_insert: list[dict[str, Any]] = []
+            owner: dict[tuple[int, str], int] = {}  # key -> k of the row inserting it
+            for g, user_id, events, rows, _ in prepared:
+                plan: list[tuple[str, Any]] = []
+                claims: dict[tuple[int, str], int] = {}  # key -> k of its row
+                claimed_by: dict[tuple[int, str], NewEvent] = {}
+                new_rows: list[dict[str, Any]] = []
+                refused: Exception | None = None
+                for i, e in enumerate(events):
+                    if e.event_id is None:
+                        plan.append(("row", len(to_insert) + len(new_rows)))
+                        new_rows.append(rows[i])
+                        continue
+                    key = (user_id, e.event_id)
+                    if key in claims:  # repeated inside the group (checked equal before)
+                        plan.append(("row", claims[key]))
+                    elif key in known:
+                        known_id, what = known[key]
+                        if _what(e) != what:
+                            refused = EventIdReused(
+                                f"events[{i}].event_id: {e.event_id!r} was sent before with "
+                                f"another event ({what[1]} of title {what[0]!r})"
+                            )
+                            break
+                        plan.append(("id", known_id) if known_id is not None else ("key", key))
+                    else:
+                        claims[key] = len(to_insert) + len(new_rows)
+                        claimed_by[key] = e
+                        plan.append(("row", claims[key]))
+                        new_rows.append(rows[i])
+                if refused is not None:
+                    answers.append((g, refused))
+                    continue
+                for key, k in claims.items():
+                    owner[key] = k
+                    known[key] = (None, _what(claimed_by[key]))
+                to_insert.extend(new_rows)
+                plans.append((g, plan))
+            new_ids: list[int] = []
+            if to_insert:
+                stmt = insert(Event).returning(Event.id, sort_by_parameter_order=True)
+                new_ids = list(s.scalars(stmt, to_insert))
+        for g, plan in plans:
+            ids, new = [], []
+            for kind, ref in plan:
+                if kind == "row":
+                    ids.append(new_ids[ref])
+                    new.append(True)
+                elif kind == "id":
+                    ids.append(ref)
+                    new.append(False)
+                else:
+                    ids.append(new_ids[owner[ref]])
+                    new.append(False)
+            # A row repeated inside one group counts once as new, as in `store_events`.
+            seen: set[int] = set()
+            for j, id_ in enumerate(ids):
+                if new[j] and id_ in seen:
+                    new[j] = False
+                seen.add(id_)
+            answers.append((g, StoredEvents(ids, new)))
+        return answers
 
     def _insert_events(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -107,6 +107,15 @@ class StoredEvents(NamedTuple):
     def added(self) -> int:
         """How many rows this call added."""
         return sum(self.new)
+
+
+class EventGroup(NamedTuple):
+    """One request's events for `EventStore.store_event_groups`: its user, its events and,
+    to check in the same transaction, the session it came with (None: not checked)."""
+
+    user_id: int
+    events: Sequence[NewEvent]
+    session_id: str | None = None
 
 
 class NewActions(NamedTuple):

@@ -3,12 +3,14 @@ on "sign out everywhere" and when the password changes."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import threading
 import time
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Update, delete, select, update
+from sqlalchemy import Engine, Update, delete, select, update
 from sqlalchemy.exc import DBAPIError
 
 from primetime.service.db import USER_AGENT_MAX, User, UserSession
@@ -20,6 +22,55 @@ from primetime.service.store.validate import _check_id
 # cursor. Through a SQLAlchemy Connection and Result the same read cost 37 us on SQLite,
 # on the DBAPI cursor 10 us (pool checkout with its pre-ping included).
 _SESSION_SQL = "SELECT user_id, expires_at, revoked_at FROM sessions WHERE id = {}"
+
+
+class _SessionReader:
+    """One connection of its own, in autocommit, for the session read on PostgreSQL.
+
+    Through the pool the read was three round trips to the server (the pool's pre-ping, the
+    query, the rollback when the connection goes back), the whole of a worker's event loop
+    waiting on them under load; here it is one. A connection that fails is dropped (and
+    the error raised, a 503); one that was idle when the server restarted fails once and
+    the read is retried on a new one. The lock serialises the callers of one process (the
+    event loop and the web pages' threads): each holds it for one round trip.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._conn: Any = None  # a detached pooled connection, or None
+
+    def row(self, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        with self._lock:
+            for retry in (False, True):
+                fresh = self._conn is None
+                if fresh:
+                    raw = self._engine.raw_connection()  # pre-pinged, statement timeout set
+                    raw.driver_connection.autocommit = True  # type: ignore[union-attr]
+                    raw.detach()  # ours now: the pool opens another for the others
+                    self._conn = raw
+                try:
+                    cursor = self._conn.cursor()
+                    try:
+                        cursor.execute(sql, params)
+                        return cast("tuple[Any, ...] | None", cursor.fetchone())
+                    finally:
+                        cursor.close()
+                except Exception:
+                    self._drop()
+                    if fresh or retry:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()  # closes it, without a rollback on a lost connection
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
 
 
 def new_session_id() -> str:
@@ -108,6 +159,12 @@ class SessionsMixin(StoreBase):
         return bool(row[1] > (time.time() if now is None else now))
 
     def _session_row(self, session_id: str) -> tuple[Any, ...] | None:
+        if self._engine.dialect.name == "postgresql":
+            return self._session_reader.row(self._session_sql, (session_id,))
+        return self._pooled_session_row(session_id)
+
+    def _pooled_session_row(self, session_id: str) -> tuple[Any, ...] | None:
+        """The read on a pooled connection (SQLite: no round trips to save)."""
         raw = self._engine.raw_connection()
         try:
             cursor = raw.cursor()
@@ -121,6 +178,15 @@ class SessionsMixin(StoreBase):
             raise
         finally:
             raw.close()  # back to the pool, which rolls the read back
+
+    @cached_property
+    def _session_reader(self) -> _SessionReader:
+        return _SessionReader(self._engine)
+
+    def close(self) -> None:
+        if "_session_reader" in self.__dict__:
+            self._session_reader.close()
+        super().close()
 
     def revoke_session(self, session_id: str) -> bool:
         """End one session (sign-out); False when it was not open."""
