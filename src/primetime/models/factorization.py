@@ -102,6 +102,12 @@ class ALSRecommender(Recommender):
         u = self.user_factors(contexts)  # (B, F)
         return mask_padding(u @ self._model.item_factors.T)  # (B, V)
 
+    def user_vectors(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        return np.asarray(self.user_factors(contexts), dtype=np.float32)
+
+    def item_vectors(self) -> np.ndarray | None:
+        return np.asarray(self._model.item_factors, dtype=np.float32)
+
     def _state(self) -> dict[str, np.ndarray]:
         assert self._model is not None
         return {
@@ -234,6 +240,12 @@ class BPRRecommender(Recommender):
         assert self.item_factors is not None
         u = self._fold_in(contexts)  # (B, F+1)
         return mask_padding(u @ self.item_factors.T)  # (B, V)
+
+    def user_vectors(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        return self._fold_in(contexts)  # (B, F+1); the last column meets the item bias
+
+    def item_vectors(self) -> np.ndarray | None:
+        return self._item_factors()
 
     def _state(self) -> dict[str, np.ndarray]:
         assert self.item_factors is not None and self.user_factors_train is not None

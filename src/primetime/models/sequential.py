@@ -188,10 +188,27 @@ class SequentialRecommender(Recommender):
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         assert self.net is not None
         net = self.net
+        h = self.user_vectors(contexts)  # (B, D); zero rows for empty histories
+        device = net.item_emb.weight.device
+        out = np.empty((len(contexts), net.item_emb.num_embeddings), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(contexts), 512):
+                hc = torch.from_numpy(h[start : start + 512]).to(device)  # (b, D)
+                out[start : start + len(hc)] = net.logits(hc).float().cpu().numpy()  # (b, V)
+        empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
+        if empty.any():  # no history: nothing to condition on, every item scores the same
+            out[empty] = 0.0
+        return mask_padding(out)
+
+    def user_vectors(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(B, D) hidden state after each history's last item; zeros for an empty history.
+        ``score`` is these against :meth:`item_vectors` (the tied output table)."""
+        assert self.net is not None
+        net = self.net
         if net.training:  # eval() walks every submodule: not on each request
             net.eval()
         device = net.item_emb.weight.device
-        out = np.empty((len(contexts), net.item_emb.num_embeddings), dtype=np.float32)
+        out = np.zeros((len(contexts), net.item_emb.embedding_dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(contexts), 512):
                 chunk = contexts[start : start + 512]
@@ -202,11 +219,20 @@ class SequentialRecommender(Recommender):
                 h = net(torch.from_numpy(seq).to(device))  # (b, T, D)
                 rows = torch.arange(len(chunk), device=device)
                 h = h[rows, torch.from_numpy(last).to(device)]  # (b, D) after the last item
-                out[start : start + len(chunk)] = net.logits(h).float().cpu().numpy()  # (b, V)
+                out[start : start + len(chunk)] = h.float().cpu().numpy()
         empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
-        if empty.any():  # no history: nothing to condition on, every item scores the same
-            out[empty] = 0.0
-        return mask_padding(out)
+        out[empty] = 0.0
+        return out
+
+    def item_vectors(self) -> np.ndarray | None:
+        """(V, D) output item table (``item_table()`` when the net has side features)."""
+        assert self.net is not None
+        net = self.net
+        if net.training:
+            net.eval()
+        with torch.inference_mode():
+            table = net.item_table() if hasattr(net, "item_table") else net.item_emb.weight
+            return table.float().cpu().numpy().copy()
 
     # ---------------------------------------------------------- save / load
     def _state(self) -> dict[str, np.ndarray]:
