@@ -13,7 +13,14 @@ Why an index at all: exact scoring is a (B, D) x (D, V) product plus a top-k ove
 per request; at V >= 100k titles that product dominates a request
 (``benchmarks/bench_retrieval.py`` measures the ratio on the ``xl-catalog`` world).
 
-Two kinds of index (both inner product, exact vectors stored, no compression):
+Two kinds of approximate index (exact vectors stored, no compression). Both search
+by L2 distance after the reduction of maximum inner product search to nearest
+neighbours (Bachrach et al. 2014, "Speeding up the Xbox recommender system using a
+Euclidean transformation for inner-product spaces"): every item gets one more
+coordinate sqrt(M^2 - |v|^2) (M the largest norm), every query a 0, so the nearest
+item is the one with the largest inner product. Without it, graph and k-means cells
+built on inner products miss many of the best items of a trained model (whose item
+norms differ widely); ``mips=False`` keeps the plain inner-product index.
 
 - ``"hnsw"``: a graph (Malkov & Yashunin 2018, arXiv:1603.09320); no training,
   ``ef_search`` trades speed for recall.
@@ -51,6 +58,8 @@ class RetrievalConfig:
         min_items: Build no index below this catalog size (exact scoring is as fast
             there); 0 always builds.
         threads: FAISS OpenMP threads (build and search); None leaves FAISS's default.
+        mips: Index the Euclidean transform of the table (see the module docstring)
+            instead of inner products, for "hnsw" and "ivf".
         seed: k-means seed of the IVF cells.
     """
 
@@ -63,6 +72,7 @@ class RetrievalConfig:
     nprobe: int = 16
     min_items: int = 0
     threads: int | None = None
+    mips: bool = True
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -98,18 +108,26 @@ class ItemIndex:
             faiss.omp_set_num_threads(config.threads)
         rows = table[1:]  # (V - 1, D); FAISS id k is item_idx k + 1
         n = len(rows)
+        self.euclidean = config.mips and config.kind != "flat"
         metric = faiss.METRIC_INNER_PRODUCT
+        dim = self.dim
+        if self.euclidean:
+            norms = np.linalg.norm(rows, axis=1)  # (V - 1,)
+            extra = np.sqrt(np.maximum(norms.max() ** 2 - norms**2, 0.0))  # (V - 1,)
+            rows = np.ascontiguousarray(np.hstack([rows, extra[:, None]]), dtype=np.float32)
+            metric, dim = faiss.METRIC_L2, dim + 1  # (V - 1, D + 1)
         index: Any
         if config.kind == "flat":
-            index = faiss.IndexFlatIP(self.dim)
+            index = faiss.IndexFlatIP(dim)
         elif config.kind == "hnsw":
-            index = faiss.IndexHNSWFlat(self.dim, config.hnsw_m, metric)
+            index = faiss.IndexHNSWFlat(dim, config.hnsw_m, metric)
             index.hnsw.efConstruction = config.ef_construction
         else:
             nlist = config.nlist or int(4 * np.sqrt(n))
             nlist = max(1, min(nlist, n // 39 or 1))  # FAISS wants ~39 points per cell
-            self._quantizer = faiss.IndexFlatIP(self.dim)  # kept alive with the index
-            index = faiss.IndexIVFFlat(self._quantizer, self.dim, nlist, metric)
+            flat = faiss.IndexFlatL2 if self.euclidean else faiss.IndexFlatIP
+            self._quantizer = flat(dim)  # kept alive with the index
+            index = faiss.IndexIVFFlat(self._quantizer, dim, nlist, metric)
             index.cp.seed = config.seed
             index.train(rows)
             index.nprobe = min(config.nprobe, nlist)
@@ -123,6 +141,8 @@ class ItemIndex:
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ValueError(f"queries must be (B, {self.dim}), got shape {queries.shape}")
         n = min(n, self.n_items - 1)
+        if self.euclidean:
+            queries = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])  # (B, D + 1)
         if self.config.kind == "hnsw":
             self.index.hnsw.efSearch = max(self.config.ef_search, n)
         _, ids = self.index.search(queries, n)  # (B, n) FAISS ids, -1 = none

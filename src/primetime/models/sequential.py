@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -114,6 +115,7 @@ class SequentialRecommender(Recommender):
         super().__init__(config)
         self.net: Any = None  # the model's nn.Module, built by _new_net
         self.side: dict[str, np.ndarray] | None = None  # per-item side features, if any
+        self.onnx: Any = None  # an OnnxScorer serving ``score`` (use_onnx), else None
 
     def _prepare(self, train: Interactions, catalog: Catalog | None) -> None:  # noqa: B027
         """Hook run before the net is built in ``fit`` (e.g. side features)."""
@@ -185,7 +187,27 @@ class SequentialRecommender(Recommender):
         )
 
     # ---------------------------------------------------------------- score
+    def use_onnx(self, path: str | Path | None, *, threads: int | None = None) -> None:
+        """Score through onnxruntime from a file written by
+        :func:`primetime.models.onnx.export_onnx` (float32 or INT8), or with torch
+        again when ``path`` is None. Candidate retrieval, when enabled, still computes
+        its user vectors with torch."""
+        if path is None:
+            self.onnx = None
+            return
+        from primetime.models.onnx import OnnxScorer
+
+        scorer = OnnxScorer(path, threads=threads)
+        items = self._require_fitted()
+        if scorer.n_items != items.size:
+            raise ValueError(
+                f"{path}: the ONNX scorer scores {scorer.n_items} items, the model {items.size}"
+            )
+        self.onnx = scorer
+
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        if self.onnx is not None:
+            return self._score_onnx(contexts)
         assert self.net is not None
         net = self.net
         h = self.user_vectors(contexts)  # (B, D); zero rows for empty histories
@@ -197,6 +219,18 @@ class SequentialRecommender(Recommender):
                 out[start : start + len(hc)] = net.logits(hc).float().cpu().numpy()  # (b, V)
         empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
         if empty.any():  # no history: nothing to condition on, every item scores the same
+            out[empty] = 0.0
+        return mask_padding(out)
+
+    def _score_onnx(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        out = np.empty((len(contexts), self.onnx.n_items), dtype=np.float32)
+        for start in range(0, len(contexts), 512):
+            chunk = contexts[start : start + 512]
+            seq, last = right_pad([c.history for c in chunk], self.config.max_len)
+            seq = seq[:, : int(last.max()) + 1]  # as in _score: trailing padding is inert
+            out[start : start + len(chunk)] = self.onnx.scores(seq, last)  # (b, V)
+        empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
+        if empty.any():
             out[empty] = 0.0
         return mask_padding(out)
 
