@@ -73,6 +73,8 @@ def main() -> None:
     ap.add_argument("--preset", default="xl-catalog")
     ap.add_argument("--models", default="als,sasrec")
     ap.add_argument("--kinds", default="hnsw,ivf")
+    ap.add_argument("--ef-search", default="256,512", help="HNSW search widths to try")
+    ap.add_argument("--nprobe", default="16,64", help="IVF cells probed, values to try")
     ap.add_argument("--candidates", type=int, default=200)
     ap.add_argument("--users", type=int, default=1000, help="test users for recall and HR")
     ap.add_argument("--calls", type=int, default=300, help="single-user calls per path")
@@ -104,7 +106,7 @@ def main() -> None:
         f"(score + history removal + top-10), interleaved · {args.threads} thread(s)\n"
     )
     print(
-        f"{'model':<8}{'index':<7}{'build s':>8}{'recall@100':>11}{'recall@10':>10}"
+        f"{'model':<8}{'index':<16}{'build s':>8}{'recall@100':>11}{'recall@10':>10}"
         f"{'HR@10 exact':>12}{'HR@10 idx':>10}{'exact p50 ms':>13}{'index p50 ms':>13}"
         f"{'ratio p50':>10}{'ratio mean':>11}"
     )
@@ -121,31 +123,39 @@ def main() -> None:
             model.enable_retrieval(cfg)
             build_s = time.perf_counter() - t
             index = model.retrieval
-            found100 = top_ranked(model, contexts, 100)
-            hr_idx = float(np.mean((found100[:, :10] == target[:, None]).any(1)))
-            r100 = recall_at(exact100, found100)
-            r10 = recall_at(exact100[:, :10], found100[:, :10])
-            for c in contexts[:20]:  # warm-up both paths
-                request(model, c)
-            model.retrieval = None
-            for c in contexts[:20]:
-                request(model, c)
-            lat = np.empty((args.calls, 2))
-            for i in range(args.calls):
-                ctx = contexts[i % len(contexts)]
-                for j, on in enumerate((None, index)):
-                    model.retrieval = on
-                    t = time.perf_counter()
-                    request(model, ctx)
-                    lat[i, j] = (time.perf_counter() - t) * 1000
-            model.retrieval = index
-            p50 = np.median(lat, axis=0)
-            mean = lat.mean(axis=0)
-            print(
-                f"{name:<8}{kind:<7}{build_s:>8.1f}{r100:>11.3f}{r10:>10.3f}{hr_exact:>12.4f}"
-                f"{hr_idx:>10.4f}{p50[0]:>13.2f}{p50[1]:>13.2f}{p50[0] / p50[1]:>9.1f}x"
-                f"{mean[0] / mean[1]:>10.1f}x"
-            )
+            assert index is not None
+            knob, values = ("ef", args.ef_search) if kind == "hnsw" else ("nprobe", args.nprobe)
+            for value in [int(v) for v in values.split(",")] if kind != "flat" else [0]:
+                if kind == "hnsw":
+                    index.set_search(ef_search=value)
+                elif kind == "ivf":
+                    index.set_search(nprobe=value)
+                label = f"{kind} {knob}={value}" if kind != "flat" else kind
+                found100 = top_ranked(model, contexts, 100)
+                hr_idx = float(np.mean((found100[:, :10] == target[:, None]).any(1)))
+                r100 = recall_at(exact100, found100)
+                r10 = recall_at(exact100[:, :10], found100[:, :10])
+                for c in contexts[:20]:  # warm-up both paths
+                    request(model, c)
+                model.retrieval = None
+                for c in contexts[:20]:
+                    request(model, c)
+                lat = np.empty((args.calls, 2))
+                for i in range(args.calls):
+                    ctx = contexts[i % len(contexts)]
+                    for j, on in enumerate((None, index)):
+                        model.retrieval = on
+                        t = time.perf_counter()
+                        request(model, ctx)
+                        lat[i, j] = (time.perf_counter() - t) * 1000
+                model.retrieval = index
+                p50 = np.median(lat, axis=0)
+                mean = lat.mean(axis=0)
+                print(
+                    f"{name:<8}{label:<16}{build_s:>8.1f}{r100:>11.3f}{r10:>10.3f}"
+                    f"{hr_exact:>12.4f}{hr_idx:>10.4f}{p50[0]:>13.2f}{p50[1]:>13.2f}"
+                    f"{p50[0] / p50[1]:>9.1f}x{mean[0] / mean[1]:>10.1f}x"
+                )
         print(f"  ({name}: fit {fit_s:.0f}s on train, settings {MODEL_SETTINGS.get(name, {})})")
     print(f"load after: {os.getloadavg()[0]:.2f}")
 

@@ -122,3 +122,15 @@ def test_empty_history_scores_every_item_the_same(split):
     model.fit(split.train, options=FitOptions(retrieval=RetrievalConfig(kind="flat", candidates=3)))
     s = model.score([UserContext.anonymous(np.zeros(0, dtype=np.int64))])[0]
     assert np.isneginf(s[0]) and (s[1:] == 0).all(), "as exact scoring gives"
+
+
+def test_search_settings_change_without_a_rebuild():
+    table, queries = planted_table()
+    rng = np.random.default_rng(1)
+    queries = rng.standard_normal(queries.shape).astype(np.float32)
+    index = ItemIndex(table, RetrievalConfig(kind="ivf", nlist=64, nprobe=1))
+    exact = exact_top(queries, table, 10)
+    coarse = recall_at(exact, index.search(queries, 10))
+    index.set_search(nprobe=64)  # every cell
+    assert index.config.nprobe == 64
+    assert recall_at(exact, index.search(queries, 10)) == 1.0 > coarse

@@ -30,6 +30,7 @@ norms differ widely); ``mips=False`` keeps the plain inner-product index.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +134,17 @@ class ItemIndex:
             index.nprobe = min(config.nprobe, nlist)
         index.add(rows)
         self.index = index
+
+    def set_search(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
+        """Change the search-time settings (HNSW ``ef_search``, IVF ``nprobe``) without
+        rebuilding the index."""
+        self.config = dataclasses.replace(
+            self.config,
+            ef_search=ef_search or self.config.ef_search,
+            nprobe=nprobe or self.config.nprobe,
+        )
+        if self.config.kind == "ivf":
+            self.index.nprobe = min(self.config.nprobe, self.index.nlist)
 
     def search(self, queries: np.ndarray, n: int) -> np.ndarray:
         """Item indices (B, n) of the ``n`` best inner products per query (B, D), best
