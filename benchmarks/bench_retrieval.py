@@ -42,7 +42,7 @@ from primetime.types import UserContext  # noqa: E402
 MODEL_SETTINGS = {
     "als": {"factors": 64},
     "bpr": {"factors": 64, "iterations": 30},
-    "sasrec": {"loss": "sampled_softmax", "epochs": 3, "patience": 0, "device": "cpu"},
+    "sasrec": {"loss": "sampled_softmax", "epochs": 1, "patience": 0, "device": "cpu"},
     "gru4rec": {"epochs": 2, "patience": 0, "device": "cpu"},
 }
 
