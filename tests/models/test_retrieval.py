@@ -134,3 +134,15 @@ def test_search_settings_change_without_a_rebuild():
     index.set_search(nprobe=64)  # every cell
     assert index.config.nprobe == 64
     assert recall_at(exact, index.search(queries, 10)) == 1.0 > coarse
+
+
+def test_zero_rows_are_left_out_and_ids_still_map_to_items():
+    """Titles a model never learned (zero vectors) are not indexed; the others keep
+    their item_idx."""
+    table, queries = planted_table()
+    table[1::3] = 0.0  # a third of the titles unlearned
+    index = ItemIndex(table, RetrievalConfig(kind="hnsw", ef_search=400))
+    assert len(index.ids) == len(table) - 1 - len(range(1, len(table), 3))
+    found = index.search(queries, 10)
+    assert not (found % 3 == 1).any(), "no zero row returned"
+    assert recall_at(exact_top(queries, table, 10), found) == 1.0
