@@ -469,3 +469,35 @@ def test_benchmark_pipeline_scores_and_exports_the_served_lists(split_dir, tmp_p
     assert not served.equals(bare), "the served lists are the pipeline's, not the model's"
     bad = runner.invoke(app, [*args, "--blend-grid"])
     assert bad.exit_code != 0 and "--pipeline" in bad.output
+
+
+def test_export_onnx_then_recommend_through_onnxruntime_and_faiss(tmp_path, planted):
+    """`export-onnx` writes float32 + INT8 files; `recommend --onnx` and `--retrieval`
+    answer like the torch model does (the chain i3, i4, i5 -> i6)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("faiss")
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
+    sets = ["--set", "dim=16", "--set", "heads=1", "--set", "layers=1", "--set", "ffn=32"]
+    sets += ["--set", "epochs=30", "--set", "lr=0.01", "--set", "patience=0"]
+    r = runner.invoke(app, ["train", "sasrec", "--data", str(log), "--no-refit", *sets])
+    assert r.exit_code == 0, r.output
+    out_file = tmp_path / "s.onnx"
+    r = runner.invoke(app, ["export-onnx", "--model", "sasrec", "--out", str(out_file), "--int8"])
+    assert r.exit_code == 0, r.output
+    assert out_file.is_file() and (tmp_path / "s.int8.onnx").is_file()
+    ask = ["recommend", "--model", "sasrec", "--history", "i3,i4,i5", "--k", "5", "--json"]
+    torch_top = [x["item_id"] for x in _json_stdout(runner.invoke(app, ask))["items"]]
+    onnx_top = [
+        x["item_id"]
+        for x in _json_stdout(runner.invoke(app, [*ask, "--onnx", str(out_file)]))["items"]
+    ]
+    assert onnx_top == torch_top
+    r = runner.invoke(app, [*ask, "--retrieval", "flat", "--candidates", "5"])
+    assert [x["item_id"] for x in _json_stdout(r)["items"]] == torch_top
+    r = runner.invoke(app, ["export-onnx", "--model", "sasrec", "--out", str(tmp_path / "x")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*ask, "--retrieval", "annoy"])
+    assert r.exit_code == 2 and "--retrieval" in r.output

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,13 +60,9 @@ def batched_probs(world: World, contexts: list[UserContext], size: int = 512) ->
 
 
 # ---------------------------------------------------------------- generation
-def test_tiny_generates_in_under_a_second() -> None:
-    best = float("inf")
-    for _ in range(2):  # best of two: the first call also warms imports and caches
-        t0 = time.perf_counter()
-        w = generate(TINY)
-        best = min(best, time.perf_counter() - t0)
-    assert best < 1.0, f"tiny world took {best:.2f} s"
+def test_tiny_has_the_documented_size() -> None:
+    # its speed is measured by benchmarks/bench_synthetic.py, not asserted here
+    w = generate(TINY)
     counts = w.dataset.manifest["counts"]
     assert counts["users"] == 200
     assert 250 <= counts["items"] <= 400

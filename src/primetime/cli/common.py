@@ -22,7 +22,8 @@ DataOpt = Annotated[
         "--data",
         "-d",
         help="Data set: `ml-100k` (fetched through PyPI), `synthetic-<preset>[-seed<N>]` "
-        "(presets: tiny, small, seasons, medium, ml-25m), or a path to a GroupLens folder "
+        "(presets: tiny, small, seasons, medium, ml-25m, xl-catalog), or a path to a "
+        "GroupLens folder "
         "(ml-100k/1m/10m/20m/25m/latest), a RecBole atomic folder, or a CSV/TSV/Parquet log.",
     ),
 ]

@@ -35,7 +35,10 @@ def data_fetch(
 @guard
 def data_synth(
     preset: Annotated[
-        str, typer.Option(help="World size: tiny, small, seasons, medium or ml-25m.")
+        str,
+        typer.Option(
+            help="World size: tiny, small, seasons, medium, ml-25m or xl-catalog (100k+ titles)."
+        ),
     ] = "small",
     seed: Annotated[int, typer.Option(help="Seed of the world; same seed, same world.")] = 0,
 ) -> None:

@@ -1,4 +1,5 @@
-"""The model life cycle from the command line: ``train``, ``evaluate``, ``recommend``.
+"""The model life cycle from the command line: ``train``, ``evaluate``, ``recommend``,
+``export-onnx``.
 
 All three work on the one model registry (``primetime.registry``): ``train``
 adds a version, ``evaluate`` and ``recommend`` read one (the promoted version
@@ -334,12 +335,25 @@ def recommend(
     ] = "",
     k: Annotated[int, typer.Option(help="How many titles.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    onnx: Annotated[
+        Path | None,
+        typer.Option(help="Score with onnxruntime from this file (`primetime export-onnx`)."),
+    ] = None,
+    retrieval: Annotated[
+        str | None,
+        typer.Option(
+            help="Retrieve candidates with a FAISS index (`hnsw`, `ivf` or `flat`) over the "
+            "model's item table, then score them exactly (dot-product models)."
+        ),
+    ] = None,
+    candidates: Annotated[int, typer.Option(min=1, help="Titles `--retrieval` retrieves.")] = 200,
     version: VersionOpt = None,
     registry_dir: RegistryOpt = None,
 ) -> None:
     """Top-k titles for any history of item ids, from the promoted version of MODEL
     in the model registry (the one `serve` serves), or `--version`."""
     from primetime.models.base import top_k
+    from primetime.models.retrieval import RetrievalConfig
     from primetime.types import UserContext
 
     if k < 1:
@@ -348,6 +362,17 @@ def recommend(
     mv = reg.get(model, version) if version else (reg.promoted(model) or reg.latest(model))
     m = reg.load(model, mv.version)
     assert m.items is not None
+    if onnx is not None:
+        if not hasattr(m, "use_onnx"):
+            fail(f"--onnx: {model} is not a sequence model (sasrec, gru4rec)")
+        m.use_onnx(onnx)
+    if retrieval is not None:
+        try:
+            cfg = RetrievalConfig(kind=retrieval, candidates=candidates)
+        except ValueError as e:
+            fail(f"--retrieval: {e}")
+        if not m.enable_retrieval(cfg):
+            fail(f"--retrieval: {model} has no item table to index")
     ids = [x.strip() for x in history.split(",") if x.strip()]
     unknown = [x for x in ids if x not in m.items]
     if unknown:
@@ -388,6 +413,41 @@ def recommend(
             f"{row['score']:.4f}",
         )
     out.print(t)
+
+
+@app.command("export-onnx")
+@guard
+def export_onnx_cmd(
+    model: Annotated[str, typer.Option(help="Registered sequence model: sasrec, gru4rec.")] = (
+        "sasrec"
+    ),
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="The .onnx file (default: $PRIMETIME_HOME/models/onnx/MODEL-vN.onnx)."
+        ),
+    ] = None,
+    int8: Annotated[
+        bool, typer.Option(help="Also write MODEL-vN.int8.onnx (INT8 dynamic quantisation).")
+    ] = False,
+    version: VersionOpt = None,
+    registry_dir: RegistryOpt = None,
+) -> None:
+    """Export the promoted (or `--version`) MODEL to ONNX for onnxruntime: item
+    sequences in, scores of every title out, any batch size and history length. Serve
+    the file with `primetime recommend --onnx FILE` (or `model.use_onnx(FILE)`)."""
+    from primetime import paths
+    from primetime.models.onnx import export_onnx
+
+    reg = registry(registry_dir)
+    mv = reg.get(model, version) if version else (reg.promoted(model) or reg.latest(model))
+    m = reg.load(model, mv.version)
+    if not hasattr(m, "use_onnx"):
+        fail(f"{model} is not a sequence model: only sasrec and gru4rec export to ONNX")
+    path = out_file or paths.models_dir() / "onnx" / f"{model}-{mv.version}.onnx"
+    served = export_onnx(m, path, int8=int8)
+    for p in dict.fromkeys((path, served)):
+        out.print(f"wrote {p} ({p.stat().st_size / 2**20:.1f} MiB)")
 
 
 def _catalog(meta: dict[str, Any], items: Any) -> Any:

@@ -26,6 +26,7 @@ from primetime.artifacts import Bundle, check_same_catalog, load_bundle, save_bu
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
+from primetime.models.retrieval import ItemIndex, RetrievalConfig, scores_from_candidates
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class FitOptions:
         select: When ``valid`` is not given, may a model hold part of ``train``
             out to choose its epochs? False for a final fit on the whole log
             with settings already chosen (every event is learned from).
+        retrieval: After the fit, build a FAISS index over the model's item table
+            and score through it (:meth:`Recommender.enable_retrieval`); None
+            (default): exact scoring of every item.
     """
 
     run_dir: Path | None = None
@@ -71,6 +75,7 @@ class FitOptions:
     threads: int | None = None
     validation: Validation | None = None
     select: bool = True
+    retrieval: RetrievalConfig | None = None
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -116,6 +121,10 @@ class Recommender(ABC):
         self.vocabs: dict[str, Vocabulary] = {}
         #: Member models by role -> registry key ``"name:vN"`` (an ensemble's members).
         self.members: dict[str, str] = {}
+        #: Candidate retrieval (:meth:`enable_retrieval`): the index and the item table
+        #: it was built from; None scores every item exactly.
+        self.retrieval: ItemIndex | None = None
+        self._retrieval_table: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -163,6 +172,8 @@ class Recommender(ABC):
         finally:
             torch.set_num_threads(threads)
         report.seconds = time.perf_counter() - t0
+        if options.retrieval is not None:
+            self.enable_retrieval(options.retrieval)
         return report
 
     @abstractmethod
@@ -189,6 +200,12 @@ class Recommender(ABC):
         Raises:
             ValueError: if a history holds an index outside the model's catalog.
         """
+        self._check_histories(contexts)
+        if self.retrieval is not None:
+            return self._score_retrieved(contexts)
+        return self._score(contexts)
+
+    def _check_histories(self, contexts: Sequence[UserContext]) -> None:
         items = self._require_fitted()
         for c in contexts:
             if c.history.size and c.history.max() >= items.size:
@@ -196,7 +213,6 @@ class Recommender(ABC):
                     f"{self.name}: history holds item_idx {int(c.history.max())}, but the model "
                     f"knows {len(items)} items"
                 )
-        return self._score(contexts)
 
     @abstractmethod
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray: ...
@@ -206,8 +222,89 @@ class Recommender(ABC):
         raise NotImplementedError(f"model {self.name!r} does not predict ratings")
 
     def score_items(self, contexts: Sequence[UserContext], items: np.ndarray) -> np.ndarray:
-        """Scores of the given item indices only, shape (B, len(items))."""
-        return self.score(contexts)[:, np.asarray(items, dtype=np.int64)]
+        """Scores of the given item indices only, shape (B, len(items)).
+
+        With retrieval enabled these are the exact scores of exactly these items
+        (a candidate set chosen by the caller is not narrowed by the index)."""
+        idx = np.asarray(items, dtype=np.int64)
+        if self.retrieval is not None and self._retrieval_table is not None:
+            self._check_histories(contexts)
+            users = self.user_vectors(contexts)  # (B, D)
+            out = (users @ self._retrieval_table[idx].T).astype(np.float32)  # (B, N)
+            out[:, idx == 0] = -np.inf
+            return out
+        return self.score(contexts)[:, idx]
+
+    # ------------------------------------------------- candidate retrieval
+    def item_vectors(self) -> np.ndarray | None:
+        """The (V, D) float32 item table when ``score(c)[i] == user_vectors([c])[0] @
+        item_vectors()[i]`` for every real item i (a dot-product model); None (the
+        default) for models whose score is not one."""
+        return None
+
+    def user_vectors(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(B, D) float32 user vectors matching :meth:`item_vectors`."""
+        raise NotImplementedError(f"model {self.name!r} has no user vectors")
+
+    def enable_retrieval(self, config: RetrievalConfig | None) -> bool:
+        """Score through a FAISS index over the item table (see
+        :mod:`primetime.models.retrieval`), or exactly again with ``None``.
+
+        Call after ``fit`` or ``load`` (``FitOptions.retrieval`` does it after fit);
+        ``extend_items`` rebuilds the index. Then ``score`` returns, per user, the exact
+        scores of the ``config.candidates`` (+ history length) items the index
+        retrieves and ``-inf`` for every other item.
+
+        Returns:
+            True when retrieval is on; False (scoring stays exact, with a log line)
+            when the model is not a dot-product model or the catalog is smaller than
+            ``config.min_items``.
+        """
+        self._require_fitted()
+        self.retrieval, self._retrieval_table = None, None
+        if config is None:
+            return False
+        table = self.item_vectors()
+        if table is None:
+            log.info("%s: no item table, retrieval not available: exact scoring", self.name)
+            return False
+        if len(table) - 1 < config.min_items:
+            log.info(
+                "%s: %d items < retrieval.min_items %d: exact scoring",
+                self.name,
+                len(table) - 1,
+                config.min_items,
+            )
+            return False
+        t0 = time.perf_counter()
+        self._retrieval_table = np.ascontiguousarray(table, dtype=np.float32)
+        self.retrieval = ItemIndex(self._retrieval_table, config)
+        log.info(
+            "%s: %s index over %d items built in %.1fs",
+            self.name,
+            config.kind,
+            len(table) - 1,
+            time.perf_counter() - t0,
+        )
+        return True
+
+    def _score_retrieved(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(B, V): exact scores of each user's retrieved candidates, -inf elsewhere."""
+        index, table = self.retrieval, self._retrieval_table
+        assert index is not None and table is not None
+        if not contexts:
+            return np.empty((0, table.shape[0]), dtype=np.float32)
+        users = self.user_vectors(contexts)  # (B, D)
+        need = index.config.candidates + np.array([len(np.unique(c.history)) for c in contexts])
+        found = index.search(users, int(need.max()))  # (B, N), best first
+        # each row keeps its own candidates + history length, so that a user's scores
+        # do not depend on who shares the batch
+        found[np.arange(found.shape[1])[None, :] >= need[:, None]] = -1
+        out = scores_from_candidates(users, table, found)  # (B, V)
+        blank = ~users.any(axis=1)  # a zero vector scores every item 0: nothing to retrieve
+        if blank.any():
+            out[blank, 1:] = 0.0
+        return out
 
     # ------------------------------------------------------- new titles
     def extend_items(self, items: Vocabulary, side: SideData) -> bool:
@@ -244,6 +341,8 @@ class Recommender(ABC):
         if not self._extend(items, side, n_old):
             return False
         self.items = items
+        if self.retrieval is not None:  # the new titles enter the index too
+            self.enable_retrieval(self.retrieval.config)
         return True
 
     def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:

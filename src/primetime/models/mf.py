@@ -223,6 +223,22 @@ class MFRecommender(Recommender):
             )
         return mask_padding(s.numpy())  # (B, V)
 
+    def user_vectors(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(B, F + 2): ``[p_u, 1, mu + b_u]``, so that against :meth:`item_vectors`
+        ``[q_i, b_i, 1]`` the dot product is the predicted rating ``score`` gives."""
+        assert self.net is not None
+        with torch.no_grad():
+            p, bu = self._user_vectors(contexts)  # (B, F), (B,)
+            ones = torch.ones(len(contexts), 1)
+            return torch.cat([p, ones, (self.net.mu + bu)[:, None]], 1).numpy()
+
+    def item_vectors(self) -> np.ndarray | None:
+        """(V, F + 2): ``[q_i, b_i, 1]`` (see :meth:`user_vectors`)."""
+        assert self.net is not None
+        with torch.no_grad():
+            q, bi = self.net.item.weight, self.net.item_bias.weight  # (V, F), (V, 1)
+            return torch.cat([q, bi, torch.ones_like(bi)], 1).numpy()
+
     def _state(self) -> dict[str, np.ndarray]:
         assert self.net is not None
         out = {k: v.numpy() for k, v in self.net.state_dict().items()}

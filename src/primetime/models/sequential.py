@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,6 +125,7 @@ class SequentialRecommender(Recommender):
         super().__init__(config)
         self.net: Any = None  # the model's nn.Module, built by _new_net
         self.side: dict[str, np.ndarray] | None = None  # per-item side features, if any
+        self.onnx: Any = None  # an OnnxScorer serving ``score`` (use_onnx), else None
 
     def _prepare(self, train: Interactions, catalog: Catalog | None) -> None:  # noqa: B027
         """Hook run before the net is built in ``fit`` (e.g. side features)."""
@@ -201,13 +203,62 @@ class SequentialRecommender(Recommender):
         )
 
     # ---------------------------------------------------------------- score
+    def use_onnx(self, path: str | Path | None, *, threads: int | None = None) -> None:
+        """Score through onnxruntime from a file written by
+        :func:`primetime.models.onnx.export_onnx` (float32 or INT8), or with torch
+        again when ``path`` is None. Candidate retrieval, when enabled, still computes
+        its user vectors with torch."""
+        if path is None:
+            self.onnx = None
+            return
+        from primetime.models.onnx import OnnxScorer
+
+        scorer = OnnxScorer(path, threads=threads)
+        items = self._require_fitted()
+        if scorer.n_items != items.size:
+            raise ValueError(
+                f"{path}: the ONNX scorer scores {scorer.n_items} items, the model {items.size}"
+            )
+        self.onnx = scorer
+
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        if self.onnx is not None:
+            return self._score_onnx(contexts)
+        assert self.net is not None
+        net = self.net
+        h = self.user_vectors(contexts)  # (B, D); zero rows for empty histories
+        device = net.item_emb.weight.device
+        out = np.empty((len(contexts), net.item_emb.num_embeddings), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(contexts), 512):
+                hc = torch.from_numpy(h[start : start + 512]).to(device)  # (b, D)
+                out[start : start + len(hc)] = net.logits(hc).float().cpu().numpy()  # (b, V)
+        empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
+        if empty.any():  # no history: nothing to condition on, every item scores the same
+            out[empty] = 0.0
+        return mask_padding(out)
+
+    def _score_onnx(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        out = np.empty((len(contexts), self.onnx.n_items), dtype=np.float32)
+        for start in range(0, len(contexts), 512):
+            chunk = contexts[start : start + 512]
+            seq, last = right_pad([c.history for c in chunk], self.config.max_len)
+            seq = seq[:, : int(last.max()) + 1]  # as in _score: trailing padding is inert
+            out[start : start + len(chunk)] = self.onnx.scores(seq, last)  # (b, V)
+        empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
+        if empty.any():
+            out[empty] = 0.0
+        return mask_padding(out)
+
+    def user_vectors(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        """(B, D) hidden state after each history's last item; zeros for an empty history.
+        ``score`` is these against :meth:`item_vectors` (the tied output table)."""
         assert self.net is not None
         net = self.net
         if net.training:  # eval() walks every submodule: not on each request
             net.eval()
         device = net.item_emb.weight.device
-        out = np.empty((len(contexts), net.item_emb.num_embeddings), dtype=np.float32)
+        out = np.zeros((len(contexts), net.item_emb.embedding_dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(contexts), 512):
                 chunk = contexts[start : start + 512]
@@ -218,11 +269,20 @@ class SequentialRecommender(Recommender):
                 h = net(torch.from_numpy(seq).to(device))  # (b, T, D)
                 rows = torch.arange(len(chunk), device=device)
                 h = h[rows, torch.from_numpy(last).to(device)]  # (b, D) after the last item
-                out[start : start + len(chunk)] = net.logits(h).float().cpu().numpy()  # (b, V)
+                out[start : start + len(chunk)] = h.float().cpu().numpy()
         empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
-        if empty.any():  # no history: nothing to condition on, every item scores the same
-            out[empty] = 0.0
-        return mask_padding(out)
+        out[empty] = 0.0
+        return out
+
+    def item_vectors(self) -> np.ndarray | None:
+        """(V, D) output item table (``item_table()`` when the net has side features)."""
+        assert self.net is not None
+        net = self.net
+        if net.training:
+            net.eval()
+        with torch.inference_mode():
+            table = net.item_table() if hasattr(net, "item_table") else net.item_emb.weight
+            return table.float().cpu().numpy().copy()
 
     # ---------------------------------------------------------- save / load
     def _state(self) -> dict[str, np.ndarray]:

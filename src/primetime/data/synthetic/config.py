@@ -276,4 +276,24 @@ PRESETS: dict[str, WorldConfig] = {
         start="2010-01-01",
         end="2023-12-31",
     ),
+    # The large-catalog preset: over 100,000 titles, for candidate retrieval (FAISS)
+    # before exact scoring (benchmarks/bench_retrieval.py). Few events per title
+    # keep generation short; the milder personal taste of ml-25m keeps the
+    # rejection sampler fast.
+    "xl-catalog": WorldConfig(
+        name="xl-catalog",
+        personal_scale=1.0,
+        n_users=20_000,
+        n_movies=96_000,
+        n_shows=4_000,
+        max_seasons=6,
+        n_genres=30,
+        n_networks=10,
+        dim=16,
+        mean_events=60.0,
+        max_events=3_000,
+        max_event_share=0.05,
+        start="2010-01-01",
+        end="2023-12-31",
+    ),
 }
