@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from primetime.cli import app
 from primetime.registry import ModelRegistry
+from primetime.suite import default_config_dir, load_suite
 
 runner = CliRunner()
 
@@ -104,3 +105,10 @@ def test_suite_errors_name_the_file_and_the_problem(setup):
     (cfg / "training.yaml").write_text("suites: [\n")
     r = _suite(cfg, tmp_path)
     assert r.exit_code == 2 and "training.yaml, line" in r.output and "not valid YAML" in r.output
+
+
+def test_the_shipped_configs_name_known_models():
+    suite = load_suite("full", config_dir=default_config_dir())
+    assert [s.number for s in suite.stages] == [1, 2, 3]
+    assert suite.stages[-1].models == ("ensemble",)
+    assert {"gnn", "multimodal", "contrastive", "temporal", "maml"} <= set(suite.models)
