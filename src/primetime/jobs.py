@@ -125,6 +125,7 @@ def configure(settings: Settings | None = None) -> Celery:
     celery_app.conf.update(
         broker_url=settings.broker_url,
         result_backend=settings.result_backend,
+        task_default_queue=settings.job_queue,
         beat_schedule=beat_schedule(settings),
     )
     return celery_app

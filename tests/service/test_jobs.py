@@ -8,6 +8,9 @@ Redis these tests skip, or fail under CI (``redis_url`` of ``conftest.py``)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +60,8 @@ def settings(
         broker_url=redis_url,
         result_backend=redis_url,
         redis_prefix=redis_prefix,
+        # a queue of this test's own: a worker of another session on the same Redis takes none
+        job_queue=redis_prefix + "jobs",
         export_dir=tmp_path / "export",
         retrain_margin=1.0,  # the gate promotes (NDCG@10 differs by less than 1)
         impressions="all",
@@ -70,10 +75,7 @@ def settings(
 def worker(settings: Settings) -> Iterator[None]:
     """A real worker on the settings' broker, in a thread of this process."""
     app = jobs.configure(settings)
-    # a queue of this test's own: a worker of another session on the same Redis takes nothing
-    queue = settings.redis_prefix + "jobs"
-    app.conf.task_default_queue = queue
-    with start_worker(app, pool="solo", perform_ping_check=False, queues=[queue]):
+    with start_worker(app, pool="solo", perform_ping_check=False, queues=[settings.job_queue]):
         yield
     jobs.close()
 
@@ -199,3 +201,44 @@ def test_worker_without_a_broker_exits_2_and_says_how_to_run_without_one(
     r = CliRunner().invoke(cli_app, ["worker"])
     assert r.exit_code == 2, r.output
     assert "PRIMETIME_BROKER_URL" in r.output and "primetime retrain" in r.output
+
+
+def test_primetime_worker_runs_the_tasks_it_is_sent(
+    settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    """The command itself (a process of its own, as deployed): it takes a flush from the
+    broker and writes the queued impressions."""
+    store = EventStore.open(settings.database_url, migrate=False)
+    uid = store.create_user("queued", "x" * 60).id
+    queue = RedisImpressionQueue(redis_url, store, prefix=settings.redis_prefix)
+    queue.add(user_id=uid, request_id="r1", items=["a", "b"], model_version="popularity:v1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIMETIME_")}
+    env |= {
+        "PRIMETIME_HOME": str(tmp_path / "home"),
+        "PRIMETIME_DATABASE_URL": settings.database_url,
+        "PRIMETIME_BROKER_URL": redis_url,
+        "PRIMETIME_RESULT_BACKEND": redis_url,
+        "PRIMETIME_REDIS_PREFIX": settings.redis_prefix,
+        "PRIMETIME_JOB_QUEUE": settings.job_queue,
+    }
+    log = (tmp_path / "worker.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "primetime.cli", "worker", "--concurrency", "1"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        jobs.configure(settings)
+        assert jobs.flush_impressions_task.delay().get(timeout=45) == 2
+        assert [i.item_id for i in store.impressions(uid)] == ["a", "b"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        queue.close()
+        store.close()

@@ -109,7 +109,12 @@ def worker_cmd(
         err.print(f"error: {NO_BROKER}", soft_wrap=True, markup=False, highlight=False)
         raise typer.Exit(2)
     celery = configure(settings)
-    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        f"--queues={settings.job_queue}",
+    ]
     if beat:
         from primetime import paths
 

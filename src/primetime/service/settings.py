@@ -224,6 +224,11 @@ class Settings(BaseSettings):
         default=None,
         description="Where job results are kept (e.g. redis://…); unset = not kept.",
     )
+    job_queue: str = Field(
+        default="primetime",
+        min_length=1,
+        description="The broker queue the job system's tasks go to and its workers read.",
+    )
     retrain_at: str = Field(
         default="03:30",
         pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
