@@ -122,6 +122,9 @@ def configure(settings: Settings | None = None) -> Celery:
     close()
     with _lock:
         _settings = settings
+    # Connections to a broker configured before must not be reused (tests configure twice):
+    # drop the app's connection and producer pools, as Celery does after a fork.
+    celery_app._after_fork()
     celery_app.conf.update(
         broker_url=settings.broker_url,
         result_backend=settings.result_backend,

@@ -242,3 +242,25 @@ def test_primetime_worker_runs_the_tasks_it_is_sent(
         log.close()
         queue.close()
         store.close()
+
+
+def test_a_rabbitmq_broker_runs_the_tasks_and_impressions_queue_on_the_redis_cache(
+    settings: Settings, rabbitmq_url: str, redis_url: str
+) -> None:
+    amqp = settings.model_copy(update={"broker_url": rabbitmq_url})
+    assert amqp.impression_queue_url == redis_url  # the broker is not Redis: the cache is
+    store = EventStore.open(amqp.database_url, migrate=False)
+    uid = store.create_user("rabbit", "x" * 60).id
+    queue = RedisImpressionQueue(redis_url, store, prefix=amqp.redis_prefix)
+    queue.add(user_id=uid, request_id="r1", items=["a"], model_version="popularity:v1")
+    app = jobs.configure(amqp)
+    try:
+        with start_worker(
+            app, pool="solo", perform_ping_check=False, queues=[amqp.job_queue], shutdown_timeout=30
+        ):
+            assert jobs.flush_impressions_task.delay().get(timeout=30) == 1
+        assert [i.item_id for i in store.impressions(uid)] == ["a"]
+    finally:
+        jobs.close()
+        queue.close()
+        store.close()
