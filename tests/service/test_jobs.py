@@ -264,3 +264,23 @@ def test_a_rabbitmq_broker_runs_the_tasks_and_impressions_queue_on_the_redis_cac
         jobs.close()
         queue.close()
         store.close()
+
+
+def test_the_beat_schedule_follows_the_settings() -> None:
+    s = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        broker_url="redis://h:1/0",
+        retrain_at="04:15",
+        carousel_interval_seconds=120,
+        impression_flush_seconds=2,
+    )
+    sched = jobs.beat_schedule(s)
+    nightly = sched["nightly-retrain"]["schedule"]
+    assert sched["nightly-retrain"]["task"] == jobs.retrain_task.name
+    assert nightly.hour == {4} and nightly.minute == {15}
+    assert sched["precompute-carousels"]["schedule"] == 120
+    assert sched["flush-impressions"]["schedule"] == 2
+    with pytest.raises(ValueError, match="retrain_at"):
+        Settings(_env_file=None, retrain_at="25:00")  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="PRIMETIME_BROKER_URL"):
+        jobs.configure(Settings(_env_file=None))  # type: ignore[call-arg]
