@@ -43,6 +43,7 @@ from primetime.service.settings import Settings
 
 if TYPE_CHECKING:
     from primetime.service.state import ServiceState
+    from primetime.service.store import EventStore
     from primetime.service.watch import PromotionWatcher
 
 __all__ = [
@@ -84,6 +85,7 @@ _lock = threading.Lock()
 _settings: Settings | None = None
 _state: ServiceState | None = None
 _watcher: PromotionWatcher | None = None
+_drain: tuple[Settings, Any, EventStore] | None = None  # the flush's Redis client and store
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -143,10 +145,14 @@ def _current() -> Settings:
 
 
 def close() -> None:
-    """Drop the worker's service state (closing its store and cache)."""
-    global _state, _watcher
+    """Drop the worker's service state and the flush's connections (closing them)."""
+    global _state, _watcher, _drain
     with _lock:
         svc, _state, _watcher = _state, None, None
+        drain, _drain = _drain, None
+    if drain is not None:
+        drain[1].close()
+        drain[2].close()
     if svc is not None:
         svc.close()
         svc.store.close()
@@ -309,16 +315,19 @@ def run_flush_impressions(settings: Settings) -> int:
     from primetime.service.impressions import QUEUE_KEY, drain_impressions
     from primetime.service.store import EventStore
 
+    global _drain
     url = settings.impression_queue_url
     if url is None:
         return 0
-    client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
-    store = EventStore.open(settings.database_url, migrate=False)
-    try:
-        return drain_impressions(client, settings.redis_prefix + QUEUE_KEY, store)
-    finally:
-        store.close()
-        client.close()
+    with _lock:  # kept between runs: the task runs every few seconds
+        if _drain is None or _drain[0] is not settings:
+            if _drain is not None:
+                _drain[1].close()
+                _drain[2].close()
+            client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30)
+            _drain = (settings, client, EventStore.open(settings.database_url, migrate=False))
+        _, client, store = _drain
+    return drain_impressions(client, settings.redis_prefix + QUEUE_KEY, store)
 
 
 @celery_app.task(name="primetime.flush_impressions")

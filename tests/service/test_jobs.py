@@ -78,6 +78,18 @@ def worker(settings: Settings) -> Iterator[None]:
     with start_worker(app, pool="solo", perform_ping_check=False, queues=[settings.job_queue]):
         yield
     jobs.close()
+    _forget_queue(settings)
+
+
+def _forget_queue(settings: Settings) -> None:
+    """Delete the bindings kombu keeps in Redis for the test's queue (outside its prefix)."""
+    assert settings.broker_url is not None
+    client = redis.Redis.from_url(settings.broker_url)
+    try:
+        q = settings.job_queue
+        client.delete(f"_kombu.binding.{q}", f"_kombu.binding_permanent.{q}")
+    finally:
+        client.close()
 
 
 @pytest.fixture
@@ -242,6 +254,7 @@ def test_primetime_worker_runs_the_tasks_it_is_sent(
         log.close()
         queue.close()
         store.close()
+        _forget_queue(settings)
 
 
 def test_a_rabbitmq_broker_runs_the_tasks_and_impressions_queue_on_the_redis_cache(
@@ -261,6 +274,8 @@ def test_a_rabbitmq_broker_runs_the_tasks_and_impressions_queue_on_the_redis_cac
             assert jobs.flush_impressions_task.delay().get(timeout=30) == 1
         assert [i.item_id for i in store.impressions(uid)] == ["a"]
     finally:
+        with app.connection_for_write() as conn:  # RabbitMQ keeps a queue until deleted
+            conn.default_channel.queue_delete(amqp.job_queue)
         jobs.close()
         queue.close()
         store.close()

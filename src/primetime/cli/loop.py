@@ -109,6 +109,7 @@ def worker_cmd(
         err.print(f"error: {NO_BROKER}", soft_wrap=True, markup=False, highlight=False)
         raise typer.Exit(2)
     celery = configure(settings)
+    celery.conf.worker_hijack_root_logger = True  # a process of its own: Celery's log lines
     argv = [
         "worker",
         f"--concurrency={concurrency}",
