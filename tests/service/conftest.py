@@ -8,8 +8,12 @@ session only touches keys under its own prefix and deletes them at the end.
 
 Unreachable services skip their tests, or fail them when `CI` is set to a true value.
 
+RabbitMQ (the job system's other broker): `PRIMETIME_TEST_RABBITMQ_URL` (default
+`amqp://guest:guest@127.0.0.1:5672//`).
+
 Fixtures for other service tests: `db_url` (migrated, empty; sqlite and postgres), `store`
-(an `EventStore` on it), `empty_db_url` (never migrated), `redis_url`, `redis_prefix`.
+(an `EventStore` on it), `empty_db_url` (never migrated), `redis_url`, `redis_prefix`,
+`rabbitmq_url`.
 """
 
 from __future__ import annotations
@@ -31,12 +35,15 @@ POSTGRES_URL = os.environ.get(
     "PRIMETIME_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("PRIMETIME_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RABBITMQ_URL = os.environ.get("PRIMETIME_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 SESSION_TAG = uuid.uuid4().hex[:10]
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.integration)]
 
 
-_SERVICE_FIXTURES = frozenset({"postgres_server", "postgres_db", "redis_url", "redis_prefix"})
+_SERVICE_FIXTURES = frozenset(
+    {"postgres_server", "postgres_db", "redis_url", "redis_prefix", "rabbitmq_url"}
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -189,3 +196,19 @@ def redis_session_prefix(redis_url: str) -> Iterator[str]:
 def redis_prefix(redis_session_prefix: str) -> str:
     """A key prefix used by this test only (under the session prefix)."""
     return f"{redis_session_prefix}{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """URL of a reachable RabbitMQ (skip, or fail under CI, when there is none)."""
+    from kombu import Connection
+
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as err:  # kombu raises the transport's own errors
+        _unavailable(
+            f"RabbitMQ not reachable at {RABBITMQ_URL.split('@')[-1]} ({type(err).__name__}); "
+            "start it or set PRIMETIME_TEST_RABBITMQ_URL"
+        )
+    return RABBITMQ_URL

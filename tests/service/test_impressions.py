@@ -47,3 +47,61 @@ def test_database_down_keeps_them_for_the_next_flush(store: EventStore, monkeypa
     monkeypatch.undo()
     assert buf.flush() == 1
     buf.close()
+
+
+def test_without_a_broker_the_service_keeps_the_in_process_buffer(store: EventStore) -> None:
+    from primetime.service.impressions import RedisImpressionQueue, make_impression_sink
+    from primetime.service.settings import Settings
+
+    plain = Settings(_env_file=None, cache_url="redis://127.0.0.1:6379/15")  # type: ignore[call-arg]
+    assert plain.impression_queue_url is None  # a Redis cache alone starts no queue
+    sink = make_impression_sink(store, queue_url=plain.impression_queue_url)
+    assert isinstance(sink, ImpressionBuffer)
+    sink.close()
+    rabbit = Settings(_env_file=None, broker_url="amqp://guest:guest@127.0.0.1:5672//")  # type: ignore[call-arg]
+    assert rabbit.impression_queue_url is None  # nowhere to queue: the buffer
+    both = rabbit.model_copy(update={"cache_url": "redis://h:1/2"})
+    assert both.impression_queue_url == "redis://h:1/2"
+    queued = make_impression_sink(store, queue_url="redis://h:1/2")
+    assert isinstance(queued, RedisImpressionQueue)
+    queued.close()
+
+
+def test_queue_falls_back_to_the_buffer_when_redis_is_down(store: EventStore) -> None:
+    from primetime.service.impressions import RedisImpressionQueue
+
+    uid = store.create_user("imp4", "hash").id
+    q = RedisImpressionQueue("redis://127.0.0.1:1/0", store)  # nothing listens there
+    q.add(user_id=uid, request_id="r", items=["i1", "i2"], model_version="m:v1")
+    assert q.flush() == 2  # the fallback buffer's rows; draining the dead queue fails quietly
+    assert [i.item_id for i in store.impressions(uid)] == ["i1", "i2"]
+    q.close()
+
+
+def test_drain_puts_a_refused_batch_back_in_order(
+    store: EventStore, redis_url: str, redis_prefix: str, monkeypatch
+) -> None:
+    import pytest
+    import redis
+
+    from primetime.service.impressions import RedisImpressionQueue, drain_impressions
+
+    uid = store.create_user("imp5", "hash").id
+    q = RedisImpressionQueue(redis_url, store, prefix=redis_prefix)
+    for n in range(5):
+        q.add(user_id=uid, request_id=f"r{n}", items=["i1"], model_version="m:v1")
+    client = redis.Redis.from_url(redis_url)
+
+    def down(_batches: object) -> int:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(store, "log_impression_batches", down)
+    with pytest.raises(ConnectionError):
+        drain_impressions(client, q.key, store, batch=2)
+    assert client.llen(q.key) == 5  # nothing lost
+    monkeypatch.undo()
+    assert drain_impressions(client, q.key, store, batch=2) == 5
+    assert [i.request_id for i in store.impressions(uid)] == [f"r{n}" for n in range(5)]
+    assert client.llen(q.key) == 0
+    client.close()
+    q.close()

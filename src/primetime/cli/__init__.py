@@ -5,7 +5,7 @@ Results go to stdout, logs and progress to stderr.
 
 - :mod:`~primetime.cli.common`: consoles, shared options, the error guard;
 - :mod:`~primetime.cli.data`: ``data fetch | synth | info | export``;
-- :mod:`~primetime.cli.loop`: ``retrain``;
+- :mod:`~primetime.cli.loop`: ``retrain``, ``worker`` (the job system, :mod:`primetime.jobs`);
 - :mod:`~primetime.cli.lifecycle`: ``train``, ``evaluate``, ``recommend``;
 - :mod:`~primetime.cli.study`: ``benchmark``, ``ablate``, ``search``, ``demo``;
 - :mod:`~primetime.cli.catalog`: ``trends``, ``release-plan``, ``season``;

@@ -78,3 +78,47 @@ def retrain_cmd(
             store.close()
     for r in results:
         out.print(f"{r.name} {r.version.version}: {'promoted' if r.promoted else 'not promoted'}")
+
+
+@app.command("worker")
+@guard
+def worker_cmd(
+    beat: Annotated[
+        bool,
+        typer.Option(
+            "--beat",
+            help="Also run the scheduler: the nightly retrain, home rows of active users "
+            "every few minutes, queued impressions every few seconds (run one --beat only).",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Worker processes (a retrain uses one of them).")
+    ] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "INFO",
+) -> None:
+    """Run a job worker of the job system (Celery) on `$PRIMETIME_BROKER_URL`
+    (redis://… or amqp://…): retrain + gate + promote (the running service swaps the
+    promoted version in), precomputed home rows for active users, and the impression
+    queue written to the database. Without a broker there is nothing to run: the
+    embedded default needs no worker, and `primetime retrain` runs from cron."""
+    from primetime.jobs import NO_BROKER, configure
+    from primetime.service.settings import Settings
+
+    settings = Settings()
+    if settings.broker_url is None:
+        err.print(f"error: {NO_BROKER}", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(2)
+    celery = configure(settings)
+    celery.conf.worker_hijack_root_logger = True  # a process of its own: Celery's log lines
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--loglevel={loglevel}",
+        f"--queues={settings.job_queue}",
+    ]
+    if beat:
+        from primetime import paths
+
+        paths.home().mkdir(parents=True, exist_ok=True)
+        argv += ["--beat", f"--schedule={paths.home() / 'celerybeat-schedule'}"]
+    celery.worker_main(argv)

@@ -102,7 +102,11 @@ def build_state(
     cache = (
         cache
         if cache is not None
-        else make_cache(settings.cache_url, ttl=settings.cache_ttl_seconds)
+        else make_cache(
+            settings.cache_url,
+            ttl=settings.cache_ttl_seconds,
+            **({"prefix": settings.redis_prefix} if settings.cache_backend == "redis" else {}),
+        )
     )
     metrics.set_cache_stats_source(cache.stats)
     return ServiceState(

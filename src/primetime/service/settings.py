@@ -225,6 +225,58 @@ class Settings(BaseSettings):
         default=False,
         description="Mark the session cookie Secure (sent over HTTPS only). Turn on behind HTTPS.",
     )
+    redis_prefix: str = Field(
+        default="primetime:",
+        min_length=1,
+        description="Namespace of every Redis key the service and its jobs write (cache "
+        "entries, the impression queue).",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Broker of the job system (`primetime worker`): redis://host:port/db or "
+        "amqp://user:pass@host:5672//. Unset (the embedded default) = no job system: run "
+        "`primetime retrain` from cron; impressions are written by an in-process buffer.",
+    )
+    result_backend: str | None = Field(
+        default=None,
+        description="Where job results are kept (e.g. redis://…); unset = not kept.",
+    )
+    job_queue: str = Field(
+        default="primetime",
+        min_length=1,
+        description="The broker queue the job system's tasks go to and its workers read.",
+    )
+    retrain_at: str = Field(
+        default="03:30",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Time of day (HH:MM, UTC) of the nightly retrain job.",
+    )
+    retrain_margin: float = Field(
+        default=0.0,
+        ge=0,
+        description="The retrain job's gate margin (as `primetime retrain --margin`).",
+    )
+    export_dir: Path | None = Field(
+        default=None,
+        description="Export folder of the retrain job (`primetime data export --out`). "
+        "Unset = <PRIMETIME_HOME>/export.",
+    )
+    carousel_interval_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often the job system precomputes the home rows of active users.",
+    )
+    active_user_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="Users with an event in the last this many hours are active (their "
+        "home rows are precomputed).",
+    )
+    impression_flush_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the job system writes the queued impressions to the database.",
+    )
 
     @field_validator("models", "cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
@@ -276,6 +328,31 @@ class Settings(BaseSettings):
                 f"refusing to start with environment={self.environment!r}: " + "; ".join(problems)
             )
         return self
+
+    @field_validator("broker_url", "result_backend")
+    @classmethod
+    def _check_broker_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value.startswith(("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")):
+            return value
+        raise ValueError(f"expected a redis:// or amqp:// URL, got {value!r}")
+
+    @property
+    def impression_queue_url(self) -> str | None:
+        """The Redis holding the impression queue: with a job system (``broker_url``), the
+        broker when it is Redis, else a Redis cache; None = the in-process buffer (no job
+        system, or one on RabbitMQ without a Redis cache)."""
+        if self.broker_url is None:
+            return None
+        for url in (self.broker_url, self.cache_url):
+            if url is not None and url.startswith(("redis://", "rediss://")):
+                return url
+        return None
+
+    def export_folder(self) -> Path:
+        """`export_dir`, or `<PRIMETIME_HOME>/export` when unset."""
+        return self.export_dir if self.export_dir is not None else paths.home() / "export"
 
     @property
     def is_production(self) -> bool:

@@ -36,7 +36,7 @@ from primetime.models.base import Recommender
 from primetime.pipeline.pipeline import RecPipeline, ScoredItem
 from primetime.registry import ModelRegistry
 from primetime.service.cache import Cache, rec_key
-from primetime.service.impressions import ImpressionBuffer
+from primetime.service.impressions import make_impression_sink
 from primetime.service.metrics import ServiceMetrics
 from primetime.service.newtitles import (
     CONTENT_MODELS,
@@ -147,7 +147,9 @@ class ServiceState:
         ]
         self.genres: list[str] = self.catalog.genre_names()
         self._lock = threading.Lock()
-        self.impressions = ImpressionBuffer(store)
+        self.impressions = make_impression_sink(
+            store, queue_url=settings.impression_queue_url, prefix=settings.redis_prefix
+        )
         self.login_throttle = LoginThrottle(store, settings)
         self.views = UserViews(store, self.item_index, self.item_genres)
         self._experiments: tuple[float, ExperimentRecord | None] = (-1.0, None)
