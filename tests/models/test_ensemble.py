@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import planted_log
 from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
 from primetime.eval.protocol import EvalSet, evaluate
@@ -29,9 +28,9 @@ MEMBERS = {"members": "itemknn,random"}  # one member that knows the chains, one
 
 
 @pytest.fixture(scope="module")
-def chains():
+def chains(make_planted):
     """Users walking chains (item i is followed by i + 1 of their half), split by time."""
-    ds = planted_log(n_users=240, n_items=60, seed=3)
+    ds = make_planted(n_users=240, n_items=60, seed=3)
     return ds, leave_one_out(ds.interactions)
 
 
