@@ -8,6 +8,7 @@ Redis these tests skip, or fail under CI (``redis_url`` of ``conftest.py``)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -69,6 +70,17 @@ def settings(
         promotion_poll_seconds=0,
         admin_token=SecretStr(ADMIN),
     )
+
+
+@pytest.fixture(autouse=True)
+def _keep_log_levels() -> Iterator[None]:
+    """Celery's test worker sets log levels on the loggers it finds (``primetime`` to
+    ERROR): put them back, so later tests still see warnings."""
+    loggers = [logging.root, *map(logging.getLogger, list(logging.root.manager.loggerDict))]
+    levels = [(lg, lg.level) for lg in loggers]
+    yield
+    for lg, level in levels:
+        lg.setLevel(level)
 
 
 @pytest.fixture
