@@ -66,7 +66,7 @@ from primetime.artifacts import Bundle
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
-from primetime.models.sasrec import side_arrays
+from primetime.models.sasrec import side_arrays, side_item_table
 from primetime.training.loop import TrainConfig
 from primetime.training.loop import train as run_training
 from primetime.types import UserContext
@@ -302,21 +302,7 @@ class MAMLNet(nn.Module):
 
     def item_table(self) -> torch.Tensor:
         """(V, D) title vectors: id embedding (+ genre + year); cached at inference."""
-        table = self.item_emb.weight
-        if self.genre_proj is None or self.year_emb is None:
-            return table
-        cacheable = not self.training and not torch.is_grad_enabled()
-        weights = (self.item_emb.weight, self.genre_proj.weight, self.year_emb.weight)
-        key = tuple((w._version, w.data_ptr()) for w in weights)
-        if cacheable and self._table_key == key and self._table is not None:
-            return self._table
-        genres = self.side_genres / self.side_genres.sum(1, keepdim=True).clamp(min=1.0)
-        side = self.genre_proj(genres) + self.year_emb(self.side_years)  # (V, D)
-        side = side * (torch.arange(len(table), device=table.device) > 0)[:, None]
-        table = table + side
-        if cacheable:
-            self._table, self._table_key = table, key
-        return table
+        return side_item_table(self)
 
     def context(self, table: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
         """Transition vectors (..., D) of the previous titles ``prev`` (...); 0 = start."""

@@ -229,21 +229,7 @@ class SASRecNet(nn.Module):
         until a weight changes (tracked by the tensors' version counters), so
         scoring a request costs no side-feature projection over the catalog.
         """
-        table = self.item_emb.weight
-        if self.genre_proj is None or self.year_emb is None:
-            return table
-        cacheable = not self.training and not torch.is_grad_enabled()
-        weights = (self.item_emb.weight, self.genre_proj.weight, self.year_emb.weight)
-        key = tuple((w._version, w.data_ptr()) for w in weights)
-        if cacheable and self._table_key == key and self._table is not None:
-            return self._table
-        genres = self.side_genres / self.side_genres.sum(1, keepdim=True).clamp(min=1.0)
-        side = self.genre_proj(genres) + self.year_emb(self.side_years)  # (V, D)
-        side = side * (torch.arange(len(table), device=table.device) > 0)[:, None]
-        table = table + side
-        if cacheable:
-            self._table, self._table_key = table, key
-        return table
+        return side_item_table(self)
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """Scores of every item for hidden states ``h`` (..., D) -> (..., V)."""
@@ -346,3 +332,26 @@ class SASRecRecommender(SequentialRecommender):
             torch.cat([pos_logit[:, 0], neg_logit[:, 0]]),
             torch.cat([torch.ones_like(pos_logit[:, 0]), torch.zeros_like(neg_logit[:, 0])]),
         )
+
+
+def side_item_table(net: Any) -> torch.Tensor:
+    """(V, D) title vectors of a network with an id embedding ``item_emb`` and, optionally,
+    side features (``genre_proj`` over ``side_genres``, ``year_emb`` over ``side_years``;
+    row 0, the padding title, gets none). In eval mode without grad the table is kept in
+    ``net._table`` until a weight changes (tracked by the tensors' version counters).
+    Shared by sasrec and maml."""
+    table = net.item_emb.weight
+    if net.genre_proj is None or net.year_emb is None:
+        return table
+    cacheable = not net.training and not torch.is_grad_enabled()
+    weights = (net.item_emb.weight, net.genre_proj.weight, net.year_emb.weight)
+    key = tuple((w._version, w.data_ptr()) for w in weights)
+    if cacheable and net._table_key == key and net._table is not None:
+        return net._table
+    genres = net.side_genres / net.side_genres.sum(1, keepdim=True).clamp(min=1.0)
+    side = net.genre_proj(genres) + net.year_emb(net.side_years)  # (V, D)
+    side = side * (torch.arange(len(table), device=table.device) > 0)[:, None]
+    table = table + side
+    if cacheable:
+        net._table, net._table_key = table, key
+    return table
