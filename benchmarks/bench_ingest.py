@@ -12,13 +12,16 @@ connections for ``--seconds``. The script records the ids of every 201, which ar
 looked up in the database: acknowledged must equal stored (the difference in row count is
 requests that were in flight when wrk stopped, stored but never answered).
 
-Each mode runs on its own fresh database: group commit on (``PRIMETIME_GROUP_COMMIT=true``,
-the default) and off (each request commits alone, the path before group commit). Printed
+Each mode runs on its own fresh database: ``on``, the default service (group commit,
+``PRIMETIME_GROUP_COMMIT=true``, and the events fast lane, ``PRIMETIME_EVENTS_FAST_LANE``:
+``primetime.service.fastlane``); ``route``, group commit with every request through
+FastAPI's route (the path before the fast lane); ``off``, each request committing alone
+(the path before group commit). Printed
 per mode: events/s acknowledged, latency p50/p99 (wrk's, from send to last byte), errors and
 non-201 answers, rows stored, transactions (distinct ``received_at``: one per commit) and
 events per transaction, and the load average (other jobs on these cores lower the figures).
 
-    python benchmarks/bench_ingest.py                 # on vs off, 2 workers, 64 connections
+    python benchmarks/bench_ingest.py                 # on, route, off: 2 workers, 64 conns
     python benchmarks/bench_ingest.py --kill          # + SIGKILL at rate, restart, check
 
 The served model hardly matters here (``--model popularity`` by default, trained into a
@@ -211,7 +214,7 @@ def pg_settings(db_url: str) -> str:
 
 
 def server_env(
-    args: argparse.Namespace, registry: Path, db_url: str, group: bool
+    args: argparse.Namespace, registry: Path, db_url: str, group: bool, lane: bool = True
 ) -> dict[str, str]:
     return {
         **os.environ,
@@ -225,24 +228,32 @@ def server_env(
         "PRIMETIME_ADMIN_TOKEN": secrets.token_urlsafe(16),
         "PRIMETIME_RATE_LIMIT_PER_MINUTE": "0",
         "PRIMETIME_GROUP_COMMIT": "true" if group else "false",
+        "PRIMETIME_EVENTS_FAST_LANE": "true" if lane else "false",
         "PRIMETIME_GROUP_COMMIT_WINDOW_MS": str(args.window_ms),
     }
 
 
+MODES = {  # name -> (group commit, fast lane, label)
+    "on": (True, True, "group commit ON  + fast lane"),
+    "route": (True, False, "group commit ON, route only"),
+    "off": (False, True, "group commit OFF           "),
+}
+
+
 def one_mode(
-    group: bool,
+    mode: str,
     args: argparse.Namespace,
     registry: Path,
     items: list[str],
     workdir: Path,
     say: Any,
 ) -> dict[str, Any]:
-    name = "group commit ON " if group else "group commit OFF"
+    group, lane, name = MODES[mode]
     with database("postgres", args.postgres_url, workdir) as db_url:
-        if group:
+        if mode == "on":
             say(pg_settings(db_url))
         server = Server(
-            env=server_env(args, registry, db_url, group),
+            env=server_env(args, registry, db_url, group, lane),
             cwd=workdir,
             log=workdir / "server.log",
             workers=args.workers,
@@ -335,7 +346,11 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=64, help="accounts the events are spread on")
     ap.add_argument("--window-ms", type=float, default=2.0, help="group commit window")
     ap.add_argument(
-        "--modes", default="on,off", help="which of group commit on/off to measure (order)"
+        "--modes",
+        default="on,route,off",
+        help="what to measure, in order: on (group commit + the events fast lane, the "
+        "default service), route (group commit, every request through FastAPI's route), "
+        "off (one transaction per request)",
     )
     ap.add_argument("--kill", action="store_true", help="also the SIGKILL durability check")
     ap.add_argument("--kill-after", type=float, default=5.0, help="seconds of load before it")
@@ -376,7 +391,7 @@ def main() -> None:
         )
         ok = True
         for mode in args.modes.split(","):
-            r = one_mode(mode.strip() == "on", args, registry, items, workdir, say)
+            r = one_mode(mode.strip(), args, registry, items, workdir, say)
             ok = ok and r["lost"] == 0
         if args.kill:
             ok = kill_mode(args, registry, items, workdir, say) and ok

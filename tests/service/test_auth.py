@@ -411,3 +411,11 @@ def test_session_rate_limit_key(settings: Settings) -> None:
     assert session_rate_limit_key(scope([auth])) == "user:6"
     assert session_rate_limit_key(scope([])) is None
     assert session_rate_limit_key({"type": "http", "headers": []}) is None
+
+
+def test_a_remembered_signature_holds_only_for_its_key(settings: Settings) -> None:
+    token = issue_token(7, is_admin=False, session_id="s1", settings=settings)
+    assert read_token(token, settings) is not None  # verified once, remembered
+    other = settings.model_copy(update={"secret_key": SecretStr("another-key-" + "x" * 32)})
+    assert read_token(token, other) is None
+    assert read_token(token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1], settings) is None

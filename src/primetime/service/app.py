@@ -30,6 +30,7 @@ from primetime.registry import ModelRegistry
 from primetime.service import actions
 from primetime.service.cache import Cache, make_cache
 from primetime.service.errors import responses
+from primetime.service.fastlane import EventsFastLane
 from primetime.service.ingest import GroupCommit
 from primetime.service.metrics import ServiceMetrics
 from primetime.service.middleware import add_service_middleware
@@ -216,6 +217,8 @@ def create_app(
     for module, errs in codes.items():
         app.include_router(module.router, prefix=API_PREFIX, responses=responses(*errs))
     app.include_router(ops.router)
+    if settings.events_fast_lane:  # innermost: the service's middlewares apply to it
+        app.add_middleware(EventsFastLane, path=f"{API_PREFIX}/events")
     add_service_middleware(app, settings=settings, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(

@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Annotated, Any, Final, Protocol
 
 from argon2 import PasswordHasher
@@ -287,14 +287,32 @@ def issue_token(
 def read_token(token: str, settings: Settings, *, clock: Clock = time.time) -> TokenData | None:
     """The `TokenData` in `token`, or None when it is tampered with, signed with another key,
     malformed (a token from before server-side sessions has no session id), or older than
-    `settings.token_ttl_seconds`. Whether its session is still open is not checked here."""
+    `settings.token_ttl_seconds`. Whether its session is still open is not checked here.
+
+    The signature check (an HMAC, and building itsdangerous' signer: a tenth of an event
+    POST's time in the worker) is remembered per token and key (`_verified`); the age is
+    checked on every call, against `clock`."""
     if not token or len(token) > 4096:
         return None
+    verified = _verified(token, settings.secret_key.get_secret_value())
+    if verified is None:
+        return None
+    uid, adm, sid, signed_at = verified
+    age = int(clock()) - int(signed_at.timestamp())  # itsdangerous' rule, in whole seconds
+    if age > settings.token_ttl_seconds or age < 0:
+        return None
+    return TokenData(user_id=uid, is_admin=adm, issued_at=signed_at, session_id=sid)
+
+
+@lru_cache(maxsize=8192)
+def _verified(token: str, secret: str) -> tuple[int, bool, str, datetime] | None:
+    """``(uid, adm, sid, signed_at)`` of a token validly signed with `secret` and holding a
+    well-formed payload, whatever its age; None otherwise. Pure, so cached: a client
+    sends the same token with every request."""
+    serializer = URLSafeTimedSerializer(secret, salt=SESSION_SALT)
     try:
-        payload, signed_at = _serializer(settings, clock).loads(
-            token, max_age=settings.token_ttl_seconds, return_timestamp=True
-        )
-    except BadSignature:  # includes SignatureExpired and BadPayload
+        payload, signed_at = serializer.loads(token, max_age=None, return_timestamp=True)
+    except BadSignature:  # includes BadPayload
         return None
     if not isinstance(payload, dict):
         return None
@@ -303,7 +321,7 @@ def read_token(token: str, settings: Settings, *, clock: Clock = time.time) -> T
         return None
     if not isinstance(sid, str) or not 0 < len(sid) <= SESSION_ID_MAX:
         return None
-    return TokenData(user_id=uid, is_admin=adm, issued_at=signed_at, session_id=sid)
+    return uid, adm, sid, signed_at
 
 
 def set_session_cookie(response: Response, token: str, settings: Settings) -> None:

@@ -221,6 +221,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Most events in one group-commit transaction.",
     )
+    events_fast_lane: bool = Field(
+        default=True,
+        description="Serve single well-formed event POSTs (with group commit) by a lean ASGI "
+        "layer instead of FastAPI's routing; the answers are the route's "
+        "(primetime.service.fastlane). Off: every request takes the route.",
+    )
     cookie_secure: bool = Field(
         default=False,
         description="Mark the session cookie Secure (sent over HTTPS only). Turn on behind HTTPS.",
