@@ -43,6 +43,7 @@ from primetime.models.ensemble import (  # noqa: E402
     _unseen_scores,
     candidates_and_features,
     fused_scores,
+    ranker_scores,
 )
 from primetime.models.ensemble_reference import reference_score  # noqa: E402
 from primetime.types import UserContext  # noqa: E402
@@ -198,7 +199,7 @@ def phases(
         marks.append((time.perf_counter(), time.process_time()))
         cands = candidates_and_features(scores, ctx, model.stats, model.config.candidates)
         marks.append((time.perf_counter(), time.process_time()))
-        pred = np.asarray(model.booster.predict(cands.features, num_threads=1), np.float64)
+        pred = ranker_scores(model.booster, cands)
         marks.append((time.perf_counter(), time.process_time()))
         fused_scores(cands, pred, (1, model.items.size))
         marks.append((time.perf_counter(), time.process_time()))

@@ -407,16 +407,27 @@ def candidates_and_features(
     )
 
 
+def ranker_scores(booster: lgb.Booster, cands: Candidates) -> np.ndarray:
+    """(N,) float64 ranker output of the candidates (one LightGBM thread)."""
+    if not len(cands.rows):
+        return np.zeros(0)
+    return np.asarray(booster.predict(cands.features, num_threads=1), dtype=np.float64)
+
+
+def lowest_candidate(cands: Candidates, predicted: np.ndarray, rows: int) -> np.ndarray:
+    """(B,) each row's lowest ranker score among its candidates (0 for a row without)."""
+    if not predicted.size:
+        return np.zeros(rows)
+    lo = np.full(rows, np.inf)
+    np.minimum.at(lo, cands.rows, predicted)
+    return np.where(np.isfinite(lo), lo, 0.0)
+
+
 def fused_scores(cands: Candidates, predicted: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """(B, V) float32 scores: the ranker's on candidates, every other title below them in
     fallback order (finite, in ``(lowest candidate - 2, lowest candidate - 1)``), padding
     -inf."""
-    B, V = shape
-    floor = np.zeros(B)
-    if predicted.size:
-        lo = np.full(B, np.inf)
-        np.minimum.at(lo, cands.rows, predicted)
-        floor = np.where(np.isfinite(lo), lo, 0.0)
+    floor = lowest_candidate(cands, predicted, shape[0])
     # tanh maps the fallback (-inf for titles no member can score) into [-1, 1]
     out = (floor[:, None] - 1.5 + 0.49 * np.tanh(cands.fallback)).astype(np.float32)
     out[cands.rows, cands.cols] = predicted
@@ -652,11 +663,7 @@ class EnsembleRecommender(Recommender):
         assert self.items is not None
         scores = [_unseen_scores(m, contexts) for m in self.fitted.values()]
         cands = candidates_and_features(scores, contexts, self.stats, self.config.candidates)
-        predicted = (
-            np.asarray(self.booster.predict(cands.features, num_threads=1), dtype=np.float64)
-            if len(cands.rows)
-            else np.zeros(0)
-        )
+        predicted = ranker_scores(self.booster, cands)  # (N,)
         return fused_scores(cands, predicted, (len(contexts), self.items.size))
 
     # ------------------------------------------------------ save and load

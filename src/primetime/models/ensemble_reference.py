@@ -22,6 +22,8 @@ from primetime.models.ensemble import (
     _member_features,
     _unseen_scores,
     _z_moments,
+    lowest_candidate,
+    ranker_scores,
 )
 from primetime.types import UserContext
 
@@ -64,11 +66,7 @@ def reference_fused_scores(
     """(B, V) float32: the ranker's scores on candidates, the others in
     ``(lowest candidate - 2, lowest candidate - 1]`` by mean log rank, padding -inf."""
     B, V = shape
-    floor = np.zeros(B)
-    if predicted.size:
-        lo = np.full(B, np.inf)
-        np.minimum.at(lo, cands.rows, predicted)
-        floor = np.where(np.isfinite(lo), lo, 0.0)
+    floor = lowest_candidate(cands, predicted, B)
     out = floor[:, None] - 1.0 + cands.fallback / max(np.log1p(V), 1.0)  # (B, V) float64
     out[cands.rows, cands.cols] = predicted
     out[:, 0] = -np.inf
@@ -81,9 +79,5 @@ def reference_score(model: EnsembleRecommender, contexts: Sequence[UserContext])
         raise RuntimeError(f"{model.name} is not fitted; call fit() or load() first")
     scores = [_unseen_scores(m, contexts) for m in model.member_models().values()]
     cands = reference_candidates(scores, contexts, model.stats, model.config.candidates)
-    predicted = (
-        np.asarray(model.booster.predict(cands.features, num_threads=1), dtype=np.float64)
-        if len(cands.rows)
-        else np.zeros(0)
-    )
+    predicted = ranker_scores(model.booster, cands)  # (N,)
     return reference_fused_scores(cands, predicted, (len(contexts), model.items.size))
