@@ -3,6 +3,7 @@ its members by registry key, and its scores stay a full vector."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,12 +14,22 @@ from primetime.data.splits import leave_one_out
 from primetime.eval.protocol import EvalSet, evaluate
 from primetime.eval.validation import ndcg_at_10
 from primetime.lifecycle import build_model
-from primetime.models.base import FitOptions, FitReport
+from primetime.models.base import FitOptions, FitReport, top_k
 from primetime.models.ensemble import (
     Candidates,
     EnsembleConfig,
     EnsembleRecommender,
+    TitleStats,
+    _ranks_at,
+    _top,
+    _unseen_scores,
+    candidates_and_features,
     fused_scores,
+)
+from primetime.models.ensemble_reference import (
+    full_ranks,
+    reference_candidates,
+    reference_score,
 )
 from primetime.models.sasrec import SASRecRecommender
 from primetime.registry import ModelRegistry
@@ -106,17 +117,77 @@ def test_scores_are_a_full_vector_with_candidates_on_top(chains, fused):
         assert s[b, c.history].max() < s[b, unseen].max()
 
 
-def test_fused_scores_put_non_candidates_below_in_member_order():
+def test_fused_scores_put_non_candidates_below_in_fallback_order():
     cands = Candidates(
         rows=np.array([0, 0]),
         cols=np.array([2, 3]),
         features=np.zeros((2, 1), np.float32),
-        fallback=np.array([[0.0, 0.5, 0.0, 0.0, 1.5]]),  # title 1 ranks before title 4
+        fallback=np.array([[0.0, 0.5, 0.0, 0.0, -1.5, -np.inf]]),  # 1, then 4, then 5
     )
-    s = fused_scores(cands, np.array([0.3, -0.2]), (1, 5))
+    s = fused_scores(cands, np.array([0.3, -0.2]), (1, 6))
     assert s[0, 0] == -np.inf
     assert s[0, 2] == pytest.approx(0.3) and s[0, 3] == pytest.approx(-0.2)
-    assert -2.2 < s[0, 4] < s[0, 1] <= -1.2  # below the lowest candidate, in fallback order
+    assert -2.2 < s[0, 5] < s[0, 4] < s[0, 1] < -1.2  # below the lowest candidate, finite
+
+
+def _rows(rng: np.random.Generator, b: int, v: int) -> list[np.ndarray]:
+    """(B, V) float32 member-like scores: continuous, few and many tied values (counts),
+    mostly zeros with -0.0 among them, and half -inf; padding and some titles -inf."""
+    normal = rng.standard_normal((b, v)).astype(np.float32)
+    sparse = np.where(rng.random((b, v)) < 0.9, 0.0, normal).astype(np.float32)
+    sparse[0, 1:6] = -0.0
+    rows = [
+        normal,
+        rng.integers(0, 5, (b, v)).astype(np.float32),
+        rng.integers(0, 400, (b, v)).astype(np.float32),  # > TIE_VALUES_LOOP tied values
+        sparse,
+        np.where(rng.random((b, v)) < 0.5, -np.inf, normal).astype(np.float32),
+    ]
+    for s in rows:
+        s[:, 0] = -np.inf
+        s[:, rng.integers(1, v, 10)] = -np.inf  # a history
+    return rows
+
+
+@pytest.mark.parametrize(("v", "top"), [(400, 20), (3000, 100), (60, 100)])
+def test_partition_and_counting_equal_full_ranking(v, top):
+    rng = np.random.default_rng(v)
+    for s in _rows(rng, 3, v):
+        full = full_ranks(s)
+        rows, cols = np.nonzero(np.ones_like(s, dtype=bool))
+        np.testing.assert_array_equal(_ranks_at(s, rows, cols), full[rows, cols])
+        np.testing.assert_array_equal(_top(s, top), (full < top) & np.isfinite(s))
+    ctx = [UserContext.anonymous(rng.integers(1, v, n)) for n in (0, 5, 30)]
+    stats = TitleStats(
+        *(rng.random(v).astype(np.float32) for _ in range(2)),
+        genres=rng.random((v, 4)).astype(np.float32),
+        year=rng.random(v).astype(np.float32),
+        age_days=rng.random(v).astype(np.float32),
+        kind=rng.random(v).astype(np.float32),
+    )
+    members = _rows(rng, 3, v)
+    fast = candidates_and_features(members, ctx, stats, top)
+    ref = reference_candidates(members, ctx, stats, top)
+    np.testing.assert_array_equal(fast.rows, ref.rows)
+    np.testing.assert_array_equal(fast.cols, ref.cols)
+    np.testing.assert_array_equal(fast.features, ref.features)  # exact, not close
+
+
+def test_fast_path_scores_candidates_as_the_full_ranking_path(chains, fused):
+    _, split = chains
+    fitted, _ = fused
+    for top in (3, 10):  # of 60 titles: the partition, not "every title", picks them
+        model = EnsembleRecommender(dataclasses.replace(fitted.config, candidates=top))
+        model.items, model.booster, model.stats = fitted.items, fitted.booster, fitted.stats
+        model.fitted = dict(fitted.fitted)
+        ctx = split.train.contexts()[:40] + [UserContext.anonymous([3, 4])]
+        fast, old = model.score(ctx), reference_score(model, ctx)
+        scores = [_unseen_scores(m, ctx) for m in model.fitted.values()]
+        cands = candidates_and_features(scores, ctx, model.stats, top)
+        assert len(cands.rows) < len(ctx) * (split.items.size - 1) / 2
+        np.testing.assert_array_equal(fast[cands.rows, cands.cols], old[cands.rows, cands.cols])
+        np.testing.assert_array_equal(top_k(fast, top)[0], top_k(old, top)[0])
+        assert np.isfinite(fast[:, 1:]).all()
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ better in December than the time-blind transformer does."""
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import numpy as np
@@ -13,6 +14,10 @@ import torch
 
 from primetime.data import synthetic
 from primetime.data.open import Loaded
+from primetime.data.side import SideData
+from primetime.data.splits import leave_one_out
+from primetime.lifecycle import build_model
+from primetime.models.base import FitOptions
 from primetime.models.temporal import (
     TemporalConfig,
     TemporalNet,
@@ -68,6 +73,79 @@ def test_future_events_never_change_earlier_outputs():
         h1, h2 = net(seq, ts), net(seq2, ts2)
     assert torch.allclose(h1[:, :3], h2[:, :3], atol=1e-6)
     assert not torch.allclose(h1[:, 3], h2[:, 3])
+
+
+def _biased_net() -> TemporalNet:
+    torch.manual_seed(0)
+    cfg = TemporalConfig(dim=16, heads=2, layers=2, ffn=32, dropout=0.0)
+    net = TemporalNet(30, cfg, None, span=(0, 10**6)).eval()
+    with torch.no_grad():
+        net.interval_bias.weight.normal_()  # non-zero biases, so the per-head mask matters
+    return net
+
+
+def test_plain_encoder_equals_the_encoder_with_the_fast_path_off():
+    """The per-head path gives what PyTorch's encoder gives with its fast path switched
+    off process-wide (how it was computed before): the same hidden states, bit for bit,
+    in eval mode and in training (where the encoder takes its plain path anyway)."""
+    net = _biased_net()
+    seq = torch.tensor([[3, 4, 5, 6, 0], [7, 8, 0, 0, 0]])
+    ts = torch.tensor([[100, 5_000, 90_000, 10**6, 0], [10, 20, 0, 0, 0]])
+
+    def inputs() -> tuple[torch.Tensor, torch.Tensor]:
+        causal = torch.nn.Transformer.generate_square_subsequent_mask(5)  # (T, T)
+        gap = interval_bucket(ts[:, :, None] - ts[:, None, :], 24)  # (B, T, T)
+        bias = net.interval_bias(gap).permute(0, 3, 1, 2).reshape(4, 5, 5)  # (B*H, T, T)
+        return net.embed(seq, net.event_time(ts)), bias + causal
+
+    with torch.no_grad():
+        now = net(seq, ts)
+        x, mask = inputs()
+        fast = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            before = net.encode(x, mask, is_causal=False)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fast)
+    assert torch.isfinite(now).all()
+    assert torch.equal(now, before)
+    net.train()
+    x, mask = inputs()
+    assert torch.equal(net.encode_plain(x, mask), net.encode(x, mask, is_causal=False))
+    assert torch.equal(net(seq, ts), net.encode_plain(x, mask))
+
+
+def test_scoring_never_touches_the_process_wide_fast_path_switch(monkeypatch):
+    def refuse(enabled: bool) -> None:
+        raise AssertionError("torch.backends.mha.set_fastpath_enabled called")
+
+    net = _biased_net()
+    monkeypatch.setattr(torch.backends.mha, "set_fastpath_enabled", refuse)
+    with torch.no_grad():
+        h = net(torch.tensor([[3, 4, 5]]), torch.tensor([[100, 5_000, 90_000]]))
+    assert torch.isfinite(h).all()
+
+
+def test_threads_scoring_at_once_get_the_single_thread_scores(make_planted):
+    ds = make_planted(n_users=80, n_items=40, seed=5)
+    split = leave_one_out(ds.interactions)
+    small = {"epochs": 1, "dim": 16, "heads": 2, "layers": 1, "ffn": 32}
+    model = build_model("temporal", small)
+    model.fit(split.train, side=SideData.of(ds), options=FitOptions(threads=1))
+    ctxs = [[c] for c in split.train.contexts()[:16]]
+    alone = [model.score(c) for c in ctxs]
+    assert all(np.isfinite(s[:, 1:]).all() for s in alone)
+    fast = torch.backends.mha.get_fastpath_enabled()
+
+    def work(i: int) -> list[np.ndarray]:
+        return [model.score(ctxs[(i + j) % len(ctxs)]) for j in range(3 * len(ctxs))]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(work, range(8)))
+    for i, got in enumerate(results):
+        for j, s in enumerate(got):
+            np.testing.assert_array_equal(s, alone[(i + j) % len(ctxs)])
+    assert torch.backends.mha.get_fastpath_enabled() == fast  # left as it was
 
 
 def test_config_refuses_sampled_losses():

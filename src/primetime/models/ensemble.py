@@ -22,8 +22,15 @@ release year and its gap to the mean year of the history; days since the title's
 first event in the log; the log history length (the user segment); movie or show.
 
 Scores: candidates get the ranker's output; every other title (seen ones
-included) a finite score below every candidate's, ordered by the members' mean log
-rank, so ``score`` still returns a full vector. Column 0 is ``-inf``.
+included) a finite score below every candidate's, ordered by the members' mean
+z-score, so ``score`` still returns a full vector. Column 0 is ``-inf``.
+
+A request costs each member's (B, V) scores, a partition per member for its top
+titles and one sort of its scores to rank the candidates (ties resolved by
+counting); features and the ranker see only the candidates. No title ranking over
+the whole catalog: candidates, ranks and features equal those of ranking every
+title (:mod:`primetime.models.ensemble_reference`, the former path, kept as the
+reference the tests and ``benchmarks/bench_ensemble.py`` compare against).
 
 The bundle names its members by registry key (``members``: role -> ``"sasrec:v3"``):
 :meth:`primetime.registry.ModelRegistry.register` registers the fitted members
@@ -199,69 +206,121 @@ class TitleStats:
 def _unseen_scores(model: Recommender, contexts: Sequence[UserContext]) -> np.ndarray:
     """A member's (B, V) scores with padding and each user's history set to -inf."""
     s = np.array(model.score(contexts), dtype=np.float32)  # (B, V), a copy
-    s = np.nan_to_num(s, nan=-np.inf)
+    s[np.isnan(s)] = -np.inf  # in place: nan_to_num copies and scans for +-inf too
     s[:, 0] = -np.inf
     for b, c in enumerate(contexts):
         s[b, c.history] = -np.inf
     return s
 
 
-def _ranks(s: np.ndarray) -> np.ndarray:
-    """(B, V) 0-based rank of each title in its row, best first (ties by lower index)."""
-    order = np.argsort(-s, axis=1, kind="stable")  # (B, V)
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(s.shape[1])[None, :], axis=1)
-    return ranks
+# The order of a member's titles: score descending, ties by lower item_idx (what a
+# stable argsort of -score gives). Candidates and ranks follow it exactly, from one
+# sort of each member's scores (SIMD-sorted floats, no indices carried) instead of
+# an index ranking of the catalog: a stable argsort of 27,000 scores took 4.8 ms per
+# member and user, the bulk of a request. np.partition was tried for the top titles
+# and was slower than the sort on members with many tied scores (itemknn's zeros).
+TIE_VALUES_LOOP = 32  # above this many tied score values in a row, rank by one int64 sort
 
 
-@dataclass
-class Candidates:
-    """Which (user, title) pairs the ranker sees, their features and the fallback order."""
-
-    rows: np.ndarray  # (N,) row of the batch
-    cols: np.ndarray  # (N,) item_idx
-    features: np.ndarray  # (N, F) float32
-    fallback: np.ndarray  # (B, V) mean log rank over members, lower is better
-
-
-def candidates_and_features(
-    member_scores: Sequence[np.ndarray],
-    contexts: Sequence[UserContext],
-    stats: TitleStats,
-    top: int,
-) -> Candidates:
-    """The union of each member's top-``top`` unseen titles per user, with features.
+def _top(s: np.ndarray, top: int, srt: np.ndarray | None = None) -> np.ndarray:
+    """(B, V) bool: each row's first ``top`` titles in member order, finite ones only.
 
     Args:
-        member_scores: Per member, (B, V) scores with the history and padding -inf.
-        contexts: The B users.
-        stats: Title facts of the fit log.
-        top: Titles taken from each member.
-
-    Returns:
-        Rows in batch order (a user's candidates contiguous, titles ascending).
+        s: (B, V) float32 scores, ``-inf`` = cannot be recommended.
+        top: Titles taken per row.
+        srt: ``np.sort(s, axis=1)`` when the caller has it.
     """
-    B, V = member_scores[0].shape
-    mask = np.zeros((B, V), dtype=bool)
-    ranks = []
-    for s in member_scores:
-        r = _ranks(s)  # (B, V)
-        mask |= (r < top) & np.isfinite(s)
-        ranks.append(r)
-    rows, cols = np.nonzero(mask)  # (N,), (N,): row-major, so grouped by user
-    per_member = []
-    for s, r in zip(member_scores, ranks, strict=True):
-        finite = np.isfinite(s)
-        n = np.maximum(finite.sum(axis=1), 1)
-        safe = np.where(finite, s, 0.0).astype(np.float64)
-        mean = safe.sum(axis=1) / n  # (B,)
-        std = np.sqrt(
-            np.maximum((np.where(finite, s, mean[:, None]) ** 2).sum(axis=1) / n - mean**2, 0.0)
-        )
-        z = (s[rows, cols] - mean[rows]) / (std[rows] + 1e-9)
-        z = np.where(np.isfinite(s[rows, cols]), z, np.nan)
-        per_member += [z, np.log1p(r[rows, cols])]
+    B, V = s.shape
+    if top >= V:
+        return np.isfinite(s)
+    srt = np.sort(s, axis=1) if srt is None else srt  # (B, V) ascending
+    kth = srt[:, V - top]  # (B,) the top-th largest score
+    picked = s >= kth[:, None]  # (B, V): the titles above it and all its ties
+    for b in range(B):
+        n_above = V - int(np.searchsorted(srt[b], kth[b], side="right"))
+        room = top - n_above  # >= 1 of the ties fits: keep the lowest indices
+        picked[b, np.flatnonzero(s[b] == kth[b])[room:]] = False
+    return picked & np.isfinite(s)
+
+
+def _order_keys(row: np.ndarray) -> np.ndarray:
+    """(V,) int64 keys of a float32 row, all distinct: a larger key = earlier in member
+    order (the float's order-preserving bits, then the lower index)."""
+    V = row.size
+    bits = (row + np.float32(0.0)).view(np.int32)  # + 0 turns -0.0 into 0.0 (they tie)
+    ordered = np.where(bits >= 0, bits, bits ^ np.int32(0x7FFFFFFF)).astype(np.int64)
+    return ordered * V + (V - 1 - np.arange(V, dtype=np.int64))
+
+
+def _ranks_at(
+    s: np.ndarray, rows: np.ndarray, cols: np.ndarray, srt: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) 0-based rank in member order of title ``cols[n]`` within row ``rows[n]`` of
+    ``s`` (B, V): the number of titles scored higher plus the tied ones of lower index,
+    the same as ranking the whole row. ``rows`` must be ascending (candidates grouped
+    by user); ``srt`` is ``np.sort(s, axis=1)`` when the caller has it."""
+    B, V = s.shape
+    srt = np.sort(s, axis=1) if srt is None else srt  # (B, V) ascending
+    out = np.empty(len(rows), dtype=np.int64)
+    bounds = np.searchsorted(rows, np.arange(B + 1))  # (B + 1,) each row's slice
+    for b in range(B):
+        lo, hi = bounds[b], bounds[b + 1]
+        if lo == hi:
+            continue
+        row, c = s[b], cols[lo:hi]
+        v = row[c]  # (n,)
+        left = np.searchsorted(srt[b], v, side="left")
+        right = np.searchsorted(srt[b], v, side="right")
+        r = V - right  # titles scored strictly higher
+        tied = right - left > 1
+        if tied.any():
+            values = np.unique(v[tied])
+            if values.size <= TIE_VALUES_LOOP:
+                for u in values:  # e.g. itemknn's zeros, popularity's counts
+                    sel = tied & (v == u)
+                    r[sel] += np.searchsorted(np.flatnonzero(row == u), c[sel])
+            else:
+                keys = _order_keys(row)
+                r = V - np.searchsorted(np.sort(keys), keys[c], side="right")
+        out[lo:hi] = r
+    return out
+
+
+def _z_moments(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B,) mean and standard deviation of each row's finite scores (float64)."""
+    finite = np.isfinite(s)
+    n = np.maximum(finite.sum(axis=1), 1)
+    safe = np.where(finite, s, 0.0).astype(np.float64)
+    mean = safe.sum(axis=1) / n  # (B,)
+    std = np.sqrt(
+        np.maximum((np.where(finite, s, mean[:, None]) ** 2).sum(axis=1) / n - mean**2, 0.0)
+    )
+    return mean, std
+
+
+def _member_features(
+    s: np.ndarray,
+    moments: tuple[np.ndarray, np.ndarray],
+    ranks: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> list[np.ndarray]:
+    """One member's :data:`MEMBER_FEATURES` of the candidates: (N,) z-score (NaN where it
+    cannot score the title) and (N,) log rank, from its (B, V) scores ``s``, their
+    :func:`_z_moments` and the candidates' (N,) ranks."""
+    mean, std = moments
+    at = s[rows, cols]  # (N,)
+    z = (at - mean[rows]) / (std[rows] + 1e-9)
+    return [np.where(np.isfinite(at), z, np.nan), np.log1p(ranks)]
+
+
+def _context_features(
+    contexts: Sequence[UserContext], stats: TitleStats, rows: np.ndarray, cols: np.ndarray
+) -> list[np.ndarray]:
+    """The :data:`CONTEXT_FEATURES` of candidates (``rows`` of the batch, ``cols`` titles),
+    each (N,)."""
     # the user side: genre profiles and the mean release year of the history
+    B = len(contexts)
     G = stats.genres.shape[1]
     profile = np.zeros((B, G), dtype=np.float32)
     recent = np.zeros((B, G), dtype=np.float32)
@@ -279,7 +338,7 @@ def candidates_and_features(
     profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
     recent /= np.maximum(np.linalg.norm(recent, axis=1, keepdims=True), 1e-12)
     g = stats.genres[cols]  # (N, G)
-    context = [
+    return [
         stats.log_popularity[cols],
         stats.log_trending[cols],
         (profile[rows] * g).sum(axis=1),
@@ -290,25 +349,90 @@ def candidates_and_features(
         np.log1p(length[rows]),
         stats.kind[cols],
     ]
-    features = np.column_stack(per_member + context).astype(np.float32)  # (N, F)
-    fallback = np.mean([np.log1p(r) for r in ranks], axis=0)  # (B, V)
-    return Candidates(rows=rows, cols=cols, features=features, fallback=fallback)
+
+
+@dataclass
+class Candidates:
+    """Which (user, title) pairs the ranker sees, their features and the fallback order."""
+
+    rows: np.ndarray  # (N,) row of the batch
+    cols: np.ndarray  # (N,) item_idx
+    features: np.ndarray  # (N, F) float32
+    fallback: np.ndarray  # (B, V) order of the other titles, higher is better (-inf: last)
+
+
+def candidates_and_features(
+    member_scores: Sequence[np.ndarray],
+    contexts: Sequence[UserContext],
+    stats: TitleStats,
+    top: int,
+) -> Candidates:
+    """The union of each member's top-``top`` unseen titles per user, with features.
+
+    The same function builds the ranker's training queries and scores requests, so
+    training and serving features cannot drift apart. Candidates are found by
+    partition and ranked by counting against each member's whole score row, so they
+    and their features equal what ranking every title would give
+    (:mod:`primetime.models.ensemble_reference`, tested equal).
+
+    Args:
+        member_scores: Per member, (B, V) float32 scores with the history and padding -inf.
+        contexts: The B users.
+        stats: Title facts of the fit log.
+        top: Titles taken from each member.
+
+    Returns:
+        Rows in batch order (a user's candidates contiguous, titles ascending); the
+        fallback is the mean over members of their z-scores (O(V), no ranks).
+    """
+    B, V = member_scores[0].shape
+    mask = np.zeros((B, V), dtype=bool)
+    sorted_scores = [np.sort(s, axis=1) for s in member_scores]  # (B, V) each, ascending
+    for s, srt in zip(member_scores, sorted_scores, strict=True):
+        mask |= _top(s, top, srt)
+    rows, cols = np.nonzero(mask)  # (N,), (N,): row-major, so grouped by user
+    per_member: list[np.ndarray] = []
+    fallback = np.zeros((B, V), dtype=np.float32)
+    for s, srt in zip(member_scores, sorted_scores, strict=True):
+        mean, std = _z_moments(s)
+        ranks = _ranks_at(s, rows, cols, srt)  # (N,)
+        per_member += _member_features(s, (mean, std), ranks, rows, cols)
+        fallback += ((s - mean[:, None]) / (std[:, None] + 1e-9)).astype(np.float32)
+    features = np.column_stack(per_member + _context_features(contexts, stats, rows, cols))
+    return Candidates(
+        rows=rows,
+        cols=cols,
+        features=features.astype(np.float32),
+        fallback=fallback / len(member_scores),
+    )
+
+
+def ranker_scores(booster: lgb.Booster, cands: Candidates) -> np.ndarray:
+    """(N,) float64 ranker output of the candidates (one LightGBM thread)."""
+    if not len(cands.rows):
+        return np.zeros(0)
+    return np.asarray(booster.predict(cands.features, num_threads=1), dtype=np.float64)
+
+
+def lowest_candidate(cands: Candidates, predicted: np.ndarray, rows: int) -> np.ndarray:
+    """(B,) each row's lowest ranker score among its candidates (0 for a row without)."""
+    if not predicted.size:
+        return np.zeros(rows)
+    lo = np.full(rows, np.inf)
+    np.minimum.at(lo, cands.rows, predicted)
+    return np.where(np.isfinite(lo), lo, 0.0)
 
 
 def fused_scores(cands: Candidates, predicted: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(B, V) scores: the ranker's on candidates, below them the fallback order, padding -inf."""
-    B, V = shape
-    out = np.empty((B, V), dtype=np.float64)
-    floor = np.zeros(B)
-    if predicted.size:
-        lo = np.full(B, np.inf)
-        np.minimum.at(lo, cands.rows, predicted)
-        floor = np.where(np.isfinite(lo), lo, 0.0)
-    # every non-candidate sits in (floor - 2, floor - 1], ordered by the members' ranks
-    out[:] = floor[:, None] - 1.0 - cands.fallback / max(np.log1p(V), 1.0)
+    """(B, V) float32 scores: the ranker's on candidates, every other title below them in
+    fallback order (finite, in ``(lowest candidate - 2, lowest candidate - 1)``), padding
+    -inf."""
+    floor = lowest_candidate(cands, predicted, shape[0])
+    # tanh maps the fallback (-inf for titles no member can score) into [-1, 1]
+    out = (floor[:, None] - 1.5 + 0.49 * np.tanh(cands.fallback)).astype(np.float32)
     out[cands.rows, cands.cols] = predicted
     out[:, 0] = -np.inf
-    return out.astype(np.float32)
+    return out
 
 
 def _labels(cands: Candidates, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -539,11 +663,7 @@ class EnsembleRecommender(Recommender):
         assert self.items is not None
         scores = [_unseen_scores(m, contexts) for m in self.fitted.values()]
         cands = candidates_and_features(scores, contexts, self.stats, self.config.candidates)
-        predicted = (
-            np.asarray(self.booster.predict(cands.features, num_threads=1), dtype=np.float64)
-            if len(cands.rows)
-            else np.zeros(0)
-        )
+        predicted = ranker_scores(self.booster, cands)  # (N,)
         return fused_scores(cands, predicted, (len(contexts), self.items.size))
 
     # ------------------------------------------------------ save and load

@@ -127,6 +127,17 @@ class TimeEmbedding(nn.Module):
 
 
 # ------------------------------------------------------------------ the net
+def _attend(layer: nn.TransformerEncoderLayer, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The layer's self-attention block on ``h`` (B, T, D) under ``mask`` (B * H, T, T)."""
+    out = layer.self_attn(h, h, h, attn_mask=mask, need_weights=False)[0]  # (B, T, D)
+    return layer.dropout1(out)
+
+
+def _feed_forward(layer: nn.TransformerEncoderLayer, h: torch.Tensor) -> torch.Tensor:
+    """The layer's feed-forward block on ``h`` (B, T, D)."""
+    return layer.dropout2(layer.linear2(layer.dropout(layer.activation(layer.linear1(h)))))
+
+
 class TemporalNet(SASRecNet):
     """SASRec's encoder with interval biases, time embeddings and a seasonal head."""
 
@@ -186,14 +197,33 @@ class TemporalNet(SASRecNet):
         gap = ts[:, :, None] - ts[:, None, :]  # (B, Tq, Tk) seconds, >= 0 below the diagonal
         bias = self.interval_bias(interval_bucket(gap, self.tcfg.interval_buckets))  # (B, T, T, H)
         bias = bias.permute(0, 3, 1, 2).reshape(b * self.tcfg.heads, t, t)  # (B*H, T, T)
-        # PyTorch's inference fast path of the encoder layer returns NaN for a per-head
-        # (B*H, T, T) float mask (measured on torch 2.13, eval mode): take the plain path
-        fast = torch.backends.mha.get_fastpath_enabled()
-        torch.backends.mha.set_fastpath_enabled(False)
-        try:
-            return self.encode(x, bias + causal, is_causal=False)
-        finally:
-            torch.backends.mha.set_fastpath_enabled(fast)
+        return self.encode_plain(x, bias + causal)
+
+    def encode_plain(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states (B, T, D) of inputs ``x`` (B, T, D) under an additive per-head
+        ``mask`` (B * heads, T, T), through each encoder layer's plain computation.
+
+        Why not :meth:`encode`: in eval mode PyTorch's fused encoder-layer path returns
+        NaN for a per-head float mask (measured on torch 2.13), and the one switch that
+        turns it off, ``torch.backends.mha.set_fastpath_enabled``, is process-wide:
+        turned off and back on around a forward, it raced between threads scoring at
+        once (one thread turning it back on while another was inside). These are the
+        layer's own modules in the order of its plain path (the one training always
+        takes; attention with a float mask never takes the fused kernel), so the
+        results are those of that path, in training and in eval.
+        """
+        h = x  # (B, T, D)
+        for layer in self.encoder.layers:
+            assert isinstance(layer, nn.TransformerEncoderLayer)
+            if layer.norm_first:
+                h = h + _attend(layer, layer.norm1(h), mask)
+                h = h + _feed_forward(layer, layer.norm2(h))
+            else:
+                h = layer.norm1(h + _attend(layer, h, mask))
+                h = layer.norm2(h + _feed_forward(layer, h))
+        if self.encoder.norm is not None:
+            h = self.encoder.norm(h)
+        return self.final_norm(h)
 
     def query(self, h: torch.Tensor, now: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """The vector (N, D) that scores the catalog: hidden state ``h`` (N, D) after the
