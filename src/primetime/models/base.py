@@ -67,6 +67,10 @@ class FitOptions:
         retrieval: After the fit, build a FAISS index over the model's item table
             and score through it (:meth:`Recommender.enable_retrieval`); None
             (default): exact scoring of every item.
+        init_from: Warm start: a saved version of the same model (a bundle folder, e.g.
+            a registered version's ``path``) whose weights the fit starts from, per-title
+            rows matched by title id (:mod:`primetime.models.warmstart`); only for
+            models with ``supports_warm_start``. None (default): a fresh init.
     """
 
     run_dir: Path | None = None
@@ -76,6 +80,7 @@ class FitOptions:
     validation: Validation | None = None
     select: bool = True
     retrieval: RetrievalConfig | None = None
+    init_from: Path | None = None
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -107,6 +112,8 @@ class Recommender(ABC):
     #: Side data the model needs prepared before ``fit``: "text" makes the life cycle
     #: encode ``side.item_texts`` into ``side.text_vectors`` (cached on disk).
     uses: ClassVar[frozenset[str]] = frozenset()
+    #: Can ``fit`` start from another version's weights (``FitOptions.init_from``)?
+    supports_warm_start: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -149,6 +156,11 @@ class Recommender(ABC):
             raise ValueError(f"{self.name}: cannot fit on an empty training log")
         side = side if side is not None else SideData()
         options = options if options is not None else FitOptions()
+        if options.init_from is not None and not self.supports_warm_start:
+            raise ValueError(
+                f"{self.name}: cannot warm-start (FitOptions.init_from); models that can: "
+                "see Recommender.supports_warm_start"
+            )
         if side.catalog is not None:
             check_same_catalog(side.catalog.items, train.items, where="the catalog")
         if side.users is not None and len(side.users.users) != len(train.users):
