@@ -22,11 +22,12 @@ Warm start (on by default, ``warm_start=False`` / ``--no-warm-start`` to fit fro
 a model with ``supports_warm_start`` (``sasrec``, ``gru4rec``) starts both fits of step 2
 from the promoted version's weights (``FitOptions.init_from``; title rows matched by title
 id, new titles get fresh rows: :mod:`primetime.models.warmstart`) and with its settings
-(the weights fit no other shapes), for the model's default epochs or ``warm_epochs``. Other models (closed-form ``itemknn``/``popularity``, ``als``) fit
-from scratch as before. The registered version's ``meta.json["retrain"]["warm_start"]``
-says from which version it started, or why it did not. No warm start when the promoted
-version has already seen the gate slice (see below): its weights would carry the slice into
-the candidate it is compared with.
+(the weights fit no other shapes), for the model's default epochs or ``warm_epochs``.
+Other models (closed-form ``itemknn``/``popularity``, ``als``) fit from scratch as before.
+The registered version's ``meta.json["retrain"]["warm_start"]`` says from which version it
+started, or why it did not. No warm start when the promoted version has already seen the
+gate slice (see below): its weights would carry the slice into the candidate it is
+compared with.
 
 The registered version's ``meta.json["retrain"]`` also holds ``fit_until`` (the newest
 event its refit saw): a later retrain whose slice that version has already seen (no events

@@ -11,10 +11,10 @@ sampled losses).
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-import logging
 from typing import Any
 
 import numpy as np
