@@ -289,8 +289,9 @@ class Recommender(ABC):
             )
             return False
         t0 = time.perf_counter()
+        anchor = self._mean_user_vector(config) if config.common else None
         self._retrieval_table = np.ascontiguousarray(table, dtype=np.float32)
-        self.retrieval = ItemIndex(self._retrieval_table, config)
+        self.retrieval = ItemIndex(self._retrieval_table, config, anchor=anchor)
         log.info(
             "%s: %s index over %d items built in %.1fs",
             self.name,
@@ -300,6 +301,18 @@ class Recommender(ABC):
         )
         return True
 
+    def _mean_user_vector(self, config: RetrievalConfig) -> np.ndarray:
+        """(D,) mean of the user vectors of ``config.probes`` single-title histories
+        (titles drawn with ``config.seed``): the part of a user vector every user shares,
+        whose best items :class:`ItemIndex` adds to every user's candidates."""
+        items = self._require_fitted()
+        rng = np.random.default_rng(config.seed)
+        picks = rng.choice(
+            np.arange(1, items.size), size=min(config.probes, len(items)), replace=False
+        )
+        probes = [UserContext(None, np.array([i], dtype=np.int64)) for i in picks]
+        return self.user_vectors(probes).mean(axis=0)  # (D,)
+
     def _score_retrieved(self, contexts: Sequence[UserContext]) -> np.ndarray:
         """(B, V): exact scores of each user's retrieved candidates, -inf elsewhere."""
         index, table = self.retrieval, self._retrieval_table
@@ -308,10 +321,7 @@ class Recommender(ABC):
             return np.empty((0, table.shape[0]), dtype=np.float32)
         users = self.user_vectors(contexts)  # (B, D)
         need = index.config.candidates + np.array([len(np.unique(c.history)) for c in contexts])
-        found = index.search(users, int(need.max()))  # (B, N), best first
-        # each row keeps its own candidates + history length, so that a user's scores
-        # do not depend on who shares the batch
-        found[np.arange(found.shape[1])[None, :] >= need[:, None]] = -1
+        found = index.candidates(users, need)  # (B, N)
         out = scores_from_candidates(users, table, found)  # (B, V)
         blank = ~users.any(axis=1)  # a zero vector scores every item 0: nothing to retrieve
         if blank.any():
