@@ -8,11 +8,17 @@ import json
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
 from primetime.lifecycle import DataSpec, build_model, prepare_data
-from primetime.loopdemo import DriftConfig, LoopReport, World, make_world, ndcg_at_10, run_loop
+from primetime.loopdemo import (
+    DriftConfig,
+    LoopReport,
+    make_world,
+    ndcg_at_10,
+    run_loop,
+    write_week1_export,
+)
 from primetime.registry import ModelRegistry
 from primetime.retrain import retrain
 
@@ -107,31 +113,13 @@ def test_retrain_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "no SQLite database file" in r.output, r.output
 
 
-def _export_folder(world: World, d: Path) -> None:
-    """An export folder as `primetime data export` writes it, from the world's week 1."""
-    rows = [
-        (f"svc-{u}", i, None, int(ts), "play") for u, evs in world.week1.items() for i, ts in evs
-    ]
-    schema = {
-        "user_id": pl.Utf8,
-        "item_id": pl.Utf8,
-        "rating": pl.Float32,
-        "timestamp": pl.Int64,
-        "event": pl.Utf8,
-    }
-    pl.DataFrame(rows, schema=schema, orient="row").write_parquet(d / "interactions.parquet")
-    pl.DataFrame({"item_id": world.new_titles, "title": world.new_titles}).write_parquet(
-        d / "items.parquet"
-    )
-
-
 def test_the_gate_keeps_out_a_candidate_worse_than_the_promoted(tmp_path: Path) -> None:
     """The promoted version has seen the gate slice (fit on the whole joined log): no honest
     candidate can match it, so the gate must say no and leave it promoted."""
     world = make_world(DriftConfig(n_base_users=80, n_live_users=30))
     base = tmp_path / "base.parquet"
     world.base.write_parquet(base)
-    _export_folder(world, tmp_path)
+    write_week1_export(world, tmp_path)
     reg = ModelRegistry(tmp_path / "models")
     spec = DataSpec(data=str(base), split="slice", events=tmp_path, slice_days=1.0)
     leaky = build_model("itemknn")
@@ -161,7 +149,7 @@ def test_retrain_warm_starts_sasrec_from_the_promoted_version(tmp_path: Path) ->
     world = make_world(DriftConfig(n_base_users=80, n_live_users=30))
     base = tmp_path / "base.parquet"
     world.base.write_parquet(base)
-    _export_folder(world, tmp_path)
+    write_week1_export(world, tmp_path)
     reg = ModelRegistry(tmp_path / "models")
     small = {"dim": 16, "heads": 2, "layers": 1, "ffn": 32, "epochs": 2, "device": "cpu"}
     v1 = build_model("sasrec", small)
