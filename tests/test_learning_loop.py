@@ -201,3 +201,15 @@ def test_warm_plan_says_when_and_why_not() -> None:
         in warm_plan("sasrec", seen, 100, enabled=True, epochs=None)["reason"]
     )
     assert warm_plan("sasrec", seen, 200, enabled=True, epochs=None)["from"] == "sasrec:v3"
+
+
+def test_retrain_cli_documents_the_warm_start(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from primetime.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["retrain", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "--no-warm-start" in r.output and "--warm-epochs" in r.output
+    r = runner.invoke(app, ["retrain", "--events", str(tmp_path), "--warm-epochs", "0"])
+    assert r.exit_code == 2, r.output
