@@ -201,7 +201,8 @@ class ItemIndex:
 
     def search(self, queries: np.ndarray, n: int) -> np.ndarray:
         """Item indices (B, n) of the ``n`` best inner products per query (B, D), best
-        first as the index found them; -1 where fewer than ``n`` were found."""
+        first as the index found them; -1 where fewer than ``n`` were found. HNSW searches
+        ``max(ef_search, n)`` wide: an ``ef_search`` below ``n`` changes nothing."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ValueError(f"queries must be (B, {self.dim}), got shape {queries.shape}")
