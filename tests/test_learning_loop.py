@@ -8,11 +8,17 @@ import json
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pytest
 
 from primetime.lifecycle import DataSpec, build_model, prepare_data
-from primetime.loopdemo import DriftConfig, LoopReport, World, make_world, ndcg_at_10, run_loop
+from primetime.loopdemo import (
+    DriftConfig,
+    LoopReport,
+    make_world,
+    ndcg_at_10,
+    run_loop,
+    write_week1_export,
+)
 from primetime.registry import ModelRegistry
 from primetime.retrain import retrain
 
@@ -107,31 +113,13 @@ def test_retrain_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "no SQLite database file" in r.output, r.output
 
 
-def _export_folder(world: World, d: Path) -> None:
-    """An export folder as `primetime data export` writes it, from the world's week 1."""
-    rows = [
-        (f"svc-{u}", i, None, int(ts), "play") for u, evs in world.week1.items() for i, ts in evs
-    ]
-    schema = {
-        "user_id": pl.Utf8,
-        "item_id": pl.Utf8,
-        "rating": pl.Float32,
-        "timestamp": pl.Int64,
-        "event": pl.Utf8,
-    }
-    pl.DataFrame(rows, schema=schema, orient="row").write_parquet(d / "interactions.parquet")
-    pl.DataFrame({"item_id": world.new_titles, "title": world.new_titles}).write_parquet(
-        d / "items.parquet"
-    )
-
-
 def test_the_gate_keeps_out_a_candidate_worse_than_the_promoted(tmp_path: Path) -> None:
     """The promoted version has seen the gate slice (fit on the whole joined log): no honest
     candidate can match it, so the gate must say no and leave it promoted."""
     world = make_world(DriftConfig(n_base_users=80, n_live_users=30))
     base = tmp_path / "base.parquet"
     world.base.write_parquet(base)
-    _export_folder(world, tmp_path)
+    write_week1_export(world, tmp_path)
     reg = ModelRegistry(tmp_path / "models")
     spec = DataSpec(data=str(base), split="slice", events=tmp_path, slice_days=1.0)
     leaky = build_model("itemknn")
@@ -153,3 +141,75 @@ def test_the_gate_keeps_out_a_candidate_worse_than_the_promoted(tmp_path: Path) 
     # again, with no new events: the promoted version has seen the slice, and the reason says so
     (r3,) = retrain(["itemknn"], data=str(base), events=tmp_path, registry=reg, say=lambda _: None)
     assert "has seen the slice" in r3.gate.reason
+
+
+def test_retrain_warm_starts_sasrec_from_the_promoted_version(tmp_path: Path) -> None:
+    """sasrec v1 fit on the base log and promoted; the retrain on base + week 1 starts from
+    v1's weights with v1's settings, says so in the version's meta, and is gated as usual."""
+    world = make_world(DriftConfig(n_base_users=80, n_live_users=30))
+    base = tmp_path / "base.parquet"
+    world.base.write_parquet(base)
+    write_week1_export(world, tmp_path)
+    reg = ModelRegistry(tmp_path / "models")
+    small = {"dim": 16, "heads": 2, "layers": 1, "ffn": 32, "epochs": 2, "device": "cpu"}
+    v1 = build_model("sasrec", small)
+    base_only = prepare_data(DataSpec(data=str(base), split="slice", slice_days=1.0))
+    v1.fit(base_only.whole_log(), side=base_only.side)
+    reg.promote("sasrec", reg.register(v1).version)
+    (r,) = retrain(
+        ["sasrec"], data=str(base), events=tmp_path, registry=reg, slice_days=1.0,
+        warm_epochs=1, say=lambda _: None,
+    )  # fmt: skip
+    meta = reg.get("sasrec", r.version.version).meta
+    warm = meta["retrain"]["warm_start"]
+    assert warm["from"] == "sasrec:v1" and warm["epochs"] == 1
+    assert warm["titles_carried"] == len(world.items) and warm["titles_new"] == len(
+        world.new_titles
+    )
+    assert warm["tensors_fresh"] == []
+    v2 = reg.load("sasrec", r.version.version)
+    assert v2.config.dim == 16 and v2.config.layers == 1  # v1's settings, its shapes
+    # gated as usual: compared with v1 on the slice, promoted exactly when the gate says so
+    assert r.gate.promoted_version == "v1" and r.gate.p_value is not None
+    assert r.promoted == r.gate.promote == (r.gate.candidate >= r.gate.promoted)  # type: ignore[operator]
+    assert (reg.promoted("sasrec").version == r.version.version) == r.promoted  # type: ignore[union-attr]
+
+
+def test_warm_plan_says_when_and_why_not() -> None:
+    from primetime.registry import ModelVersion
+    from primetime.retrain import warm_plan
+
+    def version(meta: dict) -> ModelVersion:
+        return ModelVersion("sasrec", "v3", Path("x"), "", {}, True, meta)
+
+    assert warm_plan("sasrec", version({}), 100, enabled=True, epochs=2) == {
+        "from": "sasrec:v3",
+        "epochs": 2,
+    }
+    assert (
+        "switched off"
+        in warm_plan("sasrec", version({}), 100, enabled=False, epochs=None)["reason"]
+    )
+    assert "no promoted" in warm_plan("sasrec", None, 100, enabled=True, epochs=None)["reason"]
+    assert (
+        "does not support"
+        in warm_plan("itemknn", version({}), 100, enabled=True, epochs=None)["reason"]
+    )
+    seen = version({"retrain": {"fit_until": 150}})
+    assert (
+        "has seen the gate slice"
+        in warm_plan("sasrec", seen, 100, enabled=True, epochs=None)["reason"]
+    )
+    assert warm_plan("sasrec", seen, 200, enabled=True, epochs=None)["from"] == "sasrec:v3"
+
+
+def test_retrain_cli_documents_the_warm_start(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from primetime.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["retrain", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "--no-warm-start" in r.output and "--warm-epochs" in r.output
+    r = runner.invoke(app, ["retrain", "--events", str(tmp_path), "--warm-epochs", "0"])
+    assert r.exit_code == 2, r.output

@@ -128,6 +128,28 @@ def make_world(cfg: DriftConfig) -> World:
     return World(cfg, base, items, genre_of, new_titles, week1, week2)
 
 
+def write_week1_export(world: World, folder: Path) -> Path:
+    """Week 1 of ``world`` as an export folder (``interactions.parquet``: live user ``u``
+    is ``svc-u``; ``items.parquet``: the new titles), as ``primetime data export`` writes
+    one, without running the service. Returns ``folder``."""
+    rows = [
+        (f"svc-{u}", i, None, int(ts), "play") for u, evs in world.week1.items() for i, ts in evs
+    ]
+    schema = {
+        "user_id": pl.Utf8,
+        "item_id": pl.Utf8,
+        "rating": pl.Float32,
+        "timestamp": pl.Int64,
+        "event": pl.Utf8,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(rows, schema=schema, orient="row").write_parquet(folder / "interactions.parquet")
+    pl.DataFrame({"item_id": world.new_titles, "title": world.new_titles}).write_parquet(
+        folder / "items.parquet"
+    )
+    return folder
+
+
 def ndcg_at_10(ranked: list[str], relevant: set[str]) -> float:
     """Binary NDCG@10 of one list (relevant = the user's week-2 titles)."""
     gains = [1.0 / np.log2(r + 2) for r, i in enumerate(ranked[:10]) if i in relevant]

@@ -18,10 +18,16 @@
    when a service database is given, so its history row tells every running worker
    (:mod:`primetime.service.watch`) to swap the new version in.
 
-Warm start: no model in :data:`primetime.models.MODELS` can start from another version's
-weights yet (there is no ``FitOptions`` hook for it), so every model is fit from scratch on
-the joined log; itemknn and popularity are closed-form, where a warm start has nothing to
-save, and sasrec would need one (not done).
+Warm start (on by default, ``warm_start=False`` / ``--no-warm-start`` to fit from scratch):
+a model with ``supports_warm_start`` (``sasrec``, ``gru4rec``) starts both fits of step 2
+from the promoted version's weights (``FitOptions.init_from``; title rows matched by title
+id, new titles get fresh rows: :mod:`primetime.models.warmstart`) and with its settings
+(the weights fit no other shapes), for the model's default epochs or ``warm_epochs``.
+Other models (closed-form ``itemknn``/``popularity``, ``als``) fit from scratch as before.
+The registered version's ``meta.json["retrain"]["warm_start"]`` says from which version it
+started, or why it did not. No warm start when the promoted version has already seen the
+gate slice (see below): its weights would carry the slice into the candidate it is
+compared with.
 
 The registered version's ``meta.json["retrain"]`` also holds ``fit_until`` (the newest
 event its refit saw): a later retrain whose slice that version has already seen (no events
@@ -33,6 +39,7 @@ Layering: a job above the life cycle and the service (it uses both), beside the 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -43,7 +50,8 @@ import numpy as np
 
 from primetime.data.vocab import Vocabulary
 from primetime.lifecycle import DataSpec, FitSpec, Prepared, fit_model, prepare_data, register_run
-from primetime.models.base import Recommender
+from primetime.models import get_model_class
+from primetime.models.base import FitOptions, Recommender
 from primetime.registry import ModelRegistry, ModelVersion
 from primetime.types import UserContext
 
@@ -161,6 +169,8 @@ def retrain(
     store: Any | None = None,
     actor: str = "primetime retrain",
     say: Callable[[str], None] = print,
+    warm_start: bool = True,
+    warm_epochs: int | None = None,
 ) -> list[RetrainResult]:
     """Retrain ``names`` on ``data`` + the export folder ``events``; gate, register, promote.
 
@@ -176,6 +186,10 @@ def retrain(
             running workers watch); None promotes in the registry only.
         actor: Who promoted, for the history.
         say: Progress lines.
+        warm_start: Start a model that supports it from its promoted version's weights
+            (see the module docstring); False fits every model from scratch.
+        warm_epochs: With a warm start, at most this many epochs (early stopping on valid
+            still applies); None keeps the model's configured epochs.
 
     Raises:
         ValueError: a negative margin, a bad slice, an unknown model, a base log whose
@@ -189,6 +203,8 @@ def retrain(
         raise ValueError(f"margin: expected >= 0, got {margin}")
     if not names:
         raise ValueError("names: no model to retrain")
+    if warm_epochs is not None and warm_epochs < 1:
+        raise ValueError(f"warm_epochs: expected >= 1, got {warm_epochs}")
     prepared = prepare_data(
         DataSpec(data=data, split="slice", events=Path(events), slice_days=slice_days)
     )
@@ -202,11 +218,20 @@ def retrain(
     )
     results = []
     for name in names:
-        spec = FitSpec(name, data=prepared.spec, refit=True)
+        before = registry.promoted(name) if name in registry.names() else None
+        warm = warm_plan(name, before, slice_from, enabled=warm_start, epochs=warm_epochs)
+        options, overrides = FitOptions(), {}
+        if warm["from"] and before is not None:
+            options = FitOptions(init_from=before.path)
+            overrides = warm_overrides(before, warm_epochs)
+        spec = FitSpec(name, data=prepared.spec, refit=True, overrides=overrides, options=options)
         run = fit_model(spec, data=prepared)
+        if warm["from"]:
+            carried = run.report.notes.get("warm_start") or {}
+            warm.update({k: v for k, v in carried.items() if k != "from"})
+        say(f"{name}: " + (f"warm start from {warm['from']}" if warm["from"] else warm["reason"]))
         cand = evaluate(run.selected, evalset, ks=(10,))
         cand_mean = float(cand.summary()[METRIC])
-        before = registry.promoted(name) if name in registry.names() else None
         if before is None:
             gate = Gate(
                 METRIC, cand_mean, None, None, margin, None, None, None, None,
@@ -238,7 +263,7 @@ def retrain(
             registry,
             test={METRIC: cand_mean},
             notes=f"primetime retrain: {data} + {events}; {gate.reason}",
-            extra={"retrain": {**gate.as_dict(), "fit_until": fit_until}},
+            extra={"retrain": {**gate.as_dict(), "fit_until": fit_until, "warm_start": warm}},
         )
         promoted = False
         if gate.promote:
@@ -253,3 +278,44 @@ def retrain(
         say(f"{name} {mv.version}: {'promoted' if promoted else 'not promoted'} — {gate.reason}")
         results.append(RetrainResult(name, registry.get(name, mv.version), gate, promoted))
     return results
+
+
+def warm_plan(
+    name: str,
+    before: ModelVersion | None,
+    slice_from: int,
+    *,
+    enabled: bool,
+    epochs: int | None,
+) -> dict[str, Any]:
+    """Whether ``name``'s retrain starts from ``before`` (its promoted version).
+
+    Returns:
+        ``{"from": "name:vN", "epochs": epochs}`` for a warm start, or ``{"from": None,
+        "reason": why not}`` (the ``meta.json["retrain"]["warm_start"]`` record).
+    """
+    if not enabled:
+        return {"from": None, "reason": "cold start: warm start switched off"}
+    if not get_model_class(name).supports_warm_start:
+        return {"from": None, "reason": f"cold start: {name} does not support a warm start"}
+    if before is None:
+        return {"from": None, "reason": "cold start: no promoted version"}
+    seen_until = (before.meta.get("retrain") or {}).get("fit_until")
+    if isinstance(seen_until, int) and seen_until >= slice_from:
+        return {
+            "from": None,
+            "reason": f"cold start: {before.version} has seen the gate slice, its weights "
+            "would carry it into the candidate",
+        }
+    return {"from": f"{before.name}:{before.version}", "epochs": epochs}
+
+
+def warm_overrides(before: ModelVersion, epochs: int | None) -> dict[str, Any]:
+    """The promoted version's config (its ``bundle.json``), for a fit that starts from its
+    weights: same shapes. Its ``epochs`` (a refit's pinned count) is dropped: ``epochs``
+    when given, else the model's default (early stopping on valid picks within it)."""
+    info = json.loads((Path(before.path) / "bundle.json").read_text())
+    config = {k: v for k, v in dict(info.get("config") or {}).items() if k != "epochs"}
+    if epochs is not None:
+        config["epochs"] = epochs
+    return config

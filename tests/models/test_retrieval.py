@@ -3,6 +3,8 @@ candidates, exact scores inside, and the models that expose an item table."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -78,7 +80,8 @@ def test_retrieval_scores_exactly_inside_the_candidates_and_minus_inf_outside(
 ):
     model = build_model(name, overrides)
     # FitOptions.retrieval builds the index right after the fit
-    model.fit(split.train, options=FitOptions(retrieval=RetrievalConfig(kind="flat", candidates=5)))
+    flat = RetrievalConfig(kind="flat", candidates=5, common=0)
+    model.fit(split.train, options=FitOptions(retrieval=flat))
     assert model.retrieval is not None
     contexts = [c for c in split.train.contexts()[:12] if len(c.history)]
     got = model.score(contexts)
@@ -103,7 +106,7 @@ def test_score_items_stays_exact_and_non_dot_models_decline(split, tmp_path):
     items = np.array([0, 3, 7, 11])
     exact = model.score_items(contexts, items)
     assert model.enable_retrieval(RetrievalConfig(kind="hnsw", candidates=1))
-    np.testing.assert_allclose(model.score_items(contexts, items), exact, rtol=1e-5)
+    np.testing.assert_allclose(model.score_items(contexts, items), exact, rtol=1e-5, atol=1e-6)
     # a loaded model can have it switched on again
     model.enable_retrieval(None)
     model.save(tmp_path / "als")
@@ -146,3 +149,61 @@ def test_zero_rows_are_left_out_and_ids_still_map_to_items():
     found = index.search(queries, 10)
     assert not (found % 3 == 1).any(), "no zero row returned"
     assert recall_at(exact_top(queries, table, 10), found) == 1.0
+
+
+def shared_taste(n: int = 6_000, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A table of random item vectors and 60 queries that are one shared vector plus a
+    small personal part (as a SASRec fit for one epoch on the xl-catalog world: 98% of
+    its score variance was shared, README "Benchmarks"): everyone's exact top-100 comes
+    from the same few hundred items, which are not near each other."""
+    rng = np.random.default_rng(seed)
+    table = np.zeros((n + 1, dim), dtype=np.float32)
+    table[1:] = rng.standard_normal((n, dim)) / np.sqrt(dim)
+    shared = rng.standard_normal(dim)
+    shared *= 7.6 / np.linalg.norm(shared)
+    personal = rng.standard_normal((60, dim)) * 0.8 / np.sqrt(dim)
+    return table, (shared + personal).astype(np.float32)
+
+
+def test_common_items_cover_a_shared_taste_the_index_misses():
+    table, queries = shared_taste()
+    cfg = RetrievalConfig(kind="ivf", nlist=64, nprobe=4, common=0)
+    exact = exact_top(queries, table, 100)
+    need = np.full(len(queries), 100)
+    plain = ItemIndex(table, cfg).candidates(queries, need)
+    anchor = queries.mean(axis=0)  # the mean user vector
+    index = ItemIndex(table, dataclasses.replace(cfg, common=300), anchor=anchor)
+    assert len(index.common) == 300 and (index.common >= 1).all()
+    both = index.candidates(queries, need)  # (B, 100 + 300)
+    assert both.shape == (len(queries), 400)
+    assert (both[:, 100:] == index.common).all()
+
+    def top100(cands: np.ndarray) -> np.ndarray:
+        s = np.full((len(queries), len(table)), -np.inf, dtype=np.float32)
+        for r, row in enumerate(cands):
+            row = row[row > 0]
+            s[r, row] = queries[r] @ table[row].T
+        return np.argsort(-s, axis=1, kind="stable")[:, :100]
+
+    without, with_common = recall_at(exact, top100(plain)), recall_at(exact, top100(both))
+    assert without < 0.9, "the index alone misses much of a shared taste's top-100"
+    assert with_common >= 0.99 > without
+
+
+def test_the_model_adds_its_common_items_to_every_user(split):
+    model = build_model("als", {"factors": 8, "iterations": 5})
+    model.fit(split.train)
+    assert model.enable_retrieval(
+        RetrievalConfig(kind="ivf", nlist=2, nprobe=1, candidates=1, common=4)
+    )
+    index = model.retrieval
+    assert index is not None and len(index.common) == 4
+    contexts = [c for c in split.train.contexts()[:6] if len(c.history)]
+    got = model.score(contexts)
+    exact = model.score_items(contexts, index.common)  # exact scores of those items
+    np.testing.assert_allclose(got[:, index.common], exact, rtol=1e-5, atol=1e-5)
+    # the common items are the best for the mean user vector of the probe histories
+    mean = model._mean_user_vector(index.config)
+    prior = model.item_vectors() @ mean
+    prior[0] = -np.inf
+    assert set(index.common) == set(np.argsort(-prior)[:4])

@@ -41,11 +41,32 @@ def retrain_cmd(
             "default `$PRIMETIME_DATABASE_URL`; `none` = registry only.",
         ),
     ] = None,
+    warm_start: Annotated[
+        bool,
+        typer.Option(
+            "--warm-start/--no-warm-start",
+            help="Start sasrec and gru4rec from their promoted version's weights (titles "
+            "matched by id, new titles get fresh rows); the other models always fit from "
+            "scratch. On by default: a retrain adds days of events to a log the promoted "
+            "version has learned, and the gate still judges the result against it.",
+        ),
+    ] = True,
+    warm_epochs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="With a warm start, train at most this many epochs (early stopping on "
+            "valid still applies); default: the model's own epochs.",
+        ),
+    ] = None,
     registry_dir: RegistryOpt = None,
 ) -> None:
     """Retrain the served models on the base log + exported events, compare each with its
     promoted version on the newest time slice (paired test), register it, and promote it
-    unless it is worse by more than `--margin`. Every running worker swaps it in."""
+    unless it is worse by more than `--margin`. Every running worker swaps it in.
+
+    sasrec and gru4rec start from the promoted version's weights unless `--no-warm-start`
+    (the version's meta.json records `retrain.warm_start`)."""
     import torch
 
     from primetime.retrain import retrain
@@ -72,6 +93,8 @@ def retrain_cmd(
             slice_days=slice_days,
             store=store,
             say=err.print,
+            warm_start=warm_start,
+            warm_epochs=warm_epochs,
         )
     finally:
         if store is not None:

@@ -67,6 +67,10 @@ class FitOptions:
         retrieval: After the fit, build a FAISS index over the model's item table
             and score through it (:meth:`Recommender.enable_retrieval`); None
             (default): exact scoring of every item.
+        init_from: Warm start: a saved version of the same model (a bundle folder, e.g.
+            a registered version's ``path``) whose weights the fit starts from, per-title
+            rows matched by title id (:mod:`primetime.models.warmstart`); only for
+            models with ``supports_warm_start``. None (default): a fresh init.
     """
 
     run_dir: Path | None = None
@@ -76,6 +80,7 @@ class FitOptions:
     validation: Validation | None = None
     select: bool = True
     retrieval: RetrievalConfig | None = None
+    init_from: Path | None = None
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:
@@ -107,6 +112,8 @@ class Recommender(ABC):
     #: Side data the model needs prepared before ``fit``: "text" makes the life cycle
     #: encode ``side.item_texts`` into ``side.text_vectors`` (cached on disk).
     uses: ClassVar[frozenset[str]] = frozenset()
+    #: Can ``fit`` start from another version's weights (``FitOptions.init_from``)?
+    supports_warm_start: ClassVar[bool] = False
 
     def __init__(self, config: Any | None = None) -> None:
         self.config = config if config is not None else self.config_class()
@@ -149,6 +156,11 @@ class Recommender(ABC):
             raise ValueError(f"{self.name}: cannot fit on an empty training log")
         side = side if side is not None else SideData()
         options = options if options is not None else FitOptions()
+        if options.init_from is not None and not self.supports_warm_start:
+            raise ValueError(
+                f"{self.name}: cannot warm-start (FitOptions.init_from); models that can: "
+                "see Recommender.supports_warm_start"
+            )
         if side.catalog is not None:
             check_same_catalog(side.catalog.items, train.items, where="the catalog")
         if side.users is not None and len(side.users.users) != len(train.users):
@@ -277,8 +289,9 @@ class Recommender(ABC):
             )
             return False
         t0 = time.perf_counter()
+        anchor = self._mean_user_vector(config) if config.common else None
         self._retrieval_table = np.ascontiguousarray(table, dtype=np.float32)
-        self.retrieval = ItemIndex(self._retrieval_table, config)
+        self.retrieval = ItemIndex(self._retrieval_table, config, anchor=anchor)
         log.info(
             "%s: %s index over %d items built in %.1fs",
             self.name,
@@ -288,6 +301,18 @@ class Recommender(ABC):
         )
         return True
 
+    def _mean_user_vector(self, config: RetrievalConfig) -> np.ndarray:
+        """(D,) mean of the user vectors of ``config.probes`` single-title histories
+        (titles drawn with ``config.seed``): the part of a user vector every user shares,
+        whose best items :class:`ItemIndex` adds to every user's candidates."""
+        items = self._require_fitted()
+        rng = np.random.default_rng(config.seed)
+        picks = rng.choice(
+            np.arange(1, items.size), size=min(config.probes, len(items)), replace=False
+        )
+        probes = [UserContext(None, np.array([i], dtype=np.int64)) for i in picks]
+        return self.user_vectors(probes).mean(axis=0)  # (D,)
+
     def _score_retrieved(self, contexts: Sequence[UserContext]) -> np.ndarray:
         """(B, V): exact scores of each user's retrieved candidates, -inf elsewhere."""
         index, table = self.retrieval, self._retrieval_table
@@ -296,10 +321,7 @@ class Recommender(ABC):
             return np.empty((0, table.shape[0]), dtype=np.float32)
         users = self.user_vectors(contexts)  # (B, D)
         need = index.config.candidates + np.array([len(np.unique(c.history)) for c in contexts])
-        found = index.search(users, int(need.max()))  # (B, N), best first
-        # each row keeps its own candidates + history length, so that a user's scores
-        # do not depend on who shares the batch
-        found[np.arange(found.shape[1])[None, :] >= need[:, None]] = -1
+        found = index.candidates(users, need)  # (B, N)
         out = scores_from_candidates(users, table, found)  # (B, V)
         blank = ~users.any(axis=1)  # a zero vector scores every item 0: nothing to retrieve
         if blank.any():

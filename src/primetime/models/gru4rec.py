@@ -123,6 +123,7 @@ class GRU4RecRecommender(SequentialRecommender):
 
     name = "gru4rec"
     config_class = GRU4RecConfig
+    supports_warm_start = True
     tuning_grid: ClassVar[list[dict[str, Any]]] = [
         {"dim": d, "dropout": p} for d in (64, 128) for p in (0.2, 0.4)
     ]

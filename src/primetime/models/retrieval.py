@@ -25,8 +25,24 @@ transform (0.88, 0.37); ``mips=False`` keeps the plain inner-product index. Quer
 are also scaled to norm M (which does not change their ranking), onto the sphere
 the items lie on: that raised IVF at nprobe 16 from 0.37 to 0.54 and left HNSW at
 0.88 (runs on different samples of 200-500 users). HNSW stays below recall@100
-0.95 on ALS and SASRec (README, "Benchmarks"); IVF with 64 probes reaches it on
-ALS, so IVF is the default.
+0.95 on ALS (README, "Benchmarks"); IVF with 64 probes reaches it on ALS, so IVF is
+the default.
+
+Shared taste (``RetrievalConfig.common``): a model whose user vectors share a large
+common part ranks the same few hundred titles near the top for everyone, and those
+titles need not be near each other or near any one query, so a nearest-neighbour index
+misses part of them however widely it searches. Measured on the SASRec of
+``benchmarks/bench_retrieval.py`` (one epoch, sampled softmax, xl-catalog): the mean of
+300 test users' vectors has norm 7.6, their distance to it 0.8 (median), 98% of the
+score variance is the mean user's part; the 300 users' exact top-100s hold only 194
+distinct titles (one of them in 298 lists), all with training events (median 797 in the
+missed ones). IVF at 64 probes found 0.835 of the exact top-100 and 0.835 again with
+800 more candidates per user; HNSW 0.917 at ef_search 256 and 512 alike (both searched
+``candidates + history length`` wide, up to 822, see :meth:`ItemIndex.search`). So every
+user also gets the ``common`` best titles for the model's mean user vector (estimated at
+build time from the user vectors of ``probes`` single-title histories), scored exactly:
+200 more dot products per user, and recall@100 1.000 there. On a model whose users
+differ (ALS) they are popular titles that change little.
 
 - ``"hnsw"``: a graph (Malkov & Yashunin 2018, arXiv:1603.09320); no training,
   ``ef_search`` trades speed for recall.
@@ -68,7 +84,12 @@ class RetrievalConfig:
         threads: FAISS OpenMP threads (build and search); None leaves FAISS's default.
         mips: Index the Euclidean transform of the table (see the module docstring)
             instead of inner products, for "hnsw" and "ivf".
-        seed: k-means seed of the IVF cells.
+        common: Items scored exactly for every user on top of what the index finds:
+            the ``common`` best items for the model's mean user vector (see the module
+            docstring, "Shared taste"); 0 for none.
+        probes: Single-title histories (random titles) whose user vectors are averaged
+            into that mean user vector when the index is built.
+        seed: k-means seed of the IVF cells and of the probe titles.
     """
 
     kind: str = "ivf"
@@ -81,6 +102,8 @@ class RetrievalConfig:
     min_items: int = 0
     threads: int | None = None
     mips: bool = True
+    common: int = 200
+    probes: int = 512
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -89,8 +112,10 @@ class RetrievalConfig:
         for name in ("candidates", "hnsw_m", "ef_construction", "ef_search", "nprobe"):
             if getattr(self, name) < 1:
                 raise ValueError(f"RetrievalConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.nlist < 0 or self.min_items < 0:
-            raise ValueError("RetrievalConfig.nlist and min_items must be >= 0")
+        if self.nlist < 0 or self.min_items < 0 or self.common < 0:
+            raise ValueError("RetrievalConfig.nlist, min_items and common must be >= 0")
+        if self.probes < 1:
+            raise ValueError(f"RetrievalConfig.probes must be >= 1, got {self.probes}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"RetrievalConfig.threads must be >= 1, got {self.threads}")
 
@@ -101,9 +126,13 @@ class ItemIndex:
     Args:
         table: (V, D) item vectors indexed by item_idx.
         config: Index kind and its settings.
+        anchor: (D,) the model's mean user vector: its ``config.common`` best items are
+            added to every query's candidates (:meth:`candidates`); None adds none.
     """
 
-    def __init__(self, table: np.ndarray, config: RetrievalConfig) -> None:
+    def __init__(
+        self, table: np.ndarray, config: RetrievalConfig, anchor: np.ndarray | None = None
+    ) -> None:
         import faiss
 
         table = np.ascontiguousarray(table, dtype=np.float32)
@@ -151,6 +180,13 @@ class ItemIndex:
             index.nprobe = min(config.nprobe, nlist)
         index.add(rows)
         self.index = index
+        #: (C,) item indices every query gets as candidates (best for ``anchor`` first)
+        self.common = np.zeros(0, dtype=np.int64)
+        if config.common and anchor is not None:
+            prior = table[self.ids] @ np.asarray(anchor, dtype=np.float32)  # (N,)
+            k = min(config.common, len(prior))
+            top = np.argpartition(-prior, k - 1)[:k]
+            self.common = self.ids[top[np.argsort(-prior[top], kind="stable")]]
 
     def set_search(self, *, ef_search: int | None = None, nprobe: int | None = None) -> None:
         """Change the search-time settings (HNSW ``ef_search``, IVF ``nprobe``) without
@@ -165,7 +201,8 @@ class ItemIndex:
 
     def search(self, queries: np.ndarray, n: int) -> np.ndarray:
         """Item indices (B, n) of the ``n`` best inner products per query (B, D), best
-        first as the index found them; -1 where fewer than ``n`` were found."""
+        first as the index found them; -1 where fewer than ``n`` were found. HNSW searches
+        ``max(ef_search, n)`` wide: an ``ef_search`` below ``n`` changes nothing."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise ValueError(f"queries must be (B, {self.dim}), got shape {queries.shape}")
@@ -178,6 +215,19 @@ class ItemIndex:
             self.index.hnsw.efSearch = max(self.config.ef_search, n)
         _, rows = self.index.search(queries, n)  # (B, n) FAISS rows, -1 = none
         return np.where(rows >= 0, self.ids[np.maximum(rows, 0)], -1)
+
+    def candidates(self, queries: np.ndarray, need: np.ndarray) -> np.ndarray:
+        """The items to score exactly per query (B, D): the ``need[b]`` best the index
+        finds for row b, then the ``common`` items; (B, N) item indices, -1 = none
+        (an item may appear twice)."""
+        found = self.search(queries, int(need.max()))  # (B, n), best first
+        # each row keeps its own budget, so that a user's candidates do not depend on
+        # who shares the batch
+        found[np.arange(found.shape[1])[None, :] >= need[:, None]] = -1
+        if not len(self.common):
+            return found
+        common = np.broadcast_to(self.common, (len(found), len(self.common)))
+        return np.hstack([found, common])  # (B, n + C)
 
 
 def scores_from_candidates(

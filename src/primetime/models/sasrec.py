@@ -241,6 +241,7 @@ class SASRecRecommender(SequentialRecommender):
 
     name = "sasrec"
     config_class = SASRecConfig
+    supports_warm_start = True
     tuning_grid: ClassVar[list[dict[str, Any]]] = [
         {"dropout": d, "layers": n} for d in (0.1, 0.2, 0.3) for n in (2, 4)
     ]

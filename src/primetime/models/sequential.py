@@ -11,6 +11,7 @@ sampled losses).
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ from primetime.data.side import SideData
 from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
 from primetime.training.loop import train as run_training
 from primetime.types import UserContext
+
+log = logging.getLogger(__name__)
 
 
 class SequenceWindows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -169,6 +172,7 @@ class SequentialRecommender(Recommender):
         self._prepare(train, side.catalog)
         torch.manual_seed(cfg.seed)
         self.net = self._new_net(train.items.size)
+        warm = self._warm_start(options.init_from, train) if options.init_from else None
         self.rng = torch.Generator().manual_seed(cfg.seed)  # for sampled losses
         score_valid = options.validator(train, valid)
         validate = None
@@ -199,8 +203,32 @@ class SequentialRecommender(Recommender):
                 "data_wait_share": result.data_wait_share,
                 "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),
                 "best_valid_ndcg10": result.best_metric,
+                **({"warm_start": warm} if warm is not None else {}),
             },
         )
+
+    def _warm_start(self, path: Path, train: Interactions) -> dict[str, Any]:
+        """Copy the weights of the version saved at ``path`` into the fresh ``self.net``,
+        title rows by id (:func:`primetime.models.warmstart.carry_weights`).
+
+        Returns:
+            What was carried over, with ``from`` = ``path`` (for ``FitReport.notes``).
+        """
+        from primetime.models.warmstart import carry_weights
+
+        old = type(self).load(path)
+        assert old.items is not None and old.net is not None
+        carried = carry_weights(self.net, old.net, old_items=old.items, new_items=train.items)
+        log.info(
+            "%s: warm start from %s: %d titles carried, %d new, %d parameters fresh %s",
+            self.name,
+            path,
+            carried.titles_carried,
+            carried.titles_new,
+            len(carried.tensors_fresh),
+            carried.tensors_fresh,
+        )
+        return {"from": str(path), **carried.as_dict()}
 
     # ---------------------------------------------------------------- score
     def use_onnx(self, path: str | Path | None, *, threads: int | None = None) -> None:
