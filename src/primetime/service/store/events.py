@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import BigInteger, String, any_, bindparam, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from primetime.service.db import Event, UserSession
 from primetime.service.store.base import StoreBase
@@ -48,6 +51,65 @@ _Prepared = tuple[int, int, Sequence[NewEvent], list[dict[str, Any]], str | None
 def _what(e: NewEvent) -> tuple[str, str, float | None]:
     """What makes two events with one `event_id` the same event."""
     return (e.item_id, e.event_type, None if e.rating is None else float(e.rating))
+
+
+def _among(s: Session, column: Any, values: set[Any], kind: Any) -> Any:
+    """``column IN values``; on PostgreSQL ``column = ANY(array)``, one statement text
+    whatever the number of values (SQLAlchemy renders an IN list per size, and psycopg
+    parses each new text again: a group commit's reads did both on every transaction)."""
+    if s.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(sorted(values), ARRAY(kind)))
+    return column.in_(values)
+
+
+_COLUMNS = (
+    "user_id",
+    "item_id",
+    "event_type",
+    "rating",
+    "ts",
+    "received_at",
+    "device",
+    "position",
+    "context",
+    "request_id",
+    "event_id",
+)
+_PG_INSERT = (
+    "INSERT INTO events ({cols}) SELECT {select} FROM unnest({arrays}) WITH ORDINALITY "
+    "AS r({cols}, n) ORDER BY n RETURNING id"
+).format(
+    cols=", ".join(_COLUMNS),
+    select=", ".join("CAST(context AS jsonb)" if c == "context" else c for c in _COLUMNS),
+    arrays=", ".join(
+        f"%({c})s::{t}[]"
+        for c, t in zip(
+            _COLUMNS,
+            ("bigint", "text", "text", "float8", "float8", "float8", "text", "int")
+            + ("text", "text", "text"),
+            strict=True,
+        )
+    ),
+)
+"""PostgreSQL: the rows of a transaction as one array per column, one fixed statement.
+Ids come from the sequence in the ``ORDER BY n`` order (the rows' order), so the sorted
+returned ids are the rows' ids in order."""
+
+
+def _insert_rows(s: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert `rows` (``_event_rows``'s dicts) in one statement; their new ids, in order.
+
+    On PostgreSQL `_PG_INSERT`: SQLAlchemy's bulk ``INSERT ... RETURNING`` renders and
+    psycopg parses a new statement text per number of rows, which was a third of a
+    worker's time under group commit (``benchmarks/bench_ingest.py``, py-spy).
+    """
+    if s.get_bind().dialect.name != "postgresql":
+        stmt = insert(Event).returning(Event.id, sort_by_parameter_order=True)
+        return list(s.scalars(stmt, rows))
+    params: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in _COLUMNS}
+    params["context"] = [json.dumps(c, allow_nan=False) for c in params["context"]]
+    found = s.connection().exec_driver_sql(_PG_INSERT, params).scalars().all()
+    return sorted(found)
 
 
 def _event_rows(
@@ -223,7 +285,7 @@ class EventsMixin(StoreBase):
                             UserSession.user_id,
                             UserSession.expires_at,
                             UserSession.revoked_at,
-                        ).where(UserSession.id.in_(sids))
+                        ).where(_among(s, UserSession.id, sids, String()))
                     )
                     if revoked_at is None and expires_at > now
                 }
@@ -249,8 +311,8 @@ class EventsMixin(StoreBase):
                         Event.event_type,
                         Event.rating,
                     ).where(
-                        Event.user_id.in_({u for u, _ in keys}),
-                        Event.event_id.in_({e for _, e in keys}),
+                        _among(s, Event.user_id, {u for u, _ in keys}, BigInteger()),
+                        _among(s, Event.event_id, {e for _, e in keys}, String()),
                     )
                 )
                 for uid, eid, row_id, item_id, event_type, rating in found:
@@ -299,8 +361,7 @@ class EventsMixin(StoreBase):
                 plans.append((g, plan))
             new_ids: list[int] = []
             if to_insert:
-                stmt = insert(Event).returning(Event.id, sort_by_parameter_order=True)
-                new_ids = list(s.scalars(stmt, to_insert))
+                new_ids = _insert_rows(s, to_insert)
         for g, plan in plans:
             ids, new = [], []
             for kind, ref in plan:
