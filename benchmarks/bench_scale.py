@@ -103,7 +103,7 @@ def child_load(args: argparse.Namespace) -> dict[str, Any]:
     from primetime.data.open import open_dataset
 
     t0 = time.perf_counter()
-    ds = open_dataset(data_spec(args)).dataset
+    ds = open_dataset(args.load_spec or data_spec(args)).dataset
     seconds = time.perf_counter() - t0
     it = ds.interactions
     return {
@@ -350,6 +350,7 @@ def child_argv(args: argparse.Namespace, name: str, result: Path) -> list[str]:
         "history",
         "requests",
         "concurrency",
+        "load_spec",
     ):
         value = getattr(args, key)
         if value is not None:
@@ -426,7 +427,16 @@ def main(argv: list[str] | None = None) -> list[Row]:
     ap.add_argument("--requests", type=int, default=1000, help="requests per measurement")
     ap.add_argument("--concurrency", type=int, default=4, help="clients for events/s")
     ap.add_argument("--out", default=str(RESULTS), help="results file ('-': none)")
+    ap.add_argument(
+        "--csv-rows",
+        type=int,
+        default=25_000_000,
+        help="without --data: also time the loaders (load + prepare, cold and cached) on a "
+        "GroupLens ratings.csv + movies.csv of this many rows, 162,541 users and 59,047 "
+        "titles written by bench_load.py (0: skip)",
+    )
     ap.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    ap.add_argument("--load-spec", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--result", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -507,6 +517,8 @@ def run_step(
             add("load + prepare, cold", r, _limit(r) + r["figures"])
         (r,) = spawn(args, "load", env=env)
         add("load, cached", r, _limit(r) + r["figures"])
+        if args.data is None and args.csv_rows > 0:
+            load_csv(args, env, say, add)
     elif step == "train":
         runs: dict[int, dict[str, Any]] = {}
         for procs in sorted({1, args.procs}):
@@ -559,6 +571,36 @@ def run_step(
             f"(acked {r['acked']}, stored {r['stored']}); errors {r['errors']}"
         )
         add("serve + load test", r, figures)
+
+
+def load_csv(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    say: Callable[[str], None],
+    add: Callable[[str, dict[str, Any], str], None],
+) -> None:
+    """The loaders at MovieLens-25M size on the preset: a GroupLens ratings.csv written
+    by ``bench_load.write_log`` (kept in the work folder), prepared cold, then cached."""
+    from bench_load import write_log
+
+    folder = Path(args.work) / f"csv-{args.csv_rows}" / "ml-25m"
+    if not (folder / "movies.csv").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        write_log(folder, args.csv_rows, 162_541, 59_047)
+        say(
+            f"  wrote {folder.name}/ratings.csv ({args.csv_rows:,} rows) in "
+            f"{time.perf_counter() - t0:.0f}s (bench_load.write_log; not in the table)"
+        )
+    home = Path(args.work) / "csv-home"
+    shutil.rmtree(home, ignore_errors=True)
+    csv_args = argparse.Namespace(**{**vars(args), "load_spec": str(folder)})
+    csv_env = {**env, "PRIMETIME_HOME": str(home)}
+    what = f"{args.csv_rows / 1e6:g}M-row GroupLens ratings.csv (bench_load)"
+    (r,) = spawn(csv_args, "load", env=csv_env)
+    add(f"load + prepare {what}, cold", r, _limit(r) + r["figures"])
+    (r,) = spawn(csv_args, "load", env=csv_env)
+    add(f"load {what}, cached", r, _limit(r) + r["figures"])
 
 
 def _limit(r: dict[str, Any]) -> str:

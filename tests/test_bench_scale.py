@@ -36,20 +36,24 @@ def test_every_step_on_the_tiny_preset(home: Path) -> None:
     bench = load_script()
     out = home / "scale.md"
     argv = ["--preset", "tiny", "--steps-train", "2", "--procs", "2", "--serve-users", "3"]
+    argv += ["--csv-rows", "3000"]
     rows = bench.main([*argv, "--requests", "10", "--concurrency", "2", "--out", str(out)])
     steps = [r.step for r in rows]
     assert steps == [
         "world: generate",
         "load, cached",
+        "load + prepare 0.003M-row GroupLens ratings.csv (bench_load), cold",
+        "load 0.003M-row GroupLens ratings.csv (bench_load), cached",
         "train sasrec, 1 process",
         "train sasrec, 2 processes",
         "eval, every user",
         "serve + load test",
     ]
     assert all(r.peak_mib > 0 for r in rows)
-    assert "2 steps x 64 seq/process" in rows[3].figures
-    assert "200 users x" in rows[4].figures and "a synthetic world" in rows[4].figures
-    assert "errors 0" in rows[5].figures
+    assert all("3,000 events" in r.figures for r in rows[2:4])
+    assert "2 steps x 64 seq/process" in rows[5].figures
+    assert "200 users x" in rows[6].figures and "a synthetic world" in rows[6].figures
+    assert "errors 0" in rows[7].figures
     text = out.read_text()
     assert text.startswith("# MovieLens-25M scale")
     assert "· synthetic-tiny" in text and "| step | seconds | peak MiB | figures |" in text
