@@ -157,3 +157,23 @@ def test_interactions_matrix_last_rating_wins():
     m = ds.interactions.matrix(values="rating")
     assert m[1, ds.items.index("a")] == 5
     assert ds.interactions.matrix()[1, ds.items.index("a")] == 1
+
+
+def test_drop_exact_duplicates_equals_an_ordered_unique() -> None:
+    """The hash-then-compare duplicate drop keeps what ``unique(maintain_order=True)``
+    keeps, in the same order, nulls included."""
+    from primetime.data.dataset import drop_exact_duplicates
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 50, 5000):
+        frame = pl.DataFrame(
+            {
+                "user_idx": rng.integers(0, 6, n),
+                "item_idx": rng.integers(0, 6, n),
+                "rating": pl.Series(rng.choice([1.0, 2.5, None], n).tolist(), dtype=pl.Float64),
+                "event": pl.Series(rng.choice(["play", None], n).tolist(), dtype=pl.Utf8),
+            }
+        )
+        got = drop_exact_duplicates(frame)
+        assert got.equals(frame.unique(maintain_order=True))
+        assert n < 50 or got.height < n  # duplicates were there to drop

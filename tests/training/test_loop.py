@@ -162,6 +162,37 @@ def test_loop_follows_the_schedule_per_optimizer_step():
         assert h["lr"] == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * progress)), abs=1e-12)
 
 
+def test_max_steps_bounds_the_run_and_the_schedule():
+    """64 examples / batch 8 = 8 steps per epoch; max_steps 12 ends epoch 2 after 4 steps,
+    validates it as the last epoch, and the schedule spans 12 steps (lr 0 at the end)."""
+    seen: list[dict[str, torch.Tensor]] = []
+    res = train(
+        make_net(),
+        dataset=regression(),
+        loss_fn=mse_loss,
+        validate=scripted([1.0, 2.0], seen),
+        config=cfg(epochs=10, max_steps=12, warmup_epochs=0.0),
+    )
+    assert res.epochs_run == 2
+    assert [h["steps"] for h in res.history] == [8.0, 4.0]
+    assert "truncated" not in res.history[0] and res.history[1]["truncated"] == 1.0
+    assert len(seen) == 2  # the bounded epoch is validated
+    assert res.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+    # the same 12 steps as a plain 12-step schedule over two epochs of 6 steps each
+    a, b = make_net(), make_net()
+    train(a, dataset=regression(48), loss_fn=mse_loss, validate=None, config=cfg(epochs=2))
+    train(
+        b,
+        dataset=regression(48),
+        loss_fn=mse_loss,
+        validate=None,
+        config=cfg(epochs=5, max_steps=12),
+    )
+    assert_same_weights(state(a), state(b))
+    with pytest.raises(ValueError, match="max_steps"):
+        cfg(max_steps=-1)
+
+
 # ------------------------------------------------- gradient accumulation
 def test_grad_accumulation_equals_a_double_batch():
     """accum 2 x batch 8 == accum 1 x batch 16: same data order, same mean gradient,

@@ -194,7 +194,7 @@ class Dataset:
         del df
         if drop_duplicates:
             before = idx.height
-            idx = idx.unique(maintain_order=True)
+            idx = drop_exact_duplicates(idx)
             if idx.height < before:
                 log.warning(
                     "%s: dropped %d exact duplicate interaction rows", name, before - idx.height
@@ -283,3 +283,20 @@ class Dataset:
             kg=kg,
             manifest=manifest,
         )
+
+
+def drop_exact_duplicates(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame.unique(maintain_order=True)`` (the first of each repeated row kept, in
+    order), in far less memory on a large log: a 64-bit hash per row finds the rows
+    that may repeat, and only those are compared exactly (a hash collision between two
+    different rows keeps both). On a 25M-row log the whole-frame ``unique`` held about
+    2.5 GiB of hash tables at once, the peak of loading it.
+    """
+    maybe = frame.hash_rows().is_duplicated()  # (N,) bool
+    if not maybe.any():
+        return frame
+    rows = frame.with_row_index("_row").filter(maybe)
+    first = rows.unique(subset=frame.columns, keep="first", maintain_order=True)["_row"]
+    keep = ~maybe.to_numpy()
+    keep[first.to_numpy()] = True
+    return frame.filter(pl.Series(keep))

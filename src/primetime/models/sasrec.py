@@ -66,7 +66,7 @@ class SASRecConfig:
         loss: "ce" (full softmax), "sampled_softmax" or "bce" (one negative per positive).
         negatives: Sampled negatives per batch for "sampled_softmax".
         window_stride: Overlap of training windows (0: none; see ``training_windows``).
-        epochs, batch_size, lr, weight_decay, decay_embeddings, warmup_epochs,
+        epochs, max_steps, batch_size, lr, weight_decay, decay_embeddings, warmup_epochs,
         patience, eval_every, grad_clip, seed: Training (see
         :class:`~primetime.training.TrainConfig`).
         device: "auto", "cpu" or "cuda".
@@ -83,6 +83,7 @@ class SASRecConfig:
     loss: str = "ce"
     negatives: int = 256
     epochs: int = 40
+    max_steps: int = 0
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.1

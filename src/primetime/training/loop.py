@@ -43,6 +43,12 @@ class TrainConfig:
 
     Attributes:
         epochs: Most epochs.
+        max_steps: Most optimiser steps in all (0: no limit): a bounded run, e.g. to time
+            a few hundred steps of an epoch too long to run whole. The learning-rate
+            schedule then spans ``min(epochs x steps per epoch, max_steps)`` steps; the
+            epoch that reaches the bound ends there (validated as a last epoch). With a
+            bound, history rows record ``steps`` (optimiser steps in the epoch), and
+            ``truncated`` = 1 on an epoch the bound cut short.
         batch_size: Examples per optimiser step and process (before accumulation).
         lr: Peak learning rate.
         weight_decay: AdamW decoupled weight decay (not applied to parameters of
@@ -65,6 +71,7 @@ class TrainConfig:
     """
 
     epochs: int = 200
+    max_steps: int = 0
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -104,6 +111,7 @@ class TrainConfig:
             "patience",
             "min_epochs",
             "num_workers",
+            "max_steps",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
@@ -263,10 +271,13 @@ def train(
     optimizer = torch.optim.AdamW(
         _param_groups(net, cfg.weight_decay, decay_embeddings=cfg.decay_embeddings), lr=cfg.lr
     )
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
     scheduler = warmup_cosine(
         optimizer,
-        warmup_steps=int(cfg.warmup_epochs * steps_per_epoch),
-        total_steps=cfg.epochs * steps_per_epoch,
+        warmup_steps=min(int(cfg.warmup_epochs * steps_per_epoch), total_steps),
+        total_steps=total_steps,
         min_ratio=cfg.min_lr_ratio,
     )
     use_amp = cfg.amp and device.type == "cuda"
@@ -301,7 +312,7 @@ def train(
                 sampler.set_epoch(epoch)
             model.train()
             t_epoch = time.perf_counter()
-            total, count = 0.0, 0
+            total, count, epoch_steps, truncated = 0.0, 0, 0, False
             optimizer.zero_grad(set_to_none=True)
             t_wait = time.perf_counter()
             n_batches = len(loader)
@@ -323,10 +334,14 @@ def train(
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
                     scheduler.step()
+                    epoch_steps += 1
                 n = _batch_size(batch)
                 total += float(loss.detach()) * group * n
                 count += n
                 t_wait = time.perf_counter()
+                if cfg.max_steps and scheduler.last_epoch >= cfg.max_steps:
+                    truncated = i + 1 < n_batches
+                    break
             examples += count
             train_time += time.perf_counter() - t_epoch
             row = {
@@ -335,8 +350,14 @@ def train(
                 "lr": float(scheduler.get_last_lr()[0]),
                 "seconds": time.perf_counter() - t_epoch,
             }
+            if cfg.max_steps:
+                row["steps"] = float(epoch_steps)
+                if truncated:
+                    row["truncated"] = 1.0
+            bounded = bool(cfg.max_steps) and scheduler.last_epoch >= cfg.max_steps
+            last = epoch == cfg.epochs or bounded
             stop = False
-            if validate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            if validate is not None and (epoch % cfg.eval_every == 0 or last):
                 metric = _validate_rank0(net, validate, device)
                 row[metric_name] = metric
                 if metric > best_metric:
@@ -364,6 +385,9 @@ def train(
                     cfg,
                     model_config,
                 )
+            if bounded:
+                log.info("max_steps %d reached in epoch %d", cfg.max_steps, epoch)
+                break
             if stop:
                 log.info(
                     "early stop at epoch %d: best %s %.4f at epoch %d",
