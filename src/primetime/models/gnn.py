@@ -71,6 +71,7 @@ import dataclasses
 import logging
 import math
 import re
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,6 +91,15 @@ from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
+from primetime.models.coldhead import (
+    FEATURES,
+    HEAD_FEATURES,
+    HeadConfig,
+    content_features,
+    fit_head,
+    has_content,
+    newest_titles,
+)
 from primetime.models.contrastive import ContrastiveConfig, ContrastiveNet
 from primetime.models.metadata import item_tokens, text_matrix
 from primetime.models.multimodal import grow_content, grow_embedding
@@ -165,7 +175,21 @@ class GNNConfig:
             bucket and other temporal tokens, the text vector, an MLP; trained here with
             the rest), so a new title's input carries its metadata and text as well as
             its graph entities.
-        use_text: Feed the text vector to that encoder.
+        cold_head: After training, give every title without a training event the row
+            of a content head (:mod:`primetime.models.coldhead`): genre, cast, crew,
+            exact-year and other temporal tokens, its knowledge-graph entities (with
+            ``use_kg``) and its text vector, mapped into the space of the trained user
+            queries and trained, with the id dropped for every title, so that each
+            training position's query finds the next title among the watched titles
+            built from content alone. Rows of watched titles are not touched, nor those
+            of titles with none of the head's inputs (they keep their graph row).
+        head_epochs: Training passes of that head.
+        head_features: Comma-separated inputs of the head, of
+            :data:`~primetime.models.coldhead.FEATURES`.
+        head_newest: Share of the training titles, newest by first event, among which
+            the head also learns to rank (``newest`` of
+            :func:`~primetime.models.coldhead.fit_head`); 0 turns that term off.
+        use_text: Feed the text vector to that encoder (and to the head).
         max_people, min_people_titles: Cast / crew tokens of that encoder (see
             :func:`~primetime.models.metadata.item_tokens`).
         year_links: Link each title to a ``release_year:<year>`` entity from the catalog
@@ -194,6 +218,10 @@ class GNNConfig:
     content_input: bool = False
     year_links: bool = False
     content_tower: bool = False
+    cold_head: bool = True
+    head_epochs: int = 4
+    head_newest: float = 0.0
+    head_features: str = HEAD_FEATURES
     use_text: bool = True
     max_people: int = 10
     min_people_titles: int = 2
@@ -221,6 +249,12 @@ class GNNConfig:
             raise ValueError(f"cold_share must be in (0, 1), got {self.cold_share}")
         if self.cold_weight < 0:
             raise ValueError(f"cold_weight must be >= 0, got {self.cold_weight}")
+
+        if not 0 <= self.head_newest < 1:
+            raise ValueError(f"head_newest must be in [0, 1), got {self.head_newest}")
+        stray = set(self.head_features.split(",")) - set(FEATURES)
+        if stray:
+            raise ValueError(f"head_features: unknown {sorted(stray)}; known: {FEATURES}")
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.of(self)
@@ -763,6 +797,11 @@ class GNNRecommender(Recommender):
         )
         self._table = None
         self.item_table()
+        head_seconds = 0.0
+        if cfg.cold_head:
+            start = time.perf_counter()
+            self._fit_cold_head(train, side, inputs, targets)
+            head_seconds = time.perf_counter() - start
         self.graph = None
         return FitReport(
             epochs=result.epochs_run,
@@ -775,8 +814,59 @@ class GNNRecommender(Recommender):
                 "edge_types": len(graph.edges),
                 "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),
                 "best_valid_ndcg10": result.best_metric,
+                "cold_head_seconds": round(head_seconds, 2),
             },
         )
+
+    def _fit_cold_head(
+        self, train: Interactions, side: SideData, inputs: np.ndarray, targets: np.ndarray
+    ) -> None:
+        """Replace the rows of titles without a training event by the content head's
+        (see ``cold_head``); ``inputs``, ``targets`` (W, T) the training windows."""
+        net, cfg, graph = self.net, self.config, self.graph
+        assert net is not None and graph is not None
+        table = self.item_table()
+        unwatched = torch.from_numpy(self._unwatched)
+        if not bool(unwatched.any()):
+            return
+        users, ys = [], []
+        net.eval()
+        with torch.no_grad():
+            for start in range(0, len(inputs), 512):
+                x = torch.from_numpy(inputs[start : start + 512])
+                y = torch.from_numpy(targets[start : start + 512])
+                u = net.query(table, x)  # (b, T, D)
+                keep = (y > 0) & graph.watched[y]
+                users.append(u[keep])
+                ys.append(y[keep])
+        links = self.links if cfg.use_kg else TitleLinks.empty()
+        features = content_features(
+            _content_side(side, cfg),
+            len(table),
+            entity_item=links.item,
+            entity=links.entity,
+            min_count=cfg.min_people_titles,
+            max_people=cfg.max_people,
+            use_text=cfg.use_text,
+        )
+        newest = None
+        if cfg.head_newest > 0:
+            newest = newest_titles(train.item_idx, train.timestamp, len(table), cfg.head_newest)
+        keep = set(cfg.head_features.split(","))
+        features = {k: v for k, v in features.items() if k in keep}
+        head = fit_head(
+            features,
+            torch.cat(users),
+            torch.cat(ys),
+            graph.watched,
+            HeadConfig(epochs=cfg.head_epochs, hidden=cfg.dim, seed=cfg.seed),
+            newest=newest,
+        )
+        # a title the head has nothing to read of keeps its graph row
+        replace = unwatched & torch.from_numpy(has_content(features))
+        table = table.clone()
+        table[replace] = head[replace].to(table.dtype)
+        self._table = table
 
     def _set_vocabs(self) -> None:
         self.vocabs = {}
