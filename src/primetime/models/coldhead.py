@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.models.metadata import item_tokens, text_matrix
 
@@ -239,6 +240,39 @@ def fit_head(
         out = head()
     out[0] = 0.0
     return out
+
+
+def head_rows(
+    features: dict[str, np.ndarray],
+    users: torch.Tensor,
+    targets: torch.Tensor,
+    watched: torch.Tensor,
+    train: Interactions,
+    *,
+    inputs: str,
+    newest_share: float,
+    cfg: HeadConfig,
+    extra: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a model's ``cold_head`` option runs: :func:`fit_head` on the ``inputs``
+    (comma-separated names of :data:`FEATURES`) of ``features``, with the newest
+    ``newest_share`` of ``train``'s titles as its ``newest`` (0: none).
+
+    Returns:
+        ``(rows, replace)``: (V, dim) the head's vectors and (V,) bool the titles whose
+        row they replace: never watched, with at least one of the inputs (a title the
+        head has nothing to read of keeps the model's own row).
+    """
+    keep = set(inputs.split(","))
+    features = {k: v for k, v in features.items() if k in keep}
+    n = len(watched)
+    newest = (
+        newest_titles(train.item_idx, train.timestamp, n, newest_share) if newest_share else None
+    )
+    rows = fit_head(features, users, targets, watched, cfg, extra=extra, newest=newest)
+    replace = ~watched & torch.from_numpy(has_content(features))
+    replace[0] = False
+    return rows, replace
 
 
 def has_content(features: dict[str, np.ndarray]) -> np.ndarray:

@@ -45,9 +45,7 @@ from primetime.models.coldhead import (
     HEAD_FEATURES,
     HeadConfig,
     content_features,
-    fit_head,
-    has_content,
-    newest_titles,
+    head_rows,
 )
 from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
 from primetime.models.sequential import training_windows
@@ -483,23 +481,20 @@ class ContrastiveRecommender(Recommender):
             max_people=cfg.max_people,
             use_text=cfg.use_text,
         )
-        newest = None
-        if cfg.head_newest > 0:
-            newest = newest_titles(train.item_idx, train.timestamp, n, cfg.head_newest)
-        keep = set(cfg.head_features.split(","))
-        features = {k: v for k, v in features.items() if k in keep}
-        head = fit_head(
+        head, replace = head_rows(
             features,
             torch.cat(users),
             torch.cat(ys),
             watched,
-            HeadConfig(epochs=cfg.head_epochs, hidden=cfg.dim, seed=cfg.seed),
-            newest=newest,
+            train,
+            inputs=cfg.head_features,
+            newest_share=cfg.head_newest,
+            cfg=HeadConfig(epochs=cfg.head_epochs, hidden=cfg.dim, seed=cfg.seed),
             extra=self.vectors,
-        ).numpy()
+        )
         out = self.vectors.copy()
-        replace = ~watched.numpy() & has_content(features)  # else: the encoder's vector
-        out[replace] = head[replace]
+        replace = replace.numpy()  # never watched, with content; else the encoder's vector
+        out[replace] = head.numpy()[replace]
         out[0] = 0.0
         return out
 

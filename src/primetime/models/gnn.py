@@ -96,9 +96,7 @@ from primetime.models.coldhead import (
     HEAD_FEATURES,
     HeadConfig,
     content_features,
-    fit_head,
-    has_content,
-    newest_titles,
+    head_rows,
 )
 from primetime.models.contrastive import ContrastiveConfig, ContrastiveNet
 from primetime.models.metadata import item_tokens, text_matrix
@@ -849,21 +847,16 @@ class GNNRecommender(Recommender):
             max_people=cfg.max_people,
             use_text=cfg.use_text,
         )
-        newest = None
-        if cfg.head_newest > 0:
-            newest = newest_titles(train.item_idx, train.timestamp, len(table), cfg.head_newest)
-        keep = set(cfg.head_features.split(","))
-        features = {k: v for k, v in features.items() if k in keep}
-        head = fit_head(
+        head, replace = head_rows(
             features,
             torch.cat(users),
             torch.cat(ys),
             graph.watched,
-            HeadConfig(epochs=cfg.head_epochs, hidden=cfg.dim, seed=cfg.seed),
-            newest=newest,
+            train,
+            inputs=cfg.head_features,
+            newest_share=cfg.head_newest,
+            cfg=HeadConfig(epochs=cfg.head_epochs, hidden=cfg.dim, seed=cfg.seed),
         )
-        # a title the head has nothing to read of keeps its graph row
-        replace = unwatched & torch.from_numpy(has_content(features))
         table = table.clone()
         table[replace] = head[replace].to(table.dtype)
         self._table = table
