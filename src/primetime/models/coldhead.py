@@ -39,8 +39,9 @@ from primetime.models.metadata import item_tokens, text_matrix
 
 #: Token fields of the head, in order.
 BAGS = ("genres", "subgenres", "cast", "crew", "year", "temporal", "entities")
-#: Every input :func:`content_features` can give (token bags and the text vector).
-FEATURES = (*BAGS, "text")
+#: Every input of the head: :func:`content_features`'s token bags and text vector, and
+#: ``encoder``, the model's own content vector of a title (the contrastive encoder's).
+FEATURES = (*BAGS, "text", "encoder")
 #: The models' default inputs of the head (``head_features``).
 HEAD_FEATURES = "genres"
 
@@ -243,7 +244,8 @@ def fit_head(
 
 
 def head_rows(
-    features: dict[str, np.ndarray],
+    side: SideData,
+    links: tuple[np.ndarray, np.ndarray],
     users: torch.Tensor,
     targets: torch.Tensor,
     watched: torch.Tensor,
@@ -252,11 +254,14 @@ def head_rows(
     inputs: str,
     newest_share: float,
     cfg: HeadConfig,
+    min_count: int,
+    max_people: int,
     extra: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """What a model's ``cold_head`` option runs: :func:`fit_head` on the ``inputs``
-    (comma-separated names of :data:`FEATURES`) of ``features``, with the newest
-    ``newest_share`` of ``train``'s titles as its ``newest`` (0: none).
+    (comma-separated names of :data:`FEATURES`) of :func:`content_features` of ``side``
+    (``links``: (item, entity) the graph's title-entity links as the model reads them),
+    with the newest ``newest_share`` of ``train``'s titles as its ``newest`` (0: none).
 
     Returns:
         ``(rows, replace)``: (V, dim) the head's vectors and (V,) bool the titles whose
@@ -264,13 +269,23 @@ def head_rows(
         head has nothing to read of keeps the model's own row).
     """
     keep = set(inputs.split(","))
-    features = {k: v for k, v in features.items() if k in keep}
     n = len(watched)
+    features = content_features(
+        side,
+        n,
+        entity_item=links[0],
+        entity=links[1],
+        min_count=min_count,
+        max_people=max_people,
+        use_text="text" in keep,
+    )
+    features = {k: v for k, v in features.items() if k in keep}
     newest = (
         newest_titles(train.item_idx, train.timestamp, n, newest_share) if newest_share else None
     )
+    extra = extra if "encoder" in keep else None
     rows = fit_head(features, users, targets, watched, cfg, extra=extra, newest=newest)
-    replace = ~watched & torch.from_numpy(has_content(features))
+    replace = ~watched & torch.from_numpy(has_content(features) | (extra is not None))
     replace[0] = False
     return rows, replace
 

@@ -44,7 +44,6 @@ from primetime.models.coldhead import (
     FEATURES,
     HEAD_FEATURES,
     HeadConfig,
-    content_features,
     head_rows,
 )
 from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
@@ -470,26 +469,19 @@ class ContrastiveRecommender(Recommender):
             keep = (y > 0) & watched[y]
             users.append(u[keep])
             ys.append(y[keep])
-        n = len(z)
         links = title_links(side.kg, train.items, cfg.min_people_titles)
-        features = content_features(
-            side,
-            n,
-            entity_item=links.item,
-            entity=links.entity,
-            min_count=cfg.min_people_titles,
-            max_people=cfg.max_people,
-            use_text=cfg.use_text,
-        )
         head, replace = head_rows(
-            features,
+            side,
+            (links.item, links.entity),
             torch.cat(users),
             torch.cat(ys),
             watched,
             train,
-            inputs=cfg.head_features,
+            inputs=cfg.head_features if cfg.use_text else cfg.head_features.replace("text", ""),
             newest_share=cfg.head_newest,
             cfg=HeadConfig(epochs=cfg.head_epochs, hidden=cfg.dim, seed=cfg.seed),
+            min_count=cfg.min_people_titles,
+            max_people=cfg.max_people,
             extra=self.vectors,
         )
         out = self.vectors.copy()

@@ -95,7 +95,6 @@ from primetime.models.coldhead import (
     FEATURES,
     HEAD_FEATURES,
     HeadConfig,
-    content_features,
     head_rows,
 )
 from primetime.models.contrastive import ContrastiveConfig, ContrastiveNet
@@ -838,24 +837,18 @@ class GNNRecommender(Recommender):
                 users.append(u[keep])
                 ys.append(y[keep])
         links = self.links if cfg.use_kg else TitleLinks.empty()
-        features = content_features(
-            _content_side(side, cfg),
-            len(table),
-            entity_item=links.item,
-            entity=links.entity,
-            min_count=cfg.min_people_titles,
-            max_people=cfg.max_people,
-            use_text=cfg.use_text,
-        )
         head, replace = head_rows(
-            features,
+            _content_side(side, cfg),
+            (links.item, links.entity),
             torch.cat(users),
             torch.cat(ys),
             graph.watched,
             train,
-            inputs=cfg.head_features,
+            inputs=cfg.head_features if cfg.use_text else cfg.head_features.replace("text", ""),
             newest_share=cfg.head_newest,
             cfg=HeadConfig(epochs=cfg.head_epochs, hidden=cfg.dim, seed=cfg.seed),
+            min_count=cfg.min_people_titles,
+            max_people=cfg.max_people,
         )
         table = table.clone()
         table[replace] = head[replace].to(table.dtype)
