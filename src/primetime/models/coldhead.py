@@ -27,6 +27,7 @@ with 21 barely watched titles in train, share a bucket).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -250,25 +251,29 @@ def head_rows(
     targets: torch.Tensor,
     watched: torch.Tensor,
     train: Interactions,
+    options: Any,
     *,
-    inputs: str,
-    newest_share: float,
-    cfg: HeadConfig,
-    min_count: int,
-    max_people: int,
     extra: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """What a model's ``cold_head`` option runs: :func:`fit_head` on the ``inputs``
-    (comma-separated names of :data:`FEATURES`) of :func:`content_features` of ``side``
-    (``links``: (item, entity) the graph's title-entity links as the model reads them),
-    with the newest ``newest_share`` of ``train``'s titles as its ``newest`` (0: none).
+    """What a model's ``cold_head`` option runs: :func:`fit_head` on the inputs
+    ``options.head_features`` (comma-separated names of :data:`FEATURES`; ``text`` only
+    with ``options.use_text``) of :func:`content_features` of ``side`` (``links``:
+    (item, entity) the graph's title-entity links as the model reads them), with the
+    newest ``options.head_newest`` of ``train``'s titles as its ``newest`` (0: none).
+
+    Args:
+        options: The model's config: ``head_features``, ``head_newest``, ``head_epochs``,
+            ``use_text``, ``dim``, ``seed``, ``min_people_titles``, ``max_people``.
 
     Returns:
         ``(rows, replace)``: (V, dim) the head's vectors and (V,) bool the titles whose
         row they replace: never watched, with at least one of the inputs (a title the
         head has nothing to read of keeps the model's own row).
     """
-    keep = set(inputs.split(","))
+    keep = set(options.head_features.split(",")) - (set() if options.use_text else {"text"})
+    newest_share = options.head_newest
+    cfg = HeadConfig(epochs=options.head_epochs, hidden=options.dim, seed=options.seed)
+    min_count, max_people = options.min_people_titles, options.max_people
     n = len(watched)
     features = content_features(
         side,
@@ -288,6 +293,16 @@ def head_rows(
     replace = ~watched & torch.from_numpy(has_content(features) | (extra is not None))
     replace[0] = False
     return rows, replace
+
+
+def check_head_options(inputs: str, newest_share: float) -> None:
+    """Raise ValueError for a ``head_features`` name not in :data:`FEATURES` or a
+    ``head_newest`` outside [0, 1) (the models' config checks)."""
+    if not 0 <= newest_share < 1:
+        raise ValueError(f"head_newest must be in [0, 1), got {newest_share}")
+    stray = set(inputs.split(",")) - set(FEATURES)
+    if stray:
+        raise ValueError(f"head_features: unknown {sorted(stray)}; known: {FEATURES}")
 
 
 def has_content(features: dict[str, np.ndarray]) -> np.ndarray:

@@ -41,9 +41,8 @@ from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
 from primetime.models.coldhead import (
-    FEATURES,
     HEAD_FEATURES,
-    HeadConfig,
+    check_head_options,
     head_rows,
 )
 from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
@@ -100,12 +99,9 @@ class ContrastiveConfig:
             the title that came next first. The encoder's vectors (``item_vectors``, the
             content-similar titles) are not changed; only the scores of never-watched
             titles are.
-        head_epochs: Training passes of that head.
-        head_features: Comma-separated inputs of the head, of
-            :data:`~primetime.models.coldhead.FEATURES`.
-        head_newest: Share of the training titles, newest by first event, among which
-            the head also learns to rank (``newest`` of
-            :func:`~primetime.models.coldhead.fit_head`); 0 turns that term off.
+        head_epochs, head_features, head_newest: The head's training passes, inputs
+            (``encoder`` adds this model's own vector of a title) and new-title term,
+            as for :class:`~primetime.models.gnn.GNNConfig`.
         epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
         grad_clip, seed, device: Training (see :class:`TrainConfig`).
     """
@@ -155,11 +151,7 @@ class ContrastiveConfig:
         if self.history_batch < 1 or self.history_len < 2 or self.negatives < 1:
             raise ValueError("history_batch and negatives must be >= 1, history_len >= 2")
 
-        if not 0 <= self.head_newest < 1:
-            raise ValueError(f"head_newest must be in [0, 1), got {self.head_newest}")
-        stray = set(self.head_features.split(",")) - set(FEATURES)
-        if stray:
-            raise ValueError(f"head_features: unknown {sorted(stray)}; known: {FEATURES}")
+        check_head_options(self.head_features, self.head_newest)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.of(self)
@@ -477,11 +469,7 @@ class ContrastiveRecommender(Recommender):
             torch.cat(ys),
             watched,
             train,
-            inputs=cfg.head_features if cfg.use_text else cfg.head_features.replace("text", ""),
-            newest_share=cfg.head_newest,
-            cfg=HeadConfig(epochs=cfg.head_epochs, hidden=cfg.dim, seed=cfg.seed),
-            min_count=cfg.min_people_titles,
-            max_people=cfg.max_people,
+            cfg,
             extra=self.vectors,
         )
         out = self.vectors.copy()

@@ -92,9 +92,8 @@ from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
 from primetime.models.coldhead import (
-    FEATURES,
     HEAD_FEATURES,
-    HeadConfig,
+    check_head_options,
     head_rows,
 )
 from primetime.models.contrastive import ContrastiveConfig, ContrastiveNet
@@ -247,11 +246,7 @@ class GNNConfig:
         if self.cold_weight < 0:
             raise ValueError(f"cold_weight must be >= 0, got {self.cold_weight}")
 
-        if not 0 <= self.head_newest < 1:
-            raise ValueError(f"head_newest must be in [0, 1), got {self.head_newest}")
-        stray = set(self.head_features.split(",")) - set(FEATURES)
-        if stray:
-            raise ValueError(f"head_features: unknown {sorted(stray)}; known: {FEATURES}")
+        check_head_options(self.head_features, self.head_newest)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.of(self)
@@ -844,11 +839,7 @@ class GNNRecommender(Recommender):
             torch.cat(ys),
             graph.watched,
             train,
-            inputs=cfg.head_features if cfg.use_text else cfg.head_features.replace("text", ""),
-            newest_share=cfg.head_newest,
-            cfg=HeadConfig(epochs=cfg.head_epochs, hidden=cfg.dim, seed=cfg.seed),
-            min_count=cfg.min_people_titles,
-            max_people=cfg.max_people,
+            cfg,
         )
         table = table.clone()
         table[replace] = head[replace].to(table.dtype)
