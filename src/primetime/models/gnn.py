@@ -61,6 +61,23 @@ held-out titles that look like the classics users loved (old films sharing cast,
 and studios) are the obscure ones that appeared in the log late, and 70-80% of the
 targets are 1997 releases (Titanic alone is 19.5% of the test targets).
 
+The content head (``cold_head``, on by default; :mod:`primetime.models.coldhead`).
+Diagnosis: a never-watched title's row came from a path never trained to stand alone
+(zero id input, graph messages), in a space the user queries were not trained against,
+so new titles scored at random's level. After training, a head maps a title's genre
+tokens into the trained user space, fitted with the id dropped for every title (each
+training position's query must find the next title among the watched titles built by
+the head), and gives never-watched titles their rows. ml-100k ``--split cold-items``
+(``primetime benchmark --data ml-100k --split cold-items --models
+random,genre-profile,gnn,contrastive --versus random,genre-profile``, loaded 2-core
+machine): NDCG@10 0.0566 [0.0440, 0.0706], above random (0.0271, paired Wilcoxon
+p = 0.0045) and level with the genre profile (0.0486, p = 0.85). Inputs tried on one
+fit (test / valid NDCG@10, a scratch probe): genres 0.059-0.068 / 0.052-0.075; genres +
+knowledge-graph entities 0.030 / 0.028; all (genres, subgenres, cast, crew, exact year,
+other temporal tokens, entities, text) 0.022 / 0.043; year alone 0.005 / 0.010. The
+graph, the year and the text point the wrong way on this split (above); without the
+graph (``use_kg=false``) the model scores 0.0582, so the graph does not help here.
+
 :meth:`GNNRecommender.explain` lists what two titles share in the knowledge
 graph, by relation ("directed_by": 1, "actor": 2), for reasons shown to users.
 """
