@@ -858,8 +858,15 @@ class GNNRecommender(Recommender):
             train,
             cfg,
         )
+        # One scale for every head row: the mean norm of the rows they replace (1 when
+        # those are zero). Among new titles the order is the head's (a common factor
+        # keeps it); against watched titles they keep the graph rows' weight: at scale
+        # 1 they pushed the warm leave-one-out valid figure from 0.118 to 0.083.
+        rows = head[replace].to(table.dtype)
+        before = float(table[replace].norm(dim=1).mean()) if bool(replace.any()) else 0.0
+        scale = before / max(float(rows.norm(dim=1).mean()), 1e-12) if before > 0 else 1.0
         table = table.clone()
-        table[replace] = head[replace].to(table.dtype)
+        table[replace] = scale * rows
         self._table = table
 
     def _set_vocabs(self) -> None:
