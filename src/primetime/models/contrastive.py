@@ -478,7 +478,11 @@ class ContrastiveRecommender(Recommender):
         )
         out = self.vectors.copy()
         replace = replace.numpy()  # never watched, with content; else the encoder's vector
-        out[replace] = head.numpy()[replace]
+        rows = head.numpy()[replace]
+        # one scale: the mean norm 1 of the unit rows they replace (the order among new
+        # titles is the head's; against watched titles they weigh as a cosine does)
+        if len(rows):
+            out[replace] = rows / max(float(np.linalg.norm(rows, axis=1).mean()), 1e-12)
         out[0] = 0.0
         return out
 
