@@ -35,10 +35,7 @@ CONFIGS: dict[str, dict[str, object]] = {
     "contrastive": {"epochs": 30, "dim": 16, "hidden": 32, "batch_size": 64, "lr": 5e-3},
     "genre-profile": {},
     "sasrec": {"dim": 16, "heads": 2, "layers": 1, "ffn": 32, "epochs": 30, "dropout": 0.0},
-    # extend_items builds a new title from the graph, not from the content head (which
-    # gives the titles never watched at fit their rows): off, so they are compared alike
-    "gnn": {"dim": 16, "epochs": 12, "batch_size": 16, "lr": 1e-2, "eval_every": 12}
-    | {"cold_head": False},
+    "gnn": {"dim": 16, "epochs": 12, "batch_size": 16, "lr": 1e-2, "eval_every": 12},
 }
 TEXT_DIM = 24
 
