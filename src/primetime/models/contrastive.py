@@ -17,7 +17,11 @@ mean below) must find the title that comes next among titles with a training
 event (a never-watched title is nobody's negative).
 
 A user is the recency-weighted mean of their history's item vectors; every
-title scores by cosine to it. :meth:`ContrastiveRecommender.item_vectors` gives
+title scores by cosine to it. A title without a training event scores by the row of a content
+head (``cold_head``, :mod:`primetime.models.coldhead`): on ml-100k ``--split
+cold-items`` (``--set contrastive.epochs=2``) NDCG@10 0.0510 against random's 0.0271
+(paired Wilcoxon p = 0.012) and the genre profile's 0.0486 (p = 0.75); without it,
+0.0241. :meth:`ContrastiveRecommender.item_vectors` gives
 the vectors to other models (to initialise an item table) and to the service
 (content-similar titles). No id embedding: every title, watched or not, has a
 vector from its content alone.
@@ -40,6 +44,11 @@ from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
+from primetime.models.coldhead import (
+    HEAD_FEATURES,
+    check_head_options,
+    head_rows,
+)
 from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
 from primetime.models.sequential import training_windows
 from primetime.training.loop import TrainConfig
@@ -86,6 +95,17 @@ class ContrastiveConfig:
             (0: plain mean).
         max_people, min_people_titles, max_subgenres: Tokens kept per title (see
             :func:`~primetime.models.metadata.item_tokens`).
+        cold_head: Score titles without a training event by a content head
+            (:mod:`primetime.models.coldhead`) trained after the encoder: from the title's
+            tokens (with the exact year), knowledge-graph entities, text and its encoder
+            vector to a vector that the user vectors of every training position (built
+            as :meth:`score` builds them) rank against the watched titles' head vectors,
+            the title that came next first. The encoder's vectors (``item_vectors``, the
+            content-similar titles) are not changed; only the scores of never-watched
+            titles are.
+        head_epochs, head_features, head_newest: The head's training passes, inputs
+            (``encoder`` adds this model's own vector of a title) and new-title term,
+            as for :class:`~primetime.models.gnn.GNNConfig`.
         epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
         grad_clip, seed, device: Training (see :class:`TrainConfig`).
     """
@@ -109,6 +129,10 @@ class ContrastiveConfig:
     max_people: int = 10
     min_people_titles: int = 2
     max_subgenres: int = 4
+    cold_head: bool = True
+    head_epochs: int = 4
+    head_newest: float = 0.0
+    head_features: str = HEAD_FEATURES
     epochs: int = 8
     batch_size: int = 1024
     lr: float = 2e-3
@@ -130,6 +154,8 @@ class ContrastiveConfig:
             raise ValueError("cowatch, next_title, hard_weight and recency_halflife must be >= 0")
         if self.history_batch < 1 or self.history_len < 2 or self.negatives < 1:
             raise ValueError("history_batch and negatives must be >= 1, history_len >= 2")
+
+        check_head_options(self.head_features, self.head_newest)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.of(self)
@@ -299,6 +325,8 @@ class ContrastiveRecommender(Recommender):
         super().__init__(config)
         self.net: ContrastiveNet | None = None
         self.vectors: np.ndarray | None = None  # (V, dim) float32 unit rows, row 0 zero
+        #: (V, dim) rows scored: ``vectors`` with never-watched titles from the cold head
+        self.score_vectors: np.ndarray | None = None
 
     # ------------------------------------------------------------------ fit
     def _fit(
@@ -396,6 +424,9 @@ class ContrastiveRecommender(Recommender):
         )
         net.to("cpu").eval()
         self.vectors = self._encode_all()
+        self.score_vectors = None
+        if cfg.cold_head:
+            self.score_vectors = self._cold_rows(train, side, ins, outs, watched)
         return FitReport(
             epochs=result.epochs_run,
             best_epoch=result.best_epoch,
@@ -407,6 +438,53 @@ class ContrastiveRecommender(Recommender):
                 "best_valid_ndcg10": result.best_metric,
             },
         )
+
+    def _cold_rows(
+        self,
+        train: Interactions,
+        side: SideData,
+        ins: np.ndarray,
+        outs: np.ndarray,
+        watched: torch.Tensor,
+    ) -> np.ndarray:
+        """The encoder's vectors with every never-watched title's row replaced by the
+        content head's (see ``cold_head``); ``ins``, ``outs`` (W, T) training windows,
+        ``watched`` (V,) bool."""
+        from primetime.models.gnn import title_links  # gnn imports this module
+
+        cfg = self.config
+        assert self.vectors is not None
+        z = torch.from_numpy(self.vectors)  # (V, dim)
+        decay = recency_weights(ins.shape[1], cfg.recency_halflife)  # (T, T)
+        users, ys = [], []
+        for start in range(0, len(ins), 512):
+            x = torch.from_numpy(ins[start : start + 512])
+            y = torch.from_numpy(outs[start : start + 512])
+            w = decay * (x > 0).float()[:, None, :]  # (b, T, T)
+            u = F.normalize(w @ z[x], dim=-1)  # (b, T, dim), as _score builds a user
+            keep = (y > 0) & watched[y]
+            users.append(u[keep])
+            ys.append(y[keep])
+        links = title_links(side.kg, train.items, cfg.min_people_titles)
+        head, replace = head_rows(
+            side,
+            (links.item, links.entity),
+            torch.cat(users),
+            torch.cat(ys),
+            watched,
+            train,
+            cfg,
+            extra=self.vectors,
+        )
+        out = self.vectors.copy()
+        replace = replace.numpy()  # never watched, with content; else the encoder's vector
+        rows = head.numpy()[replace]
+        # one scale: the mean norm 1 of the unit rows they replace (the order among new
+        # titles is the head's; against watched titles they weigh as a cosine does)
+        if len(rows):
+            out[replace] = rows / max(float(np.linalg.norm(rows, axis=1).mean()), 1e-12)
+        out[0] = 0.0
+        return out
 
     def _encode_all(self) -> np.ndarray:
         assert self.net is not None
@@ -427,7 +505,8 @@ class ContrastiveRecommender(Recommender):
 
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         assert self.vectors is not None
-        z = self.vectors  # (V, dim)
+        z = self.vectors  # (V, dim) users are built from the encoder's vectors
+        rows = self.score_vectors if self.score_vectors is not None else z  # titles scored
         h = self.config.recency_halflife
         users = np.zeros((len(contexts), z.shape[1]), dtype=np.float32)  # (B, dim)
         for row, c in enumerate(contexts):
@@ -438,7 +517,7 @@ class ContrastiveRecommender(Recommender):
             users[row] = (w[:, None] * z[c.history]).sum(0) / w.sum()  # (dim,)
         norm = np.linalg.norm(users, axis=1, keepdims=True)  # (B, 1)
         users = users / np.maximum(norm, 1e-12)
-        return mask_padding(users @ z.T)  # (B, V) cosine; an empty history scores 0
+        return mask_padding(users @ rows.T)  # (B, V); an empty history scores 0
 
     # -------------------------------------------------------- new titles
     def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:
@@ -463,6 +542,8 @@ class ContrastiveRecommender(Recommender):
         with torch.no_grad():
             z = net(torch.arange(n_old, n_new)).float().cpu().numpy()  # (n_new - n_old, dim)
         self.vectors = np.concatenate([vectors, z]).astype(np.float32)
+        if self.score_vectors is not None:  # a new title scores by its encoder vector
+            self.score_vectors = np.concatenate([self.score_vectors, z]).astype(np.float32)
         return True
 
     # ---------------------------------------------------------- save / load
@@ -470,6 +551,8 @@ class ContrastiveRecommender(Recommender):
         assert self.net is not None and self.vectors is not None
         state = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         state["vectors"] = self.vectors
+        if self.score_vectors is not None:
+            state["score_vectors"] = self.score_vectors
         return state
 
     def _restore(self, bundle: Bundle) -> None:
@@ -481,3 +564,4 @@ class ContrastiveRecommender(Recommender):
         self.net.load_state_dict({k: torch.from_numpy(v) for k, v in net_state.items()})
         self.net.eval()
         self.vectors = bundle.arrays["vectors"]
+        self.score_vectors = bundle.arrays.get("score_vectors")
