@@ -24,6 +24,7 @@ not JSON at all is left to FastAPI (its usual 422 or 400).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Coroutine, Iterable, Mapping
@@ -129,8 +130,10 @@ def strict_json(body: bytes) -> tuple[Any, list[dict[str, Any]]] | None:
     return parsed, value_problems(parsed, ("body",))
 
 
+@functools.lru_cache(maxsize=256)
 def _is_json(content_type: str | None) -> bool:
-    """Whether FastAPI parses a body of this content type as JSON (none counts)."""
+    """Whether FastAPI parses a body of this content type as JSON (none counts). Cached:
+    clients send a handful of distinct values, and parsing one costs an email `Message`."""
     if not content_type:
         return True
     message = Message()
