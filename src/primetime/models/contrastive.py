@@ -477,12 +477,12 @@ class ContrastiveRecommender(Recommender):
             extra=self.vectors,
         )
         out = self.vectors.copy()
-        replace = replace.numpy()  # never watched, with content; else the encoder's vector
-        rows = head.numpy()[replace]
+        cold = replace.numpy()  # never watched, with content; else the encoder's vector
+        rows = head.numpy()[cold]
         # one scale: the mean norm 1 of the unit rows they replace (the order among new
         # titles is the head's; against watched titles they weigh as a cosine does)
         if len(rows):
-            out[replace] = rows / max(float(np.linalg.norm(rows, axis=1).mean()), 1e-12)
+            out[cold] = rows / max(float(np.linalg.norm(rows, axis=1).mean()), 1e-12)
         out[0] = 0.0
         return out
 
