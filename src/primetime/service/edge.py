@@ -131,7 +131,7 @@ def strict_json(body: bytes) -> tuple[Any, list[dict[str, Any]]] | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _is_json(content_type: str | None) -> bool:
+def is_json(content_type: str | None) -> bool:
     """Whether FastAPI parses a body of this content type as JSON (none counts). Cached:
     clients send a handful of distinct values, and parsing one costs an email `Message`."""
     if not content_type:
@@ -151,7 +151,7 @@ async def check_request(request: Request, *, body: str | None) -> None:
     errors += pairs_problems(request.query_params.multi_items(), "query")
     if body == "json":
         raw = await request.body()
-        if raw and _is_json(request.headers.get("content-type")):
+        if raw and is_json(request.headers.get("content-type")):
             parsed = strict_json(raw)
             if parsed is not None:
                 value, problems = parsed

@@ -100,8 +100,8 @@ def _insert_rows(s: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert `rows` (``_event_rows``'s dicts) in one statement; their new ids, in order.
 
     On PostgreSQL `_PG_INSERT`: SQLAlchemy's bulk ``INSERT ... RETURNING`` renders and
-    psycopg parses a new statement text per number of rows, which was a third of a
-    worker's time under group commit (``benchmarks/bench_ingest.py``, py-spy).
+    psycopg parses a new statement text per number of rows, which was a third of the
+    group-commit thread's time (``benchmarks/bench_ingest.py``, py-spy).
     """
     if s.get_bind().dialect.name != "postgresql":
         stmt = insert(Event).returning(Event.id, sort_by_parameter_order=True)
