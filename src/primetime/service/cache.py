@@ -213,9 +213,16 @@ class MemoryCache(Cache):
 
 # Atomic "next generation": one global counter, so a generation value is never reused even if
 # a user's key expired (a reused value could match an entry from before an earlier bump).
+# KEYS[1] is the clock, KEYS[2..] the users' generation keys; returns the last generation.
+# One script call for any number of users: a pipeline of one call per user cost a
+# `SCRIPT EXISTS` round trip before the pipeline's own (redis-py loads a pipeline's scripts
+# first), and the group commit's writer bumps every transaction's users.
 _BUMP_SCRIPT: Final = """
-local gen = redis.call('INCR', KEYS[1])
-redis.call('SET', KEYS[2], gen, 'EX', ARGV[1])
+local gen = 0
+for i = 2, #KEYS do
+  gen = redis.call('INCR', KEYS[1])
+  redis.call('SET', KEYS[i], gen, 'EX', ARGV[1])
+end
 return gen
 """
 
@@ -391,19 +398,15 @@ class RedisCache(Cache):
         return int(gen)
 
     def bump_users(self, user_ids: Iterable[int]) -> None:
-        """`bump_user` of each, pipelined: one round trip for all."""
+        """`bump_user` of each, in one script call: one round trip for all."""
         ids = list(dict.fromkeys(user_ids))
         if not ids or not self._available():
             return
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for user_id in ids:
-                self._bump(
-                    keys=[self._prefix + "gen-clock", f"{self._prefix}gen:{user_id}"],
-                    args=[self._generation_ttl],
-                    client=pipe,
-                )
-            pipe.execute()
+            self._bump(
+                keys=[self._prefix + "gen-clock", *(f"{self._prefix}gen:{u}" for u in ids)],
+                args=[self._generation_ttl],
+            )
             self._succeeded()
         except (redis.RedisError, OSError) as err:
             self._failed(err)

@@ -7,10 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, String, any_, bindparam, func, insert, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from primetime.service.db import Event, UserSession
 from primetime.service.store.base import StoreBase
@@ -53,13 +51,18 @@ def _what(e: NewEvent) -> tuple[str, str, float | None]:
     return (e.item_id, e.event_type, None if e.rating is None else float(e.rating))
 
 
-def _among(s: Session, column: Any, values: set[Any], kind: Any) -> Any:
-    """``column IN values``; on PostgreSQL ``column = ANY(array)``, one statement text
-    whatever the number of values (SQLAlchemy renders an IN list per size, and psycopg
-    parses each new text again: a group commit's reads did both on every transaction)."""
-    if s.get_bind().dialect.name == "postgresql":
-        return column == any_(literal(sorted(values), ARRAY(kind)))
-    return column.in_(values)
+_PG_SESSIONS = (
+    f"SELECT id, user_id, expires_at, revoked_at FROM {UserSession.__tablename__} "
+    "WHERE id = ANY(%(ids)s::text[])"
+)
+_PG_KNOWN = (
+    f"SELECT user_id, event_id, id, item_id, event_type, rating FROM {Event.__tablename__} "
+    "WHERE user_id = ANY(%(users)s::bigint[]) AND event_id = ANY(%(event_ids)s::text[])"
+)
+"""PostgreSQL reads of a group commit's transaction, one fixed text each: SQLAlchemy
+renders an IN list per number of values (and psycopg parses each new text again), and
+building an ORM select and its cache key cost more than the read itself (py-spy under
+``benchmarks/bench_ingest.py``: the writer thread is the group commit's serial part)."""
 
 
 _COLUMNS = (
@@ -96,19 +99,19 @@ Ids come from the sequence in the ``ORDER BY n`` order (the rows' order), so the
 returned ids are the rows' ids in order."""
 
 
-def _insert_rows(s: Session, rows: list[dict[str, Any]]) -> list[int]:
+def _insert_rows(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
     """Insert `rows` (``_event_rows``'s dicts) in one statement; their new ids, in order.
 
     On PostgreSQL `_PG_INSERT`: SQLAlchemy's bulk ``INSERT ... RETURNING`` renders and
     psycopg parses a new statement text per number of rows, which was a third of the
     group-commit thread's time (``benchmarks/bench_ingest.py``, py-spy).
     """
-    if s.get_bind().dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql":
         stmt = insert(Event).returning(Event.id, sort_by_parameter_order=True)
-        return list(s.scalars(stmt, rows))
+        return list(conn.scalars(stmt, rows))
     params: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in _COLUMNS}
     params["context"] = [json.dumps(c, allow_nan=False) for c in params["context"]]
-    found = s.connection().exec_driver_sql(_PG_INSERT, params).scalars().all()
+    found = conn.exec_driver_sql(_PG_INSERT, params).scalars().all()
     return sorted(found)
 
 
@@ -273,20 +276,27 @@ class EventsMixin(StoreBase):
         """One transaction for `store_event_groups`: read the groups' sessions and the event
         ids stored before, plan each group in order, insert every new row at once, commit."""
         answers: list[tuple[int, StoredEvents | Exception]] = []
-        with self._sessions.begin() as s:
+        # A Core connection, not an ORM session: nothing here loads objects, and the ORM's
+        # statement layer was a sixth of the writer thread's time.
+        with self._engine.begin() as conn:
+            pg = conn.dialect.name == "postgresql"
             sids = {p[4] for p in prepared if p[4] is not None}
             if sids:
                 now = time.time()
-                open_ = {
-                    (sid, uid)
-                    for sid, uid, expires_at, revoked_at in s.execute(
+                if pg:
+                    found_sessions: Any = conn.exec_driver_sql(_PG_SESSIONS, {"ids": sorted(sids)})
+                else:
+                    found_sessions = conn.execute(
                         select(
                             UserSession.id,
                             UserSession.user_id,
                             UserSession.expires_at,
                             UserSession.revoked_at,
-                        ).where(_among(s, UserSession.id, sids, String()))
+                        ).where(UserSession.id.in_(sids))
                     )
+                open_ = {
+                    (sid, uid)
+                    for sid, uid, expires_at, revoked_at in found_sessions
                     if revoked_at is None and expires_at > now
                 }
                 kept = []
@@ -302,19 +312,23 @@ class EventsMixin(StoreBase):
             # (user_id, event_id) -> (id or None for "a row of this batch", what it is)
             known: dict[tuple[int, str], tuple[int | None, tuple[str, str, float | None]]] = {}
             if keys:
-                found = s.execute(
-                    select(
-                        Event.user_id,
-                        Event.event_id,
-                        Event.id,
-                        Event.item_id,
-                        Event.event_type,
-                        Event.rating,
-                    ).where(
-                        _among(s, Event.user_id, {u for u, _ in keys}, BigInteger()),
-                        _among(s, Event.event_id, {e for _, e in keys}, String()),
+                users = {u for u, _ in keys}
+                event_ids = {e for _, e in keys}
+                if pg:
+                    found: Any = conn.exec_driver_sql(
+                        _PG_KNOWN, {"users": sorted(users), "event_ids": sorted(event_ids)}
                     )
-                )
+                else:
+                    found = conn.execute(
+                        select(
+                            Event.user_id,
+                            Event.event_id,
+                            Event.id,
+                            Event.item_id,
+                            Event.event_type,
+                            Event.rating,
+                        ).where(Event.user_id.in_(users), Event.event_id.in_(event_ids))
+                    )
                 for uid, eid, row_id, item_id, event_type, rating in found:
                     if (uid, eid) in keys:
                         known[(uid, str(eid))] = (row_id, (item_id, event_type, rating))
@@ -361,7 +375,7 @@ class EventsMixin(StoreBase):
                 plans.append((g, plan))
             new_ids: list[int] = []
             if to_insert:
-                new_ids = _insert_rows(s, to_insert)
+                new_ids = _insert_rows(conn, to_insert)
         for g, plan in plans:
             ids, new = [], []
             for kind, ref in plan:
