@@ -207,6 +207,60 @@ def test_refusals_and_limits_per_request() -> None:
     _run(main())
 
 
+def test_after_overlaps_the_next_transaction_and_answers_wait_for_it() -> None:
+    """`after` of a transaction runs while the writer writes the next one, and that
+    transaction's requests are answered only once `after` is done (the `after` steps in
+    commit order)."""
+    release_after = threading.Event()
+    written: list[list[int]] = []
+    after_saw: list[tuple[list[int], list[StoredEvents | Exception]]] = []
+
+    def write(groups: list[EventGroup]) -> list[StoredEvents | Exception]:
+        written.append([u for u, *_ in groups])
+        return [StoredEvents([u], [True]) for u, *_ in groups]
+
+    def after(groups: list[EventGroup], answers: list[StoredEvents | Exception]) -> None:
+        after_saw.append(([u for u, *_ in groups], answers))
+        if len(after_saw) == 1:
+            assert release_after.wait(10)
+
+    async def main() -> None:
+        gc = GroupCommit(write, after=after, window_s=0.01)
+        first = asyncio.create_task(gc.store(1, [NewEvent("m1", "play")]))
+        await asyncio.sleep(0.2)  # written; its `after` is blocked
+        assert written == [[1]] and not first.done(), "answered before `after` ran"
+        second = asyncio.create_task(gc.store(2, [NewEvent("m1", "play")]))
+        await asyncio.sleep(0.2)
+        assert written == [[1], [2]]  # the writer went on meanwhile
+        assert not first.done() and not second.done()  # `after` steps follow each other
+        release_after.set()
+        assert (await first).ids == [1] and (await second).ids == [2]
+        assert [u for u, _ in after_saw] == [[1], [2]]
+        assert after_saw[0][1] == [StoredEvents([1], [True])]
+        await gc.close()
+
+    _run(main())
+
+
+def test_a_failed_after_step_is_logged_and_the_commit_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def write(groups: list[EventGroup]) -> list[StoredEvents | Exception]:
+        return [StoredEvents([7], [True]) for _ in groups]
+
+    def after(groups: list[EventGroup], answers: list[StoredEvents | Exception]) -> None:
+        raise ConnectionError("cache gone")
+
+    async def main() -> None:
+        gc = GroupCommit(write, after=after, window_s=0.01)
+        assert (await gc.store(1, [NewEvent("m1", "play")])).ids == [7]
+        await gc.close()
+
+    with caplog.at_level("ERROR", logger="primetime.service.ingest"):
+        _run(main())
+    assert "after a commit failed" in caplog.text
+
+
 def test_close_writes_what_is_pending() -> None:
     written: list[int] = []
 

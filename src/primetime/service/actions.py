@@ -331,16 +331,25 @@ def record_events(
 
 def store_groups(svc: ServiceState, groups: list[EventGroup]) -> list[StoredEvents | Exception]:
     """`record_events`' store step for several requests in one transaction (group commit,
-    :class:`~primetime.service.ingest.GroupCommit`), cache and metrics done after it."""
+    :class:`~primetime.service.ingest.GroupCommit`); metrics counted after it, the cache's
+    step is `after_groups`."""
     answers = svc.store.store_event_groups(groups)
-    changed = []
     for group, answer in zip(groups, answers, strict=True):
         if isinstance(answer, StoredEvents):
             _stored(svc, group.user_id, group.events, answer, bump=False)
-            if answer.added:
-                changed.append(group.user_id)
-    svc.cache.bump_users(changed)  # before any of them is answered
     return answers
+
+
+def after_groups(
+    svc: ServiceState, groups: list[EventGroup], answers: list[StoredEvents | Exception]
+) -> None:
+    """After `store_groups` committed, before any of its requests is answered: the cached
+    lists of the users who have new events go (one round trip for all)."""
+    svc.cache.bump_users(
+        group.user_id
+        for group, answer in zip(groups, answers, strict=True)
+        if isinstance(answer, StoredEvents) and answer.added
+    )
 
 
 async def ingest_events(

@@ -152,6 +152,7 @@ def create_app(
         if settings.group_commit:
             svc.group_commit = GroupCommit(
                 functools.partial(actions.store_groups, svc),
+                after=functools.partial(actions.after_groups, svc),
                 window_s=settings.group_commit_window_ms / 1000,
                 max_events=settings.group_commit_max_events,
             )
