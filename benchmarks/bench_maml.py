@@ -141,6 +141,44 @@ def platform_task(data: str, seed: int, k_max: int) -> Task:
     )
 
 
+def genre_task(data: str, seed: int, k_max: int, min_titles: int = 20) -> Task:
+    """A genre none of whose titles was ever trained on: the genre (of at least
+    ``min_titles`` titles) watched by the fewest users; every user who watched one of its
+    titles is held out (test), so its genre vector is never trained either (titles of
+    several genres keep their other genres)."""
+    ds = open_dataset(data).dataset
+    assert ds.catalog is not None, f"{data} has no catalog"
+    inter = ds.interactions
+    genres, names = ds.catalog.genre_matrix()  # (V, G)
+    watchers = []
+    for g in range(genres.shape[1]):
+        titles = np.flatnonzero(genres[:, g])
+        seen = np.unique(inter.user_idx[np.isin(inter.item_idx, titles)])
+        watchers.append(len(seen) if len(titles) >= min_titles else np.iinfo(np.int64).max)
+    g = int(np.argmin(watchers))
+    focus = np.flatnonzero(genres[:, g])
+    held = np.unique(inter.user_idx[np.isin(inter.item_idx, focus)])
+    users = np.flatnonzero(np.bincount(inter.user_idx) > 0)
+    train_u, valid_u, test_u = held_out_users(
+        inter, np.setdiff1d(users, held), held, seed, k_max + 1
+    )
+    train = inter.take(np.isin(inter.user_idx, train_u))
+    assert not np.isin(train.item_idx, focus).any(), "a held-out genre title was trained on"
+    return Task(
+        f"{data}, new genre ({names[g]})",
+        train,
+        SideData.of(ds),
+        histories(inter, valid_u),
+        histories(inter, test_u),
+        note=(
+            f"{len(train_u)} train users, {len(valid_u)} valid, {len(test_u)} test "
+            f"(every user who watched a {names[g]} title; its {len(focus)} titles never "
+            "in training)"
+        ),
+        focus=focus,
+    )
+
+
 def truncated(hists: Sequence[np.ndarray], k: int) -> tuple[list[UserContext], np.ndarray]:
     """Contexts of each user's first ``k`` events and the event after them."""
     ctx = [UserContext.anonymous(h[:k]) for h in hists]
@@ -203,11 +241,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=MAMLConfig.adapt_steps, help="inner steps")
     ap.add_argument("--epochs", type=int, default=MAMLConfig.epochs)
     ap.add_argument("--platform-data", default="synthetic-small")
+    ap.add_argument("--genre-data", default="ml-100k", help="data of the new-genre task")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--calls", type=int, default=500, help="single-user calls timed")
     ap.add_argument("--finetune-lrs", default="0.1,0.3,1,3", help="rates tried on valid")
-    ap.add_argument("--tasks", default="users,platform", help="which tasks to run")
+    ap.add_argument(
+        "--tasks", default="users,platform", help="which tasks to run: users, platform, genre"
+    )
     ap.add_argument("--out", default="benchmarks/results/maml.txt")
     ap.add_argument("--readme", default=None, help="rewrite this README's bench_maml block")
     args = ap.parse_args()
@@ -230,6 +271,7 @@ def main() -> None:
     builders = {
         "users": lambda: ml100k_task(args.seed, max(ks)),
         "platform": lambda: platform_task(args.platform_data, args.seed, max(ks)),
+        "genre": lambda: genre_task(args.genre_data, args.seed, max(ks)),
     }
     for task in (builders[t]() for t in tasks):
         say(f"{task.name}: {task.note}")
@@ -267,7 +309,8 @@ def main() -> None:
             extra = ""
             if task.focus is not None:
                 _, target = truncated(task.test, k)
-                extra = f" ({np.isin(target, task.focus).mean():.0%} on the platform)"
+                where = "in the genre" if "genre" in task.name else "on the platform"
+                extra = f" ({np.isin(target, task.focus).mean():.0%} {where})"
             for name, r in results.items():
                 cmp = ""
                 if r is not ref:
