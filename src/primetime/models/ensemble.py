@@ -606,11 +606,22 @@ class EnsembleRecommender(Recommender):
     ) -> tuple[lgb.Dataset, float]:
         """A LightGBM ranking set: users of ``targets`` with histories from ``history``,
         their candidates under ``members``, label 1 on the target; and the share of
-        targets inside the candidates."""
+        targets inside the candidates.
+
+        Members are asked at the target's time (``UserContext.now``), as evaluation
+        (:class:`~primetime.eval.evalset.EvalSet`) and the service ask them: a
+        time-aware member (``temporal``) scores differently at the moment of the
+        request than at the last event, and the ranker must learn from the scores it
+        will be given."""
         by_user = np.zeros(targets.users.size, dtype=np.int64)
         by_user[targets.user_idx] = targets.item_idx
+        at = np.zeros(targets.users.size, dtype=np.int64)
+        at[targets.user_idx] = targets.timestamp
         users = np.unique(targets.user_idx)
-        contexts = history.contexts(users)
+        contexts = [
+            dataclasses.replace(c, now=int(at[u]))
+            for c, u in zip(history.contexts(users), users, strict=True)
+        ]
         feats, labels, groups, hits = [], [], [], 0
         for start in range(0, len(contexts), 256):
             ctx = contexts[start : start + 256]
