@@ -235,6 +235,17 @@ def test_config_errors_name_the_option(options, match):
         EnsembleConfig(**options)
 
 
+def test_default_members_are_registered_topn_models():
+    """The default members (chosen on valid, ``benchmarks/bench_fusion.py``) must each
+    build, rank titles and be fit once per cut: a renamed model fails here, not an
+    hour into ``primetime train ensemble``."""
+    cfg = EnsembleConfig()
+    ens = EnsembleRecommender(cfg)
+    built = [ens._build_member(n) for n in cfg.member_names()]
+    assert [m.name for m in built] == cfg.member_names()
+    assert all(m.task == "topn" for m in built)
+
+
 def test_member_settings_reach_the_members():
     cfg = EnsembleConfig(members="als,popularity", member_settings="als.factors=8,als.alpha=2.5")
     assert cfg.settings() == {"als": {"factors": 8, "alpha": 2.5}}
