@@ -14,11 +14,13 @@ the very members it reorders.
 Selection: the configuration with the best valid NDCG@10 of its final ensemble
 (histories = train, target = valid); the best single member is the one with the
 best valid NDCG@10. Test is reported for every configuration tried (one evaluation
-each) with a paired Wilcoxon test against that member.
+each) with a paired Wilcoxon test against that member (and ``--versus``).
 
-    python benchmarks/bench_fusion.py --data ml-100k \\
-        --member-sets "temporal,sasrec,itemknn,als,popularity;temporal,itemknn,als,popularity" \\
-        --candidates 20,30,50,100 --report docs/results/ml-100k-fusion
+    python benchmarks/bench_fusion.py --data ml-100k --member-sets \\
+        "temporal,sasrec,itemknn,als,popularity;temporal,itemknn,als,popularity;\\
+sasrec,itemknn,als,popularity" \\
+        --candidates 20,30,50,100 --threads 2 --versus sasrec,itemknn,als,popularity:100 \\
+        --report docs/results/ml-100k-fusion
 """
 
 from __future__ import annotations
@@ -95,6 +97,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads of each fit")
     ap.add_argument("--cache", type=Path, default=Path("runs/bench_fusion"))
     ap.add_argument("--report", type=Path, default=None)
+    ap.add_argument(
+        "--versus",
+        default="",
+        help="One of the tried configurations, MEMBERS:CANDIDATES, that every other is also "
+        "paired-tested against (e.g. the former default 'sasrec,itemknn,als,popularity:100').",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(header(), flush=True)
@@ -164,10 +172,19 @@ def main() -> None:
     best_member = max(single_valid, key=lambda n: single_valid[n])
     picked = max(rows, key=lambda r: r["valid NDCG@10"])
     by_name = {r.model: r for r in tests}
+    versus = [best_member]
+    if args.versus:
+        members, _, c = args.versus.rpartition(":")
+        versus.append(f"ensemble[{members}|c{c}]")
+        if versus[-1] not in by_name:
+            raise SystemExit(f"--versus {args.versus!r} is not among the tried configurations")
     for row in rows:
-        t = paired_test(by_name[row["config"]], by_name[best_member])
-        row[f"p vs {best_member}"] = float(f"{t['p_value']:.3g}")
-        row[f"diff vs {best_member}"] = round(t["mean_diff"], 4)
+        for ref in versus:
+            if ref == row["config"]:
+                continue
+            t = paired_test(by_name[row["config"]], by_name[ref])
+            row[f"p vs {ref}"] = float(f"{t['p_value']:.3g}")
+            row[f"diff vs {ref}"] = round(t["mean_diff"], 4)
     print(f"\nbest member on valid: {best_member} ({single_valid[best_member]:.4f})")
     print(f"picked on valid: {picked['config']}")
     print(f"configurations tried (each scored once on test): {len(rows)}")
@@ -201,7 +218,7 @@ def main() -> None:
             catalog=catalog,
             data=sp.train,
             train=sp.train,
-            reference=(best_member,),
+            reference=tuple(versus),
         ).write(args.report)
         print(f"report: {args.report}")
 
