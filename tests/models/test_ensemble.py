@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
 from primetime.eval.protocol import EvalSet, evaluate
@@ -104,6 +105,34 @@ def test_plain_save_refused_and_unbound_load_named(fused, tmp_path):
     bare = EnsembleRecommender.load(mv.path)  # without the registry: members unresolved
     with pytest.raises(RuntimeError, match="ModelRegistry.load"):
         bare.score([UserContext.anonymous([1, 2])])
+
+
+class _Spy:
+    """A member that remembers the contexts it was asked about."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.asked = inner, []
+
+    def score(self, contexts):
+        self.asked.extend(contexts)
+        return self.inner.score(contexts)
+
+
+def test_fusion_queries_ask_members_at_the_held_out_time(chains, fused):
+    """The ranker learns from members asked at the held-out event's time, as evaluation
+    and the service ask them (``temporal`` scores by the gap since the last event)."""
+    ds, split = chains
+    model, _ = fused
+    cut = leave_one_out(split.train)
+    history = Interactions.concat([cut.train, cut.valid])
+    spy = _Spy(model.fitted["itemknn"])
+    members = {"itemknn": spy, "random": model.fitted["random"]}
+    stats = TitleStats.of(history, SideData.of(ds), model.config.half_life_days)
+    model._queries(members, stats, history, cut.test)
+    when = dict(zip(cut.test.user_idx.tolist(), cut.test.timestamp.tolist(), strict=True))
+    assert len(spy.asked) == len(when)
+    assert all(c.now == when[c.user_idx] for c in spy.asked)
+    assert any(c.now > c.timestamps[-1] for c in spy.asked)  # not the last event's time
 
 
 def test_scores_are_a_full_vector_with_candidates_on_top(chains, fused):
@@ -204,6 +233,17 @@ def test_fast_path_scores_candidates_as_the_full_ranking_path(chains, fused):
 def test_config_errors_name_the_option(options, match):
     with pytest.raises(ValueError, match=match):
         EnsembleConfig(**options)
+
+
+def test_default_members_are_registered_topn_models():
+    """The default members (chosen on valid, ``benchmarks/bench_fusion.py``) must each
+    build, rank titles and be fit once per cut: a renamed model fails here, not an
+    hour into ``primetime train ensemble``."""
+    cfg = EnsembleConfig()
+    ens = EnsembleRecommender(cfg)
+    built = [ens._build_member(n) for n in cfg.member_names()]
+    assert [m.name for m in built] == cfg.member_names()
+    assert all(m.task == "topn" for m in built)
 
 
 def test_member_settings_reach_the_members():
