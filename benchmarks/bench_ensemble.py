@@ -1,7 +1,7 @@
 """In-process latency of the learned fusion: one user through every member and the ranker.
 
-Fits ``ensemble`` (members ``sasrec,itemknn,als,popularity`` by default, SASRec for
-one epoch: latency does not depend on the weights) on a generated log over a large
+Fits ``ensemble`` (its default members, ``EnsembleConfig.members``; the transformers
+for one epoch: latency does not depend on the weights) on a generated log over a large
 catalog (random genres and years), then scores one user's 50-title history at a
 time through the public ``Recommender.score`` path: every member scores the whole
 catalog, each member's top titles are found by partition and ranked by counting,
@@ -39,6 +39,7 @@ from primetime.data.side import SideData  # noqa: E402
 from primetime.lifecycle import build_model  # noqa: E402
 from primetime.models.base import top_k  # noqa: E402
 from primetime.models.ensemble import (  # noqa: E402
+    EnsembleConfig,
     EnsembleRecommender,
     _unseen_scores,
     candidates_and_features,
@@ -80,7 +81,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=300)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    ap.add_argument("--members", default="sasrec,itemknn,als,popularity")
+    ap.add_argument("--members", default=EnsembleConfig().members)
     ap.add_argument(
         "--serve-candidates",
         type=lambda s: [int(x) for x in s.split(",")],
@@ -95,7 +96,11 @@ def main() -> None:
     ds = dataset(args.items, args.users, rng)
     side = SideData.build(catalog=ds.catalog)
     contexts = [UserContext.anonymous(rng.integers(1, args.items + 1, 50)) for _ in range(200)]
-    quick = {"sasrec": "sasrec.epochs=1", "als": "als.iterations=2"}
+    quick = {
+        "sasrec": "sasrec.epochs=1",
+        "temporal": "temporal.epochs=1",
+        "als": "als.iterations=2",
+    }
     settings = ",".join(quick[m] for m in args.members.split(",") if m in quick)
     model = build_model("ensemble", {"members": args.members, "member_settings": settings})
     t = time.perf_counter()
