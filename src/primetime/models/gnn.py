@@ -77,6 +77,10 @@ knowledge-graph entities 0.030 / 0.028; all (genres, subgenres, cast, crew, exac
 other temporal tokens, entities, text) 0.022 / 0.043; year alone 0.005 / 0.010. The
 graph, the year and the text point the wrong way on this split (above); without the
 graph (``use_kg=false``) the model scores 0.0582, so the graph does not help here.
+The head is saved with the model, with a least-squares map of its rows onto the
+watched titles' rows (:func:`~primetime.models.coldhead.calibrate`): a title added to a
+running service (``extend_items``) gets its mapped row, so it competes with watched
+titles (the rows of never-watched titles at fit keep the graph rows' weight, above).
 
 :meth:`GNNRecommender.explain` lists what two titles share in the knowledge
 graph, by relation ("directed_by": 1, "actor": 2), for reasons shown to users.
