@@ -23,8 +23,8 @@ cold-items`` (``--set contrastive.epochs=2``) NDCG@10 0.0510 against random's 0.
 (paired Wilcoxon p = 0.012) and the genre profile's 0.0486 (p = 0.75); without it,
 0.0241. The head is saved with the model, with a least-squares map of its rows onto the
 watched titles' rows: a title added after training (``extend_items``) scores by its
-mapped row, on the watched titles' scale (a unit head row scored a cosine of ~0.23
-where watched titles scored 0.85-0.94). :meth:`ContrastiveRecommender.item_vectors` gives
+mapped row, on the watched titles' scale (:func:`~primetime.models.coldhead.calibrate`).
+:meth:`ContrastiveRecommender.item_vectors` gives
 the vectors to other models (to initialise an item table) and to the service
 (content-similar titles). No id embedding: every title, watched or not, has a
 vector from its content alone.
