@@ -2,7 +2,10 @@
 differ by genre, a new title of a user's genre ranks above a new title of the other genre
 among the new titles (the cold-items protocol), for the graph and the contrastive model;
 without the head the graph model has nothing for a new title without graph links (they
-tie)."""
+tie). The head is saved with the model and gives titles added after training
+(``extend_items``) rows on the scale of the watched titles' rows: a new title of a genre
+fan's genre ranks first among the titles they have not seen; a bundle without a head
+grows as it did before heads were kept."""
 
 from __future__ import annotations
 
@@ -12,11 +15,21 @@ import pytest
 import torch
 
 from primetime.data import Dataset
+from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
-from primetime.models.coldhead import HeadConfig, content_features, fit_head, newest_titles
+from primetime.models import get_model_class
+from primetime.models.base import Recommender
+from primetime.models.coldhead import (
+    HeadConfig,
+    calibrate,
+    content_features,
+    fit_head,
+    newest_titles,
+)
 from primetime.models.contrastive import ContrastiveConfig, ContrastiveRecommender
 from primetime.models.gnn import GNNConfig, GNNRecommender
+from primetime.types import UserContext
 
 
 def with_new_titles(seed: int = 0) -> Dataset:
@@ -149,3 +162,138 @@ def test_content_features_have_an_exact_year():
     f = content_features(side, side.items.size, use_text=False)
     years = f["year"][1:, 0]
     assert len(set(years.tolist())) == 2  # 1997 and 1998 apart (5-year buckets merge them)
+
+
+def test_calibrate_maps_head_rows_onto_the_models_rows():
+    """Head rows a tenth of the model's, rotated and offset: the map recovers the model's
+    rows from the watched titles and carries a never-watched title's row over too."""
+    gen = torch.Generator().manual_seed(0)
+    base = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+    rot = torch.linalg.qr(torch.randn(4, 4, generator=gen, dtype=torch.float64))[0]
+    rows = 0.1 * base @ rot + torch.tensor([3.0, 0.0, -1.0, 0.5], dtype=torch.float64)
+    watched = torch.ones(30, dtype=torch.bool)
+    watched[[0, 25, 26]] = False  # padding and two never-watched titles
+    weight, bias = calibrate(rows, base, watched)
+    torch.testing.assert_close(rows[1:] @ weight + bias, base[1:])
+    with pytest.raises(ValueError, match="rows"):
+        calibrate(rows[:5], base, watched)
+
+
+# ---------------------------------------------------------------- titles added later
+HEAD_MODELS: dict[str, dict[str, object]] = {
+    "gnn": {**GNN, "head_epochs": 20},
+    "contrastive": {"dim": 16, "hidden": 32, "epochs": 2, "batch_size": 64, "eval_every": 2},
+}
+
+
+def before_and_after() -> tuple[Interactions, SideData, SideData]:
+    """The train log of :func:`with_new_titles` and its side data without the two new
+    titles (the catalog a model is fitted on), and the grown side data with them."""
+    data = with_new_titles()
+    triples = data.kg.triples if data.kg is not None else None
+    old = Dataset.from_frames(
+        "planted-old",
+        interactions=data.interactions.to_polars(ids=True).select(
+            "user_id", "item_id", "rating", "timestamp"
+        ),
+        catalog=data.catalog.frame.head(40),
+        kg=triples,
+        source="tests",
+    )
+    grown = SideData.of(data)
+    assert grown.items.ids()[:40] == old.catalog.items.ids()  # the new ids appended
+    return leave_one_out(old.interactions).train, SideData.of(old), grown
+
+
+@pytest.fixture(scope="module", params=sorted(HEAD_MODELS))
+def fitted(request) -> tuple[Recommender, Interactions, SideData]:
+    train, old, grown = before_and_after()
+    model = get_model_class(request.param)(
+        get_model_class(request.param).config_class(**HEAD_MODELS[request.param])
+    )
+    model.fit(train, side=old)
+    return model, train, grown
+
+
+def grown_copy(model: Recommender, grown: SideData, tmp_path, *, head: bool = True):
+    """``model`` through save -> load (without its head when ``head`` is False: a bundle
+    saved before heads were kept), grown by the new titles."""
+    kept = model.cold  # type: ignore[attr-defined]
+    if not head:
+        model.cold = None  # type: ignore[attr-defined]
+    try:
+        model.save(tmp_path / "m")
+    finally:
+        model.cold = kept  # type: ignore[attr-defined]
+    back = get_model_class(model.name).load(tmp_path / "m")
+    return back, back.extend_items(grown.items, grown)
+
+
+def test_the_head_saves_and_loads(fitted, tmp_path) -> None:
+    model, _, grown = fitted
+    back, ok = grown_copy(model, grown, tmp_path)
+    assert ok and back.cold is not None
+    torch.testing.assert_close(back.cold.weight, model.cold.weight)
+    torch.testing.assert_close(back.cold.bias, model.cold.bias)
+    grown_state = back.cold.module.state_dict()  # token buffers grown by the new titles
+    for k, v in model.cold.module.state_dict().items():
+        torch.testing.assert_close(grown_state[k][: len(v)], v)
+    again, _ = grown_copy(model, grown, tmp_path / "again")
+    drama = [grown.items.index(f"i{i}") for i in range(20)]
+    ctx = [UserContext.anonymous(np.array(drama[:8]))]
+    np.testing.assert_allclose(again.score(ctx), back.score(ctx), rtol=1e-5, atol=1e-5)
+    # and the grown model, head buffers grown, saves and loads too
+    back.save(tmp_path / "grown")
+    loaded = get_model_class(model.name).load(tmp_path / "grown")
+    assert loaded.cold is not None and loaded.cold.size == grown.items.size
+    np.testing.assert_allclose(loaded.score(ctx), back.score(ctx), rtol=1e-5, atol=1e-5)
+
+
+def test_added_titles_score_on_the_watched_rows_scale(fitted, tmp_path) -> None:
+    """The head reads genres only, so every Drama title has one head row and every
+    Comedy|Family title another; the watched titles are half of each. Calibrated, an
+    added title's row is the mean watched row of its genre, so the mean of the two
+    added titles' scores is every user's mean score over the watched titles, exactly.
+    Uncalibrated (the head's raw rows) it is not, for either model."""
+    model, train, grown = fitted
+    back, ok = grown_copy(model, grown, tmp_path)
+    assert ok
+    new = [grown.items.index("new-drama"), grown.items.index("new-comedy")]
+    watched = np.flatnonzero(np.bincount(train.item_idx, minlength=41) > 0)
+    genre = np.array([int(int(i[1:]) < 20) for i in grown.items.ids()[:40]])
+    assert genre[watched - 1].sum() * 2 == len(watched)  # half Drama: the identity holds
+    scores = back.score(list(train.contexts()))  # (U, 43)
+    spread = float(scores[:, watched].std(1).mean())
+    np.testing.assert_allclose(
+        scores[:, new].mean(1), scores[:, watched].mean(1), atol=1e-4 * max(spread, 1.0)
+    )
+
+
+def test_a_head_placed_new_title_ranks_first_for_its_genre_fans(fitted, tmp_path) -> None:
+    """A user who has watched every title of one genre: of the titles left, the added
+    title of that genre comes first, the other genre's added title after it."""
+    model, _, grown = fitted
+    back, ok = grown_copy(model, grown, tmp_path)
+    assert ok
+    items = grown.items
+    for half, own, other in ((0, "new-drama", "new-comedy"), (1, "new-comedy", "new-drama")):
+        history = np.array([items.index(f"i{i}") for i in range(20 * half, 20 * half + 20)])
+        scores = back.score([UserContext.anonymous(history)])[0]
+        scores[history] = -np.inf
+        assert int(np.argmax(scores)) == items.index(own), (model.name, own)
+        assert scores[items.index(own)] > scores[items.index(other)]
+
+
+def test_a_bundle_without_a_head_grows_as_before(fitted, tmp_path) -> None:
+    """No head saved: the contrastive model scores an added title by its encoder
+    vector; the graph model has no graph link for these titles, so it cannot grow."""
+    model, _, grown = fitted
+    back, ok = grown_copy(model, grown, tmp_path, head=False)
+    assert back.cold is None
+    if model.name == "gnn":
+        assert ok is False and back.items.size == 41
+    else:
+        assert ok is True
+        np.testing.assert_array_equal(back.score_vectors[41:], back.item_vectors()[41:])
+        head, _ = grown_copy(model, grown, tmp_path / "head")
+        assert not np.allclose(head.score_vectors[41:], head.item_vectors()[41:])

@@ -21,7 +21,10 @@ title scores by cosine to it. A title without a training event scores by the row
 head (``cold_head``, :mod:`primetime.models.coldhead`): on ml-100k ``--split
 cold-items`` (``--set contrastive.epochs=2``) NDCG@10 0.0510 against random's 0.0271
 (paired Wilcoxon p = 0.012) and the genre profile's 0.0486 (p = 0.75); without it,
-0.0241. :meth:`ContrastiveRecommender.item_vectors` gives
+0.0241. The head is saved with the model, with a least-squares map of its rows onto the
+watched titles' rows: a title added after training (``extend_items``) scores by its
+mapped row, on the watched titles' scale (:func:`~primetime.models.coldhead.calibrate`).
+:meth:`ContrastiveRecommender.item_vectors` gives
 the vectors to other models (to initialise an item table) and to the service
 (content-similar titles). No id embedding: every title, watched or not, has a
 vector from its content alone.
@@ -46,6 +49,7 @@ from primetime.data.vocab import Vocabulary
 from primetime.models.base import FitOptions, FitReport, Recommender, mask_padding
 from primetime.models.coldhead import (
     HEAD_FEATURES,
+    ColdHead,
     check_head_options,
     head_rows,
 )
@@ -327,6 +331,8 @@ class ContrastiveRecommender(Recommender):
         self.vectors: np.ndarray | None = None  # (V, dim) float32 unit rows, row 0 zero
         #: (V, dim) rows scored: ``vectors`` with never-watched titles from the cold head
         self.score_vectors: np.ndarray | None = None
+        #: the content head with its calibration (``cold_head``): rows of titles added later
+        self.cold: ColdHead | None = None
 
     # ------------------------------------------------------------------ fit
     def _fit(
@@ -425,6 +431,7 @@ class ContrastiveRecommender(Recommender):
         net.to("cpu").eval()
         self.vectors = self._encode_all()
         self.score_vectors = None
+        self.cold = None
         if cfg.cold_head:
             self.score_vectors = self._cold_rows(train, side, ins, outs, watched)
         return FitReport(
@@ -466,7 +473,7 @@ class ContrastiveRecommender(Recommender):
             users.append(u[keep])
             ys.append(y[keep])
         links = title_links(side.kg, train.items, cfg.min_people_titles)
-        head, replace = head_rows(
+        head, replace, self.cold = head_rows(
             side,
             (links.item, links.entity),
             torch.cat(users),
@@ -474,13 +481,16 @@ class ContrastiveRecommender(Recommender):
             watched,
             train,
             cfg,
+            base=z,
             extra=self.vectors,
         )
         out = self.vectors.copy()
         cold = replace.numpy()  # never watched, with content; else the encoder's vector
         rows = head.numpy()[cold]
         # one scale: the mean norm 1 of the unit rows they replace (the order among new
-        # titles is the head's; against watched titles they weigh as a cosine does)
+        # titles is the head's; against watched titles they score far below them, a
+        # cosine of ~0.23 against 0.85-0.94: a title no training event reached is one
+        # few wanted). A title added after training gets the calibrated row (_extend).
         if len(rows):
             out[cold] = rows / max(float(np.linalg.norm(rows, axis=1).mean()), 1e-12)
         out[0] = 0.0
@@ -522,7 +532,15 @@ class ContrastiveRecommender(Recommender):
     # -------------------------------------------------------- new titles
     def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:
         """A new title's vector: the encoder on its content (tokens in the learned ids,
-        its text vector), without augmentation. The old vectors are kept as they are."""
+        its text vector), without augmentation. The old vectors are kept as they are.
+
+        With the content head (``cold_head``; a bundle saved before heads were kept has
+        none) the new title scores by the head's row, calibrated to the watched rows'
+        scores (:func:`~primetime.models.coldhead.calibrate`) so that it competes with
+        watched titles, as a never-watched title of the training catalog scores by the
+        head; its encoder vector still builds the histories it enters and
+        :meth:`item_vectors`. A head reading the graph's entities cannot place a new
+        title (the entity ids are the fit's): the encoder vector is scored then."""
         from primetime.models.multimodal import grow_content
 
         cfg = self.config
@@ -542,8 +560,22 @@ class ContrastiveRecommender(Recommender):
         with torch.no_grad():
             z = net(torch.arange(n_old, n_new)).float().cpu().numpy()  # (n_new - n_old, dim)
         self.vectors = np.concatenate([vectors, z]).astype(np.float32)
-        if self.score_vectors is not None:  # a new title scores by its encoder vector
-            self.score_vectors = np.concatenate([self.score_vectors, z]).astype(np.float32)
+        if self.score_vectors is not None:  # a new title scores by the head, else its vector
+            rows = z.copy()
+            head = None
+            if self.cold is not None:
+                head = self.cold.new_rows(
+                    side,
+                    n_old,
+                    n_new,
+                    min_count=cfg.min_people_titles,
+                    max_people=cfg.max_people,
+                    extra=z,
+                )
+            if head is not None and self.cold is not None:
+                rows[head.has] = head.rows.numpy()[head.has]
+                self.cold.append(head)
+            self.score_vectors = np.concatenate([self.score_vectors, rows]).astype(np.float32)
         return True
 
     # ---------------------------------------------------------- save / load
@@ -553,6 +585,8 @@ class ContrastiveRecommender(Recommender):
         state["vectors"] = self.vectors
         if self.score_vectors is not None:
             state["score_vectors"] = self.score_vectors
+        if self.cold is not None:
+            state.update(self.cold.arrays())
         return state
 
     def _restore(self, bundle: Bundle) -> None:
@@ -565,3 +599,5 @@ class ContrastiveRecommender(Recommender):
         self.net.eval()
         self.vectors = bundle.arrays["vectors"]
         self.score_vectors = bundle.arrays.get("score_vectors")
+        # None in a bundle saved before heads were kept: a new title scores by its vector
+        self.cold = ColdHead.from_arrays(bundle.arrays)
