@@ -150,6 +150,52 @@ def test_split_dir_with_metadata_reads_back_the_same_index_spaces(planted: Datas
         assert np.array_equal(a.user_idx, b.user_idx) and np.array_equal(a.item_idx, b.item_idx)
 
 
+def test_split_dir_gives_content_models_the_built_in_texts(tmp_path):
+    """What the graph and text models read (the catalog, the graph and the item texts
+    built from them) comes back from the folder as it was: titles without a cast (all of
+    ml-100k's) used to come back with a cast member named ``""``, and a quote, a tab or
+    a line break in a value must not change what the other titles read either."""
+    rows = [(u, i, 4.0, 10 * u + k) for u in range(1, 5) for k, i in enumerate("abcd")]
+    ds = Dataset.from_frames(
+        "quoted",
+        interactions=pl.DataFrame(
+            rows, schema=["user_id", "item_id", "rating", "timestamp"], orient="row"
+        ),
+        catalog=pl.DataFrame(
+            {
+                "item_id": ["a", "b", "c", "d"],
+                "title": ['The "Best" Film', "Plain", "Third", "Tabbed\tTitle"],
+                "genres": [["Drama"], [], ["Comedy", "Drama"], ["Drama"]],
+                "cast": [[], ["Ann Lee", 'Bo "Q" Ray'], [], []],
+                "description": [None, "", "Two lines.\nSecond.", 'Says, "hi".'],
+            }
+        ),
+        kg=pl.DataFrame(
+            {
+                "head": ["a", "b", "c"],
+                "relation": ["film.film.directed_by"] * 3,
+                "tail": ["person:Jo", 'person:"Al"', "person:Jo"],
+            }
+        ),
+    )
+    built_in = SideData.of(ds)
+    d = write_split_dir(leave_one_out(ds.interactions), tmp_path / "byo", side=built_in)
+    _, side = open_split_dir(d)
+    assert side.catalog is not None and built_in.catalog is not None
+    for col in ("title", "genres", "cast"):
+        want = built_in.catalog.frame[col].to_list()
+        if col == "title":  # an unquoted TSV holds no tab: written as a space
+            want = [t.replace("\t", " ") for t in want]
+        assert side.catalog.frame[col].to_list() == want, col
+    assert side.catalog.frame["cast"].to_list()[0] == []
+    assert side.kg is not None and built_in.kg is not None
+    assert side.kg.triples.equals(built_in.kg.triples)
+    assert built_in.item_texts is not None and side.item_texts is not None
+    for item in ("a", "b"):  # no tab or line break: the very text the built-in split gives
+        k = ds.items.index(item)
+        assert side.item_texts[k] == built_in.item_texts[k]
+
+
 def test_transformer_scores_the_same_on_a_written_split(planted: Dataset, tmp_path):
     """A bring-your-own split with items.tsv gives the transformer its side features:
     the same model, hence the same test NDCG@10, as the built-in split."""

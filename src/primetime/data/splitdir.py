@@ -157,14 +157,14 @@ def write_split_dir(split: Split, directory: str | Path, *, side: SideData | Non
             .to_polars(ids=True)
             .select("user_id", "item_id", "rating", "timestamp")
         )
-        df.write_csv(d / f"{part}.tsv", separator="\t")
+        _write_tsv(df, d / f"{part}.tsv")
     for part, fname in CANDIDATE_FILES.items():
         cand = split.candidates_of(part)
         if cand is None:
             (d / fname).unlink(missing_ok=True)  # a stale file would restrict the new split
             continue
         frame = pl.DataFrame({"item_id": split.items.ids(cand)}, schema={"item_id": pl.Utf8})
-        frame.write_csv(d / fname, separator="\t")
+        _write_tsv(frame, d / fname)
     if side is None:
         return d
     if side.catalog is not None:
@@ -175,13 +175,38 @@ def write_split_dir(split: Split, directory: str | Path, *, side: SideData | Non
                 cols.append(pl.col(name).list.join("|").alias(name))
             elif name == "item_id" or frame[name].null_count() < frame.height:
                 cols.append(pl.col(name))
-        frame.select(cols).write_csv(d / "items.tsv", separator="\t")
+        _write_tsv(frame.select(cols), d / "items.tsv")
     if side.users is not None:
         flat = [c for c, t in side.users.frame.schema.items() if not isinstance(t, pl.List)]
-        side.users.frame.select(flat).write_csv(d / "users.tsv", separator="\t")
+        _write_tsv(side.users.frame.select(flat), d / "users.tsv")
     if side.kg is not None:
-        side.kg.triples.write_csv(d / "kg.tsv", separator="\t")
+        _write_tsv(side.kg.triples, d / "kg.tsv")
     return d
+
+
+def _write_tsv(frame: pl.DataFrame, path: Path) -> None:
+    """Write ``frame`` as the reader reads a ``.tsv``: one line a row, nothing quoted.
+
+    The reader takes a ``.tsv`` value verbatim (quotes are ordinary characters there),
+    so Polars' CSV quoting would come back as text: an empty list written as ``""``
+    became a cast member named ``""`` on every title, and with it a different item text
+    than the built-in split gives. Empty strings are written as empty fields (read back
+    as empty), and tabs and line breaks inside a value, which no unquoted TSV can hold,
+    as spaces.
+    """
+    text = [c for c, t in frame.schema.items() if t == pl.Utf8]
+    if text:
+        broken = frame.select(
+            pl.any_horizontal(pl.col(text).str.contains(r"[\t\r\n]").fill_null(False))
+        ).to_series()
+        if broken.any():
+            log.warning(
+                "%s: %d row(s) hold a tab or line break inside a value; written as spaces",
+                path.name,
+                int(broken.sum()),
+            )
+            frame = frame.with_columns(pl.col(text).str.replace_all(r"[\t\r\n]+", " "))
+    frame.write_csv(path, separator="\t", quote_style="never")
 
 
 # --------------------------------------------------------------------- readers
