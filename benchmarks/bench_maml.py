@@ -113,30 +113,42 @@ def platform_task(data: str, seed: int, k_max: int) -> Task:
     world, ds = loaded.world, loaded.dataset
     assert world is not None, f"{data} is not a synthetic world"
     lat = world.latents
-    inter = ds.interactions
     subs = lat.subscribed[:, 1:]  # (U + 1, networks)
     p = int(np.argmin(subs[1:].sum(0))) + 1  # the smallest platform
     held = np.flatnonzero(lat.subscribed[:, p])
     held = held[held > 0]
+    focus = np.flatnonzero(lat.network == p)
+    names = ds.catalog.frame["network"].to_list() if ds.catalog is not None else []
+    net_name = next((names[i - 1] for i in focus if names[i - 1]), f"network {p}")
+    return focus_task(
+        f"{data}, new platform ({net_name})",
+        ds,
+        held,
+        focus,
+        seed,
+        k_max,
+        f"every subscriber of {net_name}; its {len(focus)} titles never in training",
+    )
+
+
+def focus_task(
+    name: str, ds: Any, held: np.ndarray, focus: np.ndarray, seed: int, k_max: int, why: str
+) -> Task:
+    """The ``held`` users as test users, none of ``focus`` (titles) ever in training."""
+    inter = ds.interactions
     users = np.flatnonzero(np.bincount(inter.user_idx) > 0)
     train_u, valid_u, test_u = held_out_users(
         inter, np.setdiff1d(users, held), held, seed, k_max + 1
     )
     train = inter.take(np.isin(inter.user_idx, train_u))
-    focus = np.flatnonzero(lat.network == p)
-    assert not np.isin(train.item_idx, focus).any(), "a held-out platform title was trained on"
-    names = ds.catalog.frame["network"].to_list() if ds.catalog is not None else []
-    net_name = next((names[i - 1] for i in focus if names[i - 1]), f"network {p}")
+    assert not np.isin(train.item_idx, focus).any(), f"{name}: a held-out title was trained on"
     return Task(
-        f"{data}, new platform ({net_name})",
+        name,
         train,
         SideData.of(ds),
         histories(inter, valid_u),
         histories(inter, test_u),
-        note=(
-            f"{len(train_u)} train users, {len(valid_u)} valid, {len(test_u)} test "
-            f"(every subscriber of {net_name}; its {len(focus)} titles never in training)"
-        ),
+        note=f"{len(train_u)} train users, {len(valid_u)} valid, {len(test_u)} test ({why})",
         focus=focus,
     )
 
@@ -158,24 +170,14 @@ def genre_task(data: str, seed: int, k_max: int, min_titles: int = 20) -> Task:
     g = int(np.argmin(watchers))
     focus = np.flatnonzero(genres[:, g])
     held = np.unique(inter.user_idx[np.isin(inter.item_idx, focus)])
-    users = np.flatnonzero(np.bincount(inter.user_idx) > 0)
-    train_u, valid_u, test_u = held_out_users(
-        inter, np.setdiff1d(users, held), held, seed, k_max + 1
-    )
-    train = inter.take(np.isin(inter.user_idx, train_u))
-    assert not np.isin(train.item_idx, focus).any(), "a held-out genre title was trained on"
-    return Task(
+    return focus_task(
         f"{data}, new genre ({names[g]})",
-        train,
-        SideData.of(ds),
-        histories(inter, valid_u),
-        histories(inter, test_u),
-        note=(
-            f"{len(train_u)} train users, {len(valid_u)} valid, {len(test_u)} test "
-            f"(every user who watched a {names[g]} title; its {len(focus)} titles never "
-            "in training)"
-        ),
-        focus=focus,
+        ds,
+        held,
+        focus,
+        seed,
+        k_max,
+        f"every user who watched a {names[g]} title; its {len(focus)} titles never in training",
     )
 
 

@@ -226,7 +226,13 @@ def fit_head(
     Returns:
         (V, dim) float32 vectors of every title from its content alone, row 0 zero.
     """
-    head = train_head(features, users, targets, watched, cfg, extra=extra, newest=newest)
+    return _title_rows(
+        train_head(features, users, targets, watched, cfg, extra=extra, newest=newest)
+    )
+
+
+def _title_rows(head: ContentHead) -> torch.Tensor:
+    """(V, dim) the head's vectors of the titles it was built on, row 0 (padding) zero."""
     with torch.no_grad():
         out = head()
     out[0] = 0.0
@@ -328,9 +334,7 @@ def head_rows(
     )
     extra = extra if "encoder" in keep else None
     module = train_head(features, users, targets, watched, cfg, extra=extra, newest=newest)
-    with torch.no_grad():
-        rows = module()
-    rows[0] = 0.0
+    rows = _title_rows(module)
     replace = ~watched & torch.from_numpy(has_content(features) | (extra is not None))
     replace[0] = False
     weight, bias = calibrate(rows, base, watched)

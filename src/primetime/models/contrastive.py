@@ -488,9 +488,8 @@ class ContrastiveRecommender(Recommender):
         cold = replace.numpy()  # never watched, with content; else the encoder's vector
         rows = head.numpy()[cold]
         # one scale: the mean norm 1 of the unit rows they replace (the order among new
-        # titles is the head's; against watched titles they score far below them, a
-        # cosine of ~0.23 against 0.85-0.94: a title no training event reached is one
-        # few wanted). A title added after training gets the calibrated row (_extend).
+        # titles is the head's; against watched titles they weigh as a cosine does). A
+        # title added after training gets the calibrated row instead (_extend).
         if len(rows):
             out[cold] = rows / max(float(np.linalg.norm(rows, axis=1).mean()), 1e-12)
         out[0] = 0.0
@@ -562,7 +561,6 @@ class ContrastiveRecommender(Recommender):
         self.vectors = np.concatenate([vectors, z]).astype(np.float32)
         if self.score_vectors is not None:  # a new title scores by the head, else its vector
             rows = z.copy()
-            head = None
             if self.cold is not None:
                 head = self.cold.new_rows(
                     side,
@@ -572,9 +570,9 @@ class ContrastiveRecommender(Recommender):
                     max_people=cfg.max_people,
                     extra=z,
                 )
-            if head is not None and self.cold is not None:
-                rows[head.has] = head.rows.numpy()[head.has]
-                self.cold.append(head)
+                if head is not None:
+                    rows[head.has] = head.rows.numpy()[head.has]
+                    self.cold.append(head)
             self.score_vectors = np.concatenate([self.score_vectors, rows]).astype(np.float32)
         return True
 

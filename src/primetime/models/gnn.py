@@ -993,10 +993,11 @@ class GNNRecommender(Recommender):
         new_item = np.array([k[0] for k in found], dtype=np.int64)
         new_entity = np.array([k[1] for k in found], dtype=np.int64)
         new_rel = np.array(list(found.values()), dtype=np.int64)
-        head = None
-        if self.cold is not None:
+        cold = self.cold
+        cold_rows = None  # the content head's rows of the new titles, if it can give them
+        if cold is not None:
             head_links = (new_item, new_entity) if cfg.use_kg else (new_item[:0], new_entity[:0])
-            head = self.cold.new_rows(
+            cold_rows = cold.new_rows(
                 _content_side(side, cfg),
                 n_old,
                 n_new,
@@ -1004,15 +1005,15 @@ class GNNRecommender(Recommender):
                 max_people=cfg.max_people,
                 links=head_links,
             )
-        from_head = head is not None and bool(head.has.any())
+        from_head = cold_rows is not None and bool(cold_rows.has.any())
         if not found and net.tower is None and not from_head:
             return False  # nothing known: no vector (a caller falls back)
         table = self.item_table()
         vecs = self._new_vectors(n_old, n_new, new_item, new_entity, new_rel)
-        if head is not None and self.cold is not None:
-            has = torch.from_numpy(head.has)
-            vecs[has] = head.rows[has].to(vecs.dtype)
-            self.cold.append(head)
+        if cold is not None and cold_rows is not None:
+            has = torch.from_numpy(cold_rows.has)
+            vecs[has] = cold_rows.rows[has].to(vecs.dtype)
+            cold.append(cold_rows)
 
         net.item_emb = grow_embedding(net.item_emb, n_new)
         self._table = torch.cat([table, vecs.to(table.dtype)])
