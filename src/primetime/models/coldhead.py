@@ -366,13 +366,7 @@ def calibrate(
     for a drama fan whose unseen watched dramas scored 0.83-0.95 (its encoder vector:
     0.97), out of the served top 15; mapped, 0.92. The map is not a common scale: the
     order among added titles is the map's, not the head's (the cold-items figures
-    measure the head's, at fit). On ml-100k ``--split cold-items`` (a scratch probe
-    applying the map to the test titles' head rows, not a command of the repo) the
-    mapped rows ranked the test titles among themselves at NDCG@10 0.0687 against the
-    head's 0.0558 for the graph model (p = 0.11) and 0.0382 against 0.0510 for the
-    contrastive one (p = 0.16); a test title's rank in the whole catalog stays near the
-    middle (z of its score among the watched titles' about 0.06), and the contrastive
-    model's mapped rows reach a top 10 rarely (0.03 added titles per list).
+    measure the head's, at fit; the added-titles path has no benchmark yet).
 
     Args:
         rows: (V, dim) the head's vectors; base: (V, dim) the model's rows.
