@@ -14,7 +14,7 @@ on, so no answered client can be served a list from before its event) runs on a 
 thread while the writer starts the next transaction, and the transaction's requests are
 answered when it is done: the writer thread is the serial part of ingestion (each worker
 has one, so transactions follow each other in arrival order), and the Redis round trip
-was a seventh of its time (``benchmarks/bench_ingest.py``, py-spy).
+was a large share of its time (py-spy under ``benchmarks/bench_ingest.py``).
 
 Batching is adaptive: while a transaction is being written the requests arriving meanwhile
 wait for the next one (they would have waited for the lock or a connection anyway); an idle
