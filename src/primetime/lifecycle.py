@@ -45,7 +45,7 @@ from primetime.data.splits import (
     time_slice_split,
 )
 from primetime.models import MODELS, Recommender, get_model_class
-from primetime.models.base import FitOptions, FitReport, config_from_dict
+from primetime.models.base import FitOptions, FitReport, PriorFit, config_from_dict
 from primetime.registry import ModelRegistry, ModelVersion
 
 log = logging.getLogger(__name__)
@@ -182,6 +182,11 @@ class FitSpec:
             to serve); False keeps the selection fit.
         options: Run directory, resume, device, threads (the validation metric is
             supplied here).
+        reuse: Runs of other models on the same opened data (the staged suite's
+            earlier stages), by model name: handed to the selection fit as
+            ``FitOptions.prior`` (their selection fits) and to the refit (their
+            refits), so an ensemble binds them instead of fitting its members again.
+            Runs on other data, or without a refit when this one refits, are ignored.
     """
 
     model: str
@@ -190,6 +195,7 @@ class FitSpec:
     tune: bool = False
     refit: bool = False
     options: FitOptions = field(default_factory=FitOptions)
+    reuse: Mapping[str, TrainedRun] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         get_model_class(self.model)  # names an unknown model and lists the known ones
@@ -302,7 +308,12 @@ def fit_model(
         if valid is not None and valid_candidates is not None
         else ndcg_at_10
     )
-    options = dataclasses.replace(spec.options, validation=validation)
+    reuse = {n: r for n, r in spec.reuse.items() if r.data is data and n != spec.model}
+    options = dataclasses.replace(
+        spec.options,
+        validation=validation,
+        prior={n: PriorFit(r.selected, r.report) for n, r in reuse.items()},
+    )
     chosen = dict(spec.overrides)
     trials: list[dict[str, Any]] = []
     if spec.tune and cls.tuning_grid and valid is not None:
@@ -336,6 +347,12 @@ def fit_model(
         valid=valid_figures,
     )
     if spec.refit:
+        prior = {
+            n: PriorFit(r.model, r.refit_report)
+            for n, r in reuse.items()
+            if r.refit_report is not None
+        }
+        options = dataclasses.replace(options, prior=prior, previous=selected)
         run.model, run.refit_report = _refit(spec, run, options)
     return run
 

@@ -35,6 +35,7 @@ from primetime.lifecycle import (
     DataSpec,
     FitSpec,
     Prepared,
+    TrainedRun,
     default_split,
     evaluate_on_test,
     fit_model,
@@ -43,6 +44,7 @@ from primetime.lifecycle import (
 )
 from primetime.models import MODELS
 from primetime.models.base import FitOptions
+from primetime.models.ensemble import EnsembleConfig
 from primetime.registry import ModelRegistry, ModelVersion
 from primetime.types import UserContext
 
@@ -250,6 +252,9 @@ def run_suite(
     started = time.perf_counter()
     prepared: dict[str, Prepared] = {}
     upstream: dict[str, str] = {}
+    # this run's fits, for the later stages: an ensemble binds the members fit here
+    # (same data, same settings) instead of fitting them again
+    runs: dict[str, TrainedRun] = {}
     steps: list[StepResult] = []
     for stage in suite.stages:
         if on_stage_start is not None:
@@ -278,14 +283,17 @@ def run_suite(
                 spec = FitSpec(
                     model,
                     data=data.spec,
-                    overrides=dict(suite.options.get(model, {})),
+                    overrides=_overrides(suite, model),
                     refit=suite.refit,
                     options=FitOptions(
                         run_dir=run_root / model, resume=True, threads=suite.threads
                     ),
+                    reuse=dict(runs),
                 )
                 say(f"stage {stage.number}: training {model} on {data.name} ({split})")
                 run = fit_model(spec, data=data)
+                runs[model] = run
+                _name_bound_members(run, made_by={**upstream, **made}, runs=runs)
                 test = evaluate_on_test(run)
                 before = reg.promoted(model) if model in reg.names() else None
                 mv = register_run(
@@ -324,6 +332,41 @@ def run_suite(
                 on_model_done(stage, step)
         upstream.update(made)
     return SuiteResult(suite, steps, time.perf_counter() - started)
+
+
+def _overrides(suite: Suite, model: str) -> dict[str, Any]:
+    """The model's options; an ensemble's members take their own options of the suite
+    (``models.yaml``, ``--set``) unless ``member_settings`` is given, so the members it
+    fuses are those the earlier stages fit (and it can bind them, not fit them again)."""
+    opts = dict(suite.options.get(model, {}))
+    if model != "ensemble" or "member_settings" in opts:
+        return opts
+    members = EnsembleConfig(members=opts.get("members", EnsembleConfig.members))
+    parts = [
+        f"{m}.{k}={json.dumps(v)}"
+        for m in members.member_names()
+        for k, v in suite.options.get(m, {}).items()
+    ]
+    for part in parts:
+        if "," in part:
+            raise ValueError(
+                f"ensemble: the member option {part!r} holds a comma, which member_settings "
+                "cannot carry; set ensemble.member_settings in models.yaml yourself"
+            )
+    settings = ",".join(parts)
+    return {**opts, "member_settings": settings} if settings else opts
+
+
+def _name_bound_members(
+    run: TrainedRun, *, made_by: Mapping[str, str], runs: Mapping[str, TrainedRun]
+) -> None:
+    """An ensemble whose kept members are this suite's own registered versions names
+    them by key, so registering it does not register copies of them."""
+    model = run.model
+    for role, member in model.member_models().items():
+        other = runs.get(role)
+        if other is not None and other.model is member and role in made_by:
+            model.members[role] = f"{role}:{made_by[role]}"
 
 
 def serving_latency(

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from primetime.cli import app
+from primetime.models.itemknn import ItemKNNRecommender
 from primetime.registry import ModelRegistry
 from primetime.suite import default_config_dir, load_suite
 
@@ -112,3 +113,49 @@ def test_the_shipped_configs_name_known_models():
     assert [s.number for s in suite.stages] == [1, 2, 3]
     assert suite.stages[-1].models == ("ensemble",)
     assert {"gnn", "multimodal", "contrastive", "temporal", "maml"} <= set(suite.models)
+
+
+FUSED = """
+data: {data}
+refit: true
+suites:
+  fused:
+    - stage: 1
+      models: [popularity, itemknn]
+    - stage: 2
+      models: [ensemble]
+"""
+
+
+def test_the_fusion_stage_binds_the_members_the_suite_fit(setup, monkeypatch):
+    """The ensemble's final members are the earlier stages' fits (models.yaml's options
+    included), in the selection fit and in the refit: none is fit again, and its bundle
+    names the suite's own versions instead of registering copies."""
+    cfg, tmp_path = setup
+    fits: list[int] = []
+    real_fit = ItemKNNRecommender._fit
+
+    def counted(self, train, **kw):
+        fits.append(len(train))
+        return real_fit(self, train, **kw)
+
+    monkeypatch.setattr(ItemKNNRecommender, "_fit", counted)
+    (cfg / "training.yaml").write_text(FUSED.format(data=tmp_path / "log.csv"))
+    (cfg / "models.yaml").write_text(
+        "itemknn: {neighbours: 30}\nensemble: {members: 'itemknn,popularity'}\n"
+    )
+    r = runner.invoke(app, ["train", "--suite", "fused", "--config-dir", str(cfg)])
+    assert r.exit_code == 0, r.output
+    reg = ModelRegistry()
+    ens = reg.promoted("ensemble")
+    assert json.loads((ens.path / "bundle.json").read_text())["members"] == {
+        "itemknn": "itemknn:v1",
+        "popularity": "popularity:v1",
+    }
+    assert [v.version for v in reg.versions("itemknn")] == ["v1"]  # no copy registered
+    assert "itemknn.neighbours=30" in ens.meta["config"]["member_settings"]
+    loaded = reg.load("ensemble")
+    assert loaded.fitted["itemknn"].config.neighbours == 30
+    # stage 1: selection + refit; the ensemble: its earlier cut only (the final members
+    # are bound in both of its fits, and its refit keeps the ranker)
+    assert len(fits) == 3, fits

@@ -15,7 +15,7 @@ from primetime.data.splits import leave_one_out
 from primetime.eval.protocol import EvalSet, evaluate
 from primetime.eval.validation import ndcg_at_10
 from primetime.lifecycle import build_model
-from primetime.models.base import FitOptions, FitReport, top_k
+from primetime.models.base import FitOptions, FitReport, PriorFit, top_k
 from primetime.models.ensemble import (
     Candidates,
     EnsembleConfig,
@@ -263,3 +263,54 @@ def test_refit_pins_the_trees_and_members_valid_chose(fused):
     pinned = ens.refit_overrides(FitReport(notes={"trees": 12}))
     assert pinned == {"member_settings": "sasrec.dim=16,sasrec.epochs=7", "trees": 12}
     assert EnsembleConfig(members="sasrec,itemknn", **pinned).settings()["sasrec"]["epochs"] == 7
+
+
+def test_a_final_member_fit_with_the_same_settings_is_bound_not_fit_again(chains):
+    """``FitOptions.prior``: the staged suite hands the ensemble its earlier stages' fits;
+    one made with the settings the ensemble would build is bound, another is fit anew."""
+    ds, split = chains
+    side = SideData.of(ds)
+    knn = build_model("itemknn")
+    knn_report = knn.fit(split.train, side=side)
+    other = build_model("random", {"seed": 99})  # not the ensemble's own random member
+    prior = {
+        "itemknn": PriorFit(knn, knn_report),
+        "random": PriorFit(other, other.fit(split.train, side=side)),
+    }
+    model = build_model("ensemble", MEMBERS)
+    report = model.fit(
+        split.train,
+        valid=split.valid,
+        side=side,
+        options=FitOptions(validation=ndcg_at_10, threads=1, prior=prior),
+    )
+    assert model.fitted["itemknn"] is knn
+    assert model.fitted["random"] is not other
+    assert report.notes["final_members_bound"] == ["itemknn"]
+    assert report.notes["member_fit_seconds"]["final"]["itemknn"] == 0.0
+
+
+def test_the_refit_keeps_the_measured_ranker_unless_told_to_learn_it_again(chains, fused):
+    """``FitOptions.previous``: the refit on the whole log keeps the selection fit's
+    ranker (the one whose test figure was measured) and refits only the members; with
+    ``refit_ranker`` it learns the ranker again on the longer log's earlier cut."""
+    ds, split = chains
+    selected, _ = fused
+    whole = Interactions.concat([split.train, split.valid, split.test])
+    opts = FitOptions(threads=1, select=False, previous=selected)
+    kept = build_model("ensemble", MEMBERS)
+    report = kept.fit(whole, side=SideData.of(ds), options=opts)
+    assert kept.booster.model_to_string() == selected.booster.model_to_string()
+    assert report.notes["ranker"].startswith("kept") and "held_out_events" not in report.notes
+    assert kept.fitted["itemknn"] is not selected.fitted["itemknn"]  # members refit
+    ctx = whole.contexts()[:8]
+    assert np.isfinite(kept.score(ctx)[:, 1:]).all()
+
+    again = build_model("ensemble", {**MEMBERS, "refit_ranker": True})
+    report = again.fit(whole, side=SideData.of(ds), options=opts)
+    assert report.notes["held_out_events"] > 0  # the earlier cut of the whole log
+    assert again.booster.model_to_string() != selected.booster.model_to_string()
+
+    wrong = build_model("ensemble", {"members": "itemknn,popularity"})
+    with pytest.raises(ValueError, match="selection fit's members"):
+        wrong.fit(whole, side=SideData.of(ds), options=opts)

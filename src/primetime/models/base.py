@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -50,6 +50,16 @@ Validation = Callable[[Interactions, Interactions], Callable[["Recommender"], fl
 
 
 @dataclass(frozen=True)
+class PriorFit:
+    """A model already fit on the same log as the fit at hand, with its report: what a
+    fit that contains other models (an ensemble's members) may bind instead of fitting
+    the same model again (:attr:`FitOptions.prior`)."""
+
+    model: Recommender
+    report: FitReport
+
+
+@dataclass(frozen=True)
 class FitOptions:
     """How to run a fit (not what to learn: that is the model's config).
 
@@ -71,6 +81,14 @@ class FitOptions:
             a registered version's ``path``) whose weights the fit starts from, per-title
             rows matched by title id (:mod:`primetime.models.warmstart`); only for
             models with ``supports_warm_start``. None (default): a fresh init.
+        prior: Models already fit on exactly this fit's ``train`` (and ``valid``), by
+            name, with their reports: a model made of other models (``ensemble``) binds
+            one whose config equals what it would build instead of fitting it again.
+            The staged suite hands each stage the fits of the earlier ones.
+        previous: For a refit on the whole log, the selection fit it repeats with the
+            settings valid chose; a model may keep what it learned there instead of
+            learning it again (the ensemble keeps its ranker, see
+            ``EnsembleConfig.refit_ranker``). None: nothing to keep.
     """
 
     run_dir: Path | None = None
@@ -81,6 +99,8 @@ class FitOptions:
     select: bool = True
     retrieval: RetrievalConfig | None = None
     init_from: Path | None = None
+    prior: Mapping[str, PriorFit] = field(default_factory=dict)
+    previous: Recommender | None = None
 
     def __post_init__(self) -> None:
         if self.threads is not None and self.threads < 1:

@@ -13,6 +13,17 @@ trained nor selected on. ``fit(train, valid=…)`` runs two cuts:
 2. **the final members**: fit on the whole of ``train`` exactly as each would be
    fit alone; the ranker learned on the earlier cut reorders their candidates.
 
+Fitting each member twice is most of the cost (``temporal``: minutes per fit), so two
+fits are not repeated. A final member already fit on the same ``train`` with the
+same config (:attr:`~primetime.models.base.FitOptions.prior`: the staged suite's
+earlier stages) is bound, not fit again. And the refit on the whole log
+(:attr:`~primetime.models.base.FitOptions.previous`) keeps the ranker the selection
+fit learned, whose test figure was measured, and refits only the final members
+(``refit_ranker=True`` learns it again on the whole log's earlier cut, at twice the
+member fits). The ranker reads standardised scores and log ranks, so it carries from
+members fit on one log to members fit on a longer one as it already carries from the
+earlier cut's members to the final ones.
+
 Features of a (user, title) pair, all computable from the user's history and the
 catalog (:data:`CONTEXT_FEATURES`): per member its score standardised over the
 user's unseen titles and its log rank; the title's log popularity and log
@@ -90,9 +101,11 @@ class EnsembleConfig:
     members: Comma-separated model names to fuse (each a key of ``MODELS``, at most
         once). The default is the set valid chose on ml-100k
         (``benchmarks/bench_fusion.py``: with or without ``sasrec``, 20-100 candidates):
-        the time-aware transformer plus the quick members. Each member is fit twice,
-        ``temporal`` about 18-20 minutes per fit on a shared 2-core machine (``sasrec``
-        about 4); ``gnn`` and ``multimodal`` may be added (3-6 minutes per fit).
+        the time-aware transformer plus the quick members. Each member is fit twice
+        (once on the earlier cut, once on train; the second is bound instead when
+        ``FitOptions.prior`` holds it), ``temporal`` about 18-20 minutes per fit on a
+        shared 2-core machine (``sasrec`` about 4); ``gnn`` and ``multimodal`` may be
+        added (3-6 minutes per fit).
     member_settings: Config overrides of members, ``"sasrec.epochs=2,als.factors=32"``
         (JSON values).
     candidates: Top titles taken from each member per user; their union is what the
@@ -106,6 +119,9 @@ class EnsembleConfig:
     stop_after: Rounds without a better valid NDCG@10 before boosting stops.
     half_life_days: Half-life of the trending feature's decay, before the newest event.
     seed: LightGBM seed (the fit is deterministic with one thread).
+    refit_ranker: In the refit on the whole log, learn the ranker again on that log's
+        earlier cut (every member fit twice more) instead of keeping the selection
+        fit's (module docstring).
     """
 
     members: str = "temporal,itemknn,als,popularity"
@@ -118,6 +134,7 @@ class EnsembleConfig:
     stop_after: int = 30
     half_life_days: float = 30.0
     seed: int = 0
+    refit_ranker: bool = False
 
     def __post_init__(self) -> None:
         names = self.member_names()
@@ -206,6 +223,13 @@ class TitleStats:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> TitleStats:
         return cls(**{f.name: arrays[f"{prefix}{f.name}"] for f in dataclasses.fields(cls)})
+
+
+def _same_settings(fitted: Recommender, built: Recommender) -> bool:
+    """Was ``fitted`` made with the config the ensemble would build (``built``)?"""
+    return type(fitted) is type(built) and dataclasses.asdict(fitted.config) == (
+        dataclasses.asdict(built.config)
+    )
 
 
 def _unseen_scores(model: Recommender, contexts: Sequence[UserContext]) -> np.ndarray:
@@ -465,6 +489,7 @@ class EnsembleRecommender(Recommender):
         self.booster: lgb.Booster | None = None
         self.stats: TitleStats | None = None
         self._member_reports: dict[str, FitReport] = {}  # the final members' (not saved)
+        self._bound: list[str] = []  # final members bound from FitOptions.prior
 
     # ----------------------------------------------------------- members
     def member_models(self) -> dict[str, Recommender]:
@@ -502,6 +527,13 @@ class EnsembleRecommender(Recommender):
             model = self._build_member(name)
             if model.task != "topn":
                 raise ValueError(f"{self.name}: member {name!r} is a rating model")
+            prior = options.prior.get(name) if tag == "final" else None
+            if prior is not None and _same_settings(prior.model, model):
+                log.info("%s: final member %s bound from an earlier fit", self.name, name)
+                out[name], seconds[name] = prior.model, 0.0
+                self._member_reports[name] = prior.report
+                self._bound.append(name)
+                continue
             run_dir = options.run_dir / f"{tag}-{name}" if options.run_dir is not None else None
             opts = dataclasses.replace(options, run_dir=run_dir)
             report = model.fit(train, valid=valid, side=side, options=opts)
@@ -526,6 +558,19 @@ class EnsembleRecommender(Recommender):
         if any("text" in get_model_class(n).uses for n in cfg.member_names()):
             side = side.with_text_vectors(device=options.device or "cpu")
         threads = options.threads or 1
+        self._bound = []
+        previous = options.previous
+        if (
+            isinstance(previous, EnsembleRecommender)
+            and previous.booster is not None
+            and not cfg.refit_ranker
+        ):
+            if previous.config.member_names() != cfg.member_names():
+                raise ValueError(
+                    f"{self.name}: the selection fit's members "
+                    f"{previous.config.members!r} are not {cfg.members!r}"
+                )
+            return self._refit_members(train, valid, side, options, previous)
         t0 = time.perf_counter()
         # 1. the earlier cut: each user's last train event held out
         cut = leave_one_out(train)
@@ -591,6 +636,7 @@ class EnsembleRecommender(Recommender):
             if curve
             else None,
             "member_fit_seconds": {"cut": early_seconds, "final": final_seconds},
+            "final_members_bound": list(self._bound),
             "earlier_cut_and_ranker_seconds": round(fusion_seconds, 2),
             "feature_gain_share": {
                 n: round(float(g / max(gain.sum(), 1e-12)), 4)
@@ -601,6 +647,30 @@ class EnsembleRecommender(Recommender):
         if judge is not None:
             notes["members_valid_ndcg@10"] = {n: round(judge(m), 4) for n, m in self.fitted.items()}
         return FitReport(notes=notes)
+
+    def _refit_members(
+        self,
+        train: Interactions,
+        valid: Interactions | None,
+        side: SideData,
+        options: FitOptions,
+        previous: EnsembleRecommender,
+    ) -> FitReport:
+        """The refit on the whole log: the selection fit's ranker, final members fit
+        (or bound) on ``train``."""
+        assert previous.booster is not None
+        self.booster = lgb.Booster(model_str=previous.booster.model_to_string())
+        self.fitted, final_seconds = self._fit_members(train, valid, side, options, "final")
+        self.stats = TitleStats.of(train, side, self.config.half_life_days)
+        return FitReport(
+            notes={
+                "members": self.config.member_names(),
+                "ranker": "kept from the selection fit (refit_ranker=false)",
+                "trees": int(self.booster.num_trees()),
+                "member_fit_seconds": {"final": final_seconds},
+                "final_members_bound": list(self._bound),
+            }
+        )
 
     def _queries(
         self,
