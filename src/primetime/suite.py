@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -195,6 +196,7 @@ class StepResult:
     seconds: float
     valid: dict[str, float] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # the process's CPU time: other work on the machine left out
 
 
 @dataclass
@@ -205,6 +207,7 @@ class SuiteResult:
     steps: list[StepResult]
     seconds: float
     latency_ms: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -212,6 +215,8 @@ class SuiteResult:
             "data": self.suite.data,
             "refit": self.suite.refit,
             "seconds": round(self.seconds, 1),
+            "cpu_seconds": round(self.cpu_seconds, 1),
+            "load_average": list(_load_average()),
             "steps": [s.__dict__ for s in self.steps],
             "latency_ms": self.latency_ms,
         }
@@ -249,7 +254,7 @@ def run_suite(
         on_promoted: Hears of each promotion (the service records its history).
         force: Retrain every model even when current.
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     prepared: dict[str, Prepared] = {}
     upstream: dict[str, str] = {}
     # this run's fits, for the later stages: an ensemble binds the members fit here
@@ -263,7 +268,7 @@ def run_suite(
         for model in stage.models:
             split = default_split(model)
             fp = fingerprint(suite, model, split, upstream)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             mv = None if force else _current(reg, model, fp)
             if mv is not None:
                 say(f"stage {stage.number}: {model} {mv.version} is current, skipped")
@@ -321,9 +326,11 @@ def run_suite(
                     time.perf_counter() - t0,
                     dict(run.valid),
                     dict(test),
+                    cpu_seconds=time.process_time() - c0,
                 )
                 say(
-                    f"stage {stage.number}: {model} {mv.version} in {step.seconds:.0f}s, "
+                    f"stage {stage.number}: {model} {mv.version} in {step.seconds:.0f}s "
+                    f"(CPU {step.cpu_seconds:.0f}s), "
                     + ", ".join(f"{k} {v:.4f}" for k, v in {**run.valid, **test}.items())
                 )
             made[model] = mv.version
@@ -331,7 +338,12 @@ def run_suite(
             if on_model_done is not None:
                 on_model_done(stage, step)
         upstream.update(made)
-    return SuiteResult(suite, steps, time.perf_counter() - started)
+    return SuiteResult(
+        suite,
+        steps,
+        time.perf_counter() - started,
+        cpu_seconds=time.process_time() - cpu_started,
+    )
 
 
 def _overrides(suite: Suite, model: str) -> dict[str, Any]:
@@ -409,6 +421,13 @@ def serving_latency(
     return out
 
 
+def _load_average() -> tuple[float, float, float]:
+    try:
+        return os.getloadavg()
+    except OSError:  # not on every platform
+        return (float("nan"),) * 3
+
+
 def write_report(result: SuiteResult, folder: Path) -> Path:
     """``suite.json`` and ``report.md`` in ``folder``; returns the markdown path."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -416,17 +435,21 @@ def write_report(result: SuiteResult, folder: Path) -> Path:
     lines = [
         f"# Suite `{result.suite.name}` on {result.suite.data}",
         "",
-        f"Wall time {result.seconds / 60:.1f} min "
-        f"(refit on the whole log: {'yes' if result.suite.refit else 'no'}).",
+        f"Wall time {result.seconds / 60:.1f} min, CPU time of the process "
+        f"{result.cpu_seconds / 60:.1f} min on {os.cpu_count()} cores "
+        f"(refit on the whole log: {'yes' if result.suite.refit else 'no'}; load average "
+        f"at the end {' '.join(f'{x:.2f}' for x in _load_average())}: wall time counts "
+        "whatever else ran, CPU time does not).",
         "",
-        "| stage | model | status | version | seconds "
+        "| stage | model | status | version | seconds | CPU s "
         "| valid NDCG@10 | test NDCG@10 | test HR@10 |",
-        "|---|---|---|---|---:|---:|---:|---:|",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for s in result.steps:
         valid = s.valid.get("valid NDCG@10", float("nan"))
         lines.append(
             f"| {s.stage} | {s.model} | {s.status} | {s.version} | {s.seconds:.0f} | "
+            f"{s.cpu_seconds:.0f} | "
             f"{valid:.4f} | {s.test.get('NDCG@10', float('nan')):.4f} | "
             f"{s.test.get('HR@10', float('nan')):.4f} |"
         )

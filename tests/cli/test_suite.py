@@ -72,6 +72,7 @@ def test_suite_trains_stages_then_skips_what_is_current(setup):
     rep = json.loads((tmp_path / "rep" / "suite.json").read_text())
     assert [s["status"] for s in rep["steps"]] == ["trained"] * 3
     assert set(rep["latency_ms"]) == {"popularity", "itemknn", "als", "all members"}
+    assert rep["cpu_seconds"] > 0 and all(s["cpu_seconds"] > 0 for s in rep["steps"])
     assert "| 1 | itemknn | trained | v1 |" in (tmp_path / "rep" / "report.md").read_text()
 
     # a second run has nothing to do

@@ -507,3 +507,29 @@ def test_a_log_without_genres_is_served(
         assert all(i["reason"] for i in warm["items"])
         for path in ("/api/v1/carousels", "/api/v1/insights", "/api/v1/titles/i3/similar"):
             assert c.get(path, headers=h).status_code == 200, path
+
+
+def test_a_registered_temporal_serves_ahead_of_the_models_list(
+    db_url: str, planted, registry: ModelRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``Settings.prefer`` (default temporal, then ensemble): a registered version of a
+    preferred model serves by default without being in ``models``; emptied, ``models``
+    decides again."""
+    reg = ModelRegistry(tmp_path_factory.mktemp("prefer-registry"))
+    side = SideData.of(planted)
+    train = leave_one_out(planted.interactions).train
+    for name, cfg in (
+        ("itemknn", {}),
+        ("temporal", {"epochs": 1, "dim": 16, "heads": 2, "layers": 1, "ffn": 32}),
+    ):
+        m = build_model(name, cfg)
+        m.fit(train, side=side)
+        reg.register(m, metrics={"NDCG@10": 0.1}, dataset=planted)
+    assert Settings(environment="test").prefer == ["temporal", "ensemble"]
+    for kw, served in (({}, "temporal:v1"), ({"prefer": []}, "itemknn:v1")):
+        settings = make_settings(db_url, reg, models=["itemknn"], **kw)
+        with TestClient(create_app(settings, dataset=planted, registry=reg)) as c:
+            h = signup(c, f"prefer{len(kw)}")
+            for item in ("i3", "i4", "i5", "i6", "i7"):
+                c.post("/api/v1/events", headers=h, json={"item_id": item, "event_type": "like"})
+            assert recs(c, h, k=4)["model_version"] == served

@@ -114,6 +114,14 @@ class Settings(BaseSettings):
         description="Model names in preference order: the first one found in the registry "
         "serves by default.",
     )
+    prefer: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["temporal", "ensemble"],
+        description="Models that serve ahead of `models`, in this order, when the registry "
+        "holds a version of them; unlike `models`, `primetime serve` and the retrain loop "
+        "never train them themselves (`temporal` fits in 20-40 minutes on 2 CPU cores: "
+        "`primetime train temporal` or `primetime train --suite full`). The default order "
+        "is the measured one: see the README's served-pipeline table. Empty: `models` only.",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Origins allowed by CORS (e.g. https://app.example.com); empty = CORS off.",
@@ -284,7 +292,7 @@ class Settings(BaseSettings):
         description="How often the job system writes the queued impressions to the database.",
     )
 
-    @field_validator("models", "cors_origins", "forwarded_allow_ips", mode="before")
+    @field_validator("models", "prefer", "cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         return _split_list(value)
@@ -378,6 +386,11 @@ class Settings(BaseSettings):
         if not self.forwarded_allow_ips:
             return {"proxy_headers": False, "forwarded_allow_ips": ""}
         return {"proxy_headers": True, "forwarded_allow_ips": ",".join(self.forwarded_allow_ips)}
+
+    @property
+    def served_models(self) -> list[str]:
+        """`prefer`, then `models`: the order in which the first one found serves."""
+        return list(dict.fromkeys([*self.prefer, *self.models]))
 
     def model_registry_dir(self) -> Path:
         """`registry_dir`, or `primetime.paths.models_dir()` when unset."""

@@ -179,14 +179,15 @@ class ServiceState:
 
     # ------------------------------------------------------------ models
     def load_models(self) -> ModelSlots:
-        """Load the promoted (else newest) version of every configured model.
+        """Load the promoted (else newest) version of every configured model
+        (``Settings.served_models``: ``prefer``, then ``models``).
 
-        The first configured model that exists serves by default; without any,
+        The first of them that exists serves by default; without any,
         the content + popularity pipeline serves as ``content:v0``.
         """
         loaded: dict[str, LoadedModel] = {}
         default: LoadedModel | None = None
-        for name in self.settings.models:
+        for name in self.settings.served_models:
             if name not in self.registry.names():
                 continue
             mv = self.registry.promoted(name) or self.registry.latest(name)
@@ -198,7 +199,7 @@ class ServiceState:
                 "no trained model among %s in %s: serving content + popularity only "
                 "(train one with `primetime serve`, which trains the demo models, or "
                 "`primetime train`)",
-                self.settings.models,
+                self.settings.served_models,
                 self.registry.root,
             )
             default = LoadedModel("content", "v0", self.base)

@@ -52,7 +52,7 @@ class PromotionWatcher:
         names = set(reg.names())
         promoted = tuple(
             (n, (p.version if (p := reg.promoted(n)) is not None else None))
-            for n in self.svc.settings.models
+            for n in self.svc.settings.served_models
             if n in names
         )
         return (rows[-1].id if rows else None, promoted)
