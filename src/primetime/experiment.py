@@ -23,6 +23,7 @@ from primetime.lifecycle import (
     DataSpec,
     FitSpec,
     Prepared,
+    TrainedRun,
     build_model,
     fit_model,
     prepare_data,
@@ -264,13 +265,23 @@ def run_benchmark(spec: BenchmarkSpec, *, console: Any, out: Any, as_json: bool)
     served_base = None
     ks = tuple(sorted({5, 10, 20, k}))
     test_set = EvalSet.for_test(sp) if task == "topn" else None
+    # the models fit so far: an ensemble binds those of its members fit with its own
+    # settings (its fit seconds then leave them out; the table has them)
+    fitted: dict[str, TrainedRun] = {}
     for n in names:
         with console.status(f"fitting {n}…"):
             trained = fit_model(
-                FitSpec(n, data=prepared.spec, overrides=spec.overrides_of(n), tune=tune),
+                FitSpec(
+                    n,
+                    data=prepared.spec,
+                    overrides=spec.overrides_of(n),
+                    tune=tune,
+                    reuse=dict(fitted),
+                ),
                 data=prepared,
                 on_trial=on_trial,
             )
+        fitted[n] = trained
         run = ModelRun(
             name=n,
             config=trained.config,

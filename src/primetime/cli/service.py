@@ -66,8 +66,9 @@ def serve(
     (default sasrec, itemknn, popularity) from the model registry; a model with
     no promoted version is trained first, once, with a message: selected on the
     leave-one-out valid part, then refit on the whole log, registered and
-    promoted. Settings come from PRIMETIME_* variables
-    or a .env file (see primetime.service.settings).
+    promoted. A registered version of a model in `$PRIMETIME_PREFER` (default
+    temporal, ensemble) serves ahead of them; serve does not train those. Settings
+    come from PRIMETIME_* variables or a .env file (see primetime.service.settings).
 
     With several workers, GET /metrics merges the figures of all of them:
     prometheus_client's multiprocess mode, in a fresh private directory removed

@@ -16,9 +16,10 @@ trained nor selected on. ``fit(train, valid=…)`` runs two cuts:
 Fitting each member twice is most of the cost (``temporal``: minutes per fit), so two
 fits are not repeated. A final member already fit on the same ``train`` with the
 same config (:attr:`~primetime.models.base.FitOptions.prior`: the staged suite's
-earlier stages) is bound, not fit again. And the refit on the whole log
-(:attr:`~primetime.models.base.FitOptions.previous`) keeps the ranker the selection
-fit learned, whose test figure was measured, and refits only the final members
+earlier stages, the models a benchmark fit before it) is bound, not fit again. And
+the refit on the whole log (:attr:`~primetime.models.base.FitOptions.previous`) keeps
+the ranker the selection fit learned, whose test figure was measured, and refits only
+the final members
 (``refit_ranker=True`` learns it again on the whole log's earlier cut, at twice the
 member fits). The ranker reads standardised scores and log ranks, so it carries from
 members fit on one log to members fit on a longer one as it already carries from the
