@@ -171,7 +171,8 @@ def run_retrain(
 
     Args:
         settings: Database, registry, data set, export folder, margin.
-        models: Names to retrain (default: ``settings.models``).
+        models: Names to retrain (default: ``settings.retrained_models``: the served
+            ones).
         slice_days: The gate slice (``primetime retrain --slice-days``).
         settle: Seconds an event must have been stored to be exported (``--settle``).
 
@@ -187,7 +188,8 @@ def run_retrain(
     from primetime.service.store import EventStore
 
     torch.set_num_threads(1)
-    names = list(models) if models else list(settings.models)
+    reg = ModelRegistry(settings.model_registry_dir())
+    names = list(models) if models else settings.retrained_models(reg.names())
     folder = settings.export_folder()
     store = EventStore(open_export_engine(settings.database_url))
     try:
@@ -205,7 +207,7 @@ def run_retrain(
             names,
             data=settings.data,
             events=folder,
-            registry=ModelRegistry(settings.model_registry_dir()),
+            registry=reg,
             margin=settings.retrain_margin,
             slice_days=slice_days,
             store=store,

@@ -145,3 +145,18 @@ def test_empty_cache_url_means_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRIMETIME_CACHE_URL", "")
     assert Settings().cache_url is None
     assert Settings(cache_url="memory").cache_backend == "memory"
+
+
+def test_prefer_orders_serving_and_retrains_only_what_is_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`prefer` serves ahead of `models`; the loop retrains a preferred model only when the
+    registry holds it (nothing trains a `temporal` that was never trained)."""
+    s = Settings(environment="test", models=["sasrec", "popularity"])
+    assert s.served_models == ["temporal", "ensemble", "sasrec", "popularity"]
+    assert s.retrained_models(["sasrec", "popularity"]) == ["sasrec", "popularity"]
+    assert s.retrained_models(["temporal", "sasrec"]) == ["temporal", "sasrec", "popularity"]
+    monkeypatch.setenv("PRIMETIME_PREFER", "")
+    assert Settings(environment="test", models=["sasrec"]).served_models == ["sasrec"]
+    monkeypatch.setenv("PRIMETIME_PREFER", "ensemble, sasrec")
+    assert Settings(environment="test", models=["sasrec"]).served_models == ["ensemble", "sasrec"]

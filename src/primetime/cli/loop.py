@@ -45,7 +45,7 @@ def retrain_cmd(
         bool,
         typer.Option(
             "--warm-start/--no-warm-start",
-            help="Start sasrec and gru4rec from their promoted version's weights (titles "
+            help="Start sasrec, temporal and gru4rec from their promoted version's weights (titles "
             "matched by id, new titles get fresh rows); the other models always fit from "
             "scratch. On by default: a retrain adds days of events to a log the promoted "
             "version has learned, and the gate still judges the result against it.",
@@ -65,7 +65,8 @@ def retrain_cmd(
     promoted version on the newest time slice (paired test), register it, and promote it
     unless it is worse by more than `--margin`. Every running worker swaps it in.
 
-    sasrec and gru4rec start from the promoted version's weights unless `--no-warm-start`
+    sasrec, temporal and gru4rec start from the promoted version's weights unless
+    `--no-warm-start`
     (the version's meta.json records `retrain.warm_start`)."""
     import torch
 
@@ -74,8 +75,8 @@ def retrain_cmd(
 
     torch.set_num_threads(1)
     settings = Settings()
-    names = split_models(models) or tuple(settings.models)
     reg = registry(registry_dir)
+    names = split_models(models) or tuple(settings.retrained_models(reg.names()))
     url = database if database is not None else settings.database_url
     store = None
     if url.lower() != "none":

@@ -15,6 +15,7 @@ Outside `development` and `test` the service refuses to start with placeholder s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -391,6 +392,14 @@ class Settings(BaseSettings):
     def served_models(self) -> list[str]:
         """`prefer`, then `models`: the order in which the first one found serves."""
         return list(dict.fromkeys([*self.prefer, *self.models]))
+
+    def retrained_models(self, registered: Iterable[str]) -> list[str]:
+        """What the learning loop retrains by default: the `prefer` models the registry
+        holds (``registered``: its names; one of them is what users are served), then
+        `models`. A preferred model that was never trained is not trained by the loop,
+        as `serve` does not train it either."""
+        held = set(registered)
+        return list(dict.fromkeys([*(n for n in self.prefer if n in held), *self.models]))
 
     def model_registry_dir(self) -> Path:
         """`registry_dir`, or `primetime.paths.models_dir()` when unset."""
