@@ -195,3 +195,33 @@ def test_the_request_time_moves_holiday_titles(holiday_study):
     temporal, sasrec = study.fitted["temporal"], study.fitted["sasrec"]
     assert mean_rank(temporal, 12) < mean_rank(temporal, 7) - 10  # higher in December
     assert mean_rank(sasrec, 12) == mean_rank(sasrec, 7)  # sasrec ignores the time
+
+
+def test_inference_scores_equal_the_training_formula_and_follow_weight_changes(make_planted):
+    """At inference ``time_logits`` is one product over a cached joint table: it equals
+    ``logits + basis @ curves.T`` (the training path), and a changed weight (a curve
+    coefficient, an item vector) is seen by the next call."""
+    ds = make_planted(n_users=60, n_items=30, seed=2)
+    model = build_model("temporal", {"epochs": 1, "dim": 16, "heads": 2, "layers": 1, "ffn": 32})
+    model.fit(ds.interactions, side=SideData.of(ds), options=FitOptions(threads=1))
+    net = model.net
+    net.eval()
+    q = torch.randn(4, 16)
+    now = torch.tensor([_ts(2024, 12, 20), _ts(2024, 7, 1), _ts(1998, 3, 3), _ts(2030, 1, 1)])
+
+    def by_formula() -> torch.Tensor:
+        with torch.no_grad():
+            return net.logits(q) + net.basis(now) @ net.curves().T
+
+    with torch.inference_mode():
+        fast = net.time_logits(q, now)
+    torch.testing.assert_close(fast, by_formula(), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        net.curve_item.weight[5] += 3.0
+        net.item_emb.weight[7] -= 2.0
+    with torch.inference_mode():
+        moved = net.time_logits(q, now)
+    torch.testing.assert_close(moved, by_formula(), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(moved[:, 5], fast[:, 5]) and not torch.allclose(
+        moved[:, 7], fast[:, 7]
+    )

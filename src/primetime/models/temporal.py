@@ -174,6 +174,8 @@ class TemporalNet(SASRecNet):
         # model begins as SASRec and learns a time curve only where the data asks for one
         self.curve_item = nn.Embedding(n_items, n_basis) if n_basis else None
         self.curve_genre: nn.Linear | None = None
+        self._joint: torch.Tensor | None = None  # inference cache of _joint_table()
+        self._joint_key: tuple[tuple[int, int], ...] | None = None
         if self.curve_item is not None:
             nn.init.zeros_(self.curve_item.weight)
             if side is not None:
@@ -261,12 +263,36 @@ class TemporalNet(SASRecNet):
         return coef
 
     def time_logits(self, q: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
-        """Scores (N, V) of every title for query vectors ``q`` (N, D) at times ``now`` (N,)."""
-        logits = self.logits(q)  # (N, V)
+        """Scores (N, V) of every title for query vectors ``q`` (N, D) at times ``now`` (N,).
+
+        At inference (eval mode, no grad) one product ``[q, basis] @ [items, curves].T``
+        over a table kept until a weight changes (as :meth:`item_table` keeps its own):
+        a request then costs one pass over the catalog, not the curves' genre projection,
+        a second product and a sum (about a third of a one-user request at 27,000
+        titles, profiled with ``torch.profiler``)."""
+        if self.curve_item is None:
+            return self.logits(q)
+        if not self.training and not torch.is_grad_enabled():
+            joint = self._joint_table()  # (V, D + F)
+            return torch.cat([q, self.basis(now)], dim=1) @ joint.T
         coef = self.curves()
-        if coef is not None:
-            logits = logits + self.basis(now) @ coef.T  # (N, F) @ (F, V)
-        return logits
+        assert coef is not None
+        return self.logits(q) + self.basis(now) @ coef.T  # (N, V) + (N, F) @ (F, V)
+
+    def _joint_table(self) -> torch.Tensor:
+        """(V, D + F): the item table beside the curves' coefficients, cached at inference
+        on the weights' version counters and storage (a grown catalog replaces them)."""
+        weights = [self.item_emb.weight]
+        for mod in (self.genre_proj, self.year_emb, self.curve_item, self.curve_genre):
+            if mod is not None:
+                weights.append(mod.weight)
+        key = tuple((w._version, w.data_ptr()) for w in weights)
+        if self._joint_key != key or self._joint is None:
+            coef = self.curves()
+            assert coef is not None
+            self._joint = torch.cat([self.item_table(), coef], dim=1)
+            self._joint_key = key
+        return self._joint
 
 
 # ------------------------------------------------------------------ training data
