@@ -366,7 +366,9 @@ def calibrate(
     for a drama fan whose unseen watched dramas scored 0.83-0.95 (its encoder vector:
     0.97), out of the served top 15; mapped, 0.92. The map is not a common scale: the
     order among added titles is the map's, not the head's (the cold-items figures
-    measure the head's, at fit; the added-titles path has no benchmark yet).
+    measure the head's, at fit; ``benchmarks/bench_added_titles.py`` measures the map's:
+    on ml-100k the contrastive model's added titles rank at random's level, the graph
+    model's as at fit; README "New titles: the content head").
 
     Args:
         rows: (V, dim) the head's vectors; base: (V, dim) the model's rows.
