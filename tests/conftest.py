@@ -92,3 +92,20 @@ def ml100k(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
             os.environ.pop("PRIMETIME_HOME", None)
         else:
             os.environ["PRIMETIME_HOME"] = old
+
+
+@pytest.fixture
+def itemknn_fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The train log's length of every ItemKNN fit made during the test, in order: the
+    tests that count how often a model is fit (members bound, not fit again)."""
+    from primetime.models.itemknn import ItemKNNRecommender
+
+    fits: list[int] = []
+    real_fit = ItemKNNRecommender._fit
+
+    def counted(self, train, **kw):
+        fits.append(len(train))
+        return real_fit(self, train, **kw)
+
+    monkeypatch.setattr(ItemKNNRecommender, "_fit", counted)
+    return fits

@@ -503,37 +503,13 @@ def test_export_onnx_then_recommend_through_onnxruntime_and_faiss(tmp_path, plan
     assert r.exit_code == 2 and "--retrieval" in r.output
 
 
-def test_benchmark_ensemble_binds_its_members_fit_in_the_same_run(
-    split_dir, monkeypatch: pytest.MonkeyPatch
-):
+def test_benchmark_ensemble_binds_its_members_fit_in_the_same_run(split_dir, itemknn_fits):
     """`benchmark --models itemknn,popularity,ensemble`: the ensemble's final members are
     the table's own itemknn and popularity (itemknn fit once for the table and once on the
     ensemble's earlier cut, not a third time)."""
-    from primetime.models.itemknn import ItemKNNRecommender
-
-    fits: list[int] = []
-    real_fit = ItemKNNRecommender._fit
-
-    def counted(self, train, **kw):
-        fits.append(len(train))
-        return real_fit(self, train, **kw)
-
-    monkeypatch.setattr(ItemKNNRecommender, "_fit", counted)
-    r = runner.invoke(
-        app,
-        [
-            "benchmark",
-            "--split-dir",
-            str(split_dir),
-            "--models",
-            "itemknn,popularity,ensemble",
-            "--set",
-            "ensemble.members=itemknn,popularity",
-            "--json",
-            "--n-boot",
-            "50",
-        ],
-    )
-    data = _json_stdout(r)
+    fits = itemknn_fits
+    args = ["--split-dir", str(split_dir), "--models", "itemknn,popularity,ensemble"]
+    args += ["--set", "ensemble.members=itemknn,popularity", "--json", "--n-boot", "50"]
+    data = _json_stdout(runner.invoke(app, ["benchmark", *args]))
     assert set(data["models"]) == {"itemknn", "popularity", "ensemble"}
     assert len(fits) == 2 and fits[1] < fits[0], fits  # the table's fit, then the cut's

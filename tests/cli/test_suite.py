@@ -8,7 +8,6 @@ import pytest
 from typer.testing import CliRunner
 
 from primetime.cli import app
-from primetime.models.itemknn import ItemKNNRecommender
 from primetime.registry import ModelRegistry
 from primetime.suite import default_config_dir, load_suite
 
@@ -128,19 +127,12 @@ suites:
 """
 
 
-def test_the_fusion_stage_binds_the_members_the_suite_fit(setup, monkeypatch):
+def test_the_fusion_stage_binds_the_members_the_suite_fit(setup, itemknn_fits):
     """The ensemble's final members are the earlier stages' fits (models.yaml's options
     included), in the selection fit and in the refit: none is fit again, and its bundle
     names the suite's own versions instead of registering copies."""
     cfg, tmp_path = setup
-    fits: list[int] = []
-    real_fit = ItemKNNRecommender._fit
-
-    def counted(self, train, **kw):
-        fits.append(len(train))
-        return real_fit(self, train, **kw)
-
-    monkeypatch.setattr(ItemKNNRecommender, "_fit", counted)
+    fits = itemknn_fits
     (cfg / "training.yaml").write_text(FUSED.format(data=tmp_path / "log.csv"))
     (cfg / "models.yaml").write_text(
         "itemknn: {neighbours: 30}\nensemble: {members: 'itemknn,popularity'}\n"
