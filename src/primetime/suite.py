@@ -37,6 +37,7 @@ from primetime.lifecycle import (
     FitSpec,
     Prepared,
     TrainedRun,
+    build_model,
     default_split,
     evaluate_on_test,
     fit_model,
@@ -160,6 +161,11 @@ def load_suite(
         if model not in MODELS:
             raise ValueError(f"--set {key}=…: unknown model {model!r}; known: {', '.join(MODELS)}")
         options.setdefault(model, {})[opt] = value
+    for model in {m for st in stages for m in st.models}:
+        try:  # every option checked before the first fit, not when its stage comes
+            build_model(model, options.get(model, {}))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{models_path} or --set, model {model!r}: {e}") from None
     return Suite(
         name=name,
         stages=tuple(stages),

@@ -96,6 +96,9 @@ def test_suite_errors_name_the_file_and_the_problem(setup):
     assert r.exit_code == 2 and "no suite 'nope'; suites: tiny" in r.output
     r = _suite(cfg, tmp_path, "--set", "neighbours=10")
     assert r.exit_code == 2 and "name the model: MODEL.KEY=VALUE" in r.output
+    r = _suite(cfg, tmp_path, "--set", "als.nope=1")  # stage 2's option: refused before stage 1
+    assert r.exit_code == 2 and "'als'" in r.output and "nope" in r.output, r.output
+    assert not ModelRegistry().names()
     r = runner.invoke(app, ["train", "itemknn", "--suite", "tiny", "--config-dir", str(cfg)])
     assert r.exit_code == 2 and "not both" in r.output
     r = runner.invoke(app, ["train"])
