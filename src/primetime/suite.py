@@ -214,6 +214,7 @@ class SuiteResult:
     seconds: float
     latency_ms: dict[str, float] = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    load_average: tuple[float, float, float] = (float("nan"),) * 3  # at the run's end
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -222,7 +223,7 @@ class SuiteResult:
             "refit": self.suite.refit,
             "seconds": round(self.seconds, 1),
             "cpu_seconds": round(self.cpu_seconds, 1),
-            "load_average": list(_load_average()),
+            "load_average": list(self.load_average),
             "steps": [s.__dict__ for s in self.steps],
             "latency_ms": self.latency_ms,
         }
@@ -349,6 +350,7 @@ def run_suite(
         steps,
         time.perf_counter() - started,
         cpu_seconds=time.process_time() - cpu_started,
+        load_average=_load_average(),
     )
 
 
@@ -444,7 +446,7 @@ def write_report(result: SuiteResult, folder: Path) -> Path:
         f"Wall time {result.seconds / 60:.1f} min, CPU time of the process "
         f"{result.cpu_seconds / 60:.1f} min on {os.cpu_count()} cores "
         f"(refit on the whole log: {'yes' if result.suite.refit else 'no'}; load average "
-        f"at the end {' '.join(f'{x:.2f}' for x in _load_average())}: wall time counts "
+        f"at the end {' '.join(f'{x:.2f}' for x in result.load_average)}: wall time counts "
         "whatever else ran, CPU time does not).",
         "",
         "| stage | model | status | version | seconds | CPU s "

@@ -336,6 +336,13 @@ class SASRecRecommender(SequentialRecommender):
         )
 
 
+def weights_key(*weights: torch.Tensor) -> tuple[tuple[int, int], ...]:
+    """What an inference cache of a table derived from ``weights`` is keyed on: each
+    tensor's version counter (bumped by in-place changes) and storage (a replaced or
+    grown tensor)."""
+    return tuple((w._version, w.data_ptr()) for w in weights)
+
+
 def side_item_table(net: Any) -> torch.Tensor:
     """(V, D) title vectors of a network with an id embedding ``item_emb`` and, optionally,
     side features (``genre_proj`` over ``side_genres``, ``year_emb`` over ``side_years``;
@@ -346,8 +353,7 @@ def side_item_table(net: Any) -> torch.Tensor:
     if net.genre_proj is None or net.year_emb is None:
         return table
     cacheable = not net.training and not torch.is_grad_enabled()
-    weights = (net.item_emb.weight, net.genre_proj.weight, net.year_emb.weight)
-    key = tuple((w._version, w.data_ptr()) for w in weights)
+    key = weights_key(net.item_emb.weight, net.genre_proj.weight, net.year_emb.weight)
     if cacheable and net._table_key == key and net._table is not None:
         return net._table
     genres = net.side_genres / net.side_genres.sum(1, keepdim=True).clamp(min=1.0)

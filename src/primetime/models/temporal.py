@@ -48,7 +48,7 @@ from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 from primetime.models.base import mask_padding
-from primetime.models.sasrec import SASRecConfig, SASRecNet, SASRecRecommender
+from primetime.models.sasrec import SASRecConfig, SASRecNet, SASRecRecommender, weights_key
 from primetime.models.sequential import unwrap, window_rows
 from primetime.types import UserContext
 
@@ -282,11 +282,8 @@ class TemporalNet(SASRecNet):
     def _joint_table(self) -> torch.Tensor:
         """(V, D + F): the item table beside the curves' coefficients, cached at inference
         on the weights' version counters and storage (a grown catalog replaces them)."""
-        weights = [self.item_emb.weight]
-        for mod in (self.genre_proj, self.year_emb, self.curve_item, self.curve_genre):
-            if mod is not None:
-                weights.append(mod.weight)
-        key = tuple((w._version, w.data_ptr()) for w in weights)
+        mods = (self.item_emb, self.genre_proj, self.year_emb, self.curve_item, self.curve_genre)
+        key = weights_key(*(m.weight for m in mods if m is not None))
         if self._joint_key != key or self._joint is None:
             coef = self.curves()
             assert coef is not None
