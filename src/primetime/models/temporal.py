@@ -268,8 +268,7 @@ class TemporalNet(SASRecNet):
         At inference (eval mode, no grad) one product ``[q, basis] @ [items, curves].T``
         over a table kept until a weight changes (as :meth:`item_table` keeps its own):
         a request then costs one pass over the catalog, not the curves' genre projection,
-        a second product and a sum (about a third of a one-user request at 27,000
-        titles, profiled with ``torch.profiler``)."""
+        a second product and a sum."""
         if self.curve_item is None:
             return self.logits(q)
         if not self.training and not torch.is_grad_enabled():
