@@ -249,12 +249,14 @@ def test_the_head_saves_and_loads(fitted, tmp_path) -> None:
     np.testing.assert_allclose(loaded.score(ctx), back.score(ctx), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("fitted", ["gnn"], indirect=True)
 def test_added_titles_score_on_the_watched_rows_scale(fitted, tmp_path) -> None:
-    """The head reads genres only, so every Drama title has one head row and every
+    """gnn: the head reads genres only, so every Drama title has one head row and every
     Comedy|Family title another; the watched titles are half of each. Calibrated, an
     added title's row is the mean watched row of its genre, so the mean of the two
     added titles' scores is every user's mean score over the watched titles, exactly.
-    Uncalibrated (the head's raw rows) it is not, for either model."""
+    Uncalibrated (the head's raw rows) it is not. (The contrastive model keeps the
+    head's order instead: the next test.)"""
     model, train, grown = fitted
     back, ok = grown_copy(model, grown, tmp_path)
     assert ok
@@ -267,6 +269,42 @@ def test_added_titles_score_on_the_watched_rows_scale(fitted, tmp_path) -> None:
     np.testing.assert_allclose(
         scores[:, new].mean(1), scores[:, watched].mean(1), atol=1e-4 * max(spread, 1.0)
     )
+
+
+@pytest.mark.parametrize("fitted", ["contrastive"], indirect=True)
+def test_contrastive_added_titles_score_as_never_watched_titles_at_fit(fitted, tmp_path) -> None:
+    """The contrastive model gives a title added after training what it gave a title
+    nobody watched at fit: the head's row under one common scale and shift (so each
+    user's order among such titles is the head's, the order the cold-items benchmark
+    measures), which put the watched titles' head rows on the centre and spread of
+    their encoder rows."""
+    model, train, grown = fitted
+    back, ok = grown_copy(model, grown, tmp_path)
+    assert ok and back.cold is not None
+    dim = back.cold.weight.shape[0]
+    scale = float(back.cold.weight[0, 0])
+    assert scale > 0
+    torch.testing.assert_close(back.cold.weight, torch.eye(dim) * scale)
+    with torch.no_grad():
+        raw = back.cold.module()  # (43, dim): the grown head's rows of every title
+    placed = (raw * scale + back.cold.bias).numpy()
+    np.testing.assert_allclose(back.score_vectors[41:], placed[41:], rtol=1e-4, atol=1e-6)
+    # the map's centre and spread: those of the watched titles' encoder rows
+    watched = np.flatnonzero(np.bincount(train.item_idx, minlength=41) > 0)
+    z = model.item_vectors()[watched]
+    np.testing.assert_allclose(placed[watched].mean(0), z.mean(0), atol=1e-5)
+    spread = np.linalg.norm(placed[watched] - z.mean(0), axis=1).mean()
+    assert spread == pytest.approx(np.linalg.norm(z - z.mean(0), axis=1).mean(), rel=1e-4)
+    # each user's order among the added titles is the head's
+    users = list(train.contexts())[:10]
+    s = back.score(users)[:, 41:]
+    vec = back.item_vectors()
+    for c, row in zip(users, s, strict=True):
+        age = np.arange(len(c.history))[::-1]
+        w = 0.5 ** (age / back.config.recency_halflife)
+        u = (w[:, None] * vec[c.history]).sum(0)
+        by_head = u @ raw[41:].numpy().T
+        assert np.sign(row[0] - row[1]) == np.sign(by_head[0] - by_head[1])
 
 
 def test_a_head_placed_new_title_ranks_first_for_its_genre_fans(fitted, tmp_path) -> None:

@@ -367,8 +367,9 @@ def calibrate(
     0.97), out of the served top 15; mapped, 0.92. The map is not a common scale: the
     order among added titles is the map's, not the head's (the cold-items figures
     measure the head's, at fit; ``benchmarks/bench_added_titles.py`` measures the map's:
-    on ml-100k the contrastive model's added titles rank at random's level, the graph
-    model's as at fit; README "New titles: the content head").
+    on ml-100k the graph model's added titles rank as at fit, the contrastive model's
+    at random's level, so the contrastive model replaces this map by a common scale and
+    shift of its own; README "New titles: the content head").
 
     Args:
         rows: (V, dim) the head's vectors; base: (V, dim) the model's rows.

@@ -21,9 +21,10 @@ title scores by cosine to it. A title without a training event scores by the row
 head (``cold_head``, :mod:`primetime.models.coldhead`): on ml-100k ``--split
 cold-items`` (``--set contrastive.epochs=2``) NDCG@10 0.0510 against random's 0.0271
 (paired Wilcoxon p = 0.012) and the genre profile's 0.0486 (p = 0.75); without it,
-0.0241. The head is saved with the model, with a least-squares map of its rows onto the
-watched titles' rows: a title added after training (``extend_items``) scores by its
-mapped row, on the watched titles' scale (:func:`~primetime.models.coldhead.calibrate`).
+0.0241. The head's rows take the watched encoder rows' centre and spread (a common
+scale and shift, which keeps each user's order among them), and the head is saved with
+that map: a title added after training (``extend_items``) scores by its head row so
+placed, as a never-watched title scores at fit.
 :meth:`ContrastiveRecommender.item_vectors` gives
 the vectors to other models (to initialise an item table) and to the service
 (content-similar titles). No id embedding: every title, watched or not, has a
@@ -486,12 +487,26 @@ class ContrastiveRecommender(Recommender):
         )
         out = self.vectors.copy()
         cold = replace.numpy()  # never watched, with content; else the encoder's vector
-        rows = head.numpy()[cold]
-        # one scale: the mean norm 1 of the unit rows they replace (the order among new
-        # titles is the head's; against watched titles they weigh as a cosine does). A
-        # title added after training gets the calibrated row instead (_extend).
-        if len(rows):
-            out[cold] = rows / max(float(np.linalg.norm(rows, axis=1).mean()), 1e-12)
+        # The head's rows on the encoder's: centred on the mean watched row, their
+        # spread about it the watched encoder rows' (weight s * I, bias m_e - s * m_h).
+        # A common scale and shift keep each user's order among never-watched titles
+        # the head's (u . (s h + b) = s u . h + u . b), the order the cold-items
+        # benchmark measures, and place them among watched titles as an average title
+        # of their content. Titles added after training get the same rows (the map is
+        # the head's, saved with it), so the service scores them as this fit scored its
+        # never-watched titles; the least-squares map the graph model keeps
+        # (coldhead.calibrate) ranked the contrastive model's added titles at random's
+        # level on ml-100k (benchmarks/bench_added_titles.py, README).
+        seen = watched.clone()
+        seen[0] = False
+        s, m_e, m_h = 1.0, torch.zeros_like(z[0]), torch.zeros_like(head[0])
+        if bool(seen.any()):
+            m_e, m_h = z[seen].mean(0), head[seen].mean(0)
+            spread_h = float((head[seen] - m_h).norm(dim=1).mean())
+            s = float((z[seen] - m_e).norm(dim=1).mean()) / max(spread_h, 1e-12)
+        self.cold.weight = torch.eye(head.shape[1], dtype=head.dtype) * s
+        self.cold.bias = (m_e - s * m_h).to(head.dtype)
+        out[cold] = (head[torch.from_numpy(cold)] * s + self.cold.bias).numpy()
         out[0] = 0.0
         return out
 
@@ -534,9 +549,9 @@ class ContrastiveRecommender(Recommender):
         its text vector), without augmentation. The old vectors are kept as they are.
 
         With the content head (``cold_head``; a bundle saved before heads were kept has
-        none) the new title scores by the head's row, calibrated to the watched rows'
-        scores (:func:`~primetime.models.coldhead.calibrate`) so that it competes with
-        watched titles, as a never-watched title of the training catalog scores by the
+        none) the new title scores by the head's row under the fit's common scale and
+        shift (the head's map; a bundle saved while the map was a least-squares fit
+        keeps that map), as a never-watched title of the training catalog scores by the
         head; its encoder vector still builds the histories it enters and
         :meth:`item_vectors`. A head reading the graph's entities cannot place a new
         title (the entity ids are the fit's): the encoder vector is scored then."""
