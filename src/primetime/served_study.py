@@ -118,9 +118,11 @@ def tune_blend(
     """Search the blend on valid (history = train, target = the valid interaction).
 
     Two stages: every blend of ``grid``, then the MMR strengths of ``mmr_grid`` for
-    the best of them. Selection: the best valid NDCG@10 among the points whose
-    Diversity@10 (mean pairwise genre dissimilarity inside a list) is at least the bare
-    model's on the same users (the diversity floor); ties keep the earlier point.
+    the best of them; then the model alone (every other weight and the MMR strength
+    0, the cold-start ramp kept: a warm user's list in the model's order). Selection:
+    the best valid NDCG@10 among the points whose Diversity@10 (mean pairwise genre
+    dissimilarity inside a list) is at least the bare model's on the same users (the
+    diversity floor); ties keep the earlier point.
 
     Returns:
         The chosen weights, every trial, and the bare model's valid figures.
@@ -168,6 +170,10 @@ def tune_blend(
     stage1 = best().weights
     for d in mmr_grid if mmr_grid is not None else MMR_GRID:
         trial(dataclasses.replace(stage1, diversity=d))
+    # and the model alone through the served path (no blend, no MMR): the grid's
+    # product never holds it, and on ml-100k it is the point every blend is measured
+    # against (what the served path costs or adds to the bare model)
+    trial(BlendWeights(popularity=0.0, trending=0.0, diversity=0.0))
     return best().weights, trials, bare_figs
 
 
@@ -189,7 +195,8 @@ def grid_markdown(grids: dict[str, Any], stamp: dict[str, Any]) -> str:
     ]
     lines += [
         "Each point is the served pipeline (model weight 1; popularity and trending "
-        "equal; first every blend at MMR 0.1, then MMR strengths for the best) scored "
+        "equal; first every blend at MMR 0.1, then MMR strengths for the best, then "
+        "the model alone: no blend, no MMR) scored "
         "on **valid** (history = train, target = the valid interaction), "
         "lists of 10. Eligible: Diversity@10 (mean pairwise genre dissimilarity in a "
         "list) not below the bare model's on the same users. The pick: the best valid "

@@ -96,3 +96,54 @@ def test_the_evaluators_list_is_the_apis_list(
     # the evaluator's HR@10 is computed on exactly these lists
     hit = [bool(np.isin(test.relevant(i), result.topk[i, :10]).any()) for i in range(len(test))]
     assert result.per_user["HR@10"].tolist() == [float(h) for h in hit]
+
+
+def test_the_blend_search_tries_the_model_alone_and_it_ranks_as_the_bare_model(planted) -> None:
+    """``--blend-grid`` ends with the model alone through the served path (no blend
+    component, no MMR), whose lists are the bare model's own top titles, so the search
+    can pick "serve the model's order" when every blend costs NDCG on valid."""
+    from primetime.lifecycle import DataSpec, Prepared
+    from primetime.served_study import base_pipeline, tune_blend
+
+    # users whose valid history (all but the last two events) reaches the cold-start
+    # threshold: the model-alone point keeps the blend's cold-start ramp for new users
+    inter = planted.interactions
+    counts = np.bincount(inter.user_idx)
+    keep = counts[inter.user_idx] >= BlendWeights().cold_start_threshold + 2
+    sp = leave_one_out(inter.take(np.flatnonzero(keep)))
+    assert sp.valid.user_idx.size >= 40
+    prepared = Prepared(
+        DataSpec(data="planted"),
+        sp,
+        SideData.build(catalog=planted.catalog, users=planted.users),
+        name="planted",
+        dataset=planted,
+    )
+    model = build_model("als")
+    model.fit(sp.train, side=prepared.side)
+    grid = {"popularity": (0.0, 0.3), "diversity": (0.3,)}
+    chosen, trials, _ = tune_blend(model, prepared, grid=grid, mmr_grid=(0.3,))
+    alone = BlendWeights(popularity=0, trending=0, diversity=0)
+    assert [t.weights for t in trials].count(alone) == 1 and trials[-1].weights == alone
+    best = max(t.figures["NDCG@10"] for t in trials if t.eligible)
+    assert [t.figures["NDCG@10"] for t in trials if t.weights == chosen] == [best]
+    # the model alone, served: each valid user's list is the model's top 10 (padding
+    # and history out; tied scores in index order, as the served list breaks them)
+    served = served_model(model, base_pipeline(prepared), k=10, weights=alone)
+    valid = EvalSet.for_valid(sp)
+    for i in range(len(valid)):
+        ctx = valid.context(i)
+        own = model.score([ctx])[0].astype(np.float64)
+        own[0], own[ctx.history] = -np.inf, -np.inf
+        got = served.score([ctx])[0]
+        top = np.argsort(-own, kind="stable")[:10]
+        assert list(np.argsort(-got, kind="stable")[:10]) == list(top), i
+    # and blends do change lists (the check above can fail)
+    popular = BlendWeights.only("popularity")
+    blended = served_model(model, base_pipeline(prepared), k=10, weights=popular)
+    ctxs = valid.contexts()
+    assert any(
+        list(np.argsort(-blended.score([c])[0], kind="stable")[:10])
+        != list(np.argsort(-served.score([c])[0], kind="stable")[:10])
+        for c in ctxs
+    )

@@ -54,7 +54,8 @@ HISTORY_EVENTS: frozenset[str] = frozenset(
         EventType.RATE,
     }
 )
-#: Ratings below this count as a dislike, not as history.
+#: Ratings below this count as a dislike as well as history (the title was watched, and
+#: the models' training logs hold such events in their sequences).
 LOW_RATING = 3.0
 #: Event types that move the live genre preferences.
 PREFERENCE_EVENTS: frozenset[str] = frozenset({*EVENT_WEIGHTS, EventType.RATE})
@@ -115,10 +116,16 @@ class UserFold:
                 except ValueError as err:  # one bad row must not break the user's page
                     self.skipped.append(str(err))
         low = event_type == EventType.RATE and (rating or 0.0) < LOW_RATING
-        if event_type == EventType.DISLIKE or low:
+        if event_type == EventType.DISLIKE:
             self.dislikes.add(idx)
-        elif event_type in HISTORY_EVENTS:
-            self.dislikes.discard(idx)
+            return
+        if event_type in HISTORY_EVENTS:
+            # a low rating is a dislike *and* a title watched: the models were trained
+            # on logs whose sequences hold every rated title, low ones included
+            if low:
+                self.dislikes.add(idx)
+            else:
+                self.dislikes.discard(idx)
             self.hist.append(idx)
             self.hist_ts.append(int(ts))
 
