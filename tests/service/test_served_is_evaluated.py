@@ -125,6 +125,7 @@ def test_the_blend_search_tries_the_model_alone_and_it_ranks_as_the_bare_model(p
     chosen, trials, _ = tune_blend(model, prepared, grid=grid, mmr_grid=(0.3,))
     alone = BlendWeights(popularity=0, trending=0, diversity=0)
     assert [t.weights for t in trials].count(alone) == 1 and trials[-1].weights == alone
+    assert trials[-1].eligible  # the bare model's order is at the diversity floor
     best = max(t.figures["NDCG@10"] for t in trials if t.eligible)
     assert [t.figures["NDCG@10"] for t in trials if t.weights == chosen] == [best]
     # the model alone, served: each valid user's list is the model's top 10 (padding
