@@ -140,9 +140,11 @@ def tune_blend(
     trials: list[BlendTrial] = []
 
     def trial(w: BlendWeights, *, bare_order: bool = False) -> BlendTrial:
-        for t in trials:
-            if t.weights == w:
-                return t
+        for n, t in enumerate(trials):
+            if t.weights == w:  # tried already (the grid can hold the model alone)
+                if bare_order and not t.eligible:
+                    trials[n] = dataclasses.replace(t, eligible=True)
+                return trials[n]
         served = served_model(cached, base, k=k, weights=w)
         res = evaluate(served, valid, ks=(k,), catalog=catalog, train=sp.train).summary()
         figs = {m: float(res[m]) for m in keep}

@@ -128,6 +128,33 @@ def test_the_blend_search_tries_the_model_alone_and_it_ranks_as_the_bare_model(p
     assert trials[-1].eligible  # the bare model's order is at the diversity floor
     best = max(t.figures["NDCG@10"] for t in trials if t.eligible)
     assert [t.figures["NDCG@10"] for t in trials if t.weights == chosen] == [best]
+    # measured a hair under the floor (tie-breaking), the model alone is still eligible,
+    # also when the grid already held it
+    import primetime.served_study as study
+    from primetime.pipeline.served import ServedModel
+
+    real = study.evaluate
+
+    class _Lower:
+        def __init__(self, result) -> None:
+            self.result = result
+
+        def summary(self) -> dict[str, float]:
+            out = dict(self.result.summary())
+            out["Diversity@10"] -= 1e-4
+            return out
+
+    def lowered(m, *args, **kwargs):
+        res = real(m, *args, **kwargs)
+        return _Lower(res) if isinstance(m, ServedModel) else res
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(study, "evaluate", lowered)
+        for g in ({"popularity": (0.0,)}, grid):
+            again, tried, _ = tune_blend(model, prepared, grid=g, mmr_grid=(0.0,))
+            assert [t.weights for t in tried].count(alone) == 1
+            assert [t.eligible for t in tried if t.weights == alone] == [True]
+        assert again in [t.weights for t in tried if t.eligible]
     # the model alone, served: each valid user's list is the model's top 10 (padding
     # and history out; tied scores in index order, as the served list breaks them)
     served = served_model(model, base_pipeline(prepared), k=10, weights=alone)
