@@ -26,6 +26,7 @@ with 21 barely watched titles in train, share a bucket).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -294,6 +295,8 @@ def head_rows(
     *,
     base: torch.Tensor,
     extra: np.ndarray | None = None,
+    place: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, ColdHead]:
     """What a model's ``cold_head`` option runs: :func:`fit_head` on the inputs
     ``options.head_features`` (comma-separated names of :data:`FEATURES`; ``text`` only
@@ -303,7 +306,10 @@ def head_rows(
 
     Args:
         base: (V, dim) the rows the model scores (its item table), against whose
-            watched rows the head is calibrated (:func:`calibrate`).
+            watched rows the head is placed.
+        place: ``(rows, base, watched) -> (weight, bias)``, the map saved with the
+            head: :func:`calibrate` (a least-squares fit, the default) or
+            :func:`scale_and_shift`.
         options: The model's config: ``head_features``, ``head_newest``, ``head_epochs``,
             ``use_text``, ``dim``, ``seed``, ``min_people_titles``, ``max_people``.
 
@@ -337,7 +343,7 @@ def head_rows(
     rows = _title_rows(module)
     replace = ~watched & torch.from_numpy(has_content(features) | (extra is not None))
     replace[0] = False
-    weight, bias = calibrate(rows, base, watched)
+    weight, bias = (place or calibrate)(rows, base, watched)
     text = features.get("text")
     head = ColdHead(
         module,
@@ -368,8 +374,8 @@ def calibrate(
     order among added titles is the map's, not the head's (the cold-items figures
     measure the head's, at fit; ``benchmarks/bench_added_titles.py`` measures the map's:
     on ml-100k the graph model's added titles rank as at fit, the contrastive model's
-    at random's level, so the contrastive model replaces this map by a common scale and
-    shift of its own; README "New titles: the content head").
+    at random's level, so the contrastive model places its head's rows by
+    :func:`scale_and_shift` instead; README "New titles: the content head").
 
     Args:
         rows: (V, dim) the head's vectors; base: (V, dim) the model's rows.
@@ -391,6 +397,30 @@ def calibrate(
     # gelsd: a head reading few inputs gives few distinct rows (rank below dim + 1)
     sol = torch.linalg.lstsq(h, base[cand].double(), driver="gelsd").solution  # (dim+1, dim)
     return sol[:dim].to(rows.dtype), sol[dim].to(rows.dtype)
+
+
+def scale_and_shift(
+    rows: torch.Tensor, base: torch.Tensor, watched: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight, bias)``: one common scale ``s`` (``weight = s * I``) and shift that put
+    the head's rows of the watched titles on the centre and spread (mean distance to
+    the centre) of the model's rows of those titles.
+
+    Unlike :func:`calibrate` it keeps each user's order among the mapped titles the
+    head's (``u . (s h + b) = s u . h + u . b``), the order the cold-items benchmark
+    measures; the contrastive model uses it (its titles added after training ranked at
+    random's level under the least-squares map on ml-100k; README "New titles: the
+    content head"). The identity and zero when nothing is watched.
+    """
+    dim = rows.shape[1]
+    seen = watched.clone()
+    seen[0] = False
+    if not bool(seen.any()):
+        return torch.eye(dim, dtype=rows.dtype), torch.zeros(dim, dtype=rows.dtype)
+    m_b, m_h = base[seen].mean(0), rows[seen].mean(0)
+    spread = float((rows[seen] - m_h).norm(dim=1).mean())
+    s = float((base[seen] - m_b).norm(dim=1).mean()) / max(spread, 1e-12)
+    return torch.eye(dim, dtype=rows.dtype) * s, (m_b - s * m_h).to(rows.dtype)
 
 
 @dataclass
@@ -645,5 +675,6 @@ __all__ = [
     "fit_head",
     "grow_features",
     "newest_titles",
+    "scale_and_shift",
     "train_head",
 ]

@@ -53,6 +53,7 @@ from primetime.models.coldhead import (
     ColdHead,
     check_head_options,
     head_rows,
+    scale_and_shift,
 )
 from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
 from primetime.models.sequential import training_windows
@@ -484,29 +485,17 @@ class ContrastiveRecommender(Recommender):
             cfg,
             base=z,
             extra=self.vectors,
+            place=scale_and_shift,
         )
         out = self.vectors.copy()
         cold = replace.numpy()  # never watched, with content; else the encoder's vector
-        # The head's rows on the encoder's: centred on the mean watched row, their
-        # spread about it the watched encoder rows' (weight s * I, bias m_e - s * m_h).
-        # A common scale and shift keep each user's order among never-watched titles
-        # the head's (u . (s h + b) = s u . h + u . b), the order the cold-items
-        # benchmark measures, and place them among watched titles as an average title
-        # of their content. Titles added after training get the same rows (the map is
-        # the head's, saved with it), so the service scores them as this fit scored its
-        # never-watched titles; the least-squares map the graph model keeps
-        # (coldhead.calibrate) ranked the contrastive model's added titles at random's
-        # level on ml-100k (benchmarks/bench_added_titles.py, README).
-        seen = watched.clone()
-        seen[0] = False
-        s, m_e, m_h = 1.0, torch.zeros_like(z[0]), torch.zeros_like(head[0])
-        if bool(seen.any()):
-            m_e, m_h = z[seen].mean(0), head[seen].mean(0)
-            spread_h = float((head[seen] - m_h).norm(dim=1).mean())
-            s = float((z[seen] - m_e).norm(dim=1).mean()) / max(spread_h, 1e-12)
-        self.cold.weight = torch.eye(head.shape[1], dtype=head.dtype) * s
-        self.cold.bias = (m_e - s * m_h).to(head.dtype)
-        out[cold] = (head[torch.from_numpy(cold)] * s + self.cold.bias).numpy()
+        # The head's rows on the encoder's (coldhead.scale_and_shift): each user's order
+        # among never-watched titles stays the head's, the order the cold-items
+        # benchmark measures, and they sit among watched titles as an average title of
+        # their content. Titles added after training get the same map (saved with the
+        # head), so the service scores them as this fit scored its never-watched titles.
+        rows = head[torch.from_numpy(cold)] @ self.cold.weight + self.cold.bias
+        out[cold] = rows.numpy()
         out[0] = 0.0
         return out
 
