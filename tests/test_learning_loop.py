@@ -130,6 +130,8 @@ def test_the_gate_keeps_out_a_candidate_worse_than_the_promoted(tmp_path: Path) 
     assert r.gate.promoted is not None and r.gate.candidate < r.gate.promoted
     assert reg.promoted("itemknn").version == "v1"  # type: ignore[union-attr]
     assert reg.get("itemknn", "v2").meta["retrain"]["promote"] is False
+    # the candidate records the blend it would be served with, chosen on the valid days
+    assert reg.get("itemknn", "v2").meta["served_blend"]["weights"]["model"] == 1.0
     assert "has seen the slice" not in r.gate.reason  # v1 was not fit by a retrain
     # a margin wider than the gap lets it through
     gap = r.gate.promoted - r.gate.candidate
@@ -139,8 +141,12 @@ def test_the_gate_keeps_out_a_candidate_worse_than_the_promoted(tmp_path: Path) 
     )  # fmt: skip
     assert r2.promoted and reg.promoted("itemknn").version == r2.version.version  # type: ignore[union-attr]
     # again, with no new events: the promoted version has seen the slice, and the reason says so
-    (r3,) = retrain(["itemknn"], data=str(base), events=tmp_path, registry=reg, say=lambda _: None)
+    (r3,) = retrain(
+        ["itemknn"], data=str(base), events=tmp_path, registry=reg, say=lambda _: None,
+        blend=False,
+    )  # fmt: skip
     assert "has seen the slice" in r3.gate.reason
+    assert "served_blend" not in r3.version.meta
 
 
 def test_retrain_warm_starts_sasrec_from_the_promoted_version(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from primetime.lifecycle import (
     FitSpec,
     Prepared,
     build_model,
+    ensure_models,
     evaluate_on_test,
     fit_model,
     register_run,
@@ -111,6 +112,29 @@ def test_register_records_fit_on_valid_and_test(planted: Dataset, tmp_path) -> N
     loaded = reg.load("itemknn")
     ctx = data.split.train.contexts()[:3]
     assert np.array_equal(loaded.score(ctx), run.model.score(ctx))
+
+
+def test_serve_records_the_callers_facts_with_each_version(planted: Dataset, tmp_path) -> None:
+    """``ensure_models(facts=...)`` (what ``primetime serve`` passes: the blend chosen on
+    valid) lands in each trained version's meta, from that version's own run."""
+    log = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(log)
+    reg = ModelRegistry(tmp_path / "models")
+    seen: list[str] = []
+
+    def facts(run):
+        seen.append(run.spec.model)
+        assert run.selected.items is not None  # the fitted selection run
+        return {"served_blend": {"weights": {"diversity": 0.2}}}
+
+    made = ensure_models(
+        ["itemknn", "popularity"], data=str(log), registry=reg, say=lambda _: None, facts=facts
+    )
+    assert seen == ["itemknn", "popularity"] and [mv.name for mv in made] == seen
+    for mv in made:
+        assert reg.promoted(mv.name).meta["served_blend"] == {"weights": {"diversity": 0.2}}
 
 
 def test_fit_options_are_checked() -> None:

@@ -430,7 +430,7 @@ def _served_runs(
     """The served pipeline around ``model`` with the default weights (what is served)
     and, with ``--blend-grid``, with the weights the grid picks on valid."""
     from primetime.pipeline.blend import BlendWeights
-    from primetime.served_study import served_model, tune_blend, weights_dict
+    from primetime.served_study import choose_served_blend, served_model, weights_dict
 
     kmax = max(5, 10, 20, spec.k)
     default = BlendWeights()
@@ -447,16 +447,11 @@ def _served_runs(
     ]
     if spec.blend_grid:
         with console.status(f"blend grid on valid around {model.name}…"):
-            chosen, trials, bare = tune_blend(model, prepared, base=base)
-        grids[model.name] = {
-            "bare_valid": bare,
-            "diversity_floor": bare["Diversity@10"],
-            "chosen": weights_dict(chosen),
-            "trials": [
-                {"weights": weights_dict(t.weights), "valid": t.figures, "eligible": t.eligible}
-                for t in trials
-            ],
-        }
+            picked = choose_served_blend(model, prepared, base=base)
+        if picked is None:
+            raise ValueError("--blend-grid: the split has no valid part to choose on")
+        chosen = BlendWeights.from_dict(picked["weights"])
+        grids[model.name] = {**picked, "chosen": picked["weights"]}
         console.print(f"  blend grid on valid picks {weights_dict(chosen)}", soft_wrap=True)
         if chosen != default:
             m = served_model(model, base, k=kmax, weights=chosen)

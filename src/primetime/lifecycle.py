@@ -433,6 +433,11 @@ def register_run(
     return mv
 
 
+#: More facts for a version's ``meta.json``, from its run (the caller's: the served
+#: blend is chosen above this layer).
+Facts = Callable[["TrainedRun"], Mapping[str, Any]]
+
+
 def train_and_register(
     spec: FitSpec,
     registry: ModelRegistry,
@@ -440,11 +445,14 @@ def train_and_register(
     promote: bool,
     notes: str = "",
     measure_test: bool = True,
+    facts: Facts | None = None,
 ) -> tuple[TrainedRun, ModelVersion]:
-    """:func:`fit_model`, the test figures of the selection fit, :func:`register_run`."""
+    """:func:`fit_model`, the test figures of the selection fit, :func:`register_run`
+    (with ``facts(run)`` in the version's meta: the served blend a caller chose)."""
     run = fit_model(spec)
     test = evaluate_on_test(run) if measure_test else {}
-    return run, register_run(run, registry, test=test, promote=promote, notes=notes)
+    extra = facts(run) if facts is not None else None
+    return run, register_run(run, registry, test=test, promote=promote, notes=notes, extra=extra)
 
 
 def train_for_serving(
@@ -456,9 +464,11 @@ def train_for_serving(
     refit: bool = True,
     promote: bool = True,
     notes: str = "",
+    facts: Facts | None = None,
 ) -> ModelVersion:
     """What ``serve`` does for a model it lacks: select on the default split's valid
-    part, measure test once, refit on the whole log, register and promote."""
+    part, measure test once, refit on the whole log, register and promote (``facts``:
+    see :func:`train_and_register`)."""
     spec = FitSpec(
         name,
         data=DataSpec(data=data, split=default_split(name)),
@@ -466,7 +476,7 @@ def train_for_serving(
         refit=refit,
     )
     notes = notes or f"{data}, " + ("refit on the whole log" if refit else "fit on train")
-    return train_and_register(spec, registry, promote=promote, notes=notes)[1]
+    return train_and_register(spec, registry, promote=promote, notes=notes, facts=facts)[1]
 
 
 def ensure_models(
@@ -476,6 +486,7 @@ def ensure_models(
     registry: ModelRegistry,
     say: Callable[[str], None] = print,
     on_promoted: Callable[[ModelVersion, str | None], None] | None = None,
+    facts: Facts | None = None,
 ) -> list[ModelVersion]:
     """Train, register and promote every model of ``names`` that has no promoted
     version yet (what ``primetime serve`` runs before it starts): selected on the
@@ -489,7 +500,11 @@ def ensure_models(
             raise ValueError(f"cannot train {name!r}: not a model ({', '.join(MODELS)})")
         say(f"no promoted {name!r} in {registry.root}: training it on {data} (once)…")
         mv = train_for_serving(
-            name, data=data, registry=registry, notes=f"primetime serve: {data}, refit"
+            name,
+            data=data,
+            registry=registry,
+            notes=f"primetime serve: {data}, refit",
+            facts=facts,
         )
         if on_promoted is not None:
             on_promoted(mv, None)

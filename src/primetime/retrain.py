@@ -13,8 +13,9 @@
    targets, a paired Wilcoxon test on per-user NDCG@10
    (:func:`~primetime.eval.significance.paired_test`);
 4. register the refit version with the decision and the figures (``meta.json`` key
-   ``retrain``), and promote it only when its NDCG@10 is not below the promoted one's by
-   more than ``margin``. A promotion goes through :func:`primetime.service.promotion.promote`
+   ``retrain``) and the blend it is served with, chosen on valid (``served_blend``), and
+   promote it only when its NDCG@10 is not below the promoted one's by more than
+   ``margin``. A promotion goes through :func:`primetime.service.promotion.promote`
    when a service database is given, so its history row tells every running worker
    (:mod:`primetime.service.watch`) to swap the new version in.
 
@@ -52,7 +53,9 @@ from primetime.data.vocab import Vocabulary
 from primetime.lifecycle import DataSpec, FitSpec, Prepared, fit_model, prepare_data, register_run
 from primetime.models import get_model_class
 from primetime.models.base import FitOptions, Recommender
+from primetime.pipeline.blend import SERVED_BLEND
 from primetime.registry import ModelRegistry, ModelVersion
+from primetime.served_study import choose_served_blend
 from primetime.types import UserContext
 
 __all__ = ["Gate", "RetrainResult", "retrain", "served_form"]
@@ -171,6 +174,7 @@ def retrain(
     say: Callable[[str], None] = print,
     warm_start: bool = True,
     warm_epochs: int | None = None,
+    blend: bool = True,
 ) -> list[RetrainResult]:
     """Retrain ``names`` on ``data`` + the export folder ``events``; gate, register, promote.
 
@@ -190,6 +194,9 @@ def retrain(
             (see the module docstring); False fits every model from scratch.
         warm_epochs: With a warm start, at most this many epochs (early stopping on valid
             still applies); None keeps the model's configured epochs.
+        blend: Choose the blend the service serves the new version with on the valid
+            part (:func:`primetime.served_study.choose_served_blend`, around the
+            selection fit), as ``primetime train`` does; False: the default blend.
 
     Raises:
         ValueError: a negative margin, a bad slice, an unknown model, a base log whose
@@ -258,12 +265,19 @@ def retrain(
                 float(t["mean_diff"]), float(t["ci_low"]), float(t["ci_high"]),
                 int(t["n_users"]), sp.protocol, ok, reason,
             )  # fmt: skip
+        extra: dict[str, Any] = {
+            "retrain": {**gate.as_dict(), "fit_until": fit_until, "warm_start": warm}
+        }
+        if blend and run.selected.task == "topn":
+            picked = choose_served_blend(run.selected, prepared)
+            if picked is not None:
+                extra[SERVED_BLEND] = picked
         mv = register_run(
             run,
             registry,
             test={METRIC: cand_mean},
             notes=f"primetime retrain: {data} + {events}; {gate.reason}",
-            extra={"retrain": {**gate.as_dict(), "fit_until": fit_until, "warm_start": warm}},
+            extra=extra,
         )
         promoted = False
         if gate.promote:

@@ -25,14 +25,23 @@ from primetime.eval.evalset import EvalSet
 from primetime.eval.topn import evaluate
 from primetime.lifecycle import Prepared
 from primetime.models import Recommender
-from primetime.pipeline.blend import BlendWeights
+from primetime.pipeline.blend import SERVED_BLEND, BlendWeights
 from primetime.pipeline.pipeline import RecPipeline
 from primetime.pipeline.served import ServedModel
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BLEND_GRID", "MMR_GRID", "BlendTrial", "served_model", "served_name", "tune_blend"]
+__all__ = [
+    "BLEND_GRID",
+    "MMR_GRID",
+    "SERVED_BLEND",
+    "BlendTrial",
+    "choose_served_blend",
+    "served_model",
+    "served_name",
+    "tune_blend",
+]
 
 #: The small grid ``--blend-grid`` searches on valid, in two stages: every blend
 #: below at the current MMR strength, then the MMR strengths of :data:`MMR_GRID` for
@@ -122,7 +131,8 @@ def tune_blend(
     0, the cold-start ramp kept: a warm user's list in the model's order). Selection:
     the best valid NDCG@10 among the points whose Diversity@10 (mean pairwise genre
     dissimilarity inside a list) is at least the bare model's on the same users (the
-    diversity floor); ties keep the earlier point.
+    diversity floor; none when the catalog has no genres to measure it); ties keep the
+    earlier point.
 
     Returns:
         The chosen weights, every trial, and the bare model's valid figures.
@@ -151,7 +161,11 @@ def tune_blend(
         # the model alone is the bare model's order: at the floor by definition (its
         # measured diversity can differ from the floor in the 4th decimal, where the
         # served list and the evaluator break tied scores differently)
-        trials.append(BlendTrial(w, figs, bare_order or figs["Diversity@10"] >= floor))
+        # no genres (a log without a catalog): diversity is not measured, no floor
+        unmeasured = not np.isfinite(floor)
+        trials.append(
+            BlendTrial(w, figs, bare_order or unmeasured or figs["Diversity@10"] >= floor)
+        )
         log.info("blend %s: valid %s", w, figs)
         return trials[-1]
 
@@ -180,6 +194,45 @@ def tune_blend(
     # against (what the served path costs or adds to the bare model)
     trial(BlendWeights(popularity=0.0, trending=0.0, diversity=0.0), bare_order=True)
     return best().weights, trials, bare_figs
+
+
+def choose_served_blend(
+    model: Recommender, prepared: Prepared, *, base: RecPipeline | None = None
+) -> dict[str, Any] | None:
+    """The blend a registry version is served with (:data:`SERVED_BLEND` of its
+    ``meta.json``): :func:`tune_blend` around ``model`` (the selection fit, which never
+    saw valid's targets) on the split's valid part. None when the split has no valid
+    part (nothing held out to choose on: the service then serves its default blend).
+
+    Returns:
+        ``{"weights", "valid", "bare_valid", "diversity_floor", "chosen_on", "trials"}``:
+        the chosen weights (:meth:`BlendWeights.from_dict` reads them back), their valid
+        figures, the bare model's, the floor and every point tried.
+    """
+    if not len(prepared.split.valid):
+        return None
+    chosen, trials, bare = tune_blend(model, prepared, base=base)
+    pick = next(t for t in trials if t.weights == chosen)
+
+    def figures(f: dict[str, float]) -> dict[str, float | None]:  # JSON has no NaN
+        return {k: (v if np.isfinite(v) else None) for k, v in f.items()}
+
+    return {
+        "weights": weights_dict(chosen),
+        "valid": figures(pick.figures),
+        "bare_valid": figures(bare),
+        "diversity_floor": figures(bare)["Diversity@10"],
+        "chosen_on": "valid (history = train), around the selection fit: the best "
+        "NDCG@10 whose Diversity@10 is at least the bare model's",
+        "trials": [
+            {
+                "weights": weights_dict(t.weights),
+                "valid": figures(t.figures),
+                "eligible": t.eligible,
+            }
+            for t in trials
+        ],
+    }
 
 
 def weights_dict(w: BlendWeights) -> dict[str, Any]:
@@ -213,9 +266,10 @@ def grid_markdown(grids: dict[str, Any], stamp: dict[str, Any]) -> str:
         lines += [
             f"## {name}",
             "",
-            f"Bare model on valid: NDCG@10 {bare['NDCG@10']:.4f}, HR@10 {bare['HR@10']:.4f}, "
-            f"Diversity@10 {bare['Diversity@10']:.4f} (the floor), "
-            f"Coverage@10 {bare['Coverage@10']:.3f}.",
+            f"Bare model on valid: NDCG@10 {_num(bare['NDCG@10'])}, "
+            f"HR@10 {_num(bare['HR@10'])}, "
+            f"Diversity@10 {_num(bare['Diversity@10'])} (the floor), "
+            f"Coverage@10 {_num(bare['Coverage@10'], 3)}.",
             "",
             f"Pick: `{_short(g['chosen'])}`",
             "",
@@ -227,8 +281,8 @@ def grid_markdown(grids: dict[str, Any], stamp: dict[str, Any]) -> str:
             w, f = t["weights"], t["valid"]
             lines.append(
                 f"| {w['realtime']:g} | {w['content']:g} | {w['popularity']:g} | "
-                f"{w['diversity']:g} | {f['NDCG@10']:.4f} | {f['HR@10']:.4f} | "
-                f"{f['Diversity@10']:.4f} | {f['Coverage@10']:.3f} | "
+                f"{w['diversity']:g} | {_num(f['NDCG@10'])} | {_num(f['HR@10'])} | "
+                f"{_num(f['Diversity@10'])} | {_num(f['Coverage@10'], 3)} | "
                 f"{'yes' if t['eligible'] else 'no'} |"
             )
         lines.append("")
@@ -238,3 +292,8 @@ def grid_markdown(grids: dict[str, Any], stamp: dict[str, Any]) -> str:
 def _short(w: dict[str, Any]) -> str:
     keys = ("model", "realtime", "content", "popularity", "trending", "diversity")
     return ", ".join(f"{k}={w[k]:g}" for k in keys)
+
+
+def _num(v: float | None, digits: int = 4) -> str:
+    """A figure of a report, "n/a" where it was not measured (None)."""
+    return "n/a" if v is None else f"{v:.{digits}f}"

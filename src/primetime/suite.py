@@ -47,7 +47,9 @@ from primetime.lifecycle import (
 from primetime.models import MODELS
 from primetime.models.base import FitOptions
 from primetime.models.ensemble import EnsembleConfig
+from primetime.pipeline.blend import SERVED_BLEND
 from primetime.registry import ModelRegistry, ModelVersion
+from primetime.served_study import choose_served_blend
 from primetime.types import UserContext
 
 TRAINING_FILE = "training.yaml"
@@ -75,6 +77,9 @@ class Suite:
         threads: torch threads per fit, or None for all.
         options: Model name -> options over the model's defaults.
         source: The config folder it was read from.
+        blend: The models whose version records the blend the service serves it with,
+            chosen on valid (``blend:`` in ``training.yaml``;
+            :func:`primetime.served_study.choose_served_blend`).
     """
 
     name: str
@@ -84,6 +89,7 @@ class Suite:
     threads: int | None = None
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: Path | None = None
+    blend: tuple[str, ...] = ()
 
     @property
     def models(self) -> list[str]:
@@ -166,7 +172,14 @@ def load_suite(
             build_model(model, options.get(model, {}))
         except (TypeError, ValueError) as e:
             raise ValueError(f"{models_path} or --set, model {model!r}: {e}") from None
+    blend = training.get("blend") or []
+    if not isinstance(blend, list) or any(m not in MODELS for m in blend):
+        raise ValueError(
+            f"{training_path}: `blend:` must be a list of model names "
+            f"({', '.join(MODELS)}), got {blend!r}"
+        )
     return Suite(
+        blend=tuple(str(m) for m in blend),
         name=name,
         stages=tuple(stages),
         data=data or str(training.get("data", "ml-100k")),
@@ -186,6 +199,8 @@ def fingerprint(suite: Suite, model: str, split: str, upstream: Mapping[str, str
         "split": split,
         "refit": suite.refit,
         "upstream": dict(sorted(upstream.items())),
+        # a version without its served blend is not current for a suite that asks for one
+        **({"blend": True} if model in suite.blend else {}),
     }
     blob = json.dumps(facts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -307,6 +322,19 @@ def run_suite(
                 runs[model] = run
                 _name_bound_members(run, made_by={**upstream, **made}, runs=runs)
                 test = evaluate_on_test(run)
+                extra: dict[str, Any] = {
+                    "suite": {
+                        "name": suite.name,
+                        "stage": stage.number,
+                        "fingerprint": fp,
+                        "upstream": dict(upstream),
+                    }
+                }
+                if model in suite.blend:
+                    picked = choose_served_blend(run.selected, data)
+                    if picked is not None:
+                        extra[SERVED_BLEND] = picked
+                        say(f"stage {stage.number}: {model} served blend {picked['weights']}")
                 before = reg.promoted(model) if model in reg.names() else None
                 mv = register_run(
                     run,
@@ -314,14 +342,7 @@ def run_suite(
                     test=test,
                     promote=True,
                     notes=f"primetime train --suite {suite.name}, stage {stage.number}",
-                    extra={
-                        "suite": {
-                            "name": suite.name,
-                            "stage": stage.number,
-                            "fingerprint": fp,
-                            "upstream": dict(upstream),
-                        }
-                    },
+                    extra=extra,
                 )
                 if on_promoted is not None:
                     on_promoted(mv, before.version if before is not None else None)

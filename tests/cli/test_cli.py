@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 from primetime.cli import app
 from primetime.data.splitdir import write_split_dir
 from primetime.data.splits import leave_one_out, ratio_split
+from primetime.pipeline.blend import BlendWeights, version_blend
+from primetime.registry import ModelRegistry
 
 runner = CliRunner()
 
@@ -148,6 +150,20 @@ def test_train_then_recommend_from_a_csv_log(tmp_path, planted):
     ).write_csv(log)
     r = runner.invoke(app, ["train", "itemknn", "--data", str(log)])
     assert r.exit_code == 0, r.output
+    # the version records the blend the service serves it with, chosen on valid
+    mv = ModelRegistry().promoted("itemknn")
+    assert mv is not None and "served blend (valid)" in r.output
+    blend = mv.meta["served_blend"]
+    assert version_blend(mv.meta) == BlendWeights.from_dict(blend["weights"])
+    eligible = [t for t in blend["trials"] if t["eligible"]]
+    assert blend["valid"]["NDCG@10"] == max(t["valid"]["NDCG@10"] for t in eligible)
+    # a log without a catalog has no genres: diversity is not measured, no floor
+    assert blend["diversity_floor"] is None and all(t["eligible"] for t in blend["trials"])
+    r = runner.invoke(app, ["train", "itemknn", "--data", str(log), "--no-blend"])
+    assert r.exit_code == 0, r.output
+    latest = ModelRegistry().promoted("itemknn")
+    assert latest is not None and latest.version != mv.version
+    assert "served_blend" not in latest.meta and version_blend(latest.meta) is None
     r = runner.invoke(
         app, ["recommend", "--model", "itemknn", "--history", "i3,i4,i5", "--k", "5", "--json"]
     )

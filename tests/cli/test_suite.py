@@ -16,6 +16,7 @@ runner = CliRunner()
 TRAINING = """
 data: {data}
 refit: false
+blend: [itemknn]
 suites:
   tiny:
     - stage: 1
@@ -66,6 +67,10 @@ def test_suite_trains_stages_then_skips_what_is_current(setup):
         mv = reg.promoted(name)
         assert mv is not None and mv.meta["suite"]["name"] == "tiny"
     assert reg.promoted("itemknn").meta["config"]["neighbours"] == 30
+    # `blend:` models record the blend they are served with, chosen on valid; others not
+    blend = reg.promoted("itemknn").meta["served_blend"]
+    assert blend["weights"]["model"] == 1.0 and blend["trials"]
+    assert "served_blend" not in reg.promoted("popularity").meta
     # the later stage records the versions it was built on
     assert reg.promoted("als").meta["suite"]["upstream"] == {"popularity": "v1", "itemknn": "v1"}
     rep = json.loads((tmp_path / "rep" / "suite.json").read_text())
@@ -106,6 +111,9 @@ def test_suite_errors_name_the_file_and_the_problem(setup):
     (cfg / "training.yaml").write_text("suites:\n  tiny:\n    - models: [knn]\n")
     r = _suite(cfg, tmp_path)
     assert r.exit_code == 2 and "unknown model(s) knn" in r.output
+    (cfg / "training.yaml").write_text("blend: [knn]\nsuites:\n  tiny:\n    - models: [als]\n")
+    r = _suite(cfg, tmp_path)
+    assert r.exit_code == 2 and "`blend:` must be a list of model names" in r.output
     (cfg / "training.yaml").write_text("suites: [\n")
     r = _suite(cfg, tmp_path)
     assert r.exit_code == 2 and "training.yaml, line" in r.output and "not valid YAML" in r.output
@@ -116,6 +124,8 @@ def test_the_shipped_configs_name_known_models():
     assert [s.number for s in suite.stages] == [1, 2, 3]
     assert suite.stages[-1].models == ("ensemble",)
     assert {"gnn", "multimodal", "contrastive", "temporal", "maml"} <= set(suite.models)
+    # what the service prefers records its served blend
+    assert {"ensemble", "temporal"} <= set(suite.blend) <= set(suite.models)
 
 
 FUSED = """

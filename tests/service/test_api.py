@@ -512,7 +512,7 @@ def test_a_log_without_genres_is_served(
 def test_a_registered_temporal_serves_ahead_of_the_models_list(
     db_url: str, planted, registry: ModelRegistry, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """``Settings.prefer`` (default temporal, then ensemble): a registered version of a
+    """``Settings.prefer`` (default ensemble, then temporal): a registered version of a
     preferred model serves by default without being in ``models``; emptied, ``models``
     decides again."""
     reg = ModelRegistry(tmp_path_factory.mktemp("prefer-registry"))
@@ -525,7 +525,7 @@ def test_a_registered_temporal_serves_ahead_of_the_models_list(
         m = build_model(name, cfg)
         m.fit(train, side=side)
         reg.register(m, metrics={"NDCG@10": 0.1}, dataset=planted)
-    assert Settings(environment="test").prefer == ["temporal", "ensemble"]
+    assert Settings(environment="test").prefer == ["ensemble", "temporal"]
     for kw, served in (({}, "temporal:v1"), ({"prefer": []}, "itemknn:v1")):
         settings = make_settings(db_url, reg, models=["itemknn"], **kw)
         with TestClient(create_app(settings, dataset=planted, registry=reg)) as c:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,7 +17,7 @@ from primetime.data.splits import leave_one_out
 from primetime.eval.evalset import EvalSet
 from primetime.eval.topn import evaluate
 from primetime.lifecycle import build_model
-from primetime.pipeline.blend import BlendWeights
+from primetime.pipeline.blend import SERVED_BLEND, BlendWeights
 from primetime.pipeline.pipeline import RecPipeline
 from primetime.registry import ModelRegistry
 from primetime.served_study import served_model
@@ -175,3 +176,73 @@ def test_the_blend_search_tries_the_model_alone_and_it_ranks_as_the_bare_model(p
         != list(np.argsort(-served.score([c])[0], kind="stable")[:10])
         for c in ctxs
     )
+
+
+def test_a_version_is_served_with_the_blend_chosen_for_it(
+    db_url: str,
+    registry: ModelRegistry,
+    planted,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A version whose ``meta.json`` names a blend (``served_blend``, chosen on valid by
+    ``primetime train``) is served with it: the API's list is the evaluator's list
+    under those weights, not under the default; ``model_blend=false`` serves the
+    default; an unreadable entry falls back to the default; ``/admin/models`` says
+    which blend each version gets."""
+    reg = ModelRegistry(tmp_path_factory.mktemp("blend-registry"))
+    model = registry.load("itemknn", "v1")
+    chosen = BlendWeights(popularity=1.0, trending=0.0, diversity=0.3)
+    reg.register(model, dataset=planted)  # v1: trained before blends were chosen
+    reg.register(model, dataset=planted, extra={SERVED_BLEND: {"weights": asdict(chosen)}})
+    reg.register(model, dataset=planted, extra={SERVED_BLEND: {"weights": {"diversity": 2}}})
+    base = RecPipeline.build(None, planted.catalog, planted.interactions, users=planted.users)
+    test = EvalSet.for_test(leave_one_out(planted.interactions))
+    ids = planted.items.ids()
+    lists = {}
+    for key, w in (("chosen", chosen), ("default", BlendWeights())):
+        result = evaluate(served_model(model, base, k=10, weights=w), test, ks=(10,))
+        assert result.topk is not None
+        lists[key] = [[ids[j - 1] for j in result.topk[i, :10] if j > 0] for i in range(6)]
+    assert sum(a != b for a, b in zip(lists["chosen"], lists["default"], strict=True)) >= 3
+    for version, model_blend, expect in (
+        ("v2", True, "chosen"),
+        ("v2", False, "default"),
+        ("v3", True, "default"),
+    ):
+        reg.promote("itemknn", version)
+        settings = Settings(
+            environment="test",
+            database_url=db_url,
+            registry_dir=reg.root,
+            models=["itemknn"],
+            prefer=[],
+            admin_token="test-admin-token",
+            rate_limit_per_minute=0,
+            model_blend=model_blend,
+        )
+        with TestClient(create_app(settings, dataset=planted, registry=reg)) as c:
+            for i in range(6):
+                ctx = test.context(i)
+                events = [
+                    {
+                        "item_id": ids[j - 1],
+                        "event_type": "rate",
+                        "rating": float(r),
+                        "ts": float(t),
+                    }
+                    for j, t, r in zip(ctx.history, ctx.timestamps, ctx.ratings, strict=True)
+                ]
+                assert ctx.now is not None
+                monkeypatch.setattr(
+                    recs_route, "time", SimpleNamespace(time=lambda n=ctx.now: float(n))
+                )
+                api = _api_list(c, f"b{version}{model_blend}{i}", events, ctx.now)
+                assert api == lists[expect][i], (version, model_blend, i)
+            listed = c.get("/api/v1/admin/models", headers={"X-Admin-Token": "test-admin-token"})
+            assert listed.status_code == 200, listed.text
+            source = {v["version"]: v["blend_source"] for v in listed.json()}
+            want_v2 = "valid" if model_blend else "default"
+            assert source == {"v1": "default", "v2": want_v2, "v3": "default"}
+            blend = {v["version"]: v["blend"] for v in listed.json()}
+            assert blend["v2"] == asdict(chosen if model_blend else BlendWeights())

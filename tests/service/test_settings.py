@@ -153,7 +153,7 @@ def test_prefer_orders_serving_and_retrains_only_what_is_registered(
     """`prefer` serves ahead of `models`; the loop retrains a preferred model only when the
     registry holds it (nothing trains a `temporal` that was never trained)."""
     s = Settings(environment="test", models=["sasrec", "popularity"])
-    assert s.served_models == ["temporal", "ensemble", "sasrec", "popularity"]
+    assert s.served_models == ["ensemble", "temporal", "sasrec", "popularity"]
     assert s.retrained_models(["sasrec", "popularity"]) == ["sasrec", "popularity"]
     assert s.retrained_models(["temporal", "sasrec"]) == ["temporal", "sasrec", "popularity"]
     monkeypatch.setenv("PRIMETIME_PREFER", "")

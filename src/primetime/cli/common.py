@@ -87,3 +87,28 @@ def registry(root: Path | None) -> Any:
 def split_models(models: str) -> tuple[str, ...]:
     """``"a, b,c"`` -> ``("a", "b", "c")``."""
     return tuple(n.strip() for n in models.split(",") if n.strip())
+
+
+def served_blend_facts(model: Any, prepared: Any) -> dict[str, Any]:
+    """``{"served_blend": ...}`` for the version's meta, chosen on valid around the
+    selection fit (:func:`primetime.served_study.choose_served_blend`); empty without a
+    valid part, and for a rating model (its served list is not what it is fit for)."""
+    from primetime.pipeline.blend import SERVED_BLEND
+    from primetime.served_study import choose_served_blend
+
+    if model.task != "topn":
+        return {}
+    with err.status(f"choosing the served blend of {model.name} on valid…"):
+        picked = choose_served_blend(model, prepared)
+    if picked is None:
+        err.print("no valid part: the version is served with the default blend")
+        return {}
+    w = picked["weights"]
+    shown = ", ".join(
+        f"{k} {w[k]:g}" for k in ("realtime", "content", "popularity", "trending", "diversity")
+    )
+    err.print(
+        f"served blend (valid): {shown} · valid NDCG@10 {picked['valid']['NDCG@10']:.4f} "
+        f"served, {picked['bare_valid']['NDCG@10']:.4f} bare"
+    )
+    return {SERVED_BLEND: picked}

@@ -26,6 +26,7 @@ from primetime.cli.common import (
     guard,
     out,
     registry,
+    served_blend_facts,
 )
 from primetime.models import MODELS
 
@@ -94,6 +95,15 @@ def train(
     threads: Annotated[
         int | None, typer.Option(min=1, help="torch threads for this fit (default: all).")
     ] = None,
+    blend: Annotated[
+        bool,
+        typer.Option(
+            help="Choose the blend the service serves this version with (blend weights "
+            "and MMR strength, the best valid NDCG@10 whose diversity is at least the "
+            "bare model's; `primetime.served_study.tune_blend`) and store it with the "
+            "version (`served_blend`). `--no-blend`: the service's default blend."
+        ),
+    ] = True,
     registry_dir: RegistryOpt = None,
 ) -> None:
     """Train MODEL and store it in the model registry as a new version.
@@ -166,15 +176,13 @@ def train(
         if rank != 0:
             return
         test = evaluate_on_test(run)
+        extra: dict[str, object] = {"processes": world}
+        if blend:
+            extra.update(served_blend_facts(run.selected, prepared))
         reg = registry(registry_dir)
         before = reg.promoted(model) if model in reg.names() else None
         mv = register_run(
-            run,
-            reg,
-            test=test,
-            promote=promote,
-            notes="primetime train",
-            extra={"processes": world},
+            run, reg, test=test, promote=promote, notes="primetime train", extra=extra
         )
         shown = ", ".join(f"{k} {v:.4f}" for k, v in {**run.valid, **test}.items())
         err.print(f"selection fit: {run.fit_seconds:.1f}s · {shown}")

@@ -96,6 +96,7 @@ def retrain_cmd(
             say=err.print,
             warm_start=warm_start,
             warm_epochs=warm_epochs,
+            blend=settings.model_blend,
         )
     finally:
         if store is not None:

@@ -21,6 +21,7 @@ from primetime.cli.common import (
     guard,
     out,
     registry,
+    served_blend_facts,
 )
 from primetime.models import MODELS
 
@@ -67,7 +68,8 @@ def serve(
     no promoted version is trained first, once, with a message: selected on the
     leave-one-out valid part, then refit on the whole log, registered and
     promoted. A registered version of a model in `$PRIMETIME_PREFER` (default
-    temporal, ensemble) serves ahead of them; serve does not train those. Settings
+    ensemble, temporal) serves ahead of them; serve does not train those. Each version
+    is served with the blend chosen for it on valid when it was trained. Settings
     come from PRIMETIME_* variables or a .env file (see primetime.service.settings).
 
     With several workers, GET /metrics merges the figures of all of them:
@@ -102,6 +104,11 @@ def serve(
             registry=registry,
             say=err.print,
             on_promoted=lambda mv, previous: record_promotion(mv, previous, actor="serve"),
+            facts=(
+                (lambda run: served_blend_facts(run.selected, run.data))
+                if settings.model_blend
+                else None
+            ),
         )
     n = workers or settings.workers
     out.print(

@@ -29,6 +29,7 @@ like the model.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -45,7 +46,7 @@ from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COMPONENTS", "BlendWeights"]
+__all__ = ["COMPONENTS", "SERVED_BLEND", "BlendWeights", "version_blend"]
 
 #: Blend components, in the order of :class:`BlendWeights`.
 COMPONENTS: tuple[str, ...] = ("model", "realtime", "content", "popularity", "trending")
@@ -121,9 +122,44 @@ class BlendWeights:
         values: dict[str, Any] = {c: 1.0 if c == component else 0.0 for c in COMPONENTS}
         return cls(**values, diversity=diversity, cold_realtime=0.0, cold_content=0.0)
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> BlendWeights:
+        """Weights from a mapping of field names (a registry version's ``served_blend``);
+        a field left out keeps its default.
+
+        Raises:
+            ValueError: for a name that is not a field, or a value ``__post_init__``
+                refuses.
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        stray = sorted(set(values) - names)
+        if stray:
+            raise ValueError(f"BlendWeights: unknown field(s) {stray}; known: {sorted(names)}")
+        return cls(**dict(values))
+
     def vector(self) -> np.ndarray:
         """(C,) float64 weights in :data:`COMPONENTS` order."""
         return np.array([getattr(self, c) for c in COMPONENTS], dtype=np.float64)
+
+
+#: The ``meta.json`` key of a registry version's blend, chosen on valid when it was
+#: trained (``primetime.served_study.choose_served_blend``): ``{"weights": {...}, ...}``.
+SERVED_BLEND = "served_blend"
+
+
+def version_blend(meta: Mapping[str, Any]) -> BlendWeights | None:
+    """The blend a registry version's ``meta.json`` names (:data:`SERVED_BLEND`), None
+    when it names none (a version trained before, or with ``--no-blend``).
+
+    Raises:
+        ValueError: the entry is there but is not a valid set of weights.
+    """
+    entry = meta.get(SERVED_BLEND)
+    if entry is None:
+        return None
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("weights"), Mapping):
+        raise ValueError(f"{SERVED_BLEND}: expected {{'weights': {{...}}}}, got {entry!r}")
+    return BlendWeights.from_dict(entry["weights"])
 
 
 @dataclass

@@ -246,6 +246,13 @@ class ModelVersionOut(BaseModel):
     created_at: str = Field(description="ISO 8601, UTC.")
     metrics: dict[str, Any]
     loaded: bool
+    blend: dict[str, Any] = Field(
+        description="Blend weights and MMR strength this version is served with."
+    )
+    blend_source: Literal["valid", "default"] = Field(
+        description="`valid`: chosen for this version on valid when it was trained "
+        "(`served_blend` in the registry); `default`: the service's default blend."
+    )
 
 
 class Promote(_Strict):

@@ -116,12 +116,19 @@ class Settings(BaseSettings):
         "serves by default.",
     )
     prefer: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["temporal", "ensemble"],
+        default_factory=lambda: ["ensemble", "temporal"],
         description="Models that serve ahead of `models`, in this order, when the registry "
         "holds a version of them; unlike `models`, `primetime serve` and the retrain loop "
-        "never train them themselves (`temporal` fits in 20-40 minutes on 2 CPU cores: "
-        "`primetime train temporal` or `primetime train --suite full`). The default order "
-        "is the measured one: see the README's served-pipeline table. Empty: `models` only.",
+        "never train them themselves (the fusion fits `temporal` twice: 5-40 minutes on 2 "
+        "CPU cores; `primetime train --suite full`). The default order is the measured "
+        "one: see the README's served-pipeline table. Empty: `models` only.",
+    )
+    model_blend: bool = Field(
+        default=True,
+        description="Serve each model version with the blend chosen for it on valid when it "
+        "was trained (`served_blend` in the registry's meta.json: blend weights and MMR "
+        "strength, the best valid NDCG@10 at or above the bare model's diversity); a "
+        "version without one, or false here, gets the default blend.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,

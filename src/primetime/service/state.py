@@ -33,8 +33,9 @@ from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.users import Users
 from primetime.models.base import Recommender
+from primetime.pipeline.blend import BlendWeights, version_blend
 from primetime.pipeline.pipeline import RecPipeline, ScoredItem
-from primetime.registry import ModelRegistry
+from primetime.registry import ModelRegistry, ModelVersion
 from primetime.service.cache import Cache, rec_key
 from primetime.service.impressions import make_impression_sink
 from primetime.service.metrics import ServiceMetrics
@@ -191,7 +192,7 @@ class ServiceState:
             if name not in self.registry.names():
                 continue
             mv = self.registry.promoted(name) or self.registry.latest(name)
-            lm = self._load(name, mv.version, mv.metrics)
+            lm = self._load(mv)
             loaded[lm.key] = lm
             default = default or lm
         if default is None:
@@ -213,12 +214,28 @@ class ServiceState:
         self.metrics.set_model_version(default.name, default.version)
         return ModelSlots(default=default, by_key=loaded, loaded_at=time.time())
 
-    def _load(self, name: str, version: str, metrics: Mapping[str, Any] | None) -> LoadedModel:
-        model = self.registry.load(name, version)
+    def _load(self, mv: ModelVersion) -> LoadedModel:
+        model = self.registry.load(mv.name, mv.version)
         if self.added_at:  # titles were added since start-up: grow it to them
             model = grow_model(model, self.growth_side()) or model
         pipeline = self.base.with_model(model).with_content_model(self._member)
-        return LoadedModel(name, version, pipeline, dict(metrics or {}))
+        pipeline = pipeline.with_weights(self.blend_of(mv)[0])
+        return LoadedModel(mv.name, mv.version, pipeline, dict(mv.metrics or {}))
+
+    def blend_of(self, mv: ModelVersion) -> tuple[BlendWeights, str]:
+        """The blend ``mv`` is served with and where it comes from: ``"valid"``, the one
+        chosen for it on valid when it was trained (registry ``served_blend``), when
+        ``settings.model_blend``; else (or when it has none, or an unreadable one:
+        logged) ``"default"``, the service's default."""
+        if self.settings.model_blend:
+            try:
+                chosen = version_blend(mv.meta)
+            except (TypeError, ValueError) as e:
+                log.warning("%s:%s: served_blend ignored (%s)", mv.name, mv.version, e)
+                chosen = None
+            if chosen is not None:
+                return chosen, "valid"
+        return self.base.weights, "default"
 
     # ------------------------------------------------------- new titles
     def growth_side(self) -> SideData:
@@ -340,6 +357,7 @@ class ServiceState:
                 g = grow(m) if m is not None else None
                 report[key] = g is not None
                 pipe = base.with_model(g if g is not None else m).with_content_model(member)
+                pipe = pipe.with_weights(lm.pipeline.weights)  # the version's own blend
                 by_key[key] = dataclasses.replace(lm, pipeline=pipe)
             new_slots = ModelSlots(
                 default=by_key[slots.default.key], by_key=by_key, loaded_at=slots.loaded_at
@@ -463,7 +481,7 @@ class ServiceState:
             slots = self.slots
             if key not in slots.by_key:
                 mv = self.registry.get(name, version)
-                lm = self._load(name, mv.version, mv.metrics)
+                lm = self._load(mv)
                 self.slots = ModelSlots(
                     default=slots.default,
                     by_key={**slots.by_key, key: lm},

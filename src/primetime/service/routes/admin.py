@@ -3,6 +3,7 @@ reload, experiments, stats, new titles."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -50,8 +51,11 @@ def _versions(svc: Svc) -> list[dict[str, Any]]:
             "created_at": v.created_at,
             "metrics": dict(v.metrics or {}),
             "loaded": f"{v.name}:{v.version}" in loaded,
+            "blend": dataclasses.asdict(blend),
+            "blend_source": source,
         }
         for v in svc.registry.versions()
+        for blend, source in [svc.blend_of(v)]
     ]
 
 
