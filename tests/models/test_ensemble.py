@@ -25,6 +25,7 @@ from primetime.models.ensemble import (
     _top,
     _unseen_scores,
     candidates_and_features,
+    earlier_cut,
     fused_scores,
 )
 from primetime.models.ensemble_reference import (
@@ -73,7 +74,11 @@ def test_fusion_trusts_the_informative_member(chains, fused):
     assert ens >= 0.9 * good, (ens, good)
     gain = report.notes["feature_gain_share"]
     assert gain["itemknn_z"] + gain["itemknn_log_rank"] > gain["random_z"] + gain["random_log_rank"]
-    assert report.notes["held_out_events"] == len(split.train.contexts())  # every user: >= 3
+    # cut_events (3) per user, a user keeping at least 2 events
+    counts = np.bincount(split.train.user_idx)
+    counts = counts[counts > 0]
+    held = np.clip(counts - 2, 0, model.config.cut_events)
+    assert report.notes["held_out_events"] == int(held.sum()) > len(counts)
 
 
 def test_registered_bundle_names_its_members(chains, fused, tmp_path):
@@ -128,11 +133,41 @@ def test_fusion_queries_ask_members_at_the_held_out_time(chains, fused):
     spy = _Spy(model.fitted["itemknn"])
     members = {"itemknn": spy, "random": model.fitted["random"]}
     stats = TitleStats.of(history, SideData.of(ds), model.config.half_life_days)
-    model._queries(members, stats, history, cut.test)
+    model._queries(members, stats, history, [cut.test])
     when = dict(zip(cut.test.user_idx.tolist(), cut.test.timestamp.tolist(), strict=True))
     assert len(spy.asked) == len(when)
     assert all(c.now == when[c.user_idx] for c in spy.asked)
     assert any(c.now > c.timestamps[-1] for c in spy.asked)  # not the last event's time
+
+
+def test_an_earlier_cut_of_several_events_gives_one_query_per_event(chains, fused):
+    """``cut_events=3``: each user's last 3 train events are held out, oldest first, one
+    round each (a user keeps 2 events: fewer rounds for short histories); a later
+    round's history holds the earlier rounds' targets (what the user did next), and
+    each is asked at its own target's time."""
+    ds, split = chains
+    model, _ = fused
+    train = split.train
+    rest, rounds = earlier_cut(train, 3)
+    assert len(rounds) == 3 and len(rest) + sum(len(r) for r in rounds) == len(train)
+    kept = np.bincount(rest.user_idx, minlength=train.users.size)
+    assert kept[np.unique(rounds[0].user_idx)].min() >= 2
+    t = [dict(zip(r.user_idx.tolist(), r.timestamp.tolist(), strict=True)) for r in rounds]
+    for u in t[0]:  # each user's rounds in time order, all after their kept events
+        last_kept = rest.timestamp[rest.user_idx == u].max()
+        assert last_kept <= t[0][u] <= t[1][u] <= t[2][u]
+    _, one = earlier_cut(train, 1)  # n = 1 is leave-one-out's last event
+    cut = leave_one_out(train)
+    assert len(one) == 1 and np.array_equal(one[0].item_idx, cut.test.item_idx)
+    spy = _Spy(model.fitted["itemknn"])
+    stats = TitleStats.of(rest, SideData.of(ds), model.config.half_life_days)
+    model._queries({"itemknn": spy, "random": model.fitted["random"]}, stats, rest, rounds[:2])
+    assert len(spy.asked) == len(t[0]) + len(t[1])
+    second = spy.asked[len(t[0]) :]
+    item = dict(zip(rounds[0].user_idx.tolist(), rounds[0].item_idx.tolist(), strict=True))
+    assert all(c.now == t[1][c.user_idx] for c in second)
+    assert all(c.history[-1] == item[c.user_idx] for c in second if c.user_idx in item)
+    assert sum(c.user_idx in item for c in second) >= len(second) // 2
 
 
 def test_scores_are_a_full_vector_with_candidates_on_top(chains, fused):
