@@ -354,11 +354,16 @@ def test_request_ids_longer_than_the_events_take_are_dropped(client: TestClient)
 
 
 def test_admin_page_shows_the_retrain_gate(client: TestClient) -> None:
+    """...and the blend each version is served with (its own, chosen on valid, or the
+    default)."""
     svc = client.app.state.svc  # type: ignore[attr-defined]
     from primetime.service.auth import hash_password
 
     gate = {"promote": False, "reason": "NDCG@10 0.2000 vs 0.2500 of v1: below the margin 0.01"}
-    mv = svc.registry.register(svc.registry.load("popularity", "v1"), extra={"retrain": gate})
+    blend = {"weights": {"popularity": 0.0, "trending": 0.0, "content": 0.3, "diversity": 0.05}}
+    mv = svc.registry.register(
+        svc.registry.load("popularity", "v1"), extra={"retrain": gate, "served_blend": blend}
+    )
     try:
         svc.store.create_user("gate-root", hash_password(PASSWORD), is_admin=True)
         client.post("/signin", data={"username": "gate-root", "password": PASSWORD})
@@ -366,6 +371,11 @@ def test_admin_page_shows_the_retrain_gate(client: TestClient) -> None:
         assert page.status_code == 200 and "Retrain gate" in page.text
         row = re.search(rf"popularity</th><td>{mv.version}</td>.*?</tr>", page.text, flags=re.S)
         assert row is not None and "kept out: NDCG@10 0.2000 vs 0.2500" in row.group(0)
+        assert "Served blend" in page.text and "valid: content 0.3, MMR 0.05" in row.group(0)
+        first = re.search(r"popularity</th><td>v1</td>.*?</tr>", page.text, flags=re.S)
+        assert first is not None and "default: popularity 0.1, trending 0.1, MMR 0.1" in (
+            first.group(0)
+        )
         assert not audit(page.text)
     finally:
         import shutil

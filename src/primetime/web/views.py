@@ -22,6 +22,7 @@ import polars as pl
 from markupsafe import Markup, escape
 
 from primetime.data.events import EventType
+from primetime.pipeline.blend import BlendWeights
 from primetime.pipeline.realtime import insights as user_insights
 from primetime.service.experiments import experiment_report
 from primetime.service.metrics import hit_ratio
@@ -376,9 +377,24 @@ def model_versions(svc: ServiceState) -> list[dict[str, Any]]:
             "loaded": f"{v.name}:{v.version}" in slots.by_key,
             "serving": f"{v.name}:{v.version}" == slots.default.key,
             "gate": v.meta.get("retrain") if isinstance(v.meta.get("retrain"), dict) else None,
+            "blend": blend_label(*svc.blend_of(v)),
         }
         for v in svc.registry.versions()
     ]
+
+
+def blend_label(w: BlendWeights, source: str) -> str:
+    """One line for the admin page: the blend a version is served with, e.g. ``valid:
+    popularity 0.1, trending 0.1, MMR 0.05`` (only the weights besides the model's)."""
+    parts = [
+        f"{name} {getattr(w, name):g}"
+        for name in ("realtime", "content", "popularity", "trending")
+        if getattr(w, name)
+    ]
+    parts.append(f"MMR {w.diversity:g}")
+    if w.model != 1:
+        parts.insert(0, f"model {w.model:g}")
+    return f"{source}: {', '.join(parts)}"
 
 
 def promotion_history(svc: ServiceState, *, limit: int = 20) -> list[dict[str, Any]]:
