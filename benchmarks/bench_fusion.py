@@ -26,6 +26,7 @@ sasrec,itemknn,als,popularity" \\
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -41,6 +42,7 @@ from primetime.data.side import SideData  # noqa: E402
 from primetime.eval.protocol import EvalSet, evaluate  # noqa: E402
 from primetime.eval.report import Report, make_stamp  # noqa: E402
 from primetime.eval.significance import paired_test  # noqa: E402
+from primetime.experiment import parse_overrides  # noqa: E402
 from primetime.lifecycle import DataSpec, FitSpec, fit_model, prepare_data  # noqa: E402
 from primetime.models import get_model_class  # noqa: E402
 from primetime.models.base import FitOptions, Recommender  # noqa: E402
@@ -67,9 +69,11 @@ def shared_members(cache: Path) -> dict[tuple[str, str], float]:
         if self.config.member_settings:
             raise ValueError("bench_fusion shares default members; drop member_settings")
         out, secs = {}, {}
+        # the earlier cut's members depend on how many events it holds out
+        cut = f"{tag}{self.config.cut_events}" if tag == "cut" else tag
         for name in self.config.member_names():
-            key = (tag, name)
-            folder = cache / f"{tag}-{name}"
+            key = (cut, name)
+            folder = cache / f"{cut}-{name}"
             if key not in live:
                 if key in seconds and folder.exists():
                     live[key] = get_model_class(name).load(folder)
@@ -80,7 +84,7 @@ def shared_members(cache: Path) -> dict[tuple[str, str], float]:
                     seconds[key] = round(time.perf_counter() - t0, 1)
                     model.save(folder)
                     store.write_text(json.dumps({"/".join(k): v for k, v in seconds.items()}))
-                    print(f"  fit {tag} {name}: {seconds[key]:.0f}s", flush=True)
+                    print(f"  fit {cut} {name}: {seconds[key]:.0f}s", flush=True)
                     live[key] = model
             out[name], secs[name] = live[key], seconds[key]
         return out, secs
@@ -94,6 +98,12 @@ def main() -> None:
     ap.add_argument("--data", default="ml-100k")
     ap.add_argument("--member-sets", default="temporal,sasrec,itemknn,als,popularity")
     ap.add_argument("--candidates", default="20,30,50,100")
+    ap.add_argument(
+        "--rankers",
+        default="",
+        help="Semicolon-separated ensemble settings tried with every member set and "
+        "candidate count, e.g. 'leaves=15,min_child=50;cut_events=1' (empty: the defaults).",
+    )
     ap.add_argument("--threads", type=int, default=2, help="torch threads of each fit")
     ap.add_argument("--cache", type=Path, default=Path("runs/bench_fusion"))
     ap.add_argument("--report", type=Path, default=None)
@@ -109,6 +119,8 @@ def main() -> None:
 
     sets = [s.strip() for s in args.member_sets.split(";") if s.strip()]
     cands = [int(c) for c in args.candidates.split(",")]
+    rankers = [r.strip() for r in args.rankers.split(";")] or [""]
+    ranker_sets = [parse_overrides([kv for kv in r.split(",") if kv]) for r in rankers]
     args.cache.mkdir(parents=True, exist_ok=True)
     seconds = shared_members(args.cache)
     prepared = prepare_data(DataSpec(data=args.data))
@@ -120,35 +132,38 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     tests = []
     ensembles: list[EnsembleRecommender] = []
-    for members in sets:
-        for c in cands:
-            label = f"ensemble[{members}|c{c}]"
-            t0 = time.perf_counter()
-            run = fit_model(
-                FitSpec(
-                    "ensemble", overrides={"members": members, "candidates": c}, options=options
-                ),
-                data=prepared,
-            )
-            fit_s = time.perf_counter() - t0
-            assert isinstance(run.model, EnsembleRecommender)
-            ensembles.append(run.model)
-            valid = run.valid["valid NDCG@10"]
-            res = evaluate(run.model, test_set, ks=ks, catalog=catalog, train=sp.train)
-            res.model = label
-            tests.append(res)
-            s = res.summary()
-            row = {
-                "config": label,
-                "valid NDCG@10": round(valid, 4),
-                "test NDCG@10": round(s["NDCG@10"], 4),
-                "test HR@10": round(s["HR@10"], 4),
-                "trees": run.report.notes.get("trees"),
-                "target_in_candidates": run.report.notes.get("target_in_candidates"),
-                "seconds (ranker + eval, members shared)": round(fit_s, 1),
-            }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for members, c, (ranker, extra) in itertools.product(
+        sets, cands, zip(rankers, ranker_sets, strict=True)
+    ):
+        label = f"ensemble[{members}|c{c}" + (f"|{ranker}]" if ranker else "]")
+        t0 = time.perf_counter()
+        run = fit_model(
+            FitSpec(
+                "ensemble",
+                overrides={"members": members, "candidates": c, **extra},
+                options=options,
+            ),
+            data=prepared,
+        )
+        fit_s = time.perf_counter() - t0
+        assert isinstance(run.model, EnsembleRecommender)
+        ensembles.append(run.model)
+        valid = run.valid["valid NDCG@10"]
+        res = evaluate(run.model, test_set, ks=ks, catalog=catalog, train=sp.train)
+        res.model = label
+        tests.append(res)
+        s = res.summary()
+        row = {
+            "config": label,
+            "valid NDCG@10": round(valid, 4),
+            "test NDCG@10": round(s["NDCG@10"], 4),
+            "test HR@10": round(s["HR@10"], 4),
+            "trees": run.report.notes.get("trees"),
+            "target_in_candidates": run.report.notes.get("target_in_candidates"),
+            "seconds (ranker + eval, members shared)": round(fit_s, 1),
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
 
     # the single members: the final fits every ensemble above reorders
     singles = {n: m for e in ensembles for n, m in e.fitted.items()}
@@ -175,7 +190,7 @@ def main() -> None:
     versus = [best_member]
     if args.versus:
         members, _, c = args.versus.rpartition(":")
-        versus.append(f"ensemble[{members}|c{c}]")
+        versus.append(args.versus if args.versus in by_name else f"ensemble[{members}|c{c}]")
         if versus[-1] not in by_name:
             raise SystemExit(f"--versus {args.versus!r} is not among the tried configurations")
     for row in rows:
