@@ -21,6 +21,14 @@ each) with a paired Wilcoxon test against that member (and ``--versus``).
 sasrec,itemknn,als,popularity" \\
         --candidates 20,30,50,100 --threads 2 --versus sasrec,itemknn,als,popularity:100 \\
         --report docs/results/ml-100k-fusion
+
+``--rankers`` tries ensemble settings on top (the earlier cut's members are kept per
+``cut_events``), e.g. the size of the ranker's training data and trees::
+
+    python benchmarks/bench_fusion.py --data ml-100k \\
+        --member-sets "temporal,itemknn,als,popularity" --candidates 20 \\
+        --rankers "cut_events=1;cut_events=3;cut_events=3,leaves=15,min_child=200" \\
+        --report docs/results/ml-100k-fusion-ranker
 """
 
 from __future__ import annotations
