@@ -127,7 +127,7 @@ def main() -> None:
 
     sets = [s.strip() for s in args.member_sets.split(";") if s.strip()]
     cands = [int(c) for c in args.candidates.split(",")]
-    rankers = [r.strip() for r in args.rankers.split(";")] or [""]
+    rankers = [r.strip() for r in args.rankers.split(";")]  # "": the defaults
     ranker_sets = [parse_overrides([kv for kv in r.split(",") if kv]) for r in rankers]
     args.cache.mkdir(parents=True, exist_ok=True)
     seconds = shared_members(args.cache)

@@ -53,9 +53,8 @@ from primetime.data.vocab import Vocabulary
 from primetime.lifecycle import DataSpec, FitSpec, Prepared, fit_model, prepare_data, register_run
 from primetime.models import get_model_class
 from primetime.models.base import FitOptions, Recommender
-from primetime.pipeline.blend import SERVED_BLEND
 from primetime.registry import ModelRegistry, ModelVersion
-from primetime.served_study import choose_served_blend
+from primetime.served_study import served_blend_meta
 from primetime.types import UserContext
 
 __all__ = ["Gate", "RetrainResult", "retrain", "served_form"]
@@ -268,10 +267,8 @@ def retrain(
         extra: dict[str, Any] = {
             "retrain": {**gate.as_dict(), "fit_until": fit_until, "warm_start": warm}
         }
-        if blend and run.selected.task == "topn":
-            picked = choose_served_blend(run.selected, prepared)
-            if picked is not None:
-                extra[SERVED_BLEND] = picked
+        if blend:
+            extra.update(served_blend_meta(run.selected, prepared))
         mv = register_run(
             run,
             registry,

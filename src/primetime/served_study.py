@@ -38,6 +38,7 @@ __all__ = [
     "SERVED_BLEND",
     "BlendTrial",
     "choose_served_blend",
+    "served_blend_meta",
     "served_model",
     "served_name",
     "tune_blend",
@@ -147,6 +148,8 @@ def tune_blend(
     bare = evaluate(cached, valid, ks=(k,), catalog=catalog, train=sp.train).summary()
     bare_figs = {m: float(bare[m]) for m in keep}
     floor = bare_figs["Diversity@10"]
+    # no genres (a log without a catalog): diversity is not measured, no floor
+    unmeasured = not np.isfinite(floor)
     trials: list[BlendTrial] = []
 
     def trial(w: BlendWeights, *, bare_order: bool = False) -> BlendTrial:
@@ -161,8 +164,6 @@ def tune_blend(
         # the model alone is the bare model's order: at the floor by definition (its
         # measured diversity can differ from the floor in the 4th decimal, where the
         # served list and the evaluator break tied scores differently)
-        # no genres (a log without a catalog): diversity is not measured, no floor
-        unmeasured = not np.isfinite(floor)
         trials.append(
             BlendTrial(w, figs, bare_order or unmeasured or figs["Diversity@10"] >= floor)
         )
@@ -233,6 +234,17 @@ def choose_served_blend(
             for t in trials
         ],
     }
+
+
+def served_blend_meta(model: Recommender, prepared: Prepared) -> dict[str, Any]:
+    """``{SERVED_BLEND: choose_served_blend(...)}`` for a version's ``meta.json``, or
+    ``{}`` when there is nothing to choose on or ``model`` is a rating model (a list is
+    not what it is fit for): what ``train``, ``serve``, the suite and ``retrain`` add to
+    the version they register."""
+    if model.task != "topn":
+        return {}
+    picked = choose_served_blend(model, prepared)
+    return {} if picked is None else {SERVED_BLEND: picked}
 
 
 def weights_dict(w: BlendWeights) -> dict[str, Any]:

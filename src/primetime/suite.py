@@ -49,7 +49,7 @@ from primetime.models.base import FitOptions
 from primetime.models.ensemble import EnsembleConfig
 from primetime.pipeline.blend import SERVED_BLEND
 from primetime.registry import ModelRegistry, ModelVersion
-from primetime.served_study import choose_served_blend
+from primetime.served_study import served_blend_meta
 from primetime.types import UserContext
 
 TRAINING_FILE = "training.yaml"
@@ -331,10 +331,10 @@ def run_suite(
                     }
                 }
                 if model in suite.blend:
-                    picked = choose_served_blend(run.selected, data)
-                    if picked is not None:
-                        extra[SERVED_BLEND] = picked
-                        say(f"stage {stage.number}: {model} served blend {picked['weights']}")
+                    extra.update(served_blend_meta(run.selected, data))
+                    if SERVED_BLEND in extra:
+                        w = extra[SERVED_BLEND]["weights"]
+                        say(f"stage {stage.number}: {model} served blend {w}")
                 before = reg.promoted(model) if model in reg.names() else None
                 mv = register_run(
                     run,

@@ -91,18 +91,18 @@ def split_models(models: str) -> tuple[str, ...]:
 
 def served_blend_facts(model: Any, prepared: Any) -> dict[str, Any]:
     """``{"served_blend": ...}`` for the version's meta, chosen on valid around the
-    selection fit (:func:`primetime.served_study.choose_served_blend`); empty without a
-    valid part, and for a rating model (its served list is not what it is fit for)."""
+    selection fit (:func:`primetime.served_study.served_blend_meta`), with a line on the
+    pick; empty without a valid part, and for a rating model."""
     from primetime.pipeline.blend import SERVED_BLEND
-    from primetime.served_study import choose_served_blend
+    from primetime.served_study import served_blend_meta
 
-    if model.task != "topn":
-        return {}
     with err.status(f"choosing the served blend of {model.name} on valid…"):
-        picked = choose_served_blend(model, prepared)
-    if picked is None:
-        err.print("no valid part: the version is served with the default blend")
+        facts = served_blend_meta(model, prepared)
+    if not facts:
+        if model.task == "topn":
+            err.print("no valid part: the version is served with the default blend")
         return {}
+    picked = facts[SERVED_BLEND]
     w = picked["weights"]
     shown = ", ".join(
         f"{k} {w[k]:g}" for k in ("realtime", "content", "popularity", "trending", "diversity")
@@ -111,4 +111,4 @@ def served_blend_facts(model: Any, prepared: Any) -> dict[str, Any]:
         f"served blend (valid): {shown} · valid NDCG@10 {picked['valid']['NDCG@10']:.4f} "
         f"served, {picked['bare_valid']['NDCG@10']:.4f} bare"
     )
-    return {SERVED_BLEND: picked}
+    return facts
