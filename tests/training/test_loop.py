@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from primetime.training.loop import TrainConfig, init_distributed, shutdown_distributed, train
+from primetime.training.loop import (
+    TrainConfig,
+    init_distributed,
+    process_backend,
+    shutdown_distributed,
+    train,
+)
 from primetime.training.schedules import warmup_cosine
 
 D = 4  # input features
@@ -596,3 +602,18 @@ def test_weight_decay_follows_declarations_not_names() -> None:
     net.no_decay = ("nope.weight",)
     with pytest.raises(ValueError, match="no_decay names no parameter"):
         _param_groups(net, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("gpus", "local_rank", "local_world", "expected"),
+    [
+        (0, 1, 2, ("gloo", None)),  # no GPU: gloo on the CPU
+        (2, 1, 2, ("nccl", 1)),  # a GPU a process: NCCL, each on its own
+        (4, 3, 4, ("nccl", 3)),
+        (1, 0, 1, ("nccl", 0)),
+        (1, 1, 2, ("gloo", 0)),  # two processes, one GPU: NCCL would refuse; they share it
+        (2, 2, 3, ("gloo", 0)),
+    ],
+)
+def test_process_backend_by_gpus_and_processes(gpus, local_rank, local_world, expected):
+    assert process_backend(gpus, local_rank, local_world) == expected

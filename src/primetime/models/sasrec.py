@@ -70,6 +70,9 @@ class SASRecConfig:
         patience, eval_every, grad_clip, seed: Training (see
         :class:`~primetime.training.TrainConfig`).
         device: "auto", "cpu" or "cuda".
+        amp: bfloat16 autocast on CUDA (float16 with loss scaling where bfloat16 is
+            missing); ignored on the CPU.
+        compile: ``torch.compile`` the network on CUDA; ignored on the CPU.
     """
 
     dim: int = 64
@@ -95,6 +98,8 @@ class SASRecConfig:
     grad_clip: float = 1.0
     seed: int = 42
     device: str = "auto"
+    amp: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:

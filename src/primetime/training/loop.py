@@ -148,14 +148,39 @@ def distributed() -> tuple[int, int]:
     return 0, 1
 
 
+def process_backend(gpus: int, local_rank: int, local_world: int) -> tuple[str, int | None]:
+    """(backend, GPU index) of one ``torchrun`` process on a machine with ``gpus`` GPUs.
+
+    NCCL when every process on the machine has a GPU of its own (NCCL refuses two
+    ranks on one device); with fewer GPUs than processes, gloo, the processes
+    sharing the GPUs in turn (gloo reduces CUDA tensors too, more slowly); with no
+    GPU, gloo on the CPU (index None)."""
+    if gpus <= 0:
+        return "gloo", None
+    if local_world <= gpus:
+        return "nccl", local_rank
+    return "gloo", local_rank % gpus
+
+
 def init_distributed() -> bool:
     """Join the process group when started by ``torchrun`` (RANK/WORLD_SIZE set)."""
     if "RANK" not in os.environ or (dist.is_available() and dist.is_initialized()):
         return dist.is_available() and dist.is_initialized()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", 1)))
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    backend, gpu = process_backend(gpus, local_rank, local_world)
+    if gpu is not None:
+        torch.cuda.set_device(gpu)
+        if backend == "gloo" and local_rank == 0:
+            log.warning(
+                "%d processes share %d GPU(s): gloo instead of NCCL (one GPU a process "
+                "for NCCL: --nproc-per-node %d)",
+                local_world,
+                gpus,
+                gpus,
+            )
     dist.init_process_group(backend=backend)
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     return True
 
 
