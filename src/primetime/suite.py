@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,12 @@ class Suite:
         blend: The models whose version records the blend the service serves it with,
             chosen on valid (``blend:`` in ``training.yaml``;
             :func:`primetime.served_study.choose_served_blend`).
+        jobs: Processes that fit a stage's models side by side (``jobs:`` in
+            ``training.yaml``, ``--jobs``). With more than one, the models of a stage
+            that no later stage binds in memory (an ensemble's members are fit in
+            this process) are fit in ``jobs`` worker processes, each with
+            ``threads`` torch threads (default: the cores shared out), when a stage
+            has at least two of them; 1: one model after the other.
     """
 
     name: str
@@ -90,6 +96,7 @@ class Suite:
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     source: Path | None = None
     blend: tuple[str, ...] = ()
+    jobs: int = 1
 
     @property
     def models(self) -> list[str]:
@@ -122,6 +129,7 @@ def load_suite(
     sets: Sequence[str] = (),
     data: str | None = None,
     threads: int | None = None,
+    jobs: int | None = None,
 ) -> Suite:
     """Read suite ``name`` from ``config_dir`` and apply ``--set MODEL.KEY=VALUE``.
 
@@ -178,7 +186,11 @@ def load_suite(
             f"{training_path}: `blend:` must be a list of model names "
             f"({', '.join(MODELS)}), got {blend!r}"
         )
+    jobs = jobs if jobs is not None else training.get("jobs", 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"{training_path}: `jobs:` must be a whole number >= 1, got {jobs!r}")
     return Suite(
+        jobs=jobs,
         blend=tuple(str(m) for m in blend),
         name=name,
         stages=tuple(stages),
@@ -236,6 +248,7 @@ class SuiteResult:
             "suite": self.suite.name,
             "data": self.suite.data,
             "refit": self.suite.refit,
+            "jobs": self.suite.jobs,
             "seconds": round(self.seconds, 1),
             "cpu_seconds": round(self.cpu_seconds, 1),
             "load_average": list(self.load_average),
@@ -276,103 +289,270 @@ def run_suite(
         on_promoted: Hears of each promotion (the service records its history).
         force: Retrain every model even when current.
     """
-    started, cpu_started = time.perf_counter(), time.process_time()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     prepared: dict[str, Prepared] = {}
     upstream: dict[str, str] = {}
     # this run's fits, for the later stages: an ensemble binds the members fit here
     # (same data, same settings) instead of fitting them again
     runs: dict[str, TrainedRun] = {}
     steps: list[StepResult] = []
-    for stage in suite.stages:
+    for index, stage in enumerate(suite.stages):
         if on_stage_start is not None:
             on_stage_start(stage)
         made: dict[str, str] = {}
-        for model in stage.models:
-            split = default_split(model)
-            fp = fingerprint(suite, model, split, upstream)
-            t0, c0 = time.perf_counter(), time.process_time()
-            mv = None if force else _current(reg, model, fp)
-            if mv is not None:
-                say(f"stage {stage.number}: {model} {mv.version} is current, skipped")
-                step = StepResult(
-                    stage.number,
-                    model,
-                    "current",
-                    mv.version,
-                    0.0,
-                    dict(mv.meta.get("valid_metrics") or {}),
-                    dict(mv.metrics),
-                )
-            else:
-                if split not in prepared:
-                    prepared[split] = prepare_data(DataSpec(data=suite.data, split=split))
-                data = prepared[split]
-                spec = FitSpec(
-                    model,
-                    data=data.spec,
-                    overrides=_overrides(suite, model),
-                    refit=suite.refit,
-                    options=FitOptions(
-                        run_dir=run_root / model, resume=True, threads=suite.threads
-                    ),
-                    reuse=dict(runs),
-                )
-                say(f"stage {stage.number}: training {model} on {data.name} ({split})")
-                run = fit_model(spec, data=data)
-                runs[model] = run
-                _name_bound_members(run, made_by={**upstream, **made}, runs=runs)
-                test = evaluate_on_test(run)
-                extra: dict[str, Any] = {
-                    "suite": {
-                        "name": suite.name,
-                        "stage": stage.number,
-                        "fingerprint": fp,
-                        "upstream": dict(upstream),
-                    }
-                }
-                if model in suite.blend:
-                    extra.update(served_blend_meta(run.selected, data))
-                    if SERVED_BLEND in extra:
-                        w = extra[SERVED_BLEND]["weights"]
-                        say(f"stage {stage.number}: {model} served blend {w}")
-                before = reg.promoted(model) if model in reg.names() else None
-                mv = register_run(
-                    run,
-                    reg,
-                    test=test,
-                    promote=True,
-                    notes=f"primetime train --suite {suite.name}, stage {stage.number}",
-                    extra=extra,
-                )
-                if on_promoted is not None:
-                    on_promoted(mv, before.version if before is not None else None)
-                step = StepResult(
-                    stage.number,
-                    model,
-                    "trained",
-                    mv.version,
-                    time.perf_counter() - t0,
-                    dict(run.valid),
-                    dict(test),
-                    cpu_seconds=time.process_time() - c0,
-                )
-                say(
-                    f"stage {stage.number}: {model} {mv.version} in {step.seconds:.0f}s "
-                    f"(CPU {step.cpu_seconds:.0f}s), "
-                    + ", ".join(f"{k} {v:.4f}" for k, v in {**run.valid, **test}.items())
-                )
-            made[model] = mv.version
-            steps.append(step)
+        done: dict[str, StepResult] = {}
+
+        def finish(step: StepResult, stage: Stage = stage, made: dict[str, str] = made) -> None:
+            made[step.model] = step.version
             if on_model_done is not None:
                 on_model_done(stage, step)
+
+        todo: list[tuple[str, str]] = []
+        for model in stage.models:
+            fp = fingerprint(suite, model, default_split(model), upstream)
+            mv = None if force else _current(reg, model, fp)
+            if mv is None:
+                todo.append((model, fp))
+                continue
+            say(f"stage {stage.number}: {model} {mv.version} is current, skipped")
+            done[model] = StepResult(
+                stage.number,
+                model,
+                "current",
+                mv.version,
+                0.0,
+                dict(mv.meta.get("valid_metrics") or {}),
+                dict(mv.metrics),
+            )
+            finish(done[model])
+        bound = _bound_later(suite, index)
+        apart = [(m, fp) for m, fp in todo if m not in bound] if suite.jobs > 1 else []
+        apart = apart if len(apart) > 1 else []
+        for model, fp in [t for t in todo if t not in apart]:
+            split = default_split(model)
+            if split not in prepared:
+                prepared[split] = prepare_data(DataSpec(data=suite.data, split=split))
+            data = prepared[split]
+            say(f"stage {stage.number}: training {model} on {data.name} ({split})")
+            before = _promoted_version(reg, model)
+            step, run, mv = _fit_and_register(
+                suite,
+                stage.number,
+                model,
+                fp,
+                upstream,
+                data=data,
+                reg=reg,
+                run_root=run_root,
+                threads=suite.threads,
+                reuse=runs,
+                made=made,
+                say=say,
+            )
+            runs[model] = run
+            if on_promoted is not None:
+                on_promoted(mv, before)
+            done[model] = step
+            finish(step)
+        if apart:
+            say(
+                f"stage {stage.number}: training {', '.join(m for m, _ in apart)} on "
+                f"{suite.data} in {min(suite.jobs, len(apart))} worker processes "
+                f"({_worker_threads(suite)} torch thread(s) each)"
+            )
+            workers = _fit_in_workers(
+                suite, stage, apart, upstream, reg=reg, run_root=run_root, prepared=prepared
+            )
+            for step, lines, before in workers:
+                for line in lines:
+                    say(line)
+                if on_promoted is not None:
+                    on_promoted(reg.get(step.model, step.version), before)
+                done[step.model] = step
+                finish(step)
+        steps.extend(done[m] for m in stage.models)
         upstream.update(made)
     return SuiteResult(
         suite,
         steps,
         time.perf_counter() - started,
-        cpu_seconds=time.process_time() - cpu_started,
+        cpu_seconds=_cpu_seconds() - cpu_started,
         load_average=_load_average(),
     )
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of the worker processes it has waited for."""
+    import resource
+
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
+
+
+def _worker_threads(suite: Suite) -> int:
+    """torch threads of each worker: the suite's ``threads``, else the cores shared out."""
+    return suite.threads or max(1, (os.cpu_count() or 1) // suite.jobs)
+
+
+def _promoted_version(reg: ModelRegistry, model: str) -> str | None:
+    mv = reg.promoted(model) if model in reg.names() else None
+    return mv.version if mv is not None else None
+
+
+def _bound_later(suite: Suite, index: int) -> set[str]:
+    """Models that a stage after ``index`` binds in memory: an ensemble's members
+    (fit in this process, so the ensemble reuses the fits instead of repeating them)."""
+    bound: set[str] = set()
+    for stage in suite.stages[index + 1 :]:
+        for model in stage.models:
+            if model == "ensemble":
+                opts = suite.options.get(model, {})
+                members = EnsembleConfig(members=opts.get("members", EnsembleConfig.members))
+                bound.update(members.member_names())
+    return bound
+
+
+def _fit_and_register(
+    suite: Suite,
+    stage: int,
+    model: str,
+    fp: str,
+    upstream: Mapping[str, str],
+    *,
+    data: Prepared,
+    reg: ModelRegistry,
+    run_root: Path,
+    threads: int | None,
+    reuse: Mapping[str, TrainedRun],
+    made: Mapping[str, str],
+    say: Callable[[str], None],
+) -> tuple[StepResult, TrainedRun, ModelVersion]:
+    """One model's step: fit (select, test, refit), choose its served blend, register
+    and promote it."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    spec = FitSpec(
+        model,
+        data=data.spec,
+        overrides=_overrides(suite, model),
+        refit=suite.refit,
+        options=FitOptions(run_dir=run_root / model, resume=True, threads=threads),
+        reuse=dict(reuse),
+    )
+    run = fit_model(spec, data=data)
+    _name_bound_members(run, made_by={**upstream, **made}, runs={**reuse, model: run})
+    test = evaluate_on_test(run)
+    extra: dict[str, Any] = {
+        "suite": {
+            "name": suite.name,
+            "stage": stage,
+            "fingerprint": fp,
+            "upstream": dict(upstream),
+        }
+    }
+    if model in suite.blend:
+        extra.update(served_blend_meta(run.selected, data))
+        if SERVED_BLEND in extra:
+            say(f"stage {stage}: {model} served blend {extra[SERVED_BLEND]['weights']}")
+    mv = register_run(
+        run,
+        reg,
+        test=test,
+        promote=True,
+        notes=f"primetime train --suite {suite.name}, stage {stage}",
+        extra=extra,
+    )
+    step = StepResult(
+        stage,
+        model,
+        "trained",
+        mv.version,
+        time.perf_counter() - t0,
+        dict(run.valid),
+        dict(test),
+        cpu_seconds=time.process_time() - c0,
+    )
+    say(
+        f"stage {stage}: {model} {mv.version} in {step.seconds:.0f}s "
+        f"(CPU {step.cpu_seconds:.0f}s), "
+        + ", ".join(f"{k} {v:.4f}" for k, v in {**run.valid, **test}.items())
+    )
+    return step, run, mv
+
+
+def _fit_in_workers(
+    suite: Suite,
+    stage: Stage,
+    todo: Sequence[tuple[str, str]],
+    upstream: Mapping[str, str],
+    *,
+    reg: ModelRegistry,
+    run_root: Path,
+    prepared: dict[str, Prepared],
+) -> Iterator[tuple[StepResult, list[str], str | None]]:
+    """Fit ``todo`` (model, fingerprint) in ``suite.jobs`` fresh processes (spawned:
+    no forked torch thread pools), each with its share of the cores; each worker
+    opens the data from the cache, fits, registers and promotes its model. Texts are
+    encoded here first, once, so no two workers encode them. Yields each model's step,
+    its news and the version promoted before it, as the workers finish."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    from primetime.models import get_model_class
+
+    threads = _worker_threads(suite)
+    for model, _ in todo:
+        split = default_split(model)
+        if split not in prepared:
+            prepared[split] = prepare_data(DataSpec(data=suite.data, split=split))
+        if "text" in get_model_class(model).uses:
+            prepared[split].side = prepared[split].side.with_text_vectors()
+    before = {model: _promoted_version(reg, model) for model, _ in todo}
+    pool = ProcessPoolExecutor(
+        max_workers=min(suite.jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")
+    )
+    pending: dict[Future[tuple[StepResult, list[str]]], str] = {}
+    try:
+        for model, fp in todo:
+            args = (suite, stage.number, model, fp, dict(upstream), reg.root, run_root, threads)
+            pending[pool.submit(_worker_step, *args)] = model
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                model = pending.pop(future)
+                step, lines = future.result()  # a worker's error is raised here
+                yield step, lines, before[model]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_step(
+    suite: Suite,
+    stage: int,
+    model: str,
+    fp: str,
+    upstream: dict[str, str],
+    reg_root: Path,
+    run_root: Path,
+    threads: int,
+) -> tuple[StepResult, list[str]]:
+    """:func:`_fit_and_register` in a worker process; its news comes back as lines."""
+    lines: list[str] = []
+    data = prepare_data(DataSpec(data=suite.data, split=default_split(model)))
+    step, _, _ = _fit_and_register(
+        suite,
+        stage,
+        model,
+        fp,
+        upstream,
+        data=data,
+        reg=ModelRegistry(reg_root),
+        run_root=run_root,
+        threads=threads,
+        reuse={},
+        made={},
+        say=lines.append,
+    )
+    return step, lines
 
 
 def _overrides(suite: Suite, model: str) -> dict[str, Any]:
@@ -464,8 +644,9 @@ def write_report(result: SuiteResult, folder: Path) -> Path:
     lines = [
         f"# Suite `{result.suite.name}` on {result.suite.data}",
         "",
-        f"Wall time {result.seconds / 60:.1f} min, CPU time of the process "
-        f"{result.cpu_seconds / 60:.1f} min on {os.cpu_count()} cores "
+        f"Wall time {result.seconds / 60:.1f} min, CPU time of the process and its workers "
+        f"{result.cpu_seconds / 60:.1f} min on {os.cpu_count()} cores, "
+        f"{result.suite.jobs} job(s) "
         f"(refit on the whole log: {'yes' if result.suite.refit else 'no'}; load average "
         f"at the end {' '.join(f'{x:.2f}' for x in result.load_average)}: wall time counts "
         "whatever else ran, CPU time does not).",

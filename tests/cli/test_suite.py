@@ -165,3 +165,66 @@ def test_the_fusion_stage_binds_the_members_the_suite_fit(setup, itemknn_fits):
     # stage 1: selection + refit; the ensemble: its earlier cut only (the final members
     # are bound in both of its fits, and its refit keeps the ranker)
     assert len(fits) == 3, fits
+
+
+PARALLEL = """
+data: {data}
+refit: false
+jobs: 2
+suites:
+  wide:
+    - stage: 1
+      title: members
+      models: [popularity, itemknn, als]
+    - stage: 2
+      title: fusion
+      models: [ensemble]
+"""
+
+
+def test_a_stage_fits_its_models_in_worker_processes(setup):
+    """`jobs: 2`: the stage-1 models no later stage binds in memory are fit in two
+    spawned worker processes (registered and promoted there, their news printed here);
+    the ensemble's members are fit in this process and bound by it, not fit again."""
+    cfg, tmp_path = setup
+    (cfg / "training.yaml").write_text(PARALLEL.format(data=tmp_path / "log.csv"))
+    (cfg / "models.yaml").write_text("ensemble: {members: 'popularity', trees: 5}\n")
+    r = _suite(cfg, tmp_path, "--suite", "wide")
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())  # the console wraps long lines
+    assert "training itemknn, als on" in said and "in 2 worker processes" in said
+    assert "itemknn v1 in" in said and "als v1 in" in said  # the workers' news
+    assert "training popularity on" in said  # the ensemble's member: in this process
+    reg = ModelRegistry()
+    for name in ("popularity", "itemknn", "als", "ensemble"):
+        assert reg.promoted(name).version == "v1", name
+    ens = reg.promoted("ensemble")
+    assert json.loads((ens.path / "bundle.json").read_text())["members"] == {
+        "popularity": "popularity:v1"
+    }
+    assert reg.promoted("als").meta["suite"]["upstream"] == {}
+    assert reg.promoted("ensemble").meta["suite"]["upstream"] == {
+        "popularity": "v1",
+        "itemknn": "v1",
+        "als": "v1",
+    }
+    rep = json.loads((tmp_path / "rep" / "suite.json").read_text())
+    assert rep["jobs"] == 2
+    assert [s["model"] for s in rep["steps"]] == ["popularity", "itemknn", "als", "ensemble"]
+    assert all(s["status"] == "trained" and s["cpu_seconds"] > 0 for s in rep["steps"])
+    # the workers' CPU time is the suite's too
+    assert rep["cpu_seconds"] >= sum(s["cpu_seconds"] for s in rep["steps"]) * 0.9
+    # a second run: every model current, no worker needed
+    r = _suite(cfg, tmp_path, "--suite", "wide", "--jobs", "1")
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "rep" / "suite.json").read_text())
+    assert [s["status"] for s in rep["steps"]] == ["current"] * 4
+
+
+def test_jobs_must_be_a_whole_number(setup):
+    cfg, tmp_path = setup
+    (cfg / "training.yaml").write_text("jobs: two\nsuites:\n  tiny:\n    - models: [als]\n")
+    r = runner.invoke(app, ["train", "--suite", "tiny", "--config-dir", str(cfg)])
+    assert r.exit_code == 2 and "`jobs:` must be a whole number" in r.output
+    r = _suite(cfg, tmp_path, "--jobs", "0")
+    assert r.exit_code == 2

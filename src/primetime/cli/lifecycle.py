@@ -59,6 +59,15 @@ def train(
     force: Annotated[
         bool, typer.Option(help="With `--suite`: retrain models that are current.")
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="With `--suite`: fit up to this many of a stage's models side by side, "
+            "each in its own process with its share of the cores (default: `jobs:` in "
+            "training.yaml). An ensemble's members stay in this process.",
+        ),
+    ] = None,
     data: DataOpt = "ml-100k",
     split: Annotated[
         str,
@@ -126,6 +135,7 @@ def train(
             sets=options or [],
             data=data if data != "ml-100k" else None,
             threads=threads,
+            jobs=jobs,
             report=report,
             force=force,
             registry_dir=registry_dir,
@@ -210,6 +220,7 @@ def _train_suite(
     sets: list[str],
     data: str | None,
     threads: int | None,
+    jobs: int | None,
     report: Path | None,
     force: bool,
     registry_dir: Path | None,
@@ -221,7 +232,7 @@ def _train_suite(
     from primetime.paths import home
     from primetime.suite import load_suite, run_suite, serving_latency, write_report
 
-    s = load_suite(name, config_dir=config_dir, sets=sets, data=data, threads=threads)
+    s = load_suite(name, config_dir=config_dir, sets=sets, data=data, threads=threads, jobs=jobs)
     reg = registry(registry_dir)
     err.print(
         f"suite {s.name} on {s.data} ({s.source}): "
