@@ -506,7 +506,18 @@ def ddp_task() -> tuple[TensorDataset, Any, TrainConfig]:
     return regression(DDP_DATA), valid_mse(regression(DDP_VALID, seed=1)), config
 
 
-def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+def parts_loss(net: nn.Module, batch: Any) -> torch.Tensor:
+    """The MSE through the network's parts, never its ``forward`` (as the graph and
+    meta-learning models' losses are): DDP must still average the gradients."""
+    x, y = batch  # (B, D), (B, 1)
+    inner: Any = getattr(net, "module", net)
+    return F.mse_loss(inner[1](inner[0](x)), y)
+
+
+LOSSES = {"forward": mse_loss, "parts": parts_loss}
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str, loss: str = "forward") -> None:
     """One process of the 2-process gloo run (started by torch.multiprocessing.spawn)."""
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -520,7 +531,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     try:
         data, validate, config = ddp_task()
         net = make_net()
-        res = train(net, dataset=data, loss_fn=mse_loss, validate=validate, config=config)
+        res = train(net, dataset=data, loss_fn=LOSSES[loss], validate=validate, config=config)
         torch.save(
             {"state": state(net), "metric": res.best_metric, "history": res.history},
             Path(out) / f"rank{rank}.pt",
@@ -536,7 +547,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_agree_and_match_single_process(tmp_path):
+@pytest.mark.parametrize("loss", ["forward", "parts"])
+def test_ddp_two_cpu_processes_agree_and_match_single_process(tmp_path, loss):
     """Two gloo processes on the same task: identical weights on both ranks, and a valid
     MSE within noise of one process with the same global batch (2 x 8 = 16).
 
@@ -544,11 +556,12 @@ def test_ddp_two_cpu_processes_agree_and_match_single_process(tmp_path):
     differ by optimisation noise. Both should reach the noise floor NOISE**2 = 0.01
     plus an excess of about D * NOISE**2 / n = 1.6e-4 for least squares; a gap of
     0.1 * NOISE**2 = 1e-3 (6x the excess) is noise, more is a bug (a rank training on
-    half the data, gradients summed instead of averaged, ranks drifting apart).
+    half the data, gradients summed instead of averaged, ranks drifting apart). With
+    ``parts`` the loss never calls the network's ``forward``: the ranks still agree.
     """
     import torch.multiprocessing as mp
 
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), loss), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert_same_weights(r0["state"], r1["state"])

@@ -502,19 +502,20 @@ class MAMLRecommender(Recommender):
             sup[row, : len(h)] = h
             prev[row, 1 : len(h)] = h[:-1]
             last[row, 0] = h[-1] if len(h) else 0
-        lr = self.inner_lr()
+        dev = net.item_emb.weight.device  # the GPU while validation runs inside a fit
+        lr = self.inner_lr().to(dev)
         with torch.no_grad():
             table = net.item_table()  # (V, D), cached
             phi = net.adapt(
                 table,
-                torch.from_numpy(sup),
-                torch.from_numpy(prev),
+                torch.from_numpy(sup).to(dev),
+                torch.from_numpy(prev).to(dev),
                 steps=cfg.adapt_steps,
                 lr=lr,
                 closed_form=True,
             )  # (B, D + 2)
-            out = net.logits(table, phi, torch.from_numpy(last))[:, 0]  # (B, V)
-        return mask_padding(out.numpy())
+            out = net.logits(table, phi, torch.from_numpy(last).to(dev))[:, 0]  # (B, V)
+        return mask_padding(out.float().cpu().numpy())
 
     # ---------------------------------------------------------- save / load
     def _state(self) -> dict[str, np.ndarray]:

@@ -333,9 +333,11 @@ class MultimodalNet(nn.Module):
         (tensor version counters), so a request costs no pass of the item encoder.
         """
         cacheable = not self.training and not torch.is_grad_enabled()
-        key = tuple((p._version, p.data_ptr()) for p in self.parameters())
-        if cacheable and self._table_key == key and self._table is not None:
-            return self._table
+        key = None  # no key while training: ``data_ptr`` would break a torch.compile graph
+        if cacheable:
+            key = tuple((p._version, p.data_ptr()) for p in self.parameters())
+            if self._table_key == key and self._table is not None:
+                return self._table
         table = self.item_encoder()  # (V, D)
         if self.cfg.id_embeddings:
             table = table + self.item_emb.weight * self.seen[:, None]  # (V, D)

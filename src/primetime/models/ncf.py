@@ -336,7 +336,7 @@ class _NCFBase(Recommender):
     ) -> FitReport:
         cfg = self.config
         threads = torch.get_num_threads()
-        if cfg.single_thread and resolve_device(cfg.device).type == "cpu":
+        if cfg.single_thread and resolve_device(options.device or cfg.device).type == "cpu":
             # Every step is a handful of small ops on ~512 x 64 tensors, too small
             # to split across threads: the fork/join and spin-waiting of intra-op
             # threads cost more than they save, and badly so on a shared machine

@@ -358,9 +358,11 @@ def side_item_table(net: Any) -> torch.Tensor:
     if net.genre_proj is None or net.year_emb is None:
         return table
     cacheable = not net.training and not torch.is_grad_enabled()
-    key = weights_key(net.item_emb.weight, net.genre_proj.weight, net.year_emb.weight)
-    if cacheable and net._table_key == key and net._table is not None:
-        return net._table
+    key = None  # no key while training: ``data_ptr`` would break a torch.compile graph
+    if cacheable:
+        key = weights_key(net.item_emb.weight, net.genre_proj.weight, net.year_emb.weight)
+        if net._table_key == key and net._table is not None:
+            return net._table
     genres = net.side_genres / net.side_genres.sum(1, keepdim=True).clamp(min=1.0)
     side = net.genre_proj(genres) + net.year_emb(net.side_years)  # (V, D)
     side = side * (torch.arange(len(table), device=table.device) > 0)[:, None]

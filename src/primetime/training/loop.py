@@ -269,13 +269,23 @@ def train(
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", torch.cuda.current_device())
     net.to(device)
-    model: nn.Module = net
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
+    fwd: nn.Module = net
     if cfg.compile and device.type == "cuda":
-        model = torch.compile(model)  # type: ignore[assignment]
+        fwd = torch.compile(net)  # type: ignore[assignment]
+    step: Callable[[Any], torch.Tensor]
+    if world > 1:
+        # DDP wraps the whole step, so gradients are averaged even where ``loss_fn``
+        # calls parts of the network rather than its ``forward``; unused parameters
+        # (a branch a batch does not take) are allowed
+        step = nn.parallel.DistributedDataParallel(
+            _Step(fwd, loss_fn),
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+    else:
+
+        def step(batch: Any) -> torch.Tensor:
+            return loss_fn(fwd, batch)
 
     gen = torch.Generator().manual_seed(cfg.seed)
     sampler: DistributedSampler[Any] | None = (
@@ -323,8 +333,11 @@ def train(
         history = [dict(h) for h in json.loads(ckpt["history"])]
         best_metric, best_epoch = float(ckpt["best_metric"]), int(ckpt["best_epoch"])
         start_epoch, bad = int(ckpt["epoch"]) + 1, int(ckpt["bad"])
-        gen.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])  # dropout continues, not restarts
+        # RNG states are CPU byte tensors whatever ``map_location`` did to them
+        gen.set_state(ckpt["generator"].cpu())
+        torch.set_rng_state(ckpt["torch_rng"].cpu())  # dropout continues, not restarts
+        if device.type == "cuda" and "cuda_rng" in ckpt:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"].cpu(), device)  # dropout on the GPU
         log.info("resumed from %s at epoch %d", run / "checkpoint.pt", start_epoch)
 
     bar = _Progress(cfg.progress and rank == 0, cfg.epochs, start_epoch - 1)
@@ -335,7 +348,7 @@ def train(
         for epoch in range(start_epoch, cfg.epochs + 1):
             if sampler is not None:
                 sampler.set_epoch(epoch)
-            model.train()
+            net.train()
             t_epoch = time.perf_counter()
             total, count, epoch_steps, truncated = 0.0, 0, 0, False
             optimizer.zero_grad(set_to_none=True)
@@ -349,7 +362,7 @@ def train(
                 group = min(cfg.grad_accum, n_batches - group_start)
                 ctx = torch.autocast("cuda", dtype=amp_dtype) if use_amp else nullcontext()
                 with ctx:
-                    loss = loss_fn(model, batch) / group
+                    loss = step(batch) / group
                 scaler.scale(loss).backward()
                 if (i + 1) % cfg.grad_accum == 0 or i + 1 == n_batches:
                     if cfg.grad_clip > 0:
@@ -444,6 +457,20 @@ def train(
 
 
 # ----------------------------------------------------------------- helpers
+class _Step(nn.Module):
+    """One training step's loss as a module, the thing DistributedDataParallel wraps:
+    its forward is ``loss_fn(net, batch)``, so DDP's gradient hooks are armed for
+    every model (some losses reach into the network's parts, never its forward)."""
+
+    def __init__(self, net: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor]):
+        super().__init__()
+        self.net = net
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.loss_fn(self.net, batch)
+
+
 def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
@@ -541,6 +568,7 @@ def _save_checkpoint(
     model_config: dict[str, Any] | None,
 ) -> None:
     run.mkdir(parents=True, exist_ok=True)
+    dev = next(net.parameters(), torch.empty(0)).device
     ckpt = {
         "model": net.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -553,6 +581,7 @@ def _save_checkpoint(
         "bad": bad,
         "generator": gen.get_state(),
         "torch_rng": torch.get_rng_state(),
+        **({"cuda_rng": torch.cuda.get_rng_state(dev)} if dev.type == "cuda" else {}),
         "train_config": json.dumps(dataclasses.asdict(cfg)),
         "model_config": json.dumps(model_config or {}, default=str),
     }
