@@ -33,7 +33,8 @@ from primetime.models import get_model_class  # noqa: E402
 from primetime.models.base import FitOptions  # noqa: E402
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[tuple[str, str], float]:
+    """Run the benchmark; returns the median epoch seconds by (model, device)."""
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -45,7 +46,7 @@ def main() -> None:
         "--set", dest="sets", action="append", default=[], help="config KEY=VALUE, every model"
     )
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.epochs < 2:
         ap.error("--epochs must be at least 2 (the first epoch is reported apart)")
     devices = [d.strip() for d in args.devices.split(",") if d.strip()]
@@ -108,6 +109,7 @@ def main() -> None:
         for (name, dev), s in rows.items():
             if dev != base and (name, base) in rows:
                 print(f"  {name:<12} {dev:<7} {rows[name, base] / s:6.1f}x")
+    return rows
 
 
 if __name__ == "__main__":
