@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -61,6 +62,17 @@ def planted_log(n_users: int = 60, n_items: int = 40, seed: int = 0) -> Dataset:
 @pytest.fixture(scope="session")
 def planted() -> Dataset:
     return planted_log()
+
+
+@pytest.fixture
+def planted_csv(tmp_path, planted) -> Path:
+    """The planted log as a MovieLens-like CSV file (``log.csv`` in ``tmp_path``), what a
+    user hands the CLI's ``--data``."""
+    path = tmp_path / "log.csv"
+    planted.interactions.to_polars(ids=True).select(
+        "user_id", "item_id", "rating", "timestamp"
+    ).write_csv(path)
+    return path
 
 
 @pytest.fixture(scope="session")

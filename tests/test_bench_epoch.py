@@ -11,13 +11,9 @@ from bench_support import load_benchmark
 
 
 @pytest.fixture
-def log(tmp_path, planted, monkeypatch):
+def log(tmp_path, planted_csv, monkeypatch):
     monkeypatch.setenv("PRIMETIME_HOME", str(tmp_path / "home"))
-    path = tmp_path / "log.csv"
-    planted.interactions.to_polars(ids=True).select(
-        "user_id", "item_id", "rating", "timestamp"
-    ).write_csv(path)
-    return path
+    return planted_csv
 
 
 def test_each_model_is_timed_per_epoch(log, capsys):

@@ -20,19 +20,10 @@ def _home(tmp_path, monkeypatch):
     monkeypatch.setenv("PRIMETIME_HOME", str(tmp_path / "home"))
 
 
-@pytest.fixture
-def log_csv(tmp_path, planted):
-    path = tmp_path / "log.csv"
-    planted.interactions.to_polars(ids=True).select(
-        "user_id", "item_id", "rating", "timestamp"
-    ).write_csv(path)
-    return path
-
-
-def test_cold_items_split_folder_round_trip(tmp_path, log_csv):
+def test_cold_items_split_folder_round_trip(tmp_path, planted_csv):
     byo = tmp_path / "byo"
     r = runner.invoke(
-        app, ["data", "split", str(byo), "--data", str(log_csv), "--split", "cold-items"]
+        app, ["data", "split", str(byo), "--data", str(planted_csv), "--split", "cold-items"]
     )
     assert r.exit_code == 0, r.output
     assert "test ranked among 3 candidate titles" in r.stdout
@@ -73,8 +64,8 @@ def test_cold_items_split_folder_round_trip(tmp_path, log_csv):
     assert "vs random" in md  # paired tests against the floor by default
 
 
-def test_benchmark_cold_items_by_name_and_sampled_refused(tmp_path, log_csv):
-    args = ["benchmark", "--data", str(log_csv), "--split", "cold-items", "--n-boot", "50"]
+def test_benchmark_cold_items_by_name_and_sampled_refused(tmp_path, planted_csv):
+    args = ["benchmark", "--data", str(planted_csv), "--split", "cold-items", "--n-boot", "50"]
     r = runner.invoke(
         app, [*args, "--models", "random,genre-profile", "--report", str(tmp_path / "rep")]
     )

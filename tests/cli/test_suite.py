@@ -29,12 +29,9 @@ suites:
 
 
 @pytest.fixture
-def setup(tmp_path, planted, monkeypatch):
+def setup(tmp_path, planted_csv, monkeypatch):
     monkeypatch.setenv("PRIMETIME_HOME", str(tmp_path / "home"))
-    log = tmp_path / "log.csv"
-    planted.interactions.to_polars(ids=True).select(
-        "user_id", "item_id", "rating", "timestamp"
-    ).write_csv(log)
+    log = planted_csv
     cfg = tmp_path / "configs"
     cfg.mkdir()
     (cfg / "training.yaml").write_text(TRAINING.format(data=log))
