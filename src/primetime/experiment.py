@@ -179,9 +179,19 @@ class BenchmarkSpec:
         if not self.names:
             raise ValueError("no models given")
         self.overrides_of("")  # names a key that is not MODEL.KEY of a benchmarked model
-        stray = [v for v in self.versus if v not in self.names]
+        # with --pipeline a served row (the API's list around a model, and with
+        # --blend-grid the one with its valid-chosen blend) can be a reference too
+        served = (
+            {f"served-{n}" for n in self.names} | {f"served-{n}-grid" for n in self.names}
+            if self.pipeline
+            else set()
+        )
+        stray = [v for v in self.versus if v not in self.names and v not in served]
         if stray:
-            raise ValueError(f"--versus names models not in --models: {stray}")
+            raise ValueError(
+                f"--versus names models not in --models: {stray}"
+                + (" (nor their served-MODEL rows)" if self.pipeline else "")
+            )
         if self.task not in ("topn", "rating"):
             raise ValueError(f"task must be 'topn' or 'rating', got {self.task!r}")
         if self.k < 1:

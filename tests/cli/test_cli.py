@@ -466,13 +466,19 @@ def test_benchmark_pipeline_scores_and_exports_the_served_lists(split_dir, tmp_p
     args = ["benchmark", "--split-dir", str(split_dir), "--models", "popularity,itemknn"]
     r = runner.invoke(
         app,
-        [*args, "--pipeline", "--versus", "itemknn", "--export-topk", str(out), "--k", "20"]
+        [*args, "--pipeline", "--versus", "itemknn,served-itemknn"]
+        + ["--export-topk", str(out), "--k", "20"]
         + ["--report", str(rep), "--n-boot", "20", "--json"],
     )
     data = _json_stdout(r)
     assert set(data["models"]) == {"popularity", "itemknn", "served-popularity", "served-itemknn"}
     tests = json.loads((rep / "report.json").read_text())["sections"][0]["paired_tests"]
-    assert ("served-itemknn", "itemknn") in {(t["model"], t["reference"]) for t in tests}
+    pairs = {(t["model"], t["reference"]) for t in tests}
+    assert ("served-itemknn", "itemknn") in pairs
+    # a served row can be the reference: what users get from one model against another's
+    assert ("served-popularity", "served-itemknn") in pairs
+    bad = runner.invoke(app, [*args, "--versus", "served-itemknn"])  # no --pipeline
+    assert bad.exit_code != 0 and "not in --models" in bad.output
     train = pl.read_csv(split_dir / "train.tsv", separator="\t", infer_schema=False)
     valid = pl.read_csv(split_dir / "valid.tsv", separator="\t", infer_schema=False)
     seen = set(zip(train["user_id"], train["item_id"], strict=True)) | set(

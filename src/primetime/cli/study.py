@@ -90,7 +90,8 @@ def benchmark(
         str,
         typer.Option(
             help="Comma-separated models every other model is paired-tested against "
-            "(Wilcoxon on per-user NDCG@10). Default: popularity."
+            "(Wilcoxon on per-user NDCG@10); with --pipeline also a served row, "
+            "`served-MODEL` (or `served-MODEL-grid`). Default: popularity."
         ),
     ] = "",
     register: Annotated[
