@@ -53,8 +53,8 @@ from primetime.served_study import served_blend_meta
 from primetime.types import UserContext
 
 TRAINING_FILE = "training.yaml"
-WARM_UP = 10  # untimed calls per model before the latency is measured
 MODELS_FILE = "models.yaml"
+WARM_UP = 10  # untimed calls per model before the latency is measured
 
 
 @dataclass(frozen=True)
@@ -330,11 +330,8 @@ def run_suite(
         apart = [(m, fp) for m, fp in todo if m not in bound] if suite.jobs > 1 else []
         apart = apart if len(apart) > 1 else []
         for model, fp in [t for t in todo if t not in apart]:
-            split = default_split(model)
-            if split not in prepared:
-                prepared[split] = prepare_data(DataSpec(data=suite.data, split=split))
-            data = prepared[split]
-            say(f"stage {stage.number}: training {model} on {data.name} ({split})")
+            data = _opened(prepared, suite, model)
+            say(f"stage {stage.number}: training {model} on {data.name} ({data.spec.split})")
             before = _promoted_version(reg, model)
             step, run, mv = _fit_and_register(
                 suite,
@@ -380,6 +377,14 @@ def run_suite(
         cpu_seconds=_cpu_seconds() - cpu_started,
         load_average=_load_average(),
     )
+
+
+def _opened(prepared: dict[str, Prepared], suite: Suite, model: str) -> Prepared:
+    """The suite's data split the way ``model`` is fit, opened once per split."""
+    split = default_split(model)
+    if split not in prepared:
+        prepared[split] = prepare_data(DataSpec(data=suite.data, split=split))
+    return prepared[split]
 
 
 def _cpu_seconds() -> float:
@@ -502,11 +507,9 @@ def _fit_in_workers(
 
     threads = _worker_threads(suite)
     for model, _ in todo:
-        split = default_split(model)
-        if split not in prepared:
-            prepared[split] = prepare_data(DataSpec(data=suite.data, split=split))
         if "text" in get_model_class(model).uses:
-            prepared[split].side = prepared[split].side.with_text_vectors()
+            data = _opened(prepared, suite, model)
+            data.side = data.side.with_text_vectors()
     before = {model: _promoted_version(reg, model) for model, _ in todo}
     pool = ProcessPoolExecutor(
         max_workers=min(suite.jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")
@@ -538,14 +541,13 @@ def _worker_step(
 ) -> tuple[StepResult, list[str]]:
     """:func:`_fit_and_register` in a worker process; its news comes back as lines."""
     lines: list[str] = []
-    data = prepare_data(DataSpec(data=suite.data, split=default_split(model)))
     step, _, _ = _fit_and_register(
         suite,
         stage,
         model,
         fp,
         upstream,
-        data=data,
+        data=_opened({}, suite, model),
         reg=ModelRegistry(reg_root),
         run_root=run_root,
         threads=threads,
