@@ -22,6 +22,9 @@ from primetime.models import get_model_class
 from primetime.models.base import Recommender
 from primetime.models.coldhead import (
     HeadConfig,
+    Positions,
+    ProfileHead,
+    break_ties,
     calibrate,
     content_features,
     fit_head,
@@ -123,6 +126,63 @@ def test_fit_head_learns_which_genre_each_user_wants():
     assert float(out[0].abs().sum()) == 0.0
     # unwatched 17 (genre 1, like the odd titles) and 18 (genre 2)
     assert out[17, 0] > out[17, 1] and out[18, 1] > out[18, 0]
+
+
+def test_the_profile_learns_each_users_genre_where_the_user_vectors_cannot_tell():
+    """Every position has the same user vector (the model's gives nothing to go on), so
+    the head's rows alone rank a new title the same for everybody; the profile of the
+    history (train_head with positions) learns that a user who watched genre 1 wants
+    genre 1 next: each user's own genre's unwatched title scores higher."""
+    from primetime.models.coldhead import train_head
+
+    genres = np.array([[0]] + [[1 + i % 2] for i in range(20)])  # odd titles genre 1
+    features = {"genres": genres}
+    rng = np.random.default_rng(0)
+    odd, even = np.arange(1, 17, 2), np.arange(2, 17, 2)  # titles 17-20 stay unwatched
+    windows = np.stack([rng.choice(odd if u % 2 == 0 else even, 6) for u in range(40)])  # (40, 6)
+    keep = np.zeros_like(windows, dtype=bool)
+    keep[:, 1:] = True  # every title but the first is a target after the ones before
+    targets = torch.from_numpy(windows[keep])
+    history = np.zeros_like(windows)
+    history[:, 1:] = windows[:, :-1]  # position t's history: titles before t
+    positions = Positions.of(history[:, 1:], keep[:, 1:])
+    users = torch.ones(len(targets), 2)  # the same for every position
+    watched = torch.zeros(21, dtype=torch.bool)
+    watched[1:17] = True
+    cfg = HeadConfig(hidden=8, epochs=40, batch_size=64)
+    head, profile = train_head(features, users, targets, watched, cfg, positions=positions)
+    assert isinstance(profile, ProfileHead)
+    with torch.no_grad():
+        p_rows, g_rows = profile()
+    for own, other, hist in ((17, 18, odd[:4]), (18, 17, even[:4])):
+        u = p_rows[torch.from_numpy(hist)].mean(0)
+        assert float(u @ g_rows[own]) > float(u @ g_rows[other]), own
+    # without positions no profile is trained
+    _, none = train_head(features, users, targets, watched, cfg)
+    assert none is None
+
+
+def test_positions_follow_the_order_of_the_kept_places():
+    keep = np.array([[False, True, True], [True, False, False]])
+    pos = Positions.of(np.arange(6).reshape(2, 3) + 1, keep)
+    assert pos.row.tolist() == [0, 0, 1] and pos.col.tolist() == [1, 2, 0]
+    rows = torch.arange(8, dtype=torch.float32)[:, None] * torch.ones(1, 2)  # row i = (i, i)
+    means = ProfileHead.profiles(rows, pos.windows[pos.row], pos.col)
+    # windows [[1, 2, 3], [4, 5, 6]]: (1+2)/2, (1+2+3)/3, 4/1
+    torch.testing.assert_close(means[:, 0], torch.tensor([1.5, 2.0, 4.0]))
+
+
+def test_break_ties_orders_equal_rows_by_the_models_own_rows():
+    rows = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # titles 0 and 1 tie
+    own = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.5]])
+    out = break_ties(rows, own)
+    u = torch.tensor([1.0, 0.2])
+    s = out @ u
+    assert s[1] > s[0] > s[2]  # the tie broken by the own row, the rest as before
+    assert float((out - rows).abs().max()) < 1e-2  # a small share
+    torch.testing.assert_close(out[0], rows[0])  # a zero own row changes nothing
+    with pytest.raises(ValueError, match="own rows"):
+        break_ties(rows, own[:2])
 
 
 def test_fit_head_rejects_unwatched_targets():
@@ -246,6 +306,10 @@ def test_the_head_saves_and_loads(fitted, tmp_path) -> None:
     back.save(tmp_path / "grown")
     loaded = get_model_class(model.name).load(tmp_path / "grown")
     assert loaded.cold is not None and loaded.cold.size == grown.items.size
+    assert loaded.cold.profile is not None and model.cold.profile is not None
+    np.testing.assert_array_equal(loaded.cold.scored, back.cold.scored)
+    assert set(back.cold.scored.tolist()) >= {41, 42}  # the added titles
+    assert loaded.cold.profile_scale == model.cold.profile_scale
     np.testing.assert_allclose(loaded.score(ctx), back.score(ctx), rtol=1e-5, atol=1e-5)
 
 
@@ -261,6 +325,8 @@ def test_added_titles_score_on_the_watched_rows_scale(fitted, tmp_path) -> None:
     back, ok = grown_copy(model, grown, tmp_path)
     assert ok
     new = [grown.items.index("new-drama"), grown.items.index("new-comedy")]
+    assert set(new) <= set(back.cold.scored.tolist())  # the profile term scores them
+    back.cold.profile = None  # the rows alone (the profile term is the next tests')
     watched = np.flatnonzero(np.bincount(train.item_idx, minlength=41) > 0)
     genre = np.array([int(int(i[1:]) < 20) for i in grown.items.ids()[:40]])
     assert genre[watched - 1].sum() * 2 == len(watched)  # half Drama: the identity holds
@@ -288,22 +354,27 @@ def test_contrastive_added_titles_score_as_never_watched_titles_at_fit(fitted, t
     with torch.no_grad():
         raw = back.cold.module()  # (43, dim): the grown head's rows of every title
     placed = (raw * scale + back.cold.bias).numpy()
-    np.testing.assert_allclose(back.score_vectors[41:], placed[41:], rtol=1e-4, atol=1e-6)
+    tied = break_ties(torch.from_numpy(placed[41:]), torch.from_numpy(back.item_vectors()[41:]))
+    np.testing.assert_allclose(back.score_vectors[41:], tied.numpy(), rtol=1e-4, atol=1e-6)
     # the map's centre and spread: those of the watched titles' encoder rows
     watched = np.flatnonzero(np.bincount(train.item_idx, minlength=41) > 0)
     z = model.item_vectors()[watched]
     np.testing.assert_allclose(placed[watched].mean(0), z.mean(0), atol=1e-5)
     spread = np.linalg.norm(placed[watched] - z.mean(0), axis=1).mean()
     assert spread == pytest.approx(np.linalg.norm(z - z.mean(0), axis=1).mean(), rel=1e-4)
-    # each user's order among the added titles is the head's
+    # each user's order among the added titles is the head's: its rows and profile term
     users = list(train.contexts())[:10]
     s = back.score(users)[:, 41:]
     vec = back.item_vectors()
-    for c, row in zip(users, s, strict=True):
+    profile = back.cold.profile_scores([c.history for c in users])  # (10, S)
+    assert profile is not None
+    at = [int(np.flatnonzero(back.cold.scored == i)[0]) for i in (41, 42)]
+    for c, row, prof in zip(users, s, profile, strict=True):
         age = np.arange(len(c.history))[::-1]
         w = 0.5 ** (age / back.config.recency_halflife)
         u = (w[:, None] * vec[c.history]).sum(0)
-        by_head = u @ raw[41:].numpy().T
+        u = u / np.linalg.norm(u)
+        by_head = scale * (u @ raw[41:].numpy().T) + prof[at]
         assert np.sign(row[0] - row[1]) == np.sign(by_head[0] - by_head[1])
 
 

@@ -51,6 +51,8 @@ from primetime.models.base import FitOptions, FitReport, Recommender, mask_paddi
 from primetime.models.coldhead import (
     HEAD_FEATURES,
     ColdHead,
+    Positions,
+    break_ties,
     check_head_options,
     head_rows,
     scale_and_shift,
@@ -109,9 +111,9 @@ class ContrastiveConfig:
             the title that came next first. The encoder's vectors (``item_vectors``, the
             content-similar titles) are not changed; only the scores of never-watched
             titles are.
-        head_epochs, head_features, head_newest: The head's training passes, inputs
-            (``encoder`` adds this model's own vector of a title) and new-title term,
-            as for :class:`~primetime.models.gnn.GNNConfig`.
+        head_epochs, head_features, head_newest, head_profile: The head's training
+            passes, inputs (``encoder`` adds this model's own vector of a title),
+            new-title term and user profile, as for :class:`~primetime.models.gnn.GNNConfig`.
         epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
         grad_clip, seed, device: Training (see :class:`TrainConfig`).
     """
@@ -138,6 +140,7 @@ class ContrastiveConfig:
     cold_head: bool = True
     head_epochs: int = 4
     head_newest: float = 0.0
+    head_profile: bool = True
     head_features: str = HEAD_FEATURES
     epochs: int = 8
     batch_size: int = 1024
@@ -475,6 +478,7 @@ class ContrastiveRecommender(Recommender):
             users.append(u[keep])
             ys.append(y[keep])
         links = title_links(side.kg, train.items, cfg.min_people_titles)
+        outs_t = torch.from_numpy(outs)
         head, replace, self.cold = head_rows(
             side,
             (links.item, links.entity),
@@ -486,6 +490,7 @@ class ContrastiveRecommender(Recommender):
             base=z,
             extra=self.vectors,
             place=scale_and_shift,
+            positions=Positions.of(ins, (outs_t > 0) & watched[outs_t]),
         )
         out = self.vectors.copy()
         cold = replace.numpy()  # never watched, with content; else the encoder's vector
@@ -495,7 +500,9 @@ class ContrastiveRecommender(Recommender):
         # their content. Titles added after training get the same map (saved with the
         # head), so the service scores them as this fit scored its never-watched titles.
         rows = head[torch.from_numpy(cold)] @ self.cold.weight + self.cold.bias
-        out[cold] = rows.numpy()
+        # titles with the same head row (the same genres) in the order of their vectors
+        out[cold] = break_ties(rows, z[torch.from_numpy(cold)]).numpy()
+        self.cold.place_profile(np.flatnonzero(cold), float(self.cold.weight[0, 0]))
         out[0] = 0.0
         return out
 
@@ -530,7 +537,10 @@ class ContrastiveRecommender(Recommender):
             users[row] = (w[:, None] * z[c.history]).sum(0) / w.sum()  # (dim,)
         norm = np.linalg.norm(users, axis=1, keepdims=True)  # (B, 1)
         users = users / np.maximum(norm, 1e-12)
-        return mask_padding(users @ rows.T)  # (B, V); an empty history scores 0
+        out = users @ rows.T  # (B, V); an empty history scores 0
+        if self.cold is not None:  # the head's profile term on its titles
+            self.cold.add_profile(out, [c.history for c in contexts])
+        return mask_padding(out)
 
     # -------------------------------------------------------- new titles
     def _extend(self, items: Vocabulary, side: SideData, n_old: int) -> bool:
@@ -575,8 +585,9 @@ class ContrastiveRecommender(Recommender):
                     extra=z,
                 )
                 if head is not None:
-                    rows[head.has] = head.rows.numpy()[head.has]
-                    self.cold.append(head)
+                    has = torch.from_numpy(head.has)
+                    rows[head.has] = break_ties(head.rows[has], torch.from_numpy(z)[has]).numpy()
+                    self.cold.append(head, scored=n_old + np.flatnonzero(head.has))
             self.score_vectors = np.concatenate([self.score_vectors, rows]).astype(np.float32)
         return True
 

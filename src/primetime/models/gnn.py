@@ -115,6 +115,8 @@ from primetime.models.base import FitOptions, FitReport, Recommender, mask_paddi
 from primetime.models.coldhead import (
     HEAD_FEATURES,
     ColdHead,
+    Positions,
+    break_ties,
     check_head_options,
     head_rows,
 )
@@ -207,6 +209,10 @@ class GNNConfig:
         head_newest: Share of the training titles, newest by first event, among which
             the head also learns to rank (``newest`` of
             :func:`~primetime.models.coldhead.fit_head`); 0 turns that term off.
+        head_profile: Train the head with the user's side of its inputs
+            (:class:`~primetime.models.coldhead.ProfileHead`): a never-watched or added
+            title also scores the mean content profile of the user's history against
+            its own content vector.
         use_text: Feed the text vector to that encoder (and to the head).
         max_people, min_people_titles: Cast / crew tokens of that encoder (see
             :func:`~primetime.models.metadata.item_tokens`).
@@ -239,6 +245,7 @@ class GNNConfig:
     cold_head: bool = True
     head_epochs: int = 4
     head_newest: float = 0.0
+    head_profile: bool = True
     head_features: str = HEAD_FEATURES
     use_text: bool = True
     max_people: int = 10
@@ -857,6 +864,8 @@ class GNNRecommender(Recommender):
                 users.append(u[keep])
                 ys.append(y[keep])
         links = self.links if cfg.use_kg else TitleLinks.empty()
+        target_t = torch.from_numpy(targets)
+        keep = (target_t > 0) & graph.watched[target_t]  # (W, T) as in the loop above
         head, replace, self.cold = head_rows(
             _content_side(side, cfg),
             (links.item, links.entity),
@@ -866,6 +875,7 @@ class GNNRecommender(Recommender):
             train,
             cfg,
             base=table,
+            positions=Positions.of(inputs, keep),
         )
         # One scale for every head row: the mean norm of the rows they replace (1 when
         # those are zero). Among new titles the order is the head's (a common factor
@@ -877,8 +887,10 @@ class GNNRecommender(Recommender):
         before = float(table[replace].norm(dim=1).mean()) if bool(replace.any()) else 0.0
         scale = before / max(float(rows.norm(dim=1).mean()), 1e-12) if before > 0 else 1.0
         table = table.clone()
-        table[replace] = scale * rows
+        # titles with the same head row (the same genres) in the order of their graph rows
+        table[replace] = break_ties(scale * rows, table[replace])
         self._table = table
+        self.cold.place_profile(np.flatnonzero(replace.numpy()), scale)
 
     def _set_vocabs(self) -> None:
         self.vocabs = {}
@@ -921,6 +933,10 @@ class GNNRecommender(Recommender):
                 u = net.query(table, torch.from_numpy(seq))  # (b, T, D)
                 u = u[torch.arange(len(chunk)), torch.from_numpy(last)]  # (b, D)
                 out[start : start + len(chunk)] = (u @ table.T).numpy()  # (b, V)
+                if self.cold is not None:  # the head's profile term on its titles
+                    self.cold.add_profile(
+                        out[start : start + len(chunk)], [c.history for c in chunk]
+                    )
         empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
         if empty.any():  # nothing to condition on: every title scores the same
             out[empty] = 0.0
@@ -1012,8 +1028,8 @@ class GNNRecommender(Recommender):
         vecs = self._new_vectors(n_old, n_new, new_item, new_entity, new_rel)
         if cold is not None and cold_rows is not None:
             has = torch.from_numpy(cold_rows.has)
-            vecs[has] = cold_rows.rows[has].to(vecs.dtype)
-            cold.append(cold_rows)
+            vecs[has] = break_ties(cold_rows.rows[has].to(vecs.dtype), vecs[has])
+            cold.append(cold_rows, scored=n_old + np.flatnonzero(cold_rows.has))
 
         net.item_emb = grow_embedding(net.item_emb, n_new)
         self._table = torch.cat([table, vecs.to(table.dtype)])
