@@ -406,3 +406,12 @@ def test_a_bundle_without_a_head_grows_as_before(fitted, tmp_path) -> None:
         np.testing.assert_array_equal(back.score_vectors[41:], back.item_vectors()[41:])
         head, _ = grown_copy(model, grown, tmp_path / "head")
         assert not np.allclose(head.score_vectors[41:], head.item_vectors()[41:])
+
+
+def test_the_heads_user_dropout_is_checked():
+    with pytest.raises(ValueError, match="head_user_dropout"):
+        GNNConfig(head_user_dropout=1.0)
+    with pytest.raises(ValueError, match="head_user_dropout"):
+        ContrastiveConfig(head_user_dropout=-0.1)
+    with pytest.raises(ValueError, match="user_dropout"):
+        HeadConfig(user_dropout=1.0)

@@ -111,9 +111,10 @@ class ContrastiveConfig:
             the title that came next first. The encoder's vectors (``item_vectors``, the
             content-similar titles) are not changed; only the scores of never-watched
             titles are.
-        head_epochs, head_features, head_newest, head_profile: The head's training
-            passes, inputs (``encoder`` adds this model's own vector of a title),
-            new-title term and user profile, as for :class:`~primetime.models.gnn.GNNConfig`.
+        head_epochs, head_features, head_newest, head_profile, head_user_dropout: The
+            head's training passes, inputs (``encoder`` adds this model's own vector of
+            a title), new-title term, user profile and its dropout of the user vector,
+            as for :class:`~primetime.models.gnn.GNNConfig`.
         epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
         grad_clip, seed, device: Training (see :class:`TrainConfig`).
     """
@@ -141,6 +142,7 @@ class ContrastiveConfig:
     head_epochs: int = 4
     head_newest: float = 0.0
     head_profile: bool = True
+    head_user_dropout: float = 0.5
     head_features: str = HEAD_FEATURES
     epochs: int = 8
     batch_size: int = 1024
@@ -164,7 +166,7 @@ class ContrastiveConfig:
         if self.history_batch < 1 or self.history_len < 2 or self.negatives < 1:
             raise ValueError("history_batch and negatives must be >= 1, history_len >= 2")
 
-        check_head_options(self.head_features, self.head_newest)
+        check_head_options(self.head_features, self.head_newest, self.head_user_dropout)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.of(self)

@@ -213,6 +213,9 @@ class GNNConfig:
             (:class:`~primetime.models.coldhead.ProfileHead`): a never-watched or added
             title also scores the mean content profile of the user's history against
             its own content vector.
+        head_user_dropout: With ``head_profile``, the share of training positions
+            whose user vector the head does not see in a step (DropoutNet's input
+            dropout), so the profile also ranks on its own.
         use_text: Feed the text vector to that encoder (and to the head).
         max_people, min_people_titles: Cast / crew tokens of that encoder (see
             :func:`~primetime.models.metadata.item_tokens`).
@@ -246,6 +249,7 @@ class GNNConfig:
     head_epochs: int = 4
     head_newest: float = 0.0
     head_profile: bool = True
+    head_user_dropout: float = 0.5
     head_features: str = HEAD_FEATURES
     use_text: bool = True
     max_people: int = 10
@@ -275,7 +279,7 @@ class GNNConfig:
         if self.cold_weight < 0:
             raise ValueError(f"cold_weight must be >= 0, got {self.cold_weight}")
 
-        check_head_options(self.head_features, self.head_newest)
+        check_head_options(self.head_features, self.head_newest, self.head_user_dropout)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.of(self)
