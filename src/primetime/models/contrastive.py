@@ -16,16 +16,17 @@ the user vector at every position of a training history (the recency-weighted
 mean below) must find the title that comes next among titles with a training
 event (a never-watched title is nobody's negative).
 
-A user is the recency-weighted mean of their history's item vectors; every
-title scores by cosine to it. A title without a training event scores by the row of a content
-head (``cold_head``, :mod:`primetime.models.coldhead`) plus the head's profile of the
-user's history against the title (``head_profile``): on ml-100k ``--split cold-items``
-(``--set contrastive.epochs=2``) NDCG@10 0.0725 against random's 0.0271 (paired Wilcoxon
-p = 3.6e-06) and the genre profile's 0.0486 (p = 0.017); the head without the profile
-0.0520 (p = 0.94 against the genre profile), no head 0.0241. The head's rows take the watched encoder rows' centre and spread (a common
-scale and shift, which keeps each user's order among them), and the head is saved with
-that map: a title added after training (``extend_items``) scores by its head row so
-placed, as a never-watched title scores at fit.
+A user is the recency-weighted mean of their history's item vectors; every title scores
+by cosine to it. A title without a training event scores by the row of a content head
+(``cold_head``, :mod:`primetime.models.coldhead`) plus the head's profile of the user's
+history against the title (``head_profile``): on ml-100k ``--split cold-items`` (``--set
+contrastive.epochs=2``) NDCG@10 0.0725 against random's 0.0271 (paired Wilcoxon p =
+3.6e-06) and the genre profile's 0.0486 (p = 0.017); the head without the profile 0.0520
+(p = 0.94 against the genre profile), no head 0.0241. The head's rows take the watched
+encoder rows' centre and spread (a common scale and shift, which keeps each user's order
+among them), and the head is saved with that map: a title added after training
+(``extend_items``) scores by its head row so placed, as a never-watched title scores at
+fit.
 :meth:`ContrastiveRecommender.item_vectors` gives
 the vectors to other models (to initialise an item table) and to the service
 (content-similar titles). No id embedding: every title, watched or not, has a
