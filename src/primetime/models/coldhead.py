@@ -82,6 +82,14 @@ class HeadConfig:
         user_dropout: With a profile (:class:`ProfileHead`), the share of positions
             whose model user vector is zeroed in a step, so the profile learns to rank
             on its own too (DropoutNet's dropout of the preference input).
+        logit_adjust: ``tau``: each candidate's training logit carries ``tau`` times the
+            log of its count among the targets (logit adjustment, Menon et al. 2021,
+            "Long-tail learning via logit adjustment", ICLR), so the head learns what a
+            user wants beyond how popular a title was; 0 turns it off. Where new titles'
+            popularity is unrelated to their content (the synthetic worlds draw it at
+            random) the watched titles' popularity by genre misleads the head; where the
+            genres popular among watched titles are what new titles' viewers want
+            (ml-100k) it helps. Models choose it on valid (:func:`adjust_choices`).
         seed: Seed of the initialisation and of the batch order.
     """
 
@@ -92,6 +100,7 @@ class HeadConfig:
     weight_decay: float = 1e-4
     dropout: float = 0.1
     user_dropout: float = 0.0
+    logit_adjust: float = 0.0
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -357,6 +366,10 @@ def train_head(
         new_cand = torch.nonzero(newest & watched).squeeze(1)  # (M,) sorted
         is_new = newest[targets]  # (N,)
         new_local = torch.searchsorted(new_cand, targets).clamp(max=max(len(new_cand) - 1, 0))
+    # logit adjustment (Menon et al. 2021): the training logits carry tau * log(count) of
+    # each candidate, so the head learns what a user wants beyond a title's popularity
+    counts = torch.bincount(targets, minlength=len(watched))[cand].clamp(min=1).float()
+    adjust = cfg.logit_adjust * counts.log()  # (C,)
     head.train()
     if profile is not None:
         profile.train()
@@ -372,7 +385,7 @@ def train_head(
                 windows = positions.windows[positions.row[idx]]  # (b, T)
                 prof = ProfileHead.profiles(p_rows, windows, positions.col[idx])  # (b, dim)
                 logits = logits + prof @ g_rows[cand].T
-            loss = F.cross_entropy(logits, local[idx])
+            loss = F.cross_entropy(logits + adjust[None, :], local[idx])
             if newest is not None:
                 sel = idx[is_new[idx]]
                 if len(sel):
@@ -401,6 +414,7 @@ def head_rows(
     place: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     | None = None,
     positions: Positions | None = None,
+    logit_adjust: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, ColdHead]:
     """What a model's ``cold_head`` option runs: :func:`fit_head` on the inputs
     ``options.head_features`` (comma-separated names of :data:`FEATURES`; ``text`` only
@@ -414,6 +428,7 @@ def head_rows(
         place: ``(rows, base, watched) -> (weight, bias)``, the map saved with the
             head: :func:`calibrate` (a least-squares fit, the default) or
             :func:`scale_and_shift`.
+        logit_adjust: :attr:`HeadConfig.logit_adjust`.
         positions: The history of each position (:class:`Positions`): with
             ``options.head_profile`` the head is trained with a :class:`ProfileHead`,
             kept in the returned head; the model then places it
@@ -437,6 +452,7 @@ def head_rows(
         hidden=options.dim,
         seed=options.seed,
         user_dropout=getattr(options, "head_user_dropout", 0.0),
+        logit_adjust=logit_adjust,
     )
     min_count, max_people = options.min_people_titles, options.max_people
     n = len(watched)
@@ -856,9 +872,37 @@ def break_ties(rows: torch.Tensor, own: torch.Tensor, weight: float = TIE_WEIGHT
     return rows + weight * ratio * own
 
 
-def check_head_options(inputs: str, newest_share: float, user_dropout: float = 0.0) -> None:
-    """Raise ValueError for a ``head_features`` name not in :data:`FEATURES`, or a
-    ``head_newest`` or ``head_user_dropout`` outside [0, 1) (the models' config checks)."""
+def adjust_choices(option: str, can_validate: bool) -> list[float]:
+    """The logit adjustments (:attr:`HeadConfig.logit_adjust`) a model fits its head with,
+    in order: ``"auto"`` tries 0 then 1 and keeps the better on valid (0 alone without a
+    valid set), a number is that one."""
+    if option == "auto":
+        return [0.0, 1.0] if can_validate else [0.0]
+    return [float(option)]
+
+
+def head_overrides(option: str, notes: dict[str, Any]) -> dict[str, Any]:
+    """``{"head_logit_adjust": chosen}`` to pin the adjustment valid chose (a fit's
+    ``notes["head_logit_adjust"]``) for a refit without a valid set, when the option was
+    ``"auto"``; {} otherwise (a model's ``refit_overrides``)."""
+    if option != "auto" or "head_logit_adjust" not in notes:
+        return {}
+    return {"head_logit_adjust": str(float(notes["head_logit_adjust"]))}
+
+
+def check_head_options(
+    inputs: str, newest_share: float, user_dropout: float = 0.0, logit_adjust: str = "0"
+) -> None:
+    """Raise ValueError for a ``head_features`` name not in :data:`FEATURES`, a
+    ``head_newest`` or ``head_user_dropout`` outside [0, 1), or a ``head_logit_adjust``
+    neither ``"auto"`` nor a number in [0, 1] (the models' config checks)."""
+    if logit_adjust != "auto":
+        try:
+            tau = float(logit_adjust)
+        except ValueError:
+            tau = -1.0
+        if not 0 <= tau <= 1:
+            raise ValueError(f"head_logit_adjust must be 'auto' or in [0, 1], got {logit_adjust!r}")
     if not 0 <= newest_share < 1:
         raise ValueError(f"head_newest must be in [0, 1), got {newest_share}")
     if not 0 <= user_dropout < 1:
@@ -911,6 +955,8 @@ __all__ = [
     "NewRows",
     "Positions",
     "ProfileHead",
+    "adjust_choices",
+    "head_overrides",
     "calibrate",
     "content_features",
     "fit_head",

@@ -54,8 +54,10 @@ from primetime.models.coldhead import (
     HEAD_FEATURES,
     ColdHead,
     Positions,
+    adjust_choices,
     break_ties,
     check_head_options,
+    head_overrides,
     head_rows,
     scale_and_shift,
 )
@@ -113,10 +115,11 @@ class ContrastiveConfig:
             the title that came next first. The encoder's vectors (``item_vectors``, the
             content-similar titles) are not changed; only the scores of never-watched
             titles are.
-        head_epochs, head_features, head_newest, head_profile, head_user_dropout: The
-            head's training passes, inputs (``encoder`` adds this model's own vector of
-            a title), new-title term, user profile and its dropout of the user vector,
-            as for :class:`~primetime.models.gnn.GNNConfig`.
+        head_epochs, head_features, head_newest, head_profile, head_user_dropout,
+        head_logit_adjust: The head's training passes, inputs (``encoder`` adds this
+            model's own vector of a title), new-title term, user profile, its dropout
+            of the user vector and logit adjustment, as for
+            :class:`~primetime.models.gnn.GNNConfig`.
         epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
         grad_clip, seed, device: Training (see :class:`TrainConfig`).
     """
@@ -145,6 +148,7 @@ class ContrastiveConfig:
     head_newest: float = 0.0
     head_profile: bool = True
     head_user_dropout: float = 0.5
+    head_logit_adjust: str = "auto"
     head_features: str = HEAD_FEATURES
     epochs: int = 8
     batch_size: int = 1024
@@ -168,7 +172,9 @@ class ContrastiveConfig:
         if self.history_batch < 1 or self.history_len < 2 or self.negatives < 1:
             raise ValueError("history_batch and negatives must be >= 1, history_len >= 2")
 
-        check_head_options(self.head_features, self.head_newest, self.head_user_dropout)
+        check_head_options(
+            self.head_features, self.head_newest, self.head_user_dropout, self.head_logit_adjust
+        )
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.of(self)
@@ -342,6 +348,8 @@ class ContrastiveRecommender(Recommender):
         self.score_vectors: np.ndarray | None = None
         #: the content head with its calibration (``cold_head``): rows of titles added later
         self.cold: ColdHead | None = None
+        #: the head's logit adjustment, as chosen (``head_logit_adjust``)
+        self.head_adjust = 0.0
 
     # ------------------------------------------------------------------ fit
     def _fit(
@@ -442,7 +450,20 @@ class ContrastiveRecommender(Recommender):
         self.score_vectors = None
         self.cold = None
         if cfg.cold_head:
-            self.score_vectors = self._cold_rows(train, side, ins, outs, watched)
+            best: tuple[float, np.ndarray, ColdHead, float] | None = None
+            choices = adjust_choices(cfg.head_logit_adjust, score_valid is not None)
+            for tau in choices:
+                self.score_vectors = self._cold_rows(train, side, ins, outs, watched, tau)
+                if len(choices) == 1 or score_valid is None:
+                    self.head_adjust = tau
+                    break
+                metric = score_valid(self)
+                if best is None or metric > best[0]:
+                    assert self.cold is not None
+                    best = (metric, self.score_vectors, self.cold, tau)
+            else:
+                assert best is not None
+                _, self.score_vectors, self.cold, self.head_adjust = best
         return FitReport(
             epochs=result.epochs_run,
             best_epoch=result.best_epoch,
@@ -452,6 +473,7 @@ class ContrastiveRecommender(Recommender):
                 "cowatch_pairs": int((b > 0).sum()),
                 "text": net.text_proj is not None,
                 "best_valid_ndcg10": result.best_metric,
+                "head_logit_adjust": self.head_adjust,
             },
         )
 
@@ -462,10 +484,11 @@ class ContrastiveRecommender(Recommender):
         ins: np.ndarray,
         outs: np.ndarray,
         watched: torch.Tensor,
+        logit_adjust: float = 0.0,
     ) -> np.ndarray:
         """The encoder's vectors with every never-watched title's row replaced by the
-        content head's (see ``cold_head``); ``ins``, ``outs`` (W, T) training windows,
-        ``watched`` (V,) bool."""
+        content head's (see ``cold_head``; fit with ``logit_adjust``); ``ins``, ``outs``
+        (W, T) training windows, ``watched`` (V,) bool."""
         from primetime.models.gnn import title_links  # gnn imports this module
 
         cfg = self.config
@@ -495,6 +518,7 @@ class ContrastiveRecommender(Recommender):
             extra=self.vectors,
             place=scale_and_shift,
             positions=Positions.of(ins, (outs_t > 0) & watched[outs_t]),
+            logit_adjust=logit_adjust,
         )
         out = self.vectors.copy()
         cold = replace.numpy()  # never watched, with content; else the encoder's vector
@@ -518,6 +542,11 @@ class ContrastiveRecommender(Recommender):
             z = self.net.all_vectors().float().cpu().numpy()  # (V, dim)
         self.net.train(was_training)
         return z
+
+    def refit_overrides(self, report: FitReport) -> dict[str, Any]:
+        """The best epoch, and the head's logit adjustment valid chose."""
+        pinned = super().refit_overrides(report)
+        return {**pinned, **head_overrides(self.config.head_logit_adjust, report.notes)}
 
     # ---------------------------------------------------------------- score
     def item_vectors(self) -> np.ndarray:

@@ -98,8 +98,9 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -120,8 +121,10 @@ from primetime.models.coldhead import (
     HEAD_FEATURES,
     ColdHead,
     Positions,
+    adjust_choices,
     break_ties,
     check_head_options,
+    head_overrides,
     head_rows,
 )
 from primetime.models.contrastive import ContrastiveConfig, ContrastiveNet
@@ -220,6 +223,10 @@ class GNNConfig:
         head_user_dropout: With ``head_profile``, the share of training positions
             whose user vector the head does not see in a step (DropoutNet's input
             dropout), so the profile also ranks on its own.
+        head_logit_adjust: The head's logit adjustment
+            (:attr:`~primetime.models.coldhead.HeadConfig.logit_adjust`): ``"auto"``
+            fits the head with 0 and 1 and keeps the better on valid (0 without a
+            valid set), or a number in [0, 1].
         use_text: Feed the text vector to that encoder (and to the head).
         max_people, min_people_titles: Cast / crew tokens of that encoder (see
             :func:`~primetime.models.metadata.item_tokens`).
@@ -254,6 +261,7 @@ class GNNConfig:
     head_newest: float = 0.0
     head_profile: bool = True
     head_user_dropout: float = 0.5
+    head_logit_adjust: str = "auto"
     head_features: str = HEAD_FEATURES
     use_text: bool = True
     max_people: int = 10
@@ -283,7 +291,9 @@ class GNNConfig:
         if self.cold_weight < 0:
             raise ValueError(f"cold_weight must be >= 0, got {self.cold_weight}")
 
-        check_head_options(self.head_features, self.head_newest, self.head_user_dropout)
+        check_head_options(
+            self.head_features, self.head_newest, self.head_user_dropout, self.head_logit_adjust
+        )
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.of(self)
@@ -718,6 +728,8 @@ class GNNRecommender(Recommender):
         self._tower_arrays: dict[str, np.ndarray] | None = None  # the content encoder's input
         #: the content head with its calibration (``cold_head``): rows of titles added later
         self.cold: ColdHead | None = None
+        #: the head's logit adjustment, as chosen (``head_logit_adjust``)
+        self.head_adjust = 0.0
 
     def _new_net(self, n_items: int) -> GNNNet:
         links = self.links
@@ -832,7 +844,7 @@ class GNNRecommender(Recommender):
         self.cold = None
         if cfg.cold_head:
             start = time.perf_counter()
-            self._fit_cold_head(train, side, inputs, targets)
+            self._fit_cold_head(train, side, inputs, targets, score_valid)
             head_seconds = time.perf_counter() - start
         self.graph = None
         return FitReport(
@@ -847,14 +859,22 @@ class GNNRecommender(Recommender):
                 "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),
                 "best_valid_ndcg10": result.best_metric,
                 "cold_head_seconds": round(head_seconds, 2),
+                "head_logit_adjust": self.head_adjust,
             },
         )
 
     def _fit_cold_head(
-        self, train: Interactions, side: SideData, inputs: np.ndarray, targets: np.ndarray
+        self,
+        train: Interactions,
+        side: SideData,
+        inputs: np.ndarray,
+        targets: np.ndarray,
+        score_valid: Callable[[Recommender], float] | None = None,
     ) -> None:
         """Replace the rows of titles without a training event by the content head's
-        (see ``cold_head``); ``inputs``, ``targets`` (W, T) the training windows."""
+        (see ``cold_head``); ``inputs``, ``targets`` (W, T) the training windows; with
+        ``head_logit_adjust="auto"`` and ``score_valid``, the head of the better
+        adjustment on valid."""
         net, cfg, graph = self.net, self.config, self.graph
         assert net is not None and graph is not None
         table = self.item_table()
@@ -874,16 +894,47 @@ class GNNRecommender(Recommender):
         links = self.links if cfg.use_kg else TitleLinks.empty()
         target_t = torch.from_numpy(targets)
         keep = (target_t > 0) & graph.watched[target_t]  # (W, T) as in the loop above
+        positions = Positions.of(inputs, keep)
+        best: tuple[float, torch.Tensor, ColdHead, float] | None = None
+        choices = adjust_choices(cfg.head_logit_adjust, score_valid is not None)
+        for tau in choices:
+            self._table = table
+            self._place_head(side, links, torch.cat(users), torch.cat(ys), train, positions, tau)
+            if len(choices) == 1 or score_valid is None:
+                self.head_adjust = tau
+                return
+            metric = score_valid(self)
+            if best is None or metric > best[0]:
+                assert self._table is not None and self.cold is not None
+                best = (metric, self._table, self.cold, tau)
+        assert best is not None
+        _, self._table, self.cold, self.head_adjust = best
+
+    def _place_head(
+        self,
+        side: SideData,
+        links: TitleLinks,
+        users: torch.Tensor,
+        ys: torch.Tensor,
+        train: Interactions,
+        positions: Positions,
+        logit_adjust: float,
+    ) -> None:
+        """Fit the content head (with ``logit_adjust``) and put its rows in the table."""
+        cfg, graph = self.config, self.graph
+        assert graph is not None and self._table is not None
+        table = self._table
         head, replace, self.cold = head_rows(
             _content_side(side, cfg),
             (links.item, links.entity),
-            torch.cat(users),
-            torch.cat(ys),
+            users,
+            ys,
             graph.watched,
             train,
             cfg,
             base=table,
-            positions=Positions.of(inputs, keep),
+            positions=positions,
+            logit_adjust=logit_adjust,
         )
         # One scale for every head row: the mean norm of the rows they replace (1 when
         # those are zero). Among new titles the order is the head's (a common factor
@@ -910,6 +961,11 @@ class GNNRecommender(Recommender):
         for name, ids in names.items():
             if ids:
                 self.vocabs[name] = Vocabulary(ids, name=name)
+
+    def refit_overrides(self, report: FitReport) -> dict[str, Any]:
+        """The best epoch, and the head's logit adjustment valid chose."""
+        pinned = super().refit_overrides(report)
+        return {**pinned, **head_overrides(self.config.head_logit_adjust, report.notes)}
 
     # ---------------------------------------------------------------- score
     def item_table(self) -> torch.Tensor:
