@@ -415,3 +415,70 @@ def test_the_heads_user_dropout_is_checked():
         ContrastiveConfig(head_user_dropout=-0.1)
     with pytest.raises(ValueError, match="user_dropout"):
         HeadConfig(user_dropout=1.0)
+
+
+def test_logit_adjustment_takes_the_popular_genres_lead_away():
+    """Every user the same, nine in ten targets of genre 1: unadjusted, the head puts an
+    unwatched genre-1 title far above an unwatched genre-2 title (the popular genre);
+    with the log counts in the training logits (``logit_adjust=1``) the lead shrinks,
+    since what is left to learn is a title's share beyond its count."""
+    genres = np.array([[0]] + [[1 + i % 2] for i in range(20)])  # odd titles genre 1
+    features = {"genres": genres}
+    rng = np.random.default_rng(0)
+    odd, even = np.arange(1, 17, 2), np.arange(2, 17, 2)  # titles 17-20 stay unwatched
+    targets = torch.from_numpy(
+        np.where(rng.random(400) < 0.9, rng.choice(odd, 400), rng.choice(even, 400))
+    )
+    users = torch.ones(400, 2)
+    watched = torch.zeros(21, dtype=torch.bool)
+    watched[1:17] = True
+    gap = {}
+    for tau in (0.0, 1.0):
+        cfg = HeadConfig(hidden=8, epochs=30, batch_size=64, logit_adjust=tau)
+        out = fit_head(features, users, targets, watched, cfg)
+        gap[tau] = float(users[0] @ (out[17] - out[18]))
+    assert gap[0.0] > 1.0, gap  # log(0.9 / 0.1) is about 2.2
+    assert abs(gap[1.0]) < 0.5 * gap[0.0], gap
+
+
+def test_the_logit_adjustment_option():
+    from primetime.models.coldhead import adjust_choices, head_overrides
+
+    assert adjust_choices("auto", True) == [0.0, 1.0]
+    assert adjust_choices("auto", False) == [0.0]
+    assert adjust_choices("0.5", True) == [0.5]
+    for bad in ("2", "often", "-1"):
+        with pytest.raises(ValueError, match="head_logit_adjust"):
+            GNNConfig(head_logit_adjust=bad)
+    assert head_overrides("auto", {"head_logit_adjust": 1.0}) == {"head_logit_adjust": "1.0"}
+    assert head_overrides("0", {"head_logit_adjust": 0.0}) == {}
+
+
+@pytest.mark.parametrize("name", ["gnn", "contrastive"])
+def test_auto_keeps_the_adjustment_valid_prefers_and_a_refit_pins_it(name):
+    """A validator that prefers the second head (adjusted) gets it: the fit reports 1.0,
+    the model keeps that head's rows, and ``refit_overrides`` pins it."""
+    from primetime.models.base import FitOptions
+
+    data = with_new_titles()
+    split = leave_one_out(data.interactions)
+    calls: list[object] = []
+
+    def validation(train, valid):
+        def score(model):
+            calls.append(model.cold)
+            return 0.1 if model.cold is None else float(len(calls))
+
+        return score
+
+    cls = get_model_class(name)
+    model = cls(cls.config_class(**HEAD_MODELS[name]))
+    report = model.fit(
+        split.train,
+        valid=split.valid,
+        side=SideData.of(data),
+        options=FitOptions(validation=validation),
+    )
+    assert report.notes["head_logit_adjust"] == 1.0
+    assert model.cold is calls[-1]  # the second (last scored) head is the one kept
+    assert model.refit_overrides(report)["head_logit_adjust"] == "1.0"
