@@ -54,9 +54,9 @@ from primetime.models.coldhead import (
     HEAD_FEATURES,
     ColdHead,
     Positions,
-    adjust_choices,
     break_ties,
     check_head_options,
+    choose_adjustment,
     head_overrides,
     head_rows,
     scale_and_shift,
@@ -450,20 +450,17 @@ class ContrastiveRecommender(Recommender):
         self.score_vectors = None
         self.cold = None
         if cfg.cold_head:
-            best: tuple[float, np.ndarray, ColdHead, float] | None = None
-            choices = adjust_choices(cfg.head_logit_adjust, score_valid is not None)
-            for tau in choices:
-                self.score_vectors = self._cold_rows(train, side, ins, outs, watched, tau)
-                if len(choices) == 1 or score_valid is None:
-                    self.head_adjust = tau
-                    break
-                metric = score_valid(self)
-                if best is None or metric > best[0]:
-                    assert self.cold is not None
-                    best = (metric, self.score_vectors, self.cold, tau)
-            else:
-                assert best is not None
-                _, self.score_vectors, self.cold, self.head_adjust = best
+            head_inputs = self._head_inputs(ins, outs, watched)
+
+            def fit_head(tau: float) -> tuple[np.ndarray, ColdHead | None]:
+                self.score_vectors = self._cold_rows(train, side, head_inputs, watched, tau)
+                return self.score_vectors, self.cold
+
+            self.head_adjust, (self.score_vectors, self.cold) = choose_adjustment(
+                cfg.head_logit_adjust,
+                None if score_valid is None else lambda: score_valid(self),
+                fit_head,
+            )
         return FitReport(
             epochs=result.epochs_run,
             best_epoch=result.best_epoch,
@@ -477,47 +474,55 @@ class ContrastiveRecommender(Recommender):
             },
         )
 
+    def _head_inputs(
+        self, ins: np.ndarray, outs: np.ndarray, watched: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, Positions]:
+        """What the content head trains on: the user vector at every position of the
+        training windows ``ins``, ``outs`` (W, T) whose next title is watched (built as
+        :meth:`_score` builds a user), those titles, and the positions' histories."""
+        assert self.vectors is not None
+        z = torch.from_numpy(self.vectors)  # (V, dim)
+        outs_t = torch.from_numpy(outs)
+        keep = (outs_t > 0) & watched[outs_t]  # (W, T)
+        decay = recency_weights(ins.shape[1], self.config.recency_halflife)  # (T, T)
+        users = []
+        for start in range(0, len(ins), 512):
+            x = torch.from_numpy(ins[start : start + 512])
+            w = decay * (x > 0).float()[:, None, :]  # (b, T, T)
+            u = F.normalize(w @ z[x], dim=-1)  # (b, T, dim)
+            users.append(u[keep[start : start + 512]])
+        return torch.cat(users), outs_t[keep], Positions.of(ins, keep)
+
     def _cold_rows(
         self,
         train: Interactions,
         side: SideData,
-        ins: np.ndarray,
-        outs: np.ndarray,
+        head_inputs: tuple[torch.Tensor, torch.Tensor, Positions],
         watched: torch.Tensor,
         logit_adjust: float = 0.0,
     ) -> np.ndarray:
         """The encoder's vectors with every never-watched title's row replaced by the
-        content head's (see ``cold_head``; fit with ``logit_adjust``); ``ins``, ``outs``
-        (W, T) training windows, ``watched`` (V,) bool."""
+        content head's (see ``cold_head``; fit on ``head_inputs`` of :meth:`_head_inputs`
+        with ``logit_adjust``), ``watched`` (V,) bool."""
         from primetime.models.gnn import title_links  # gnn imports this module
 
         cfg = self.config
         assert self.vectors is not None
         z = torch.from_numpy(self.vectors)  # (V, dim)
-        decay = recency_weights(ins.shape[1], cfg.recency_halflife)  # (T, T)
-        users, ys = [], []
-        for start in range(0, len(ins), 512):
-            x = torch.from_numpy(ins[start : start + 512])
-            y = torch.from_numpy(outs[start : start + 512])
-            w = decay * (x > 0).float()[:, None, :]  # (b, T, T)
-            u = F.normalize(w @ z[x], dim=-1)  # (b, T, dim), as _score builds a user
-            keep = (y > 0) & watched[y]
-            users.append(u[keep])
-            ys.append(y[keep])
+        users, targets, positions = head_inputs
         links = title_links(side.kg, train.items, cfg.min_people_titles)
-        outs_t = torch.from_numpy(outs)
         head, replace, self.cold = head_rows(
             side,
             (links.item, links.entity),
-            torch.cat(users),
-            torch.cat(ys),
+            users,
+            targets,
             watched,
             train,
             cfg,
             base=z,
             extra=self.vectors,
             place=scale_and_shift,
-            positions=Positions.of(ins, (outs_t > 0) & watched[outs_t]),
+            positions=positions,
             logit_adjust=logit_adjust,
         )
         out = self.vectors.copy()

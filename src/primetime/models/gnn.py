@@ -121,9 +121,9 @@ from primetime.models.coldhead import (
     HEAD_FEATURES,
     ColdHead,
     Positions,
-    adjust_choices,
     break_ties,
     check_head_options,
+    choose_adjustment,
     head_overrides,
     head_rows,
 )
@@ -881,54 +881,49 @@ class GNNRecommender(Recommender):
         unwatched = torch.from_numpy(self._unwatched)
         if not bool(unwatched.any()):
             return
-        users, ys = [], []
+        target_t = torch.from_numpy(targets)
+        keep = (target_t > 0) & graph.watched[target_t]  # (W, T) positions with a target
+        users = []
         net.eval()
         with torch.no_grad():
             for start in range(0, len(inputs), 512):
                 x = torch.from_numpy(inputs[start : start + 512])
-                y = torch.from_numpy(targets[start : start + 512])
                 u = net.query(table, x)  # (b, T, D)
-                keep = (y > 0) & graph.watched[y]
-                users.append(u[keep])
-                ys.append(y[keep])
+                users.append(u[keep[start : start + 512]])
         links = self.links if cfg.use_kg else TitleLinks.empty()
-        target_t = torch.from_numpy(targets)
-        keep = (target_t > 0) & graph.watched[target_t]  # (W, T) as in the loop above
-        positions = Positions.of(inputs, keep)
-        best: tuple[float, torch.Tensor, ColdHead, float] | None = None
-        choices = adjust_choices(cfg.head_logit_adjust, score_valid is not None)
-        for tau in choices:
+        head_inputs = (torch.cat(users), target_t[keep], Positions.of(inputs, keep))
+
+        def fit_head(tau: float) -> tuple[torch.Tensor | None, ColdHead | None]:
             self._table = table
-            self._place_head(side, links, torch.cat(users), torch.cat(ys), train, positions, tau)
-            if len(choices) == 1 or score_valid is None:
-                self.head_adjust = tau
-                return
-            metric = score_valid(self)
-            if best is None or metric > best[0]:
-                assert self._table is not None and self.cold is not None
-                best = (metric, self._table, self.cold, tau)
-        assert best is not None
-        _, self._table, self.cold, self.head_adjust = best
+            self._place_head(side, links, head_inputs, train, tau)
+            return self._table, self.cold
+
+        self.head_adjust, (self._table, self.cold) = choose_adjustment(
+            cfg.head_logit_adjust,
+            None if score_valid is None else lambda: score_valid(self),
+            fit_head,
+        )
 
     def _place_head(
         self,
         side: SideData,
         links: TitleLinks,
-        users: torch.Tensor,
-        ys: torch.Tensor,
+        head_inputs: tuple[torch.Tensor, torch.Tensor, Positions],
         train: Interactions,
-        positions: Positions,
         logit_adjust: float,
     ) -> None:
-        """Fit the content head (with ``logit_adjust``) and put its rows in the table."""
+        """Fit the content head on ``head_inputs`` (the user vector at each training
+        position with a watched next title, that title, the positions' histories), with
+        ``logit_adjust``, and put its rows in the table."""
         cfg, graph = self.config, self.graph
         assert graph is not None and self._table is not None
         table = self._table
+        users, targets, positions = head_inputs
         head, replace, self.cold = head_rows(
             _content_side(side, cfg),
             (links.item, links.entity),
             users,
-            ys,
+            targets,
             graph.watched,
             train,
             cfg,
