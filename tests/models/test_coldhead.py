@@ -326,7 +326,7 @@ def test_added_titles_score_on_the_watched_rows_scale(fitted, tmp_path) -> None:
     assert ok
     new = [grown.items.index("new-drama"), grown.items.index("new-comedy")]
     assert set(new) <= set(back.cold.scored.tolist())  # the profile term scores them
-    back.cold.profile = None  # the rows alone (the profile term is the next tests')
+    back.cold.profile = back.cold.terms = None  # the rows alone (the terms: later tests)
     watched = np.flatnonzero(np.bincount(train.item_idx, minlength=41) > 0)
     genre = np.array([int(int(i[1:]) < 20) for i in grown.items.ids()[:40]])
     assert genre[watched - 1].sum() * 2 == len(watched)  # half Drama: the identity holds

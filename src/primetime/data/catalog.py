@@ -104,6 +104,26 @@ class Catalog:
                 m[k + 1, col[g]] = 1.0
         return m, names
 
+    def dates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(items.size,) int32 year (0 unknown) and (items.size,) float64 release day
+        (days since 1970-01-01, NaN unknown): ``release_date``, else ``first_air_date``;
+        a missing year falls back to the release date's year, a missing date to 1 January
+        of the year. Row 0 (padding) is 0 and NaN."""
+        day = self.frame.select(
+            pl.coalesce("release_date", "first_air_date").cast(pl.Int32).alias("d"),
+            pl.col("year"),
+        )
+        d = day["d"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        yr = day["year"].fill_null(0).to_numpy().astype(np.int32)
+        from_day = (d // 365.2425 + 1970).astype(np.float64)
+        yr = np.where((yr == 0) & np.isfinite(d), np.nan_to_num(from_day).astype(np.int32), yr)
+        jan1 = (yr.astype(np.float64) - 1970) * 365.2425
+        d = np.where(np.isnan(d) & (yr > 0), jan1, d)
+        year = np.zeros(self.items.size, dtype=np.int32)
+        release = np.full(self.items.size, np.nan)
+        year[1:], release[1:] = yr, d
+        return year, release
+
     def kind_codes(self) -> np.ndarray:
         """(items.size,) int8: 0 movie, 1 show, -1 padding."""
         out = np.full(self.items.size, -1, dtype=np.int8)

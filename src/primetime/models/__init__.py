@@ -18,7 +18,11 @@ from primetime.models.mf import MFRecommender
 from primetime.models.multimodal import MultimodalRecommender
 from primetime.models.ncf import NCFImplicitRecommender, NCFRecommender
 from primetime.models.popularity import PopularityRecommender, TrendingRecommender
-from primetime.models.reference import GenreProfileRecommender, RandomRecommender
+from primetime.models.reference import (
+    GenreProfileRecommender,
+    GenreReleasedRecommender,
+    RandomRecommender,
+)
 from primetime.models.sasrec import SASRecRecommender
 from primetime.models.temporal import TemporalRecommender
 
@@ -27,6 +31,7 @@ MODELS: dict[str, type[Recommender]] = {
     "trending": TrendingRecommender,
     "random": RandomRecommender,
     "genre-profile": GenreProfileRecommender,
+    "genre-released": GenreReleasedRecommender,
     "itemknn": ItemKNNRecommender,
     "als": ALSRecommender,
     "bpr": BPRRecommender,

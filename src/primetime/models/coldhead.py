@@ -55,6 +55,8 @@ from primetime.data.catalog import Catalog
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.models.metadata import ItemTokens, extend_tokens, item_tokens, text_matrix
+from primetime.models.titlecontext import RequestTerms, TermsConfig, TitleFacts, fit_weights
+from primetime.types import UserContext
 
 #: Token fields of the head, in order.
 BAGS = ("genres", "subgenres", "cast", "crew", "year", "temporal", "entities")
@@ -239,19 +241,36 @@ class Positions(NamedTuple):
         row: (N,) int64 the window of each position (aligned with the head's ``users``
             and ``targets``).
         col: (N,) int64 its place in that window: the history is ``windows[row, :col+1]``.
+        times: (N,) int64 unix seconds of each position's next event (the moment it was
+            asked for: the request-time terms, :mod:`primetime.models.titlecontext`), or
+            None.
     """
 
     windows: torch.Tensor
     row: torch.Tensor
     col: torch.Tensor
+    times: torch.Tensor | None = None
 
     @classmethod
-    def of(cls, inputs: np.ndarray, keep: np.ndarray | torch.Tensor) -> Positions:
+    def of(
+        cls,
+        inputs: np.ndarray,
+        keep: np.ndarray | torch.Tensor,
+        times: np.ndarray | None = None,
+    ) -> Positions:
         """The positions of ``inputs`` (W, T) where ``keep`` (W, T) bool holds, in the
-        row-major order of ``users[keep]``."""
+        row-major order of ``users[keep]``; ``times`` (W, T) the time of each position's
+        next event."""
         keep_t = torch.as_tensor(keep, dtype=torch.bool)
         row, col = torch.nonzero(keep_t, as_tuple=True)
-        return cls(torch.as_tensor(inputs, dtype=torch.int64), row, col)
+        when = None if times is None else torch.as_tensor(times, dtype=torch.int64)[keep_t]
+        return cls(torch.as_tensor(inputs, dtype=torch.int64), row, col, when)
+
+    def histories(self, idx: torch.Tensor) -> list[np.ndarray]:
+        """The histories (item_idx, padding dropped) of positions ``idx``."""
+        win = self.windows[self.row[idx]].numpy()  # (b, T)
+        cols = self.col[idx].numpy()
+        return [w[: c + 1][w[: c + 1] > 0] for w, c in zip(win, cols, strict=True)]
 
 
 class ProfileHead(nn.Module):
@@ -415,6 +434,7 @@ def head_rows(
     | None = None,
     positions: Positions | None = None,
     logit_adjust: float = 0.0,
+    facts: TitleFacts | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, ColdHead]:
     """What a model's ``cold_head`` option runs: :func:`fit_head` on the inputs
     ``options.head_features`` (comma-separated names of :data:`FEATURES`; ``text`` only
@@ -433,8 +453,13 @@ def head_rows(
             ``options.head_profile`` the head is trained with a :class:`ProfileHead`,
             kept in the returned head; the model then places it
             (:meth:`ColdHead.place_profile`) and adds :meth:`ColdHead.profile_scores`.
+        facts: With ``options.head_context`` and ``positions`` that carry their times,
+            the request-time terms of :mod:`primetime.models.titlecontext` are fit on
+            the trained head (frozen) and kept in the returned head
+            (:meth:`ColdHead.add_terms` adds them).
         options: The model's config: ``head_features``, ``head_newest``, ``head_epochs``,
-            ``head_profile``, ``head_user_dropout``, ``use_text``, ``dim``, ``seed``,
+            ``head_profile``, ``head_user_dropout``, ``head_context``, ``use_text``,
+            ``dim``, ``seed``,
             ``min_people_titles``,
             ``max_people``.
 
@@ -470,10 +495,25 @@ def head_rows(
         newest_titles(train.item_idx, train.timestamp, n, newest_share) if newest_share else None
     )
     extra = extra if "encoder" in keep else None
-    positions = positions if options.head_profile else None
     module, profile = train_head(
-        features, users, targets, watched, cfg, extra=extra, newest=newest, positions=positions
+        features,
+        users,
+        targets,
+        watched,
+        cfg,
+        extra=extra,
+        newest=newest,
+        positions=positions if options.head_profile else None,
     )
+    terms = None
+    if (
+        facts is not None
+        and options.head_context
+        and positions is not None
+        and positions.times is not None
+        and len(targets)
+    ):
+        terms = _fit_terms(module, profile, facts, users, targets, watched, positions, cfg)
     rows = _title_rows(module)
     replace = ~watched & torch.from_numpy(has_content(features) | (extra is not None))
     replace[0] = False
@@ -488,7 +528,52 @@ def head_rows(
         profile=profile,
         history_len=0 if positions is None else int(positions.windows.shape[1]),
     )
+    if terms is not None:
+        assert facts is not None and positions is not None
+        weights, alpha = terms
+        head.terms = RequestTerms(facts, weights, alpha, int(positions.windows.shape[1]))
     return rows, replace, head
+
+
+def _fit_terms(
+    module: ContentHead,
+    profile: ProfileHead | None,
+    facts: TitleFacts,
+    users: torch.Tensor,
+    targets: torch.Tensor,
+    watched: torch.Tensor,
+    positions: Positions,
+    cfg: HeadConfig,
+) -> tuple[np.ndarray, float]:
+    """:func:`~primetime.models.titlecontext.fit_weights` on the trained head: each
+    position's logits as the head trained them (its rows, its profile term, its logit
+    adjustment) against every watched title, asked at the time of its next event."""
+    assert positions.times is not None
+    cand = torch.nonzero(watched).squeeze(1)  # (C,)
+    with torch.no_grad():
+        vecs = module()[cand]  # (C, dim)
+        pg = None if profile is None else profile()
+    counts = torch.bincount(targets, minlength=len(watched))[cand].clamp(min=1).float()
+    adjust = cfg.logit_adjust * counts.log()  # (C,)
+
+    def head_logits(idx: torch.Tensor) -> torch.Tensor:
+        out = users[idx] @ vecs.T  # (b, C)
+        if pg is not None:
+            windows = positions.windows[positions.row[idx]]
+            prof = ProfileHead.profiles(pg[0], windows, positions.col[idx])  # (b, dim)
+            out = out + prof @ pg[1][cand].T
+        return out
+
+    return fit_weights(
+        facts,
+        head_logits,
+        positions.histories,
+        positions.times,
+        targets,
+        cand,
+        adjust,
+        TermsConfig(seed=cfg.seed),
+    )
 
 
 def calibrate(
@@ -577,6 +662,9 @@ class ColdHead:
             rows on, so a title's head score keeps its two parts' balance).
         scored: (S,) item_idx of the titles the profile term scores: those whose row is
             the head's (never watched at fit, or added later).
+        terms: The request-time terms (:mod:`primetime.models.titlecontext`), fit beside
+            the head's score; None: none. They score :attr:`scored` too, at the
+            ``profile_scale`` the head's rows were placed at.
     """
 
     module: ContentHead
@@ -588,6 +676,7 @@ class ColdHead:
     history_len: int = 0
     profile_scale: float = 1.0
     scored: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    terms: RequestTerms | None = None
     _rows: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def place_profile(self, titles: np.ndarray, scale: float) -> None:
@@ -620,12 +709,23 @@ class ColdHead:
                 users[b] = p_rows[h].mean(0)
         return users @ g_rows.T  # (B, S)
 
-    def add_profile(self, scores: np.ndarray, histories: Sequence[np.ndarray]) -> None:
-        """Add :meth:`profile_scores` to the columns :attr:`scored` of ``scores`` (B, V),
-        in place (nothing without a profile)."""
-        extra = self.profile_scores(histories)
-        if extra is not None:
-            scores[:, self.scored] += extra
+    def term_scores(self, contexts: Sequence[UserContext]) -> np.ndarray | None:
+        """(B, S) what the request-time terms add to the scores of :attr:`scored` for B
+        requests (the last :attr:`history_len` titles of each history, its ``now``);
+        None without terms or titles to score."""
+        if self.terms is None or not len(self.scored):
+            return None
+        return self.terms.scores(contexts, self.scored, self.profile_scale)
+
+    def add_terms(self, scores: np.ndarray, contexts: Sequence[UserContext]) -> None:
+        """Add :meth:`profile_scores` and :meth:`term_scores` to the columns
+        :attr:`scored` of ``scores`` (B, V), in place (nothing without either)."""
+        for extra in (
+            self.profile_scores([c.history for c in contexts]),
+            self.term_scores(contexts),
+        ):
+            if extra is not None:
+                scores[:, self.scored] += extra
 
     def arrays(self, prefix: str = "head.") -> dict[str, np.ndarray]:
         """Everything to rebuild the head (:meth:`from_arrays`), as bundle arrays."""
@@ -639,6 +739,10 @@ class ColdHead:
             out[prefix + "profile_meta"] = np.array([self.history_len], dtype=np.int64)
             out[prefix + "profile_scale"] = np.array([self.profile_scale], dtype=np.float64)
             out[prefix + "profile_scored"] = self.scored
+        if self.terms is not None:
+            out.update(self.terms.arrays(prefix + "terms."))
+            out[prefix + "profile_scored"] = self.scored
+            out[prefix + "profile_scale"] = np.array([self.profile_scale], dtype=np.float64)
         return out
 
     @classmethod
@@ -648,6 +752,9 @@ class ColdHead:
         state = {k.removeprefix(prefix): v for k, v in arrays.items() if k.startswith(prefix)}
         if "mlp.0.weight" not in state:
             return None
+        terms = RequestTerms.from_arrays(state, "terms.")
+        for k in [k for k in state if k.startswith("terms.")]:
+            del state[k]
         text_dim, extra_dim = (int(x) for x in state.pop("dims"))
         weight = torch.from_numpy(state.pop("map_weight"))
         bias = torch.from_numpy(state.pop("map_bias"))
@@ -688,10 +795,9 @@ class ColdHead:
             profile.load_state_dict({k: torch.from_numpy(v) for k, v in profile_state.items()})
             profile.eval()
             head.profile, head.history_len = profile, int(meta[0])
-            head.place_profile(
-                np.zeros(0, np.int64) if scored is None else scored,
-                1.0 if scale is None else float(scale[0]),
-            )
+        head.terms = terms
+        if scored is not None:
+            head.place_profile(scored, 1.0 if scale is None else float(scale[0]))
         return head
 
     @property
@@ -760,18 +866,38 @@ class ColdHead:
         rows = raw @ self.weight.to(raw.dtype) + self.bias.to(raw.dtype)  # (n, dim)
         return NewRows(rows, has_content(features), grown, dense)
 
-    def append(self, new: NewRows, scored: np.ndarray | None = None) -> None:
+    def append(
+        self,
+        new: NewRows,
+        scored: np.ndarray | None = None,
+        *,
+        release_day: np.ndarray | None = None,
+        links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> None:
         """Grow the head's buffers by the inputs of :meth:`new_rows` (a later addition
         is checked against, and starts after, them); ``scored``: the new titles (item_idx)
-        whose row is the head's, which the profile term scores from now on."""
+        whose row is the head's, which the profile term scores from now on.
+
+        With request-time terms, ``release_day`` (N,) the new titles' release days (days
+        since 1970-01-01, NaN unknown: counted as out) and ``links`` (item_idx, entity,
+        relation) their links to the entities the terms know (none: no shared-entity
+        counts; title-title links of an added title are not read)."""
+        if self.terms is not None:
+            n = len(new.has)
+            rd = np.full(n, np.nan) if release_day is None else np.asarray(release_day, float)
+            if rd.shape != (n,):
+                raise ValueError(f"{rd.shape} release days for {n} new titles")
+            empty = np.zeros(0, np.int64)
+            item, entity, relation = links if links is not None else (empty, empty, empty)
+            self.terms.facts.grow(rd, item, entity, relation)
         _grow(self.module, new.tokens, new.dense)
         if self.profile is not None:
             text = None if new.dense is None or not self.text_dim else new.dense[:, : self.text_dim]
             _grow(self.profile.users, new.tokens, text)
             _grow(self.profile.titles, new.tokens, text)
-            if scored is not None and len(scored):
-                self.scored = np.concatenate([self.scored, np.asarray(scored, dtype=np.int64)])
-            self._rows = None
+        if (self.profile is not None or self.terms is not None) and scored is not None:
+            self.scored = np.concatenate([self.scored, np.asarray(scored, dtype=np.int64)])
+        self._rows = None
 
 
 def _grow(head: ContentHead, tokens: dict[str, np.ndarray], dense: np.ndarray | None) -> None:

@@ -62,7 +62,8 @@ from primetime.models.coldhead import (
     scale_and_shift,
 )
 from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
-from primetime.models.sequential import training_windows
+from primetime.models.sequential import training_windows, window_rows
+from primetime.models.titlecontext import TitleFacts, release_days
 from primetime.training.loop import TrainConfig
 from primetime.training.loop import train as run_training
 from primetime.types import UserContext
@@ -116,9 +117,9 @@ class ContrastiveConfig:
             content-similar titles) are not changed; only the scores of never-watched
             titles are.
         head_epochs, head_features, head_newest, head_profile, head_user_dropout,
-        head_logit_adjust: The head's training passes, inputs (``encoder`` adds this
-            model's own vector of a title), new-title term, user profile, its dropout
-            of the user vector and logit adjustment, as for
+        head_logit_adjust, head_context: The head's training passes, inputs (``encoder``
+            adds this model's own vector of a title), new-title term, user profile, its
+            dropout of the user vector, logit adjustment and request-time terms, as for
             :class:`~primetime.models.gnn.GNNConfig`.
         epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
         grad_clip, seed, device: Training (see :class:`TrainConfig`).
@@ -148,6 +149,7 @@ class ContrastiveConfig:
     head_newest: float = 0.0
     head_profile: bool = True
     head_user_dropout: float = 0.5
+    head_context: bool = True
     head_logit_adjust: str = "auto"
     head_features: str = HEAD_FEATURES
     epochs: int = 8
@@ -450,7 +452,7 @@ class ContrastiveRecommender(Recommender):
         self.score_vectors = None
         self.cold = None
         if cfg.cold_head:
-            head_inputs = self._head_inputs(ins, outs, watched)
+            head_inputs = self._head_inputs(train, ins, outs, watched)
 
             def fit_head(tau: float) -> tuple[np.ndarray, ColdHead | None]:
                 self.score_vectors = self._cold_rows(train, side, head_inputs, watched, tau)
@@ -471,11 +473,14 @@ class ContrastiveRecommender(Recommender):
                 "text": net.text_proj is not None,
                 "best_valid_ndcg10": result.best_metric,
                 "head_logit_adjust": self.head_adjust,
+                "head_terms": None
+                if self.cold is None or self.cold.terms is None
+                else self.cold.terms.named(),
             },
         )
 
     def _head_inputs(
-        self, ins: np.ndarray, outs: np.ndarray, watched: torch.Tensor
+        self, train: Interactions, ins: np.ndarray, outs: np.ndarray, watched: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, Positions]:
         """What the content head trains on: the user vector at every position of the
         training windows ``ins``, ``outs`` (W, T) whose next title is watched (built as
@@ -491,7 +496,9 @@ class ContrastiveRecommender(Recommender):
             w = decay * (x > 0).float()[:, None, :]  # (b, T, T)
             u = F.normalize(w @ z[x], dim=-1)  # (b, T, dim)
             users.append(u[keep[start : start + 512]])
-        return torch.cat(users), outs_t[keep], Positions.of(ins, keep)
+        _, rows_out = window_rows(train, ins.shape[1])  # the events behind ``outs``
+        times = np.where(rows_out >= 0, train.timestamp[np.maximum(rows_out, 0)], 0)
+        return torch.cat(users), outs_t[keep], Positions.of(ins, keep, times)
 
     def _cold_rows(
         self,
@@ -524,6 +531,7 @@ class ContrastiveRecommender(Recommender):
             place=scale_and_shift,
             positions=positions,
             logit_adjust=logit_adjust,
+            facts=TitleFacts.of(release_days(side, 0, len(watched)), links),
         )
         out = self.vectors.copy()
         cold = replace.numpy()  # never watched, with content; else the encoder's vector
@@ -577,7 +585,7 @@ class ContrastiveRecommender(Recommender):
         users = users / np.maximum(norm, 1e-12)
         out = users @ rows.T  # (B, V); an empty history scores 0
         if self.cold is not None:  # the head's profile term on its titles
-            self.cold.add_profile(out, [c.history for c in contexts])
+            self.cold.add_terms(out, contexts)
         return mask_padding(out)
 
     # -------------------------------------------------------- new titles
@@ -625,7 +633,11 @@ class ContrastiveRecommender(Recommender):
                 if head is not None:
                     has = torch.from_numpy(head.has)
                     rows[head.has] = break_ties(head.rows[has], torch.from_numpy(z)[has]).numpy()
-                    self.cold.append(head, scored=n_old + np.flatnonzero(head.has))
+                    self.cold.append(
+                        head,
+                        scored=n_old + np.flatnonzero(head.has),
+                        release_day=release_days(side, n_old, n_new),
+                    )
             self.score_vectors = np.concatenate([self.score_vectors, rows]).astype(np.float32)
         return True
 

@@ -130,7 +130,8 @@ from primetime.models.coldhead import (
 from primetime.models.contrastive import ContrastiveConfig, ContrastiveNet
 from primetime.models.metadata import item_tokens, text_matrix
 from primetime.models.multimodal import grow_content, grow_embedding
-from primetime.models.sequential import right_pad, training_windows, unwrap
+from primetime.models.sequential import right_pad, training_windows, unwrap, window_rows
+from primetime.models.titlecontext import TitleFacts, release_days
 from primetime.training.loop import TrainConfig
 from primetime.training.loop import train as run_training
 from primetime.types import UserContext
@@ -223,6 +224,11 @@ class GNNConfig:
         head_user_dropout: With ``head_profile``, the share of training positions
             whose user vector the head does not see in a step (DropoutNet's input
             dropout), so the profile also ranks on its own.
+        head_context: Fit the request-time terms on the head
+            (:mod:`primetime.models.titlecontext`): a never-watched or added title also
+            scores whether it is out at the request and how recently, and how many of
+            the history's titles share each kind of entity with it or link to it (the
+            season before); one weight per term, learned on the head's positions.
         head_logit_adjust: The head's logit adjustment
             (:attr:`~primetime.models.coldhead.HeadConfig.logit_adjust`): ``"auto"``
             fits the head with 0 and 1 and keeps the better on valid (0 without a
@@ -261,6 +267,7 @@ class GNNConfig:
     head_newest: float = 0.0
     head_profile: bool = True
     head_user_dropout: float = 0.5
+    head_context: bool = True
     head_logit_adjust: str = "auto"
     head_features: str = HEAD_FEATURES
     use_text: bool = True
@@ -860,6 +867,9 @@ class GNNRecommender(Recommender):
                 "best_valid_ndcg10": result.best_metric,
                 "cold_head_seconds": round(head_seconds, 2),
                 "head_logit_adjust": self.head_adjust,
+                "head_terms": None
+                if self.cold is None or self.cold.terms is None
+                else self.cold.terms.named(),
             },
         )
 
@@ -891,7 +901,9 @@ class GNNRecommender(Recommender):
                 u = net.query(table, x)  # (b, T, D)
                 users.append(u[keep[start : start + 512]])
         links = self.links if cfg.use_kg else TitleLinks.empty()
-        head_inputs = (torch.cat(users), target_t[keep], Positions.of(inputs, keep))
+        _, rows_out = window_rows(train, cfg.max_len)  # the events behind ``targets``
+        times = np.where(rows_out >= 0, train.timestamp[np.maximum(rows_out, 0)], 0)
+        head_inputs = (torch.cat(users), target_t[keep], Positions.of(inputs, keep, times))
 
         def fit_head(tau: float) -> tuple[torch.Tensor | None, ColdHead | None]:
             self._table = table
@@ -930,6 +942,7 @@ class GNNRecommender(Recommender):
             base=table,
             positions=positions,
             logit_adjust=logit_adjust,
+            facts=self._facts(side, links),
         )
         # One scale for every head row: the mean norm of the rows they replace (1 when
         # those are zero). Among new titles the order is the head's (a common factor
@@ -945,6 +958,11 @@ class GNNRecommender(Recommender):
         table[replace] = break_ties(scale * rows, table[replace])
         self._table = table
         self.cold.place_profile(np.flatnonzero(replace.numpy()), scale)
+
+    def _facts(self, side: SideData, links: TitleLinks) -> TitleFacts:
+        """The request-time terms' facts: release days and this model's links."""
+        n = len(self._unwatched)
+        return TitleFacts.of(release_days(side, 0, n), links)
 
     def _set_vocabs(self) -> None:
         self.vocabs = {}
@@ -993,9 +1011,7 @@ class GNNRecommender(Recommender):
                 u = u[torch.arange(len(chunk)), torch.from_numpy(last)]  # (b, D)
                 out[start : start + len(chunk)] = (u @ table.T).numpy()  # (b, V)
                 if self.cold is not None:  # the head's profile term on its titles
-                    self.cold.add_profile(
-                        out[start : start + len(chunk)], [c.history for c in chunk]
-                    )
+                    self.cold.add_terms(out[start : start + len(chunk)], chunk)
         empty = np.array([len(c.history) == 0 for c in contexts], dtype=bool)
         if empty.any():  # nothing to condition on: every title scores the same
             out[empty] = 0.0
@@ -1088,7 +1104,12 @@ class GNNRecommender(Recommender):
         if cold is not None and cold_rows is not None:
             has = torch.from_numpy(cold_rows.has)
             vecs[has] = break_ties(cold_rows.rows[has].to(vecs.dtype), vecs[has])
-            cold.append(cold_rows, scored=n_old + np.flatnonzero(cold_rows.has))
+            cold.append(
+                cold_rows,
+                scored=n_old + np.flatnonzero(cold_rows.has),
+                release_day=release_days(side, n_old, n_new),
+                links=(new_item, new_entity, new_rel) if cfg.use_kg else None,
+            )
 
         net.item_emb = grow_embedding(net.item_emb, n_new)
         self._table = torch.cat([table, vecs.to(table.dtype)])

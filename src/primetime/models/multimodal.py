@@ -18,7 +18,9 @@ Three parts: :class:`MultimodalConfig`, :class:`MultimodalNet` (with its
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,10 +36,24 @@ from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 from primetime.models.base import FitOptions, FitReport
+from primetime.models.coldhead import Positions
 from primetime.models.metadata import FIELDS, ItemTokens, extend_tokens, item_tokens, text_matrix
 from primetime.models.sasrec import POSITIONS, sinusoidal_table
-from primetime.models.sequential import SequentialRecommender, unwrap
+from primetime.models.sequential import (
+    SequentialRecommender,
+    training_windows,
+    unwrap,
+    window_rows,
+)
+from primetime.models.titlecontext import (
+    RequestTerms,
+    TermsConfig,
+    TitleFacts,
+    fit_weights,
+    release_days,
+)
 from primetime.training.loop import TrainConfig
+from primetime.types import UserContext
 
 #: Slot types of the metadata sequence (type embeddings).
 SLOT_TYPES = ("meta_cls", "genre", "subgenre", "cast", "crew", "temporal", "text")
@@ -72,6 +88,12 @@ class MultimodalConfig:
         checkpointing: Recompute the item encoder in the backward pass
             (``torch.utils.checkpoint``) instead of keeping its activations: less memory
             on large catalogs, about a third more compute.
+        request_terms: After training, fit the request-time terms
+            (:mod:`primetime.models.titlecontext`) beside the model's scores: a title no
+            training event reached (or one added later) also scores whether it is out at
+            the request and how recently, and how many of the history's titles share
+            each kind of knowledge-graph entity with it or link to it; one weight per
+            term, learned on the training positions with the model frozen.
         epochs, batch_size, lr, weight_decay, decay_embeddings, warmup_epochs, patience,
         eval_every, grad_clip, seed, device: Training (see :class:`TrainConfig`).
     """
@@ -93,6 +115,7 @@ class MultimodalConfig:
     min_people_titles: int = 2
     id_embeddings: bool = True
     checkpointing: bool = False
+    request_terms: bool = True
     epochs: int = 40
     batch_size: int = 128
     lr: float = 2e-3
@@ -379,6 +402,8 @@ class MultimodalRecommender(SequentialRecommender):
         super().__init__(config)
         self._side_data: SideData | None = None
         self._seen: np.ndarray | None = None
+        self.terms: RequestTerms | None = None
+        self.term_titles = np.zeros(0, dtype=np.int64)  # titles the terms score
 
     def _fit(
         self,
@@ -399,9 +424,69 @@ class MultimodalRecommender(SequentialRecommender):
             self._side_data = None
         assert self.net is not None
         self.net.last_table = None
+        self.terms, self.term_titles = None, np.zeros(0, dtype=np.int64)
+        if self.config.request_terms and (seen[1:] == 0).any():
+            self._fit_terms(train, side, seen > 0)
+            assert self.terms is not None
+            report.notes["request_terms"] = self.terms.named()
         report.notes["content_only_titles"] = int((seen[1:] == 0).sum())
         report.notes["text"] = self.net.item_encoder.text_proj is not None
         return report
+
+    def _fit_terms(self, train: Interactions, side: SideData, watched: np.ndarray) -> None:
+        """Fit the request-time terms (``request_terms``) on a sample of the training
+        positions (those whose next title has a training event), each a user vector
+        against every watched title's row, and let them score the titles no training
+        event reached."""
+        from primetime.models.gnn import title_links  # gnn imports this module
+
+        cfg, net = self.config, self.net
+        assert net is not None
+        inputs, targets = training_windows(train, cfg.max_len)  # (W, T) each
+        _, rows_out = window_rows(train, cfg.max_len)
+        times = np.where(rows_out >= 0, train.timestamp[np.maximum(rows_out, 0)], 0)
+        keep = (targets > 0) & watched[targets]  # (W, T)
+        row, col = np.nonzero(keep)
+        tcfg = TermsConfig(seed=cfg.seed)
+        pick = np.random.default_rng(cfg.seed).permutation(len(row))[: tcfg.positions]
+        row, col = row[pick], col[pick]
+        wins, inv = np.unique(row, return_inverse=True)  # the windows the sample needs
+        net.eval()
+        users = torch.empty(len(row), cfg.dim)
+        with torch.no_grad():
+            table = net.item_table()  # (V, D)
+            for start in range(0, len(wins), 256):
+                h = net(torch.from_numpy(inputs[wins[start : start + 256]]))  # (b, T, D)
+                sel = (inv >= start) & (inv < start + 256)
+                users[torch.from_numpy(sel)] = h[inv[sel] - start, col[sel]].float()
+        cand = torch.from_numpy(np.flatnonzero(watched))
+        rows_c = table[cand].float()  # (C, D)
+        sample = Positions(  # the sampled positions, in the order of ``users``
+            torch.from_numpy(inputs),
+            torch.from_numpy(row),
+            torch.from_numpy(col),
+            torch.from_numpy(times[row, col]),
+        )
+        links = title_links(side.kg, train.items, cfg.min_people_titles)
+        facts = TitleFacts.of(release_days(side, 0, train.items.size), links)
+        weights, alpha = fit_weights(
+            facts,
+            lambda idx: users[idx] @ rows_c.T,
+            sample.histories,
+            torch.from_numpy(times[row, col]),
+            torch.from_numpy(targets[row, col]),
+            cand,
+            torch.zeros(len(cand)),
+            tcfg,
+        )
+        self.terms = RequestTerms(facts, weights, alpha, cfg.max_len)
+        self.term_titles = np.flatnonzero(~watched)[1:]  # row 0 is padding
+
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        out = super()._score(contexts)
+        if self.terms is not None and len(self.term_titles):
+            out[:, self.term_titles] += self.terms.scores(contexts, self.term_titles)
+        return out
 
     def _prepare(self, train: Interactions, catalog: Catalog | None) -> None:
         cfg = self.config
@@ -459,11 +544,28 @@ class MultimodalRecommender(SequentialRecommender):
         if grown is None:
             return False
         net.seen = torch.cat([net.seen, torch.zeros(n_new - n_old, device=net.seen.device)])
+        if self.terms is not None:  # the request-time terms score them (release days only)
+            empty = np.zeros(0, np.int64)
+            self.terms.facts.grow(release_days(side, n_old, n_new), empty, empty, empty)
+            self.term_titles = np.concatenate([self.term_titles, np.arange(n_old, n_new)])
         net.item_emb = grow_embedding(net.item_emb, n_new)
         net._table, net._table_key = None, None
         return True
 
+    def _state(self) -> dict[str, np.ndarray]:
+        state = super()._state()
+        if self.terms is not None:
+            state.update(self.terms.arrays("terms."))
+            state["terms.titles"] = self.term_titles
+        return state
+
     def _restore(self, bundle: Bundle) -> None:
+        # a bundle saved before the terms has none
+        self.terms = RequestTerms.from_arrays(bundle.arrays, "terms.")
+        self.term_titles = bundle.arrays.get("terms.titles", np.zeros(0, np.int64))
+        bundle = dataclasses.replace(
+            bundle, arrays={k: v for k, v in bundle.arrays.items() if not k.startswith("terms.")}
+        )
         arrays: dict[str, np.ndarray] = {"seen": bundle.arrays["seen"]}
         for key, value in bundle.arrays.items():
             if key.startswith("item_encoder."):

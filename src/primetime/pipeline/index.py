@@ -267,24 +267,8 @@ class PipelineIndex:
 
 
 def _catalog_dates(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
-    """(V,) year (0 unknown) and (V,) release day (NaN unknown)."""
-    f = catalog.frame
-    day = f.select(
-        pl.coalesce("release_date", "first_air_date").cast(pl.Int32).alias("d"),
-        pl.col("year"),
-    )
-    d = day["d"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-    yr = day["year"].fill_null(0).to_numpy().astype(np.int32)
-    # a missing year falls back to the release date's year, a missing date to 1 Jan
-    from_day = (d // 365.2425 + 1970).astype(np.float64)
-    yr = np.where((yr == 0) & np.isfinite(d), np.nan_to_num(from_day).astype(np.int32), yr)
-    jan1 = (yr.astype(np.float64) - 1970) * 365.2425
-    d = np.where(np.isnan(d) & (yr > 0), jan1, d)
-    v = catalog.items.size
-    year = np.zeros(v, dtype=np.int32)
-    release = np.full(v, np.nan)
-    year[1:], release[1:] = yr, d
-    return year, release
+    """(V,) year (0 unknown) and (V,) release day (NaN unknown): :meth:`Catalog.dates`."""
+    return catalog.dates()
 
 
 def _next_seasons(catalog: Catalog) -> np.ndarray:

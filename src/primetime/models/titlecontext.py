@@ -1,0 +1,352 @@
+"""Request-time terms of the content head: what a new title is *at the moment asked*.
+
+The content head (:mod:`primetime.models.coldhead`) scores a title that nobody has
+watched from what it is, for a user's history; it does not know when the user asks.
+Three things about a new title are only known then, or only between this title and
+this user's history, and an embedding of the title's content cannot carry them:
+
+- **out yet** — a title released after the request cannot be watched; among new
+  titles many are not out at a given request (the service drops them from served
+  lists, :mod:`primetime.pipeline`; the bare model must rank them low too);
+- **how recent** — a title in its first weeks draws more viewers (a premiere);
+- **linked to what the user watched** — the next season of a show the user watched,
+  a title on a network the user watches, the same director or cast: counts of the
+  history's titles that share an entity with the title, per relation of the
+  knowledge graph, and of the history's titles linked to it title to title
+  (``next_season``: the user watched the season before). These are the meta-path
+  counts of heterogeneous-information-network recommenders (Yu et al. 2014,
+  "Personalized Entity Recommendation: A Heterogeneous Information Network
+  Approach", WSDM), counted per relation so one weight serves every show, director
+  or network, including one no training event reached.
+
+:class:`TitleFacts` holds a title's release day and its links; :meth:`TitleFacts.features`
+gives the terms of B requests against C titles, and :func:`fit_weights` learns one
+weight per term (and a scale for the head's score) on the head's training positions,
+each asked at the time its next title was watched, with the head frozen. Written
+here rather than taken from a library: the terms are a handful of sparse products
+over the project's own link tables, and the weights a softmax regression over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from primetime.data.side import SideData
+from primetime.types import UserContext
+
+DAY = 86400.0
+#: Release-age buckets (days since release at the request), each a term of its own:
+#: [0, 30), [30, 90), [90, 365); older titles are the base.
+AGE_EDGES = (0.0, 30.0, 90.0, 365.0)
+#: The int64 link arrays of :class:`TitleFacts` (and of the graph model's ``TitleLinks``).
+LINK_ARRAYS = ("item", "entity", "relation", "pair_a", "pair_b", "pair_relation")
+#: :func:`fit_weights` keeps every batch's terms when they take at most this many floats.
+CACHE_CELLS = 25_000_000
+
+
+def release_days(side: SideData, start: int, stop: int) -> np.ndarray:
+    """(stop - start,) release days of titles ``start .. stop - 1`` (days since
+    1970-01-01, NaN unknown or without a catalog; :meth:`Catalog.dates`)."""
+    cat = side.catalog
+    if cat is None or cat.items.size < stop:
+        return np.full(stop - start, np.nan)
+    return cat.dates()[1][start:stop]
+
+
+@dataclass
+class TitleFacts:
+    """What :meth:`features` reads of every title.
+
+    Attributes:
+        release_day: (V,) float64 days since 1970-01-01, NaN unknown (row 0 padding).
+        item, entity, relation: (E,) title-entity links: item_idx, entity index (1..)
+            and relation index into ``relations``.
+        relations: Names of the title-entity relations.
+        pair_a, pair_b, pair_relation: (P,) title-title links ``a -> b`` and their
+            relation index into ``pair_relations``.
+        pair_relations: Names of the title-title relations.
+    """
+
+    release_day: np.ndarray
+    item: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    entity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    relation: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    relations: list[str] = field(default_factory=list)
+    pair_a: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pair_b: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pair_relation: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pair_relations: list[str] = field(default_factory=list)
+    _mats: list[sp.csr_matrix] | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, release_day: np.ndarray, links: object | None = None) -> TitleFacts:
+        """Facts from a release-day table and, optionally, a model's link tables
+        (an object with ``item``, ``entity``, ``relation``, ``relations``, ``pair_a``,
+        ``pair_b``, ``pair_relation``, ``pair_relations``: the graph model's
+        ``TitleLinks``)."""
+        out = cls(np.asarray(release_day, dtype=np.float64).copy())
+        if links is not None:
+            for name in LINK_ARRAYS:
+                setattr(out, name, np.asarray(getattr(links, name), dtype=np.int64).copy())
+            out.relations = list(links.relations)  # type: ignore[attr-defined]
+            out.pair_relations = list(links.pair_relations)  # type: ignore[attr-defined]
+        return out
+
+    @property
+    def size(self) -> int:
+        """Titles (padding included)."""
+        return int(self.release_day.size)
+
+    def names(self) -> list[str]:
+        """The terms, in the order of :meth:`features`' last axis."""
+        ages = [f"age<{int(b)}d" for b in AGE_EDGES[1:]]
+        pairs = [f"{d}:{r}" for r in self.pair_relations for d in ("after", "before")]
+        return ["later", *ages, *(f"shared:{r}" for r in self.relations), *pairs]
+
+    def _matrices(self) -> list[sp.csr_matrix]:
+        """Per relation the (V, E_r) title-entity incidence, then per title-title
+        relation the (V, V) ``a -> b`` matrix and its transpose (built once)."""
+        if self._mats is None:
+            v = self.size
+            mats: list[sp.csr_matrix] = []
+            n_ent = int(self.entity.max()) + 1 if len(self.entity) else 1
+            for r in range(len(self.relations)):
+                m = self.relation == r
+                mats.append(
+                    sp.csr_matrix(
+                        (np.ones(int(m.sum()), np.float32), (self.item[m], self.entity[m])),
+                        shape=(v, n_ent),
+                    )
+                )
+            for r in range(len(self.pair_relations)):
+                m = self.pair_relation == r
+                a = sp.csr_matrix(
+                    (np.ones(int(m.sum()), np.float32), (self.pair_a[m], self.pair_b[m])),
+                    shape=(v, v),
+                )
+                mats += [a, a.T.tocsr()]
+            self._mats = mats
+        return self._mats
+
+    def features(
+        self, histories: Sequence[np.ndarray], now: np.ndarray, titles: np.ndarray
+    ) -> np.ndarray:
+        """(B, C, F) float32 terms of B requests against ``titles`` (C,) item_idx.
+
+        Args:
+            histories: Each request's history (item_idx; repeats count once).
+            now: (B,) float unix seconds of each request, NaN unknown (then no title
+                counts as later and no age bucket is set).
+
+        Every term is 0 for a title out for a year or more that shares nothing with
+        the history, so the terms never lift a new title over a watched one for what
+        it is not (a title out or not scores the same when the request time is unknown).
+        """
+        titles = np.asarray(titles, dtype=np.int64)
+        b, c = len(histories), len(titles)
+        mats = self._matrices()
+        out = np.zeros((b, c, 4 + len(mats)), dtype=np.float32)
+        day = np.asarray(now, dtype=np.float64)[:, None] / DAY  # (B, 1)
+        rel = self.release_day[titles][None, :]  # (1, C)
+        with np.errstate(invalid="ignore"):
+            age = day - rel  # (B, C) NaN where either is unknown
+            out[:, :, 0] = age < 0  # later: released after the request (False if unknown)
+            for k in range(3):
+                out[:, :, 1 + k] = (age >= AGE_EDGES[k]) & (age < AGE_EDGES[k + 1])
+        if not mats or not b:
+            return out
+        rows = [np.unique(np.asarray(h, dtype=np.int64)) for h in histories]
+        rows = [h[(h > 0) & (h < self.size)] for h in rows]
+        hist = sp.csr_matrix(
+            (
+                np.ones(sum(len(h) for h in rows), np.float32),
+                (
+                    np.repeat(np.arange(b), [len(h) for h in rows]),
+                    np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                ),
+            ),
+            shape=(b, self.size),
+        )  # (B, V)
+        n_rel = len(self.relations)
+        for k, m in enumerate(mats):
+            # entity relations: the history titles' entities, counted, against each
+            # title's, (B, E) @ (E, C); title-title: history titles linked to the title
+            counts = (hist @ m) @ m[titles].T if k < n_rel else hist @ m[:, titles]
+            out[:, :, 4 + k] = np.log1p(np.asarray(counts.todense(), dtype=np.float32))
+        return out
+
+    def grow(
+        self, release_day: np.ndarray, item: np.ndarray, entity: np.ndarray, relation: np.ndarray
+    ) -> None:
+        """Add titles (their release days, in item_idx order after the last) and their
+        links to known entities (relation indices into :attr:`relations`)."""
+        self.release_day = np.concatenate([self.release_day, np.asarray(release_day, float)])
+        self.item = np.concatenate([self.item, np.asarray(item, np.int64)])
+        self.entity = np.concatenate([self.entity, np.asarray(entity, np.int64)])
+        self.relation = np.concatenate([self.relation, np.asarray(relation, np.int64)])
+        self._mats = None
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """Bundle arrays (:meth:`from_arrays`)."""
+        out = {prefix + k: getattr(self, k) for k in ("release_day", *LINK_ARRAYS)}
+        out[prefix + "relations"] = np.array(self.relations, dtype=np.str_)
+        out[prefix + "pair_relations"] = np.array(self.pair_relations, dtype=np.str_)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> TitleFacts | None:
+        """The facts :meth:`arrays` saved, or None."""
+        if prefix + "release_day" not in arrays:
+            return None
+        out = cls(np.asarray(arrays[prefix + "release_day"], np.float64))
+        for k in LINK_ARRAYS:
+            setattr(out, k, np.asarray(arrays[prefix + k], np.int64))
+        out.relations = [str(x) for x in arrays[prefix + "relations"].tolist()]
+        out.pair_relations = [str(x) for x in arrays[prefix + "pair_relations"].tolist()]
+        return out
+
+
+@dataclass
+class RequestTerms:
+    """Fitted request-time terms: the facts, one weight per term and the scale of the
+    model's score they were fitted beside (:func:`fit_weights`).
+
+    Attributes:
+        facts: What the terms read (grown with titles added later).
+        weights: (F,) float32, one per name of ``facts.names()``.
+        alpha: The model score's factor in the fit: a model whose scores are ``s``
+            times the fitted ones adds the terms at ``s / alpha`` of their weights.
+        history_len: The last titles of a history the terms read (0: all of it).
+    """
+
+    facts: TitleFacts
+    weights: np.ndarray
+    alpha: float = 1.0
+    history_len: int = 0
+
+    def named(self) -> dict[str, float]:
+        """Term name -> weight (rounded), for fit notes."""
+        return {
+            n: round(float(w), 3) for n, w in zip(self.facts.names(), self.weights, strict=True)
+        }
+
+    def scores(
+        self, contexts: Sequence[UserContext], titles: np.ndarray, scale: float = 1.0
+    ) -> np.ndarray:
+        """(B, S) what the terms add to the scores of ``titles`` (S,) for B requests (the
+        last :attr:`history_len` titles of each history, its ``now``), for a model whose
+        scores are ``scale`` times those of the fit."""
+        n = self.history_len
+        hist = [np.asarray(c.history, dtype=np.int64)[-n:] if n else c.history for c in contexts]
+        now = np.array([np.nan if c.now is None else float(c.now) for c in contexts])
+        terms = self.facts.features(hist, now, titles)  # (B, S, F)
+        return (terms @ self.weights) * np.float32(scale / self.alpha)
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        """Bundle arrays (:meth:`from_arrays`)."""
+        out = self.facts.arrays(prefix + "facts.")
+        out[prefix + "weights"] = self.weights
+        out[prefix + "meta"] = np.array([self.alpha, self.history_len], dtype=np.float64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> RequestTerms | None:
+        """The terms :meth:`arrays` saved, or None (a bundle without them)."""
+        facts = TitleFacts.from_arrays(arrays, prefix + "facts.")
+        if facts is None or prefix + "weights" not in arrays:
+            return None
+        alpha, history_len = (float(x) for x in arrays[prefix + "meta"])
+        weights = np.asarray(arrays[prefix + "weights"], np.float32)
+        return cls(facts, weights, alpha, int(history_len))
+
+
+@dataclass(frozen=True)
+class TermsConfig:
+    """Settings of :func:`fit_weights`.
+
+    Attributes:
+        positions: Training positions sampled (seeded) to fit on.
+        batch_size, steps, lr, weight_decay: Adam over the weights, ``steps`` batches in
+            all (passes over the sampled positions as many as that takes).
+        seed: Sampling and batch order.
+    """
+
+    positions: int = 10000
+    batch_size: int = 500
+    steps: int = 200
+    lr: float = 0.05
+    weight_decay: float = 1e-3
+    seed: int = 42
+
+
+def fit_weights(
+    facts: TitleFacts,
+    head_logits: Callable[[torch.Tensor], torch.Tensor],
+    histories: Callable[[torch.Tensor], list[np.ndarray]],
+    times: torch.Tensor,
+    targets: torch.Tensor,
+    cand: torch.Tensor,
+    adjust: torch.Tensor,
+    cfg: TermsConfig | None = None,
+) -> tuple[np.ndarray, float]:
+    """Learn one weight per term of ``facts`` and a scale ``alpha`` of the head's score,
+    so that ``alpha * head + terms . w`` finds each position's next title among ``cand``.
+
+    Args:
+        head_logits: ``idx -> (b, C)`` the frozen head's logits of positions ``idx``
+            against ``cand`` (no grad).
+        histories: ``idx -> b`` histories (item_idx) of those positions.
+        times: (N,) int64 unix seconds of each position's next event (its request time).
+        targets: (N,) that title (item_idx, in ``cand``).
+        cand: (C,) sorted item_idx the positions rank.
+        adjust: (C,) the head's logit adjustment (added to every logit, as in its
+            training).
+
+    Returns:
+        ``(w, alpha)``: (F,) float32 weights and the head score's scale.
+    """
+    cfg = cfg or TermsConfig()
+    n = len(targets)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    pick = torch.randperm(n, generator=gen)[: cfg.positions]
+    local = torch.searchsorted(cand, targets)
+    n_terms = len(facts.names())
+    w = torch.zeros(n_terms, requires_grad=True)
+    log_alpha = torch.zeros((), requires_grad=True)
+    opt = torch.optim.Adam([w, log_alpha], lr=cfg.lr, weight_decay=0.0)
+    cand_np = cand.numpy()
+    batches = list(pick.split(cfg.batch_size))
+    # the terms of every batch kept when they fit in CACHE_CELLS floats, else rebuilt
+    keep = len(pick) * len(cand) * n_terms <= CACHE_CELLS
+    cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    order: list[int] = []
+    for _ in range(cfg.steps):
+        if not order:
+            order = torch.randperm(len(batches), generator=gen).tolist()
+        k = order.pop()
+        idx = batches[k]
+        if k in cache:
+            head, terms = cache[k]
+        else:
+            with torch.no_grad():
+                head = head_logits(idx).float()
+            terms = torch.from_numpy(
+                facts.features(histories(idx), times[idx].double().numpy(), cand_np)
+            )
+            if keep:
+                cache[k] = (head, terms)
+        logits = log_alpha.exp() * head + terms @ w + adjust[None, :]
+        loss = F.cross_entropy(logits, local[idx]) + cfg.weight_decay * (w**2).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return w.detach().numpy().astype(np.float32), float(log_alpha.detach().exp())
+
+
+__all__ = ["AGE_EDGES", "RequestTerms", "TermsConfig", "TitleFacts", "fit_weights", "release_days"]

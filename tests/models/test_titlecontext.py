@@ -1,0 +1,265 @@
+"""Request-time terms of the content head (:mod:`primetime.models.titlecontext`): the
+terms say what they should of planted release days and links; the weights learn which
+terms find the next title; through the graph model a new title not out at the request
+ranks below one that is, and the terms survive save, load and added titles; the
+``genre-released`` reference drops titles released after the request."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from primetime.data import Dataset
+from primetime.data.side import SideData
+from primetime.data.splits import leave_one_out
+from primetime.models.gnn import GNNConfig, GNNRecommender
+from primetime.models.reference import GenreReleasedRecommender
+from primetime.models.titlecontext import TermsConfig, TitleFacts, fit_weights
+from primetime.types import UserContext
+
+DAY = 86400
+
+
+def facts() -> TitleFacts:
+    """Titles 1..6: 1-3 one show's seasons (1 -> 2 -> 3, network n1), 4 on network n1,
+    5 and 6 movies sharing director d; release days 0, 100, 200, 300, 400, NaN."""
+    return TitleFacts(
+        release_day=np.array([np.nan, 0, 100, 200, 300, 400, np.nan]),
+        item=np.array([1, 2, 3, 4, 5, 6]),
+        entity=np.array([1, 1, 1, 1, 2, 2]),
+        relation=np.array([0, 0, 0, 0, 1, 1]),
+        relations=["network", "director"],
+        pair_a=np.array([1, 2]),
+        pair_b=np.array([2, 3]),
+        pair_relation=np.array([0, 0]),
+        pair_relations=["next_season"],
+    )
+
+
+def test_terms_of_planted_days_and_links():
+    f = facts()
+    names = f.names()
+    assert names == [
+        "later",
+        "age<30d",
+        "age<90d",
+        "age<365d",
+        "shared:network",
+        "shared:director",
+        "after:next_season",
+        "before:next_season",
+    ]
+    titles = np.arange(1, 7)
+    t = f.features([np.array([1, 1, 5])], np.array([210.0 * DAY]), titles)[0]  # (6, F)
+    col = {n: k for k, n in enumerate(names)}
+    np.testing.assert_array_equal(t[:, col["later"]], [0, 0, 0, 1, 1, 0])  # 6: unknown day
+    np.testing.assert_array_equal(t[:, col["age<30d"]], [0, 0, 1, 0, 0, 0])  # day 200: 10 d
+    np.testing.assert_array_equal(t[:, col["age<90d"]], 0)
+    np.testing.assert_array_equal(t[:, col["age<365d"]], [1, 1, 0, 0, 0, 0])  # 210 d, 110 d
+    # history 1 (repeated: counts once) and 5: network n1 shared with 1-4, director with 5-6
+    np.testing.assert_allclose(t[:, col["shared:network"]], np.log1p([1, 1, 1, 1, 0, 0]))
+    np.testing.assert_allclose(t[:, col["shared:director"]], np.log1p([0, 0, 0, 0, 1, 1]))
+    # season 2 comes after the watched season 1; nothing comes before a watched title
+    np.testing.assert_allclose(t[:, col["after:next_season"]], np.log1p([0, 1, 0, 0, 0, 0]))
+    np.testing.assert_array_equal(t[:, col["before:next_season"]], 0)
+    unknown = f.features([np.array([], np.int64)], np.array([np.nan]), titles)[0]
+    assert not unknown.any()  # no request time, no history: no term
+
+
+def test_weights_learn_what_finds_the_next_title():
+    """Positions whose next title is always the season after the last one watched and
+    never a title not out yet: the weights of those terms come out positive and
+    negative; the head's scale stays positive."""
+    f = facts()
+    rng = np.random.default_rng(0)
+    n = 400
+    hist = [np.array([1]) if k % 2 else np.array([2]) for k in range(n)]
+    targets = torch.tensor([2 if k % 2 else 3 for k in range(n)])
+    times = torch.full((n,), int(250 * DAY))  # 4 and 5 are not out yet
+    cand = torch.arange(1, 7)
+    head = torch.from_numpy(rng.normal(size=(n, 6)).astype(np.float32))
+
+    w, alpha = fit_weights(
+        f,
+        lambda idx: head[idx],
+        lambda idx: [hist[i] for i in idx.tolist()],
+        times,
+        targets,
+        cand,
+        torch.zeros(6),
+        TermsConfig(positions=n, batch_size=100, steps=200),
+    )
+    names = f.names()
+    assert w[names.index("after:next_season")] > 1.0
+    assert w[names.index("later")] < -0.5
+    assert alpha > 0
+
+
+def with_release_days() -> Dataset:
+    """60 users in two taste groups each watch a run of their half of 40 titles (Drama
+    first half, Comedy|Family second), each title the day after its release (title i
+    out on day 10 i); two Comedy|Family titles nobody watched: ``new-comedy`` out on
+    day 0 and ``new-comedy-2`` out on day 1000, after every event."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(60):
+        start = int(rng.integers(0, 8))
+        for step in range(int(rng.integers(6, 12))):
+            i = (u % 2) * 20 + start + step
+            rows.append((f"u{u}", f"i{i}", 4.0, (10 * i + 1) * DAY + 60 * u))
+    ids = [f"i{i}" for i in range(40)] + ["new-comedy", "new-comedy-2"]
+    genres = [["Drama"] if i < 20 else ["Comedy", "Family"] for i in range(40)]
+    days = [10 * i for i in range(40)] + [0, 1000]
+    kg = [(f"i{i}", "directed_by", f"person:{i % 4}") for i in range(40)]
+    return Dataset.from_frames(
+        "planted-release",
+        interactions=pl.DataFrame(
+            rows, schema=["user_id", "item_id", "rating", "timestamp"], orient="row"
+        ),
+        catalog=pl.DataFrame(
+            {
+                "item_id": ids,
+                "title": [f"Title {k}" for k in range(len(ids))],
+                "genres": [*genres, ["Comedy", "Family"], ["Comedy", "Family"]],
+                "release_date": pl.Series(days).cast(pl.Date),
+            }
+        ),
+        kg=pl.DataFrame(kg, schema=["head", "relation", "tail"], orient="row"),
+        source="tests",
+    )
+
+
+GNN = {"dim": 16, "epochs": 12, "batch_size": 16, "lr": 1e-2, "eval_every": 12, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = with_release_days()
+    train = leave_one_out(data.interactions).train
+    side = SideData.of(data)
+    models = {}
+    for context in (True, False):
+        m = GNNRecommender(GNNConfig(**GNN, head_epochs=20, head_context=context))
+        m.fit(train, side=side)
+        models[context] = m
+    return data, train, side, models
+
+
+def comedy_fans_new_titles(model, train, now) -> np.ndarray:
+    """(U, 2) scores of new-comedy and new-comedy-2 for each Comedy fan, asked at ``now``."""
+    items = train.items
+    new = np.array([items.index("new-comedy"), items.index("new-comedy-2")])
+    fans = [c for c in train.contexts() if int(items.id(int(c.history[0]))[1:]) >= 20]
+    ctx = [UserContext(c.user_idx, c.history, now=now) for c in fans]
+    return model.score(ctx)[:, new]
+
+
+def test_a_title_not_out_at_the_request_ranks_below_one_that_is(fitted):
+    """Comedy fans asked on day 500: new-comedy is out, new-comedy-2 (the same genres)
+    not until day 1000. With the terms new-comedy comes first for every fan, by a
+    margin far above the head's own difference of the two (the models without the
+    terms, or with them and no request time)."""
+    _, train, _, models = fitted
+    model = models[True]
+    assert model.cold is not None and model.cold.terms is not None
+    assert model.cold.terms.weights[0] < 0  # "later": a title not out is not watched
+    with_terms = comedy_fans_new_titles(model, train, 500 * DAY)
+    assert (with_terms[:, 0] > with_terms[:, 1]).all()
+    margin = float(np.median(with_terms[:, 0] - with_terms[:, 1]))
+    for scores in (
+        comedy_fans_new_titles(models[False], train, 500 * DAY),
+        comedy_fans_new_titles(model, train, None),
+    ):
+        assert float(np.abs(scores[:, 0] - scores[:, 1]).max()) < margin / 10
+
+
+def test_terms_survive_save_load_and_added_titles(fitted, tmp_path):
+    data, train, side, models = fitted
+    model = models[True]
+    assert model.cold is not None and model.cold.terms is not None
+    model.save(tmp_path / "m")
+    back = GNNRecommender.load(tmp_path / "m")
+    ctx = [UserContext(c.user_idx, c.history, now=500 * DAY) for c in train.contexts()]
+    np.testing.assert_allclose(back.score(ctx), model.score(ctx), rtol=1e-5, atol=1e-5)
+    # a Comedy title added later, out on day 2000, asked for on day 500
+    cat = data.catalog.frame
+    grown = pl.concat(
+        [
+            cat,
+            pl.DataFrame(
+                {
+                    "item_id": ["added-comedy"],
+                    "title": ["Added"],
+                    "genres": [["Comedy", "Family"]],
+                    "release_date": pl.Series([2000]).cast(pl.Date),
+                }
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+    from primetime.data.catalog import Catalog
+    from primetime.data.vocab import Vocabulary
+
+    items = Vocabulary(grown["item_id"].to_list(), name="item")
+    assert back.extend_items(items, SideData(catalog=Catalog.from_frame(grown), kg=side.kg))
+    added = items.index("added-comedy")
+    assert back.cold is not None and added in back.cold.scored.tolist()
+    unknown = [UserContext(c.user_idx, c.history) for c in ctx]
+    drop = back.score(unknown)[:, added] - back.score(ctx)[:, added]  # (U,)
+    # asked before its release the added title loses the "later" term, the same for all
+    terms = back.cold.terms
+    later = terms.weights[0] * back.cold.profile_scale / terms.alpha
+    np.testing.assert_allclose(drop, -later, rtol=1e-4)
+    assert (drop > 0).all()
+
+
+def test_genre_released_drops_titles_after_the_request():
+    data = with_release_days()
+    train = leave_one_out(data.interactions).train
+    model = GenreReleasedRecommender()
+    model.fit(train, side=SideData.of(data))
+    items = train.items
+    out, later = items.index("new-comedy"), items.index("new-comedy-2")
+    drama = items.index("i0")
+    fan = next(c for c in train.contexts() if int(items.id(int(c.history[0]))[1:]) >= 20)
+    early = model.score([UserContext(fan.user_idx, fan.history, now=500 * DAY)])[0]
+    late = model.score([UserContext(fan.user_idx, fan.history, now=1100 * DAY)])[0]
+    unknown = model.score([UserContext(fan.user_idx, fan.history)])[0]
+    assert early[out] > early[drama] > early[later]  # the fan's genre, but not out yet
+    assert late[later] > late[drama] and unknown[later] > unknown[drama]
+
+
+def test_multimodal_fits_the_terms_for_titles_no_event_reached(tmp_path):
+    """The multimodal model (no content head: it scores every title from content) fits
+    the terms after training; they score the two never-watched titles, so the one out on
+    day 500 ranks above the one that is not for every Comedy fan, and the terms come
+    back from a saved bundle."""
+    from primetime.models.multimodal import MultimodalConfig, MultimodalRecommender
+
+    data = with_release_days()
+    train = leave_one_out(data.interactions).train
+    cfg = MultimodalConfig(
+        dim=16, heads=2, ffn=32, meta_dim=16, epochs=4, eval_every=4, use_text=False
+    )
+    model = MultimodalRecommender(cfg)
+    report = model.fit(train, side=SideData.of(data))
+    assert model.terms is not None and report.notes["request_terms"]["later"] < 0
+    items = train.items
+    watched = set(train.item_idx.tolist())
+    assert set(model.term_titles.tolist()) == set(range(1, items.size)) - watched
+    assert {items.index("new-comedy"), items.index("new-comedy-2")} <= watched ^ set(
+        range(1, items.size)
+    )
+    scores = comedy_fans_new_titles(model, train, 500 * DAY)
+    assert (scores[:, 0] > scores[:, 1]).all()
+    model.save(tmp_path / "m")
+    back = MultimodalRecommender.load(tmp_path / "m")
+    ctx = [UserContext(c.user_idx, c.history, now=500 * DAY) for c in train.contexts()]
+    np.testing.assert_allclose(back.score(ctx), model.score(ctx), rtol=1e-5, atol=1e-5)
+    off = MultimodalRecommender(dataclasses.replace(cfg, request_terms=False))
+    off.fit(train, side=SideData.of(data))
+    assert off.terms is None
