@@ -250,7 +250,8 @@ class TrainedRun:
         return {"part": "train", "rows": len(sp.train), "epochs": self.report.epochs}
 
     def training(self) -> dict[str, Any]:
-        """Epochs and throughput of the selection fit, for reports."""
+        """Epochs and throughput of the selection fit, for reports; a content model's head
+        adjustment and request-time term weights."""
         rep = self.report
         if not rep.epochs:
             return {}
@@ -260,6 +261,10 @@ class TrainedRun:
                 out[key] = round(float(rep.notes[key]), 4)
         if isinstance(rep.notes.get("data_wait_share"), int | float):
             out["data_wait_share"] = round(float(rep.notes["data_wait_share"]), 4)
+        # what a content model chose and learned for new titles (coldhead, titlecontext)
+        for key in ("head_logit_adjust", "head_terms", "request_terms"):
+            if rep.notes.get(key) is not None:
+                out[key] = rep.notes[key]
         return out
 
 
