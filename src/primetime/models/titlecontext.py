@@ -22,7 +22,10 @@ this user's history, and an embedding of the title's content cannot carry them:
 :class:`TitleFacts` holds a title's release day and its links; :meth:`TitleFacts.features`
 gives the terms of B requests against C titles, and :func:`fit_weights` learns one
 weight per term (and a scale for the head's score) on the head's training positions,
-each asked at the time its next title was watched, with the head frozen. Written
+each asked at the time its next title was watched, with the head frozen
+(:class:`RequestTerms` keeps the result). The graph and contrastive models fit them
+beside their content head (``head_context``); the multimodal model, which has no head,
+after training, against its content-only rows (``request_terms``). Written
 here rather than taken from a library: the terms are a handful of sparse products
 over the project's own link tables, and the weights a softmax regression over them.
 """
@@ -83,6 +86,7 @@ class TitleFacts:
     pair_relation: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     pair_relations: list[str] = field(default_factory=list)
     _mats: list[sp.csr_matrix] | None = field(default=None, repr=False)
+    _right: tuple[np.ndarray, list[sp.csr_matrix]] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, release_day: np.ndarray, links: object | None = None) -> TitleFacts:
@@ -174,12 +178,26 @@ class TitleFacts:
             shape=(b, self.size),
         )  # (B, V)
         n_rel = len(self.relations)
-        for k, m in enumerate(mats):
+        for k, (m, right) in enumerate(zip(mats, self._columns(titles), strict=True)):
             # entity relations: the history titles' entities, counted, against each
             # title's, (B, E) @ (E, C); title-title: history titles linked to the title
-            counts = (hist @ m) @ m[titles].T if k < n_rel else hist @ m[:, titles]
+            counts = (hist @ m) @ right if k < n_rel else hist @ right
             out[:, :, 4 + k] = np.log1p(np.asarray(counts.todense(), dtype=np.float32))
         return out
+
+    def _columns(self, titles: np.ndarray) -> list[sp.csr_matrix]:
+        """Per matrix of :meth:`_matrices` its part for ``titles`` (C,): (E, C) title
+        entities or (V, C) links into them; the last call's kept (a model scores the
+        same titles at every request: slicing them anew cost most of a request)."""
+        if self._right is not None and np.array_equal(self._right[0], titles):
+            return self._right[1]
+        n_rel = len(self.relations)
+        cols = [
+            (m[titles].T if k < n_rel else m[:, titles]).tocsr()
+            for k, m in enumerate(self._matrices())
+        ]
+        self._right = (titles.copy(), cols)
+        return cols
 
     def grow(
         self, release_day: np.ndarray, item: np.ndarray, entity: np.ndarray, relation: np.ndarray
@@ -190,7 +208,7 @@ class TitleFacts:
         self.item = np.concatenate([self.item, np.asarray(item, np.int64)])
         self.entity = np.concatenate([self.entity, np.asarray(entity, np.int64)])
         self.relation = np.concatenate([self.relation, np.asarray(relation, np.int64)])
-        self._mats = None
+        self._mats = self._right = None
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """Bundle arrays (:meth:`from_arrays`)."""
