@@ -737,12 +737,11 @@ class ColdHead:
             for k, v in self.profile.state_dict().items():
                 out[f"{prefix}profile.{k}"] = v.detach().cpu().numpy()
             out[prefix + "profile_meta"] = np.array([self.history_len], dtype=np.int64)
-            out[prefix + "profile_scale"] = np.array([self.profile_scale], dtype=np.float64)
-            out[prefix + "profile_scored"] = self.scored
         if self.terms is not None:
             out.update(self.terms.arrays(prefix + "terms."))
-            out[prefix + "profile_scored"] = self.scored
+        if self.profile is not None or self.terms is not None:  # what both score, and how
             out[prefix + "profile_scale"] = np.array([self.profile_scale], dtype=np.float64)
+            out[prefix + "profile_scored"] = self.scored
         return out
 
     @classmethod

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -62,11 +62,14 @@ from primetime.models.coldhead import (
     scale_and_shift,
 )
 from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
-from primetime.models.sequential import training_windows, window_rows
+from primetime.models.sequential import training_windows, window_times
 from primetime.models.titlecontext import TitleFacts, release_days
 from primetime.training.loop import TrainConfig
 from primetime.training.loop import train as run_training
 from primetime.types import UserContext
+
+if TYPE_CHECKING:  # gnn imports this module
+    from primetime.models.gnn import TitleLinks
 
 
 @dataclass(frozen=True)
@@ -452,10 +455,16 @@ class ContrastiveRecommender(Recommender):
         self.score_vectors = None
         self.cold = None
         if cfg.cold_head:
+            from primetime.models.gnn import title_links  # gnn imports this module
+
             head_inputs = self._head_inputs(train, ins, outs, watched)
+            links = title_links(side.kg, train.items, cfg.min_people_titles)
+            facts = TitleFacts.of(release_days(side, 0, len(watched)), links)
 
             def fit_head(tau: float) -> tuple[np.ndarray, ColdHead | None]:
-                self.score_vectors = self._cold_rows(train, side, head_inputs, watched, tau)
+                self.score_vectors = self._cold_rows(
+                    train, side, head_inputs, watched, links, facts, tau
+                )
                 return self.score_vectors, self.cold
 
             self.head_adjust, (self.score_vectors, self.cold) = choose_adjustment(
@@ -496,8 +505,7 @@ class ContrastiveRecommender(Recommender):
             w = decay * (x > 0).float()[:, None, :]  # (b, T, T)
             u = F.normalize(w @ z[x], dim=-1)  # (b, T, dim)
             users.append(u[keep[start : start + 512]])
-        _, rows_out = window_rows(train, ins.shape[1])  # the events behind ``outs``
-        times = np.where(rows_out >= 0, train.timestamp[np.maximum(rows_out, 0)], 0)
+        times = window_times(train, ins.shape[1])  # when each of ``outs`` was watched
         return torch.cat(users), outs_t[keep], Positions.of(ins, keep, times)
 
     def _cold_rows(
@@ -506,18 +514,18 @@ class ContrastiveRecommender(Recommender):
         side: SideData,
         head_inputs: tuple[torch.Tensor, torch.Tensor, Positions],
         watched: torch.Tensor,
+        links: TitleLinks,
+        facts: TitleFacts,
         logit_adjust: float = 0.0,
     ) -> np.ndarray:
         """The encoder's vectors with every never-watched title's row replaced by the
         content head's (see ``cold_head``; fit on ``head_inputs`` of :meth:`_head_inputs`
-        with ``logit_adjust``), ``watched`` (V,) bool."""
-        from primetime.models.gnn import title_links  # gnn imports this module
-
+        with ``logit_adjust``, the graph's ``links`` and the request-time terms'
+        ``facts``), ``watched`` (V,) bool."""
         cfg = self.config
         assert self.vectors is not None
         z = torch.from_numpy(self.vectors)  # (V, dim)
         users, targets, positions = head_inputs
-        links = title_links(side.kg, train.items, cfg.min_people_titles)
         head, replace, self.cold = head_rows(
             side,
             (links.item, links.entity),
@@ -531,7 +539,7 @@ class ContrastiveRecommender(Recommender):
             place=scale_and_shift,
             positions=positions,
             logit_adjust=logit_adjust,
-            facts=TitleFacts.of(release_days(side, 0, len(watched)), links),
+            facts=facts,
         )
         out = self.vectors.copy()
         cold = replace.numpy()  # never watched, with content; else the encoder's vector

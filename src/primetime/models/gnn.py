@@ -130,7 +130,7 @@ from primetime.models.coldhead import (
 from primetime.models.contrastive import ContrastiveConfig, ContrastiveNet
 from primetime.models.metadata import item_tokens, text_matrix
 from primetime.models.multimodal import grow_content, grow_embedding
-from primetime.models.sequential import right_pad, training_windows, unwrap, window_rows
+from primetime.models.sequential import right_pad, training_windows, unwrap, window_times
 from primetime.models.titlecontext import TitleFacts, release_days
 from primetime.training.loop import TrainConfig
 from primetime.training.loop import train as run_training
@@ -901,13 +901,13 @@ class GNNRecommender(Recommender):
                 u = net.query(table, x)  # (b, T, D)
                 users.append(u[keep[start : start + 512]])
         links = self.links if cfg.use_kg else TitleLinks.empty()
-        _, rows_out = window_rows(train, cfg.max_len)  # the events behind ``targets``
-        times = np.where(rows_out >= 0, train.timestamp[np.maximum(rows_out, 0)], 0)
+        times = window_times(train, cfg.max_len)  # when each target was watched
         head_inputs = (torch.cat(users), target_t[keep], Positions.of(inputs, keep, times))
+        facts = TitleFacts.of(release_days(side, 0, len(self._unwatched)), links)
 
         def fit_head(tau: float) -> tuple[torch.Tensor | None, ColdHead | None]:
             self._table = table
-            self._place_head(side, links, head_inputs, train, tau)
+            self._place_head(side, links, facts, head_inputs, train, tau)
             return self._table, self.cold
 
         self.head_adjust, (self._table, self.cold) = choose_adjustment(
@@ -920,13 +920,15 @@ class GNNRecommender(Recommender):
         self,
         side: SideData,
         links: TitleLinks,
+        facts: TitleFacts,
         head_inputs: tuple[torch.Tensor, torch.Tensor, Positions],
         train: Interactions,
         logit_adjust: float,
     ) -> None:
         """Fit the content head on ``head_inputs`` (the user vector at each training
         position with a watched next title, that title, the positions' histories), with
-        ``logit_adjust``, and put its rows in the table."""
+        ``logit_adjust`` and the request-time terms' ``facts``, and put its rows in the
+        table."""
         cfg, graph = self.config, self.graph
         assert graph is not None and self._table is not None
         table = self._table
@@ -942,7 +944,7 @@ class GNNRecommender(Recommender):
             base=table,
             positions=positions,
             logit_adjust=logit_adjust,
-            facts=self._facts(side, links),
+            facts=facts,
         )
         # One scale for every head row: the mean norm of the rows they replace (1 when
         # those are zero). Among new titles the order is the head's (a common factor
@@ -958,11 +960,6 @@ class GNNRecommender(Recommender):
         table[replace] = break_ties(scale * rows, table[replace])
         self._table = table
         self.cold.place_profile(np.flatnonzero(replace.numpy()), scale)
-
-    def _facts(self, side: SideData, links: TitleLinks) -> TitleFacts:
-        """The request-time terms' facts: release days and this model's links."""
-        n = len(self._unwatched)
-        return TitleFacts.of(release_days(side, 0, n), links)
 
     def _set_vocabs(self) -> None:
         self.vocabs = {}

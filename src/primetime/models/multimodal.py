@@ -43,7 +43,7 @@ from primetime.models.sequential import (
     SequentialRecommender,
     training_windows,
     unwrap,
-    window_rows,
+    window_times,
 )
 from primetime.models.titlecontext import (
     RequestTerms,
@@ -443,8 +443,7 @@ class MultimodalRecommender(SequentialRecommender):
         cfg, net = self.config, self.net
         assert net is not None
         inputs, targets = training_windows(train, cfg.max_len)  # (W, T) each
-        _, rows_out = window_rows(train, cfg.max_len)
-        times = np.where(rows_out >= 0, train.timestamp[np.maximum(rows_out, 0)], 0)
+        times = window_times(train, cfg.max_len)  # (W, T) when each target was watched
         keep = (targets > 0) & watched[targets]  # (W, T)
         row, col = np.nonzero(keep)
         tcfg = TermsConfig(seed=cfg.seed)

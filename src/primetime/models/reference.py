@@ -30,7 +30,7 @@ from primetime.models.base import (
     history_matrix,
     mask_padding,
 )
-from primetime.models.titlecontext import release_days
+from primetime.models.titlecontext import DAY, release_days
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ class GenreReleasedRecommender(GenreProfileRecommender):
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         assert self.release is not None
         scores = super()._score(contexts)
-        now = np.array([np.nan if c.now is None else c.now / 86400.0 for c in contexts])
+        now = np.array([np.nan if c.now is None else c.now / DAY for c in contexts])
         with np.errstate(invalid="ignore"):
             later = self.release[None, :] > now[:, None]  # (B, V) False where NaN
         scores[later] -= 2.0

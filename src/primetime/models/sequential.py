@@ -67,6 +67,14 @@ def training_windows(
     return items[rows_in], items[rows_out]  # row -1 reads the trailing 0
 
 
+def window_times(train: Interactions, max_len: int, stride: int = 0) -> np.ndarray:
+    """(W, max_len) int64 unix seconds of the target event at every place of the windows
+    of :func:`training_windows` (same arguments), 0 where a window is padded: the moment
+    each next title was asked for (the request-time terms, ``titlecontext``)."""
+    _, rows_out = window_rows(train, max_len, stride)
+    return np.where(rows_out >= 0, train.timestamp[np.maximum(rows_out, 0)], 0)
+
+
 def window_rows(
     train: Interactions, max_len: int, stride: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
