@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -238,6 +239,29 @@ def test_by_segment_and_by_genre(split, tiny, fakes) -> None:
     assert g["Action"]["NDCG@3"] == 1.0
     assert g["Drama"]["HR@3"] == 0.0
     assert g["(no genre)"]["NDCG@3"] == pytest.approx(0.5)
+
+
+def test_by_popularity_of_the_held_out_item(split, fakes) -> None:
+    r = evaluate(fakes.TableModel("planted", V, _planted_row), EvalSet.for_test(split), ks=(3, 10))
+    # train events of the targets: u1's m5 0, u2's m6 1 (u4), u4's m3 2 (u1, u3)
+    pop = r.by_popularity(split.train)
+    assert list(pop) == ["rarest third", "middle third", "most watched third"]
+    assert [(p["users"], p["events_lo"], p["events_hi"]) for p in pop.values()] == [
+        (1, 0.0, 0.0), (1, 1.0, 1.0), (1, 2.0, 2.0),
+    ]  # fmt: skip
+    assert pop["rarest third"]["NDCG@3"] == pytest.approx(0.5)  # u1, rank 3
+    assert pop["middle third"]["HR@3"] == 0.0  # u2, rank 4
+    assert pop["most watched third"]["NDCG@3"] == 1.0  # u4, rank 1
+    events, buckets = r.popularity_buckets(split.train)
+    assert events.tolist() == [0.0, 1.0, 2.0]
+    assert [m.tolist() for _, m in buckets] == [[True, False, False], [False, True, False],
+                                                [False, False, True]]  # fmt: skip
+    # fewer than three distinct counts (new titles: all never watched): no breakdown
+    one = split.train.take(split.train.item_idx != 3)  # m3 unwatched, like m5
+    assert r.by_popularity(one.take(one.item_idx != 6)) == {}
+    with pytest.raises(ValueError, match="item vocabulary"):
+        other = Vocabulary([f"x{k}" for k in range(1, V)])
+        r.by_popularity(dataclasses.replace(split.train, items=other))
 
 
 def test_export_topk(split, fakes, tmp_path) -> None:

@@ -103,6 +103,25 @@ def test_report_writes_files(split, tiny, fakes, stamp, tmp_path) -> None:
     )
 
 
+def test_report_by_popularity_with_paired_tests(split, fakes, stamp, tmp_path) -> None:
+    _, results = _results(split, fakes)
+    rep = Report(results, stamp, train=split.train, reference="popularity", n_boot=50)
+    pop = rep.to_dict()["sections"][0]["results"]
+    assert pop["oracle"]["popularity"]["rarest third"]["NDCG@10"] == 1.0
+    assert pop["oracle"]["popularity"]["rarest third"]["users"] == 1
+    tests = pop["oracle"]["popularity_tests"]
+    assert set(tests) == {"rarest third", "middle third", "most watched third"}
+    assert tests["rarest third"]["reference"] == "popularity"
+    assert tests["rarest third"]["n_users"] == 1
+    assert pop["popularity"]["popularity_tests"] is None  # the reference itself
+    md = rep.write(tmp_path / "r", plots=False)["markdown"].read_text()
+    assert "### By popularity of the held-out item (NDCG@10)" in md
+    assert "oracle − popularity (p)" in md
+    assert "| rarest third | 0–0 | 1 |" in md
+    # without train there is nothing to count
+    assert "By popularity" not in Report(results, stamp, n_boot=50).to_markdown()
+
+
 def test_share_of_oracle(split, fakes, stamp) -> None:
     _, results = _results(split, fakes)
     d = Report(results, stamp, n_boot=50).to_dict()

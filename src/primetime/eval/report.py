@@ -97,6 +97,7 @@ class Report:
         self._groups: list[_Group] | None = None
         self._rating_cis: dict[str, dict[str, CI]] | None = None
         self._paired: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._popularity: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     # ----------------------------------------------------------- computing
     def groups(self) -> list[_Group]:
@@ -174,6 +175,44 @@ class Report:
         """model -> segment -> {"users", metrics...}."""
         return {r.label: r.by_segment(self.train) for r in g.results}
 
+    def popularity(self, g: _Group) -> dict[str, Any] | None:
+        """Metrics by the held-out item's training events (thirds of users,
+        :meth:`~primetime.eval.topn.EvalResult.popularity_buckets`), and per bucket
+        a paired test of each model against the section's first reference; None
+        without ``train`` or when the held-out items' counts do not split."""
+        key = (g.protocol, g.evalset)
+        if key not in self._popularity:
+            self._popularity[key] = self._compute_popularity(g)
+        return self._popularity[key]
+
+    def _compute_popularity(self, g: _Group) -> dict[str, Any] | None:
+        if self.train is None or not g.results or KEY_METRIC not in g.results[0].per_user:
+            return None
+        rows = {r.label: r.by_popularity(self.train) for r in g.results}
+        if not rows[g.results[0].label]:
+            return None
+        refs = self._references(g)
+        tests: dict[str, dict[str, dict[str, Any]]] = {}
+        if refs:
+            ref = refs[0]
+            _, buckets = ref.popularity_buckets(self.train)
+            for r in g.results:
+                if r is ref or not np.array_equal(r.user_idx, ref.user_idx):
+                    continue
+                tests[r.label] = {}
+                for name, mask in buckets:
+                    t = paired_test(
+                        r.values(KEY_METRIC)[mask],
+                        ref.values(KEY_METRIC)[mask],
+                        users_a=r.user_idx[mask],
+                        users_b=ref.user_idx[mask],
+                        n_boot=self.n_boot,
+                        seed=self.seed,
+                        alpha=self.alpha,
+                    )
+                    tests[r.label][name] = {"reference": ref.label, **t}
+        return {"rows": rows, "paired_tests": tests}
+
     def genres(self, g: _Group) -> dict[str, dict[str, dict[str, float]]] | None:
         """model -> genre -> {"users", metrics...}, or None without a catalog."""
         if self.catalog is None:
@@ -188,6 +227,7 @@ class Report:
             share = _oracle_share(g.results) or {}
             genres = self.genres(g)
             segs = self.segments(g)
+            pop = self.popularity(g)
             res = {}
             for r in g.results:
                 res[r.label] = {
@@ -203,6 +243,8 @@ class Report:
                     "share_of_oracle": share.get(r.label),
                     "segments": segs[r.label],
                     "genres": genres[r.label] if genres is not None else None,
+                    "popularity": pop["rows"][r.label] if pop is not None else None,
+                    "popularity_tests": pop["paired_tests"].get(r.label) if pop else None,
                     "notes": {k: v for k, v in r.notes.items() if isinstance(v, int | float | str)},
                 }
             sections.append(
@@ -352,6 +394,9 @@ class Report:
                     ),
                     "",
                 ]
+            pop = self.popularity(g)
+            if pop is not None:
+                lines += _popularity_lines(g, pop)
             genres = self.genres(g)
             if (
                 genres is not None
@@ -477,3 +522,31 @@ class Report:
         written["json"] = self.write_json(d / f"{stem}.json")
         log.info("wrote report to %s (%d files)", d, len(written))
         return written
+
+
+def _popularity_lines(g: _Group, pop: dict[str, Any]) -> list[str]:
+    """The report's by-popularity table: each model's NDCG@10 per bucket and, per
+    model tested, its difference from the reference there with the p-value."""
+    rows, tests = pop["rows"], pop["paired_tests"]
+    first = rows[g.results[0].label]
+    tested = [r.label for r in g.results if r.label in tests]
+    ref = next(iter(next(iter(tests.values())).values()))["reference"] if tests else None
+    head = ["held-out item", "its train events", "users", *[r.label for r in g.results]]
+    head += [f"{m} − {ref} (p)" for m in tested]
+    table = []
+    for name, row in first.items():
+        line = [name, f"{row['events_lo']:g}–{row['events_hi']:g}", str(row["users"])]
+        line += [_fmt(rows[r.label][name].get(KEY_METRIC)) for r in g.results]
+        for m in tested:
+            t = tests[m][name]
+            line.append(f"{t['mean_diff']:+.4f} ({t['p_value']:.2g})")
+        table.append(line)
+    return [
+        f"### By popularity of the held-out item ({KEY_METRIC})",
+        "",
+        "Users in thirds by how often their held-out item was watched in train; "
+        "p: paired Wilcoxon on per-user NDCG@10 inside the third.",
+        "",
+        _md_table(head, table),
+        "",
+    ]

@@ -248,6 +248,62 @@ class EvalResult:
             out[name] = row
         return out
 
+    def popularity_buckets(
+        self, train: Interactions
+    ) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+        """Users by how often their held-out item was watched in ``train``.
+
+        Thirds by the held-out item's training events (with several relevant
+        items, the median of theirs), split at the 1/3 and 2/3 quantiles over
+        users: the rarest third, the middle and the most watched. Where side
+        information should help, a rarely watched title, is a question a mean over
+        users hides.
+
+        Returns:
+            ``(events, buckets)``: (U,) training events of each user's held-out
+            item, and ``(name, (U,) bool mask)`` per bucket, rarest first, empty
+            buckets left out; no buckets when the held-out items' counts take fewer than three
+            values (new titles, never watched in train, are all one bucket).
+        """
+        if train.items != self.items:
+            raise ValueError("train has a different item vocabulary than this result")
+        counts = np.bincount(train.item_idx, minlength=self.items.size)[self.relevant]  # (T,)
+        bounds = zip(self.rank_offsets[:-1], self.rank_offsets[1:], strict=True)
+        events = np.array([np.median(counts[a:b]) if b > a else np.nan for a, b in bounds])
+        ok = ~np.isnan(events)  # (U,)
+        if np.unique(events[ok]).size < 3:
+            return events, []
+        lo, hi = np.quantile(events[ok], [1 / 3, 2 / 3])
+        buckets = [
+            ("rarest third", ok & (events <= lo)),
+            ("middle third", ok & (events > lo) & (events <= hi)),
+            ("most watched third", ok & (events > hi)),
+        ]
+        return events, [(name, mask) for name, mask in buckets if mask.any()]
+
+    def by_popularity(
+        self, train: Interactions, metrics: Sequence[str] | None = None
+    ) -> dict[str, dict[str, float]]:
+        """Mean metrics per :meth:`popularity_buckets` bucket.
+
+        Returns:
+            bucket -> {"users", "events_lo", "events_hi" (the bucket's range of
+            training events of the held-out item), metric: mean}, rarest first.
+        """
+        events, buckets = self.popularity_buckets(train)
+        cols = list(self.per_user) if metrics is None else list(metrics)
+        out: dict[str, dict[str, float]] = {}
+        for name, mask in buckets:
+            row: dict[str, float] = {
+                "users": int(mask.sum()),
+                "events_lo": float(events[mask].min()),
+                "events_hi": float(events[mask].max()),
+            }
+            for m in cols:
+                row[m] = _nanmean(self.values(m)[mask])
+            out[name] = row
+        return out
+
     def by_genre(
         self, catalog: Catalog, metrics: Sequence[str] | None = None
     ) -> dict[str, dict[str, float]]:
