@@ -4,8 +4,6 @@ modes learn, save/load keeps scores and reasons, the sampler returns real edges.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import polars as pl
 import pytest
@@ -236,12 +234,11 @@ def test_sampler_returns_real_edges_within_fanout(planted):
     "options",
     [
         {"per_relation": True},
-        {"per_relation": True, "kg_gate": True},
         {"conv": "gatv2"},
         {"loss": "sampled_softmax", "negatives": 16},
         {"content_input": True, "content_tower": True, "year_links": True, "cold_weight": 1.0},
     ],
-    ids=["per-relation", "kg-gate", "gatv2", "sampled-softmax", "content"],
+    ids=["per-relation", "gatv2", "sampled-softmax", "content"],
 )
 def test_other_options_learn(planted, options):
     assert own_half_share(fit(planted, **options), planted) > 0.7  # measured 0.77-0.89
@@ -266,37 +263,3 @@ def test_content_options_extend_and_reload(planted, tmp_path):
     assert again.extend_items(grown.items, SideData(catalog=grown, kg=planted.kg))
     s = again.score(ctx)
     assert s.shape[1] == grown.items.size and np.isfinite(s[:, -1]).all()
-
-
-@pytest.mark.parametrize("per_relation", [False, True], ids=["merged", "per-relation"])
-def test_kg_gate_weighs_only_graph_messages_into_titles(planted, per_relation):
-    """Open, the gate is the plain sum of messages; shut, a title hears its viewers only
-    (as if no graph edge led into titles); in between it depends on the viewers."""
-    import torch
-
-    from primetime.models.gnn import GNNNet
-
-    model = fit(planted, epochs=1, per_relation=per_relation)
-    net = model.net
-    assert net is not None
-    g = Graph(leave_one_out(planted.interactions).train, model.links, True, per_relation)
-    cfg = dataclasses.replace(model.config, kg_gate=True, dropout=0.0)
-    gated = GNNNet(g.num_nodes["item"], g.num_nodes["entity"], net.types, cfg)
-    assert gated.gated and not net.gated
-    gated.load_state_dict(net.state_dict(), strict=False)  # the same weights, plus the gate
-    net.eval(), gated.eval()
-    with torch.no_grad():
-        plain = net.full_table(g)
-        gated.gate.fill_(0.0)
-        gated.gate[:, 0] = 50.0
-        np.testing.assert_allclose(gated.full_table(g), plain, atol=1e-5)
-        gated.gate[:, 0] = -50.0
-        shut = gated.full_table(g)
-        only_viewers = {et: e for et, e in g.edges.items() if et[2] != "item" or et[0] == "user"}
-        saved, g.edges = g.edges, only_viewers
-        try:
-            expected = net.full_table(g)
-        finally:
-            g.edges = saved
-        np.testing.assert_allclose(shut, expected, atol=1e-5)
-        assert not torch.allclose(shut, plain, atol=1e-3)

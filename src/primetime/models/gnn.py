@@ -167,11 +167,6 @@ class GNNConfig:
             acts is two nodes. On ml-100k's 13 relations per-relation typing makes
             36 edge types and a whole-graph pass 4x slower (0.48 s against 0.11 s
             forward on the shared 2-core machine).
-        kg_gate: Weigh the knowledge-graph messages a title receives by a gate learned
-            from how many viewers it has (``sigmoid(b + a * log1p(viewers) /
-            log1p(most viewers))``, two scalars per layer, started near 1 for every
-            title): a title with many viewers is known from them, a rare one leans on its
-            entities. Off: every title takes its entities' messages in full.
         min_entity_titles: Keep an entity only when it links this many titles (an
             entity of one title carries no signal between titles).
         max_len: Most recent history titles the user query reads.
@@ -254,7 +249,6 @@ class GNNConfig:
     conv: str = "sage"
     use_kg: bool = True
     per_relation: bool = False
-    kg_gate: bool = False
     min_entity_titles: int = 2
     max_len: int = 50
     dropout: float = 0.2
@@ -457,9 +451,6 @@ class Graph:
         self.user_items = torch.from_numpy(m.indices.astype(np.int64))
         self.watched = torch.bincount(self.user_items, minlength=m.shape[1]) > 0  # (V,)
         self.watched[0] = False  # padding
-        counts = torch.bincount(self.user_items, minlength=m.shape[1]).float()  # (V,)
-        #: (V,) log1p(viewers) / log1p(most viewers), what the knowledge-graph gate reads.
-        self.views = counts.log1p() / max(float(counts.max().log1p()), 1e-9)
         users = torch.repeat_interleave(
             torch.arange(m.shape[0]), self.user_ptr[1:] - self.user_ptr[:-1]
         )
@@ -616,15 +607,9 @@ class GNNNet(nn.Module):
                 return GATv2Conv((d, d), d, add_self_loops=False, bias=False)
             return SAGEConv((d, d), d, aggr="mean", root_weight=False, bias=False)
 
-        self.types = list(types)
-        #: Knowledge-graph messages into titles gated by their viewers (``kg_gate``).
-        self.gated = cfg.kg_gate and any(et[0] != "user" and et[2] == "item" for et in types)
         self.convs = nn.ModuleList(
-            HeteroConv({et: conv(et) for et in types}, aggr=None if self.gated else "sum")
-            for _ in range(cfg.layers)
+            HeteroConv({et: conv(et) for et in types}, aggr="sum") for _ in range(cfg.layers)
         )
-        if self.gated:  # per layer (bias, slope): sigmoid(3) ~ 0.95 for every title at start
-            self.gate = nn.Parameter(torch.tensor([[3.0, 0.0]] * cfg.layers))
         self.drop = nn.Dropout(cfg.dropout)
         # the history query: one attention read from the most recent title
         self.q = nn.Linear(d, d, bias=False)
@@ -634,44 +619,14 @@ class GNNNet(nn.Module):
 
     # -- message passing
     def propagate(
-        self,
-        x: dict[str, torch.Tensor],
-        edges: dict[EdgeType, torch.Tensor],
-        views: torch.Tensor | None = None,
+        self, x: dict[str, torch.Tensor], edges: dict[EdgeType, torch.Tensor]
     ) -> torch.Tensor:
         """Item vectors after ``layers`` residual hetero layers; ``x`` holds input
-        vectors per node type (n_t, D), ``edges`` local (2, m) indices and ``views``
-        (n_item,) each title's ``log1p(viewers) / log1p(most viewers)`` (``kg_gate``;
-        zeros when None)."""
-        for layer, conv in enumerate(self.convs):
+        vectors per node type (n_t, D) and ``edges`` local (2, m) indices."""
+        for conv in self.convs:
             h = conv(x, edges)  # node type -> (n_t, D), for types that receive messages
-            if self.gated:
-                h = self._gated(h, edges, layer, views)
             x = {t: v + self.drop(h[t]) if t in h else v for t, v in x.items()}
         return x["item"]
-
-    def _gated(
-        self,
-        h: dict[str, torch.Tensor],
-        edges: dict[EdgeType, torch.Tensor],
-        layer: int,
-        views: torch.Tensor | None,
-    ) -> dict[str, torch.Tensor]:
-        """Sum the per-edge-type messages (n_t, k, D) of each node type, the
-        knowledge graph's into titles weighted by the viewer gate."""
-        out = {}
-        for t, stacked in h.items():
-            into = [et for et in self.types if et in edges and et[2] == t]  # HeteroConv order
-            if t != "item":
-                out[t] = stacked.sum(1)
-                continue
-            from_users = torch.tensor([et[0] == "user" for et in into])
-            if views is None:
-                views = stacked.new_zeros(stacked.shape[0])
-            bias, slope = self.gate[layer]
-            g = torch.sigmoid(bias + slope * views)[:, None]  # (n, 1)
-            out[t] = stacked[:, from_users].sum(1) + g * stacked[:, ~from_users].sum(1)
-        return out
 
     def content(
         self, item: torch.Tensor, entity: torch.Tensor, relation: torch.Tensor, n: int
@@ -712,8 +667,7 @@ class GNNNet(nn.Module):
             "user": F.embedding_bag(bag, self.item_emb.weight, offsets, mode="mean"),  # (U, D)
             "entity": self.entity_emb.weight,  # (E, D)
         }
-        views = g.views if drop is None else g.views * ~drop
-        table = self.propagate(x, edges, views)
+        table = self.propagate(x, edges)
         return table * (torch.arange(len(table)) > 0)[:, None]
 
     def sampled_table(self, g: Graph, seeds: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -726,7 +680,7 @@ class GNNNet(nn.Module):
             "user": F.embedding_bag(bag, self.item_emb.weight, offsets, mode="mean"),
             "entity": self.entity_emb(nodes["entity"]),
         }
-        return self.propagate(x, edges, g.views[nodes["item"]])[: len(seeds)]
+        return self.propagate(x, edges)[: len(seeds)]
 
     # -- the user query
     def query(self, table: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
