@@ -14,11 +14,13 @@ import pytest
 import torch
 
 from primetime.data import Dataset
+from primetime.data.graph import KnowledgeGraph
 from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
+from primetime.data.vocab import Vocabulary
 from primetime.models.gnn import GNNConfig, GNNRecommender
 from primetime.models.reference import GenreReleasedRecommender
-from primetime.models.titlecontext import TermsConfig, TitleFacts, fit_weights
+from primetime.models.titlecontext import TermsConfig, TitleFacts, fit_weights, new_title_pairs
 from primetime.types import UserContext
 
 DAY = 86400
@@ -70,6 +72,35 @@ def test_terms_of_planted_days_and_links():
     assert not unknown.any()  # no request time, no history: no term
 
 
+def test_new_title_pairs_link_added_titles_by_known_relations():
+    items = Vocabulary(["s1", "s2", "s3", "movie"], name="item")  # s3 added after fit (4)
+    kg = KnowledgeGraph.from_frame(
+        pl.DataFrame(
+            [
+                ("s1", "tv.season.next_season", "s2"),  # both old: not new
+                ("s2", "tv.season.next_season", "s3"),  # old -> new
+                ("s3", "remake_of", "movie"),  # a relation the terms do not know
+                ("s3", "tv.season.network", "net:1"),  # an entity, not a title
+            ],
+            schema=["head", "relation", "tail"],
+            orient="row",
+        )
+    )
+    a, b, rel = new_title_pairs(kg, items, 3, ["next_season"])
+    assert (a.tolist(), b.tolist(), rel.tolist()) == ([2], [3], [0])
+    f = facts()
+    f.grow(
+        np.array([500.0]),
+        np.zeros(0),
+        np.zeros(0),
+        np.zeros(0),
+        (np.array([3]), np.array([7]), np.array([0])),
+    )
+    t = f.features([np.array([3])], np.array([np.nan]), np.array([7]))[0, 0]
+    assert t[f.names().index("after:next_season")] == pytest.approx(np.log1p(1))
+    assert new_title_pairs(None, items, 3, ["next_season"])[0].size == 0
+
+
 def test_weights_learn_what_finds_the_next_title():
     """Positions whose next title is always the season after the last one watched and
     never a title not out yet: the weights of those terms come out positive and
@@ -115,6 +146,7 @@ def with_release_days() -> Dataset:
     genres = [["Drama"] if i < 20 else ["Comedy", "Family"] for i in range(40)]
     days = [10 * i for i in range(40)] + [0, 1000]
     kg = [(f"i{i}", "directed_by", f"person:{i % 4}") for i in range(40)]
+    kg += [(f"i{i}", "film.film.sequel", f"i{i + 1}") for i in range(0, 38, 2)]
     return Dataset.from_frames(
         "planted-release",
         interactions=pl.DataFrame(
@@ -131,6 +163,41 @@ def with_release_days() -> Dataset:
         kg=pl.DataFrame(kg, schema=["head", "relation", "tail"], orient="row"),
         source="tests",
     )
+
+
+def with_added_sequel(data: Dataset, side: SideData) -> tuple[Vocabulary, SideData]:
+    """The catalog grown by ``added-comedy`` (Comedy|Family, out on day 2000), i38's
+    sequel in the graph (a relation the terms know) and its remake (one they do not)."""
+    from primetime.data.catalog import Catalog
+
+    added = pl.DataFrame(
+        {
+            "item_id": ["added-comedy"],
+            "title": ["Added"],
+            "genres": [["Comedy", "Family"]],
+            "release_date": pl.Series([2000]).cast(pl.Date),
+        }
+    )
+    grown = pl.concat([data.catalog.frame, added], how="diagonal_relaxed")
+    link = pl.DataFrame(
+        [("i38", "film.film.sequel", "added-comedy"), ("i38", "remake", "added-comedy")],
+        schema=["head", "relation", "tail"],
+        orient="row",
+    )
+    assert side.kg is not None
+    kg = KnowledgeGraph.from_frame(pl.concat([side.kg.triples, link]))
+    items = Vocabulary(grown["item_id"].to_list(), name="item")
+    return items, SideData(catalog=Catalog.from_frame(grown), kg=kg)
+
+
+def assert_sequel_counts(facts: TitleFacts, items: Vocabulary) -> None:
+    """The added title counts as coming after i38 for a history holding i38 only."""
+    assert facts.pair_relations == ["sequel"]
+    col = facts.names().index("after:sequel")
+    hist = [np.array([items.index("i38")]), np.array([items.index("i37")])]
+    added = np.array([items.index("added-comedy")])
+    after = facts.features(hist, np.array([np.nan, np.nan]), added)[:, 0, col]
+    np.testing.assert_allclose(after, [np.log1p(1), 0])
 
 
 GNN = {"dim": 16, "epochs": 12, "batch_size": 16, "lr": 1e-2, "eval_every": 12, "dropout": 0.0}
@@ -186,27 +253,11 @@ def test_terms_survive_save_load_and_added_titles(fitted, tmp_path):
     ctx = [UserContext(c.user_idx, c.history, now=500 * DAY) for c in train.contexts()]
     np.testing.assert_allclose(back.score(ctx), model.score(ctx), rtol=1e-5, atol=1e-5)
     # a Comedy title added later, out on day 2000, asked for on day 500
-    cat = data.catalog.frame
-    grown = pl.concat(
-        [
-            cat,
-            pl.DataFrame(
-                {
-                    "item_id": ["added-comedy"],
-                    "title": ["Added"],
-                    "genres": [["Comedy", "Family"]],
-                    "release_date": pl.Series([2000]).cast(pl.Date),
-                }
-            ),
-        ],
-        how="diagonal_relaxed",
-    )
-    from primetime.data.catalog import Catalog
-    from primetime.data.vocab import Vocabulary
-
-    items = Vocabulary(grown["item_id"].to_list(), name="item")
-    assert back.extend_items(items, SideData(catalog=Catalog.from_frame(grown), kg=side.kg))
+    items, grown_side = with_added_sequel(data, side)
+    assert back.extend_items(items, grown_side)
     added = items.index("added-comedy")
+    assert back.cold is not None and back.cold.terms is not None
+    assert_sequel_counts(back.cold.terms.facts, items)
     assert back.cold is not None and added in back.cold.scored.tolist()
     unknown = [UserContext(c.user_idx, c.history) for c in ctx]
     drop = back.score(unknown)[:, added] - back.score(ctx)[:, added]  # (U,)
@@ -260,6 +311,9 @@ def test_multimodal_fits_the_terms_for_titles_no_event_reached(tmp_path):
     back = MultimodalRecommender.load(tmp_path / "m")
     ctx = [UserContext(c.user_idx, c.history, now=500 * DAY) for c in train.contexts()]
     np.testing.assert_allclose(back.score(ctx), model.score(ctx), rtol=1e-5, atol=1e-5)
+    items, grown_side = with_added_sequel(data, SideData.of(data))
+    assert back.extend_items(items, grown_side) and back.terms is not None
+    assert_sequel_counts(back.terms.facts, items)
     off = MultimodalRecommender(dataclasses.replace(cfg, request_terms=False))
     off.fit(train, side=SideData.of(data))
     assert off.terms is None

@@ -99,7 +99,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -135,7 +134,12 @@ from primetime.models.contrastive import ContrastiveConfig, ContrastiveNet
 from primetime.models.metadata import item_tokens, text_matrix
 from primetime.models.multimodal import grow_content, grow_embedding
 from primetime.models.sequential import right_pad, training_windows, unwrap, window_times
-from primetime.models.titlecontext import TitleFacts, release_days
+from primetime.models.titlecontext import (
+    TitleFacts,
+    new_title_pairs,
+    relation_name,
+    release_days,
+)
 from primetime.training.loop import TrainConfig
 from primetime.training.loop import train as run_training
 from primetime.types import UserContext
@@ -341,14 +345,6 @@ class TitleLinks:
         return cls(z, z, z, z, z, z, [], [], [])
 
 
-def _relation_name(relation: str, title_is_head: bool) -> str:
-    """A short name usable in a module key: ``film.film.directed_by`` -> ``directed_by``;
-    the reverse Freebase form ``film.director.film`` (title as tail) -> ``director``."""
-    parts = relation.split(".")
-    name = parts[-1] if title_is_head or len(parts) < 3 else parts[-2]
-    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "related"
-
-
 def with_catalog_facts(kg: KnowledgeGraph | None, catalog: Catalog | None) -> KnowledgeGraph | None:
     """``kg`` plus a ``(item_id, release_year, <year>)`` triple per catalog title with a year."""
     if catalog is None or "year" not in catalog.frame.columns:
@@ -384,11 +380,11 @@ def title_links(kg: KnowledgeGraph | None, items: Vocabulary, min_titles: int = 
     heads, tails = t["head"].to_list(), t["tail"].to_list()
     for k in range(len(rel)):
         if head[k] and tail[k]:
-            pairs.append((int(head[k]), int(tail[k]), _relation_name(rel[k], True)))
+            pairs.append((int(head[k]), int(tail[k]), relation_name(rel[k], True)))
         elif head[k]:
-            rows.append((int(head[k]), tails[k], _relation_name(rel[k], True), 0))
+            rows.append((int(head[k]), tails[k], relation_name(rel[k], True), 0))
         elif tail[k]:
-            rows.append((int(tail[k]), heads[k], _relation_name(rel[k], False), 1))
+            rows.append((int(tail[k]), heads[k], relation_name(rel[k], False), 1))
     links = TitleLinks.empty()
     if rows:
         frame = (
@@ -1032,8 +1028,8 @@ class GNNRecommender(Recommender):
         trained item and entity embeddings for ``layers <= 2`` (the default): exact,
         the same as a full pass over the grown graph in which the new title has no
         viewer. For ``layers > 2`` the entities' deeper vectors miss the users'
-        messages (an approximation). Title-title links (sequels) of a new title are
-        not used. The old titles' vectors are not touched; of several new titles, one
+        messages (an approximation). Title-title links (sequels) of a new title do not
+        reach its vector; the request-time terms count them (the season before). The old titles' vectors are not touched; of several new titles, one
         sharing no entity with the graph scores 0 (its vector is zero). False without a
         graph or when no new title shares an entity with it (e.g. people named
         ``person:<name>`` against a graph of Freebase ids), unless the content head
@@ -1081,7 +1077,7 @@ class GNNRecommender(Recommender):
             if title_is_head and tail in new_ids:
                 continue  # a link between two new titles: no trained node on either end
             item, entity = (head, tail) if title_is_head else (tail, head)
-            name = _relation_name(rel, title_is_head)
+            name = relation_name(rel, title_is_head)
             e = ent_index.get(f"{name}:{entity}")
             if e is not None and name in rel_index:
                 found.setdefault((items.index(item), e), rel_index[name])
@@ -1113,6 +1109,7 @@ class GNNRecommender(Recommender):
                 scored=n_old + np.flatnonzero(cold_rows.has),
                 release_day=release_days(side, n_old, n_new),
                 links=(new_item, new_entity, new_rel) if cfg.use_kg else None,
+                pairs=new_title_pairs(kg, items, n_old, cold.pair_relations) if use_kg else None,
             )
 
         net.item_emb = grow_embedding(net.item_emb, n_new)

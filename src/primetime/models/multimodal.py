@@ -50,6 +50,7 @@ from primetime.models.titlecontext import (
     TermsConfig,
     TitleFacts,
     fit_weights,
+    new_title_pairs,
     release_days,
 )
 from primetime.training.loop import TrainConfig
@@ -547,9 +548,13 @@ class MultimodalRecommender(SequentialRecommender):
         if grown is None:
             return False
         net.seen = torch.cat([net.seen, torch.zeros(n_new - n_old, device=net.seen.device)])
-        if self.terms is not None:  # the request-time terms score them (release days only)
+        if self.terms is not None:  # the request-time terms score them: release days and
+            # links to other titles (the season before); not shared entities (the entity
+            # ids of the fit are not kept)
             empty = np.zeros(0, np.int64)
-            self.terms.facts.grow(release_days(side, n_old, n_new), empty, empty, empty)
+            facts = self.terms.facts
+            pairs = new_title_pairs(side.kg, items, n_old, facts.pair_relations)
+            facts.grow(release_days(side, n_old, n_new), empty, empty, empty, pairs)
             self.term_titles = np.concatenate([self.term_titles, np.arange(n_old, n_new)])
         net.item_emb = grow_embedding(net.item_emb, n_new)
         net._table, net._table_key = None, None

@@ -32,6 +32,7 @@ over the project's own link tables, and the weights a softmax regression over th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -40,7 +41,9 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
+from primetime.data.graph import KnowledgeGraph
 from primetime.data.side import SideData
+from primetime.data.vocab import Vocabulary
 from primetime.types import UserContext
 
 DAY = 86400.0
@@ -60,6 +63,41 @@ def release_days(side: SideData, start: int, stop: int) -> np.ndarray:
     if cat is None or cat.items.size < stop:
         return np.full(stop - start, np.nan)
     return cat.dates()[1][start:stop]
+
+
+def relation_name(relation: str, title_is_head: bool) -> str:
+    """A short name usable in a module key: ``film.film.directed_by`` -> ``directed_by``;
+    the reverse Freebase form ``film.director.film`` (title as tail) -> ``director``."""
+    parts = relation.split(".")
+    name = parts[-1] if title_is_head or len(parts) < 3 else parts[-2]
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "related"
+
+
+def new_title_pairs(
+    kg: KnowledgeGraph | None, items: Vocabulary, n_old: int, pair_relations: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Title-title links ``a -> b`` of ``kg`` with a title added after fit at one end
+    (item_idx >= ``n_old``) and a title of ``items`` at the other, for the relations the
+    terms know (``pair_relations``; others are dropped): what lets an added "Season 4"
+    score for the users who watched Season 3.
+
+    Returns:
+        ``(a, b, relation)`` (P,) int64 arrays, relation indices into ``pair_relations``.
+    """
+    empty = np.zeros(0, np.int64)
+    if kg is None or not len(kg) or not pair_relations or n_old >= items.size:
+        return empty, empty, empty
+    t = kg.triples
+    head = items.indices(t["head"], strict=False)  # (N,) 0 where not a title
+    tail = items.indices(t["tail"], strict=False)
+    keep = (head > 0) & (tail > 0) & ((head >= n_old) | (tail >= n_old))
+    index = {r: k for k, r in enumerate(pair_relations)}
+    rel = [index.get(relation_name(r, True), -1) for r in t["relation"].filter(keep).to_list()]
+    rel_a = np.asarray(rel, dtype=np.int64)
+    known = rel_a >= 0
+    a = np.asarray(head[keep], dtype=np.int64)[known]
+    b = np.asarray(tail[keep], dtype=np.int64)[known]
+    return a, b, rel_a[known]
 
 
 @dataclass
@@ -200,14 +238,26 @@ class TitleFacts:
         return cols
 
     def grow(
-        self, release_day: np.ndarray, item: np.ndarray, entity: np.ndarray, relation: np.ndarray
+        self,
+        release_day: np.ndarray,
+        item: np.ndarray,
+        entity: np.ndarray,
+        relation: np.ndarray,
+        pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        """Add titles (their release days, in item_idx order after the last) and their
-        links to known entities (relation indices into :attr:`relations`)."""
+        """Add titles (their release days, in item_idx order after the last), their
+        links to known entities (relation indices into :attr:`relations`) and, with
+        ``pairs`` (:func:`new_title_pairs`), their title-title links."""
         self.release_day = np.concatenate([self.release_day, np.asarray(release_day, float)])
         self.item = np.concatenate([self.item, np.asarray(item, np.int64)])
         self.entity = np.concatenate([self.entity, np.asarray(entity, np.int64)])
         self.relation = np.concatenate([self.relation, np.asarray(relation, np.int64)])
+        if pairs is not None:
+            self.pair_a = np.concatenate([self.pair_a, np.asarray(pairs[0], np.int64)])
+            self.pair_b = np.concatenate([self.pair_b, np.asarray(pairs[1], np.int64)])
+            self.pair_relation = np.concatenate(
+                [self.pair_relation, np.asarray(pairs[2], np.int64)]
+            )
         self._mats = self._right = None
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
