@@ -1029,8 +1029,9 @@ class GNNRecommender(Recommender):
         the same as a full pass over the grown graph in which the new title has no
         viewer. For ``layers > 2`` the entities' deeper vectors miss the users'
         messages (an approximation). Title-title links (sequels) of a new title do not
-        reach its vector; the request-time terms count them (the season before). The old titles' vectors are not touched; of several new titles, one
-        sharing no entity with the graph scores 0 (its vector is zero). False without a
+        reach its vector; the request-time terms count them (the season before). The
+        old titles' vectors are not touched; of several new titles, one sharing no
+        entity with the graph scores 0 (its vector is zero). False without a
         graph or when no new title shares an entity with it (e.g. people named
         ``person:<name>`` against a graph of Freebase ids), unless the content head
         gives rows.
