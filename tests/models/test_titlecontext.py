@@ -88,14 +88,13 @@ def test_new_title_pairs_link_added_titles_by_known_relations():
     )
     a, b, rel = new_title_pairs(kg, items, 3, ["next_season"])
     assert (a.tolist(), b.tolist(), rel.tolist()) == ([2], [3], [0])
-    f = facts()
-    f.grow(
-        np.array([500.0]),
-        np.zeros(0),
-        np.zeros(0),
-        np.zeros(0),
-        (np.array([3]), np.array([7]), np.array([0])),
+    f = facts()  # titles 1..6; title 7 added as the season after title 3
+    grown = Vocabulary([f"t{k}" for k in range(1, 8)], name="item")
+    link = [("t3", "tv.season.next_season", "t7"), ("t1", "tv.season.next_season", "t2")]
+    kg_7 = KnowledgeGraph.from_frame(
+        pl.DataFrame(link, schema=["head", "relation", "tail"], orient="row")
     )
+    f.grow(np.array([500.0]), np.zeros(0), np.zeros(0), np.zeros(0), kg=kg_7, items=grown)
     t = f.features([np.array([3])], np.array([np.nan]), np.array([7]))[0, 0]
     assert t[f.names().index("after:next_season")] == pytest.approx(np.log1p(1))
     assert new_title_pairs(None, items, 3, ["next_season"])[0].size == 0

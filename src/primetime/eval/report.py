@@ -193,8 +193,8 @@ class Report:
             return None
         refs = self._references(g)
         tests: dict[str, dict[str, dict[str, Any]]] = {}
-        if refs:
-            ref = refs[0]
+        ref = refs[0] if refs else None
+        if ref is not None:
             _, buckets = ref.popularity_buckets(self.train)
             for r in g.results:
                 if r is ref or not np.array_equal(r.user_idx, ref.user_idx):
@@ -211,7 +211,7 @@ class Report:
                         alpha=self.alpha,
                     )
                     tests[r.label][name] = {"reference": ref.label, **t}
-        return {"rows": rows, "paired_tests": tests}
+        return {"rows": rows, "reference": ref.label if ref else None, "paired_tests": tests}
 
     def genres(self, g: _Group) -> dict[str, dict[str, dict[str, float]]] | None:
         """model -> genre -> {"users", metrics...}, or None without a catalog."""
@@ -530,7 +530,7 @@ def _popularity_lines(g: _Group, pop: dict[str, Any]) -> list[str]:
     rows, tests = pop["rows"], pop["paired_tests"]
     first = rows[g.results[0].label]
     tested = [r.label for r in g.results if r.label in tests]
-    ref = next(iter(next(iter(tests.values())).values()))["reference"] if tests else None
+    ref = pop["reference"]
     head = ["held-out item", "its train events", "users", *[r.label for r in g.results]]
     head += [f"{m} − {ref} (p)" for m in tested]
     table = []

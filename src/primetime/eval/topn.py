@@ -262,8 +262,8 @@ class EvalResult:
         Returns:
             ``(events, buckets)``: (U,) training events of each user's held-out
             item, and ``(name, (U,) bool mask)`` per bucket, rarest first, empty
-            buckets left out; no buckets when the held-out items' counts take fewer than three
-            values (new titles, never watched in train, are all one bucket).
+            buckets left out; no buckets when the held-out items' counts take fewer
+            than three values (new titles, never watched in train, are all one bucket).
         """
         if train.items != self.items:
             raise ValueError("train has a different item vocabulary than this result")

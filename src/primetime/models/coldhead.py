@@ -52,8 +52,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from primetime.data.catalog import Catalog
+from primetime.data.graph import KnowledgeGraph
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
+from primetime.data.vocab import Vocabulary
 from primetime.models.metadata import ItemTokens, extend_tokens, item_tokens, text_matrix
 from primetime.models.titlecontext import RequestTerms, TermsConfig, TitleFacts, fit_weights
 from primetime.types import UserContext
@@ -865,11 +867,6 @@ class ColdHead:
         rows = raw @ self.weight.to(raw.dtype) + self.bias.to(raw.dtype)  # (n, dim)
         return NewRows(rows, has_content(features), grown, dense)
 
-    @property
-    def pair_relations(self) -> list[str]:
-        """The title-title relations the request-time terms read (none without terms)."""
-        return [] if self.terms is None else list(self.terms.facts.pair_relations)
-
     def append(
         self,
         new: NewRows,
@@ -877,7 +874,8 @@ class ColdHead:
         *,
         release_day: np.ndarray | None = None,
         links: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-        pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        kg: KnowledgeGraph | None = None,
+        items: Vocabulary | None = None,
     ) -> None:
         """Grow the head's buffers by the inputs of :meth:`new_rows` (a later addition
         is checked against, and starts after, them); ``scored``: the new titles (item_idx)
@@ -886,9 +884,9 @@ class ColdHead:
         With request-time terms, ``release_day`` (N,) the new titles' release days (days
         since 1970-01-01, NaN unknown: counted as out) and ``links`` (item_idx, entity,
         relation) their links to the entities the terms know (none: no shared-entity
-        counts) and ``pairs`` their title-title links
-        (:func:`~primetime.models.titlecontext.new_title_pairs` over
-        :attr:`pair_relations`; none: no season-before counts)."""
+        counts); with ``kg`` and the grown ``items`` their links to other titles
+        (:meth:`~primetime.models.titlecontext.TitleFacts.grow`; none: no
+        season-before counts)."""
         if self.terms is not None:
             n = len(new.has)
             rd = np.full(n, np.nan) if release_day is None else np.asarray(release_day, float)
@@ -896,7 +894,7 @@ class ColdHead:
                 raise ValueError(f"{rd.shape} release days for {n} new titles")
             empty = np.zeros(0, np.int64)
             item, entity, relation = links if links is not None else (empty, empty, empty)
-            self.terms.facts.grow(rd, item, entity, relation, pairs)
+            self.terms.facts.grow(rd, item, entity, relation, kg=kg, items=items)
         _grow(self.module, new.tokens, new.dense)
         if self.profile is not None:
             text = None if new.dense is None or not self.text_dim else new.dense[:, : self.text_dim]

@@ -63,7 +63,7 @@ from primetime.models.coldhead import (
 )
 from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
 from primetime.models.sequential import training_windows, window_times
-from primetime.models.titlecontext import TitleFacts, new_title_pairs, release_days
+from primetime.models.titlecontext import TitleFacts, release_days
 from primetime.training.loop import TrainConfig
 from primetime.training.loop import train as run_training
 from primetime.types import UserContext
@@ -645,7 +645,8 @@ class ContrastiveRecommender(Recommender):
                         head,
                         scored=n_old + np.flatnonzero(head.has),
                         release_day=release_days(side, n_old, n_new),
-                        pairs=new_title_pairs(side.kg, items, n_old, self.cold.pair_relations),
+                        kg=side.kg,
+                        items=items,
                     )
             self.score_vectors = np.concatenate([self.score_vectors, rows]).astype(np.float32)
         return True

@@ -136,7 +136,6 @@ from primetime.models.multimodal import grow_content, grow_embedding
 from primetime.models.sequential import right_pad, training_windows, unwrap, window_times
 from primetime.models.titlecontext import (
     TitleFacts,
-    new_title_pairs,
     relation_name,
     release_days,
 )
@@ -1110,7 +1109,8 @@ class GNNRecommender(Recommender):
                 scored=n_old + np.flatnonzero(cold_rows.has),
                 release_day=release_days(side, n_old, n_new),
                 links=(new_item, new_entity, new_rel) if cfg.use_kg else None,
-                pairs=new_title_pairs(kg, items, n_old, cold.pair_relations) if use_kg else None,
+                kg=kg if use_kg else None,
+                items=items,
             )
 
         net.item_emb = grow_embedding(net.item_emb, n_new)

@@ -50,7 +50,6 @@ from primetime.models.titlecontext import (
     TermsConfig,
     TitleFacts,
     fit_weights,
-    new_title_pairs,
     release_days,
 )
 from primetime.training.loop import TrainConfig
@@ -552,9 +551,8 @@ class MultimodalRecommender(SequentialRecommender):
             # links to other titles (the season before); not shared entities (the entity
             # ids of the fit are not kept)
             empty = np.zeros(0, np.int64)
-            facts = self.terms.facts
-            pairs = new_title_pairs(side.kg, items, n_old, facts.pair_relations)
-            facts.grow(release_days(side, n_old, n_new), empty, empty, empty, pairs)
+            days = release_days(side, n_old, n_new)
+            self.terms.facts.grow(days, empty, empty, empty, kg=side.kg, items=items)
             self.term_titles = np.concatenate([self.term_titles, np.arange(n_old, n_new)])
         net.item_emb = grow_embedding(net.item_emb, n_new)
         net._table, net._table_key = None, None

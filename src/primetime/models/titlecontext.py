@@ -243,21 +243,23 @@ class TitleFacts:
         item: np.ndarray,
         entity: np.ndarray,
         relation: np.ndarray,
-        pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        *,
+        kg: KnowledgeGraph | None = None,
+        items: Vocabulary | None = None,
     ) -> None:
         """Add titles (their release days, in item_idx order after the last), their
         links to known entities (relation indices into :attr:`relations`) and, with
-        ``pairs`` (:func:`new_title_pairs`), their title-title links."""
+        ``kg`` and the grown ``items``, their links to other titles
+        (:func:`new_title_pairs` for the relations the terms know)."""
+        if items is not None:
+            pairs = new_title_pairs(kg, items, self.size, self.pair_relations)
+            self.pair_a = np.concatenate([self.pair_a, pairs[0]])
+            self.pair_b = np.concatenate([self.pair_b, pairs[1]])
+            self.pair_relation = np.concatenate([self.pair_relation, pairs[2]])
         self.release_day = np.concatenate([self.release_day, np.asarray(release_day, float)])
         self.item = np.concatenate([self.item, np.asarray(item, np.int64)])
         self.entity = np.concatenate([self.entity, np.asarray(entity, np.int64)])
         self.relation = np.concatenate([self.relation, np.asarray(relation, np.int64)])
-        if pairs is not None:
-            self.pair_a = np.concatenate([self.pair_a, np.asarray(pairs[0], np.int64)])
-            self.pair_b = np.concatenate([self.pair_b, np.asarray(pairs[1], np.int64)])
-            self.pair_relation = np.concatenate(
-                [self.pair_relation, np.asarray(pairs[2], np.int64)]
-            )
         self._mats = self._right = None
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
