@@ -12,7 +12,6 @@ import pytest
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
-from primetime.data.vocab import Vocabulary
 from primetime.eval.protocol import EvalSet, evaluate
 from primetime.eval.validation import ndcg_at_10
 from primetime.lifecycle import build_model
@@ -350,84 +349,3 @@ def test_the_refit_keeps_the_measured_ranker_unless_told_to_learn_it_again(chain
     wrong = build_model("ensemble", {"members": "itemknn,popularity"})
     with pytest.raises(ValueError, match="selection fit's members"):
         wrong.fit(whole, side=SideData.of(ds), options=opts)
-
-
-def _planted_log() -> Interactions:
-    """Title 1 watched on days 0, 10 and 40, title 2 on day 50, title 3 never."""
-    day = 86_400
-    return Interactions(
-        user_idx=np.array([1, 2, 3, 1], np.int32),
-        item_idx=np.array([1, 1, 1, 2], np.int32),
-        rating=np.full(4, np.nan, np.float32),
-        timestamp=np.array([0, 10 * day, 40 * day, 50 * day], np.int64) + 1_000_000,
-        event=np.zeros(4, np.int8),
-        users=Vocabulary(["u1", "u2", "u3"], name="user"),
-        items=Vocabulary(["i1", "i2", "i3"], name="item"),
-    )
-
-
-def test_request_time_features_count_only_the_log_before_the_moment():
-    log_ = _planted_log()
-    stats = TitleStats.of(log_, SideData(), half_life_days=30.0)
-    day, t0 = 86_400, 1_000_000
-    cols = np.array([1, 1, 2, 3, 1, 2])
-    at = np.array([45 * day, 5 * day, 45 * day, 45 * day, 900 * day, -day]) + t0
-    before, recent, days = stats.before(cols, at)
-    # day 45: title 1 has 3 events before it, 1 in the 30 days before (day 40), first 45 days
-    # ago; title 1 at day 5 has only its first; title 2 not yet watched at day 45; title 3
-    # never; long after the log everything counts, the log's last 30 days are recent (day 40)
-    np.testing.assert_array_equal(before, [3, 1, 0, 0, 3, 0])
-    np.testing.assert_array_equal(recent, [1, 1, 0, 0, 1, 0])
-    np.testing.assert_allclose(days[[0, 1]], [45.0, 5.0])
-    assert np.isnan(days[[2, 3, 5]]).all()
-    assert days[4] == pytest.approx(50.0 + 1 / day)  # clipped to just after the last event
-
-
-def test_request_time_features_of_a_user_reach_the_ranker():
-    log_ = _planted_log()
-    stats = TitleStats.of(log_, SideData(), half_life_days=30.0)
-    day, t0 = 86_400, 1_000_000
-    scores = np.array([[-np.inf, 2.0, 1.0, 0.5]] * 2, dtype=np.float32)
-    scores[0, 1] = scores[1, 2] = -np.inf  # the histories
-    ctx = [
-        UserContext(None, np.array([1]), timestamps=np.array([t0 + 40 * day]), now=t0 + 47 * day),
-        UserContext.anonymous(np.array([2])),  # asked at no moment: just after the log
-    ]
-    cands = candidates_and_features([scores], ctx, stats, top=3)
-    names = EnsembleRecommender(EnsembleConfig(members="popularity")).feature_names()
-    col = {n: cands.features[:, names.index(n)] for n in names}
-    first = cands.rows == 0
-    np.testing.assert_allclose(col["log_user_gap_days"][first], np.log1p(7.0))
-    assert np.isnan(col["log_user_gap_days"][~first]).all()
-    pop = col["log_popularity_before"]
-    by = dict(zip(cands.cols[first].tolist(), pop[first].tolist(), strict=True))
-    assert by == pytest.approx({2: 0.0, 3: 0.0})  # title 1 is the history; 2 comes on day 50
-    later = dict(zip(cands.cols[~first].tolist(), pop[~first].tolist(), strict=True))
-    assert later[1] == pytest.approx(np.log1p(3.0))
-
-
-def test_a_ranker_saved_before_the_request_time_features_still_scores(chains, fused):
-    """Bundles written before the four request-time features: their stats lack the
-    event arrays and their ranker reads the leading columns only."""
-    import lightgbm as lgb
-
-    _, split = chains
-    fitted, _ = fused
-    arrays = {k: v for k, v in fitted.stats.arrays("title_").items() if "event" not in k}
-    old_stats = TitleStats.from_arrays(arrays, "title_")
-    assert old_stats.event_span.size == 0
-    ctx = split.train.contexts()[:20]
-    scores = [_unseen_scores(m, ctx) for m in fitted.fitted.values()]
-    cands = candidates_and_features(scores, ctx, old_stats, fitted.config.candidates)
-    assert np.isnan(cands.features[:, -4:-1]).all()  # the three title counts at a moment
-    legacy = len(fitted.feature_names()) - 4
-    x, y = cands.features[:, :legacy], np.zeros(len(cands.rows))
-    y[::7] = 1
-    _, sizes = np.unique(cands.rows, return_counts=True)
-    data = lgb.Dataset(x, label=y, group=sizes)
-    booster = lgb.train({"objective": "lambdarank", "verbosity": -1, "num_threads": 1}, data, 3)
-    model = EnsembleRecommender(fitted.config)
-    model.items, model.booster, model.stats = fitted.items, booster, old_stats
-    model.fitted = dict(fitted.fitted)
-    out = model.score(ctx)
-    assert out.shape == (len(ctx), split.items.size) and np.isfinite(out[:, 1:]).all()

@@ -93,13 +93,8 @@ CONTEXT_FEATURES = (
     "title_age_days",
     "log_history",
     "kind",
-    "log_popularity_before",
-    "log_popularity_recent",
-    "days_since_first_before",
-    "log_user_gap_days",
 )
 RECENT = 10  # titles of the history behind recent_genre_affinity
-RECENT_DAYS = 30.0  # the window of log_popularity_recent
 
 
 @dataclass(frozen=True)
@@ -220,15 +215,6 @@ class TitleStats:
     year: np.ndarray
     age_days: np.ndarray
     kind: np.ndarray
-    #: (E,) the fit log's events as ``item_idx * span + (timestamp - t0)``, sorted, and
-    #: ``[t0, span]``: counts of a title's events before a moment by two searches. Empty
-    #: in a bundle written before the request-time features (they are NaN then).
-    event_keys: np.ndarray = dataclasses.field(
-        default_factory=lambda: np.zeros(0, dtype=np.int64)
-    )
-    event_span: np.ndarray = dataclasses.field(
-        default_factory=lambda: np.zeros(0, dtype=np.int64)
-    )
 
     @classmethod
     def of(cls, log_: Interactions, side: SideData, half_life_days: float) -> TitleStats:
@@ -250,10 +236,6 @@ class TitleStats:
             gm, _ = side.catalog.genre_matrix()
             if gm.shape[1]:
                 genres = gm / np.maximum(np.linalg.norm(gm, axis=1, keepdims=True), 1e-12)
-        ts = log_.timestamp.astype(np.int64)
-        t0 = int(ts.min()) if ts.size else 0
-        span = (int(ts.max()) - t0 + 2) if ts.size else 1
-        keys = np.sort(log_.item_idx.astype(np.int64) * span + (ts - t0))
         return cls(
             log_popularity=np.log1p(pop).astype(np.float32),
             log_trending=np.log1p(trend).astype(np.float32),
@@ -261,32 +243,6 @@ class TitleStats:
             year=year,
             age_days=age.astype(np.float32),
             kind=kind,
-            event_keys=keys,
-            event_span=np.array([t0, span], dtype=np.int64),
-        )
-
-    def before(self, cols: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Of titles ``cols`` (N,) at moments ``at`` (N,) unix seconds, counted in the fit
-        log before ``min(at, its last event + 1)`` (a moment after the log is its end:
-        a served model sees the log's last days as the recent ones): (N,) events before
-        it, (N,) events in the :data:`RECENT_DAYS` before it, (N,) days since the
-        title's first event (NaN: none before it). All NaN without the event arrays."""
-        if not self.event_span.size:
-            nan = np.full(len(cols), np.nan, dtype=np.float32)
-            return nan, nan, nan
-        t0, span = int(self.event_span[0]), int(self.event_span[1])
-        keys, base = self.event_keys, cols.astype(np.int64) * span
-        rel = np.clip(at.astype(np.int64) - t0, 0, span - 1)  # (N,) inside the title's range
-        start = np.searchsorted(keys, base, side="left")
-        upto = np.searchsorted(keys, base + rel, side="left")
-        window = np.clip(rel - int(RECENT_DAYS * DAY), 0, span - 1)
-        recent = upto - np.searchsorted(keys, base + window, side="left")
-        first = keys[np.minimum(start, max(keys.size - 1, 0))] - base if keys.size else base
-        days = np.where(upto > start, (rel - first) / DAY, np.nan)
-        return (
-            (upto - start).astype(np.float32),
-            recent.astype(np.float32),
-            days.astype(np.float32),
         )
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
@@ -294,14 +250,7 @@ class TitleStats:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> TitleStats:
-        """The stats :meth:`arrays` wrote (an earlier bundle's lack the event arrays)."""
-        return cls(
-            **{
-                f.name: arrays[f"{prefix}{f.name}"]
-                for f in dataclasses.fields(cls)
-                if f"{prefix}{f.name}" in arrays
-            }
-        )
+        return cls(**{f.name: arrays[f"{prefix}{f.name}"] for f in dataclasses.fields(cls)})
 
 
 def _same_settings(fitted: Recommender, built: Recommender) -> bool:
@@ -434,16 +383,9 @@ def _context_features(
     recent = np.zeros((B, G), dtype=np.float32)
     hist_year = np.full(B, np.nan, dtype=np.float32)
     length = np.zeros(B, dtype=np.float32)
-    end = int(stats.event_span.sum()) - 2 if stats.event_span.size else 0  # the log's last
-    now = np.full(B, end + 1, dtype=np.int64)  # asked at no moment: just after the log
-    gap = np.full(B, np.nan, dtype=np.float32)
     for b, c in enumerate(contexts):
         h = np.unique(c.history)
         length[b] = len(c.history)
-        if c.now is not None:
-            now[b] = int(c.now)
-            if c.timestamps is not None and len(c.timestamps):
-                gap[b] = max(float(c.now) - float(c.timestamps[-1]), 0.0) / DAY
         if h.size:
             profile[b] = stats.genres[h].sum(axis=0)
             recent[b] = stats.genres[np.unique(c.history[-RECENT:])].sum(axis=0)
@@ -453,7 +395,6 @@ def _context_features(
     profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
     recent /= np.maximum(np.linalg.norm(recent, axis=1, keepdims=True), 1e-12)
     g = stats.genres[cols]  # (N, G)
-    before, in_window, days = stats.before(cols, now[rows])
     return [
         stats.log_popularity[cols],
         stats.log_trending[cols],
@@ -464,10 +405,6 @@ def _context_features(
         stats.age_days[cols],
         np.log1p(length[rows]),
         stats.kind[cols],
-        np.log1p(before),
-        np.log1p(in_window),
-        days,
-        np.log1p(gap[rows]),
     ]
 
 
@@ -531,10 +468,7 @@ def ranker_scores(booster: lgb.Booster, cands: Candidates) -> np.ndarray:
     """(N,) float64 ranker output of the candidates (one LightGBM thread)."""
     if not len(cands.rows):
         return np.zeros(0)
-    # a ranker saved before the request-time features reads the leading columns:
-    # features are only ever appended to CONTEXT_FEATURES
-    feats = cands.features[:, : booster.num_feature()]
-    return np.asarray(booster.predict(feats, num_threads=1), dtype=np.float64)
+    return np.asarray(booster.predict(cands.features, num_threads=1), dtype=np.float64)
 
 
 def lowest_candidate(cands: Candidates, predicted: np.ndarray, rows: int) -> np.ndarray:
