@@ -556,7 +556,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no side features": {"side_features": False},
     "no weight decay": {"weight_decay": 0.0},
     # the content models' studies (issue 11)
-    "no knowledge graph": {"use_kg": False},  # gnn
+    "no knowledge graph": {"use_kg": False},  # gnn, multimodal
     "no text": {"use_text": False},  # multimodal
     "no cross-attention": {"cross_attention": False},  # multimodal: concatenation instead
     "no hard negatives": {"hard_negatives": False},  # contrastive
@@ -564,7 +564,7 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 #: The default study of each model other than the transformer (on its tuned defaults).
 MODEL_ABLATIONS: dict[str, tuple[str, ...]] = {
     "gnn": ("full", "no knowledge graph"),
-    "multimodal": ("full", "no text", "no cross-attention"),
+    "multimodal": ("full", "no text", "no cross-attention", "no knowledge graph"),
     "contrastive": ("full", "no hard negatives"),
 }
 #: The design's study (on ``--base design``) and its counterpart on the tuned model.

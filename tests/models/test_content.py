@@ -154,3 +154,29 @@ def test_cowatch_pairs_stay_within_a_user(planted):
     a, b = cowatch_pairs(split.train)
     # every planted user walks a chain of their half: consecutive titles are adjacent
     assert len(a) and (np.abs(a - b) == 1).all()
+
+
+def test_multimodal_without_the_graph_reads_the_catalog_alone(planted, monkeypatch):
+    """``use_kg=false`` (the ablation): no cast or crew taken from the graph, and the
+    texts re-encoded without the graph's facts."""
+    asked: list[list[str]] = []
+
+    def fake_encoder(texts, **_):
+        asked.append(list(texts))
+        v = np.random.default_rng(0).normal(size=(len(texts), 8)).astype(np.float32)
+        v[[i for i, t in enumerate(texts) if not t]] = 0.0
+        return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+    monkeypatch.setattr("primetime.data.text.encode_texts", fake_encoder)
+    split = leave_one_out(planted.interactions)
+    fits = {}
+    for flag in (True, False):
+        model = build_model("multimodal", {**TINY["multimodal"], "epochs": 1, "use_kg": flag})
+        model.fit(split.train, side=side_with_text(planted))
+        fits[flag] = model.net.item_encoder
+    catalog_only = SideData.build(catalog=planted.catalog).item_texts
+    assert asked == [list(catalog_only)]  # only the ablation encodes, and not the facts
+    assert list(catalog_only) != list(SideData.of(planted).item_texts)
+    assert fits[True].tok_crew.any()  # the planted graph's directors
+    assert not fits[False].tok_crew.any()
+    assert fits[False].text.shape[1] == 8  # the re-encoded texts, not the given vectors

@@ -20,7 +20,13 @@ from primetime.data.splits import leave_one_out
 from primetime.data.vocab import Vocabulary
 from primetime.models.gnn import GNNConfig, GNNRecommender
 from primetime.models.reference import GenreReleasedRecommender
-from primetime.models.titlecontext import TermsConfig, TitleFacts, fit_weights, new_title_pairs
+from primetime.models.titlecontext import (
+    TermsConfig,
+    TitleFacts,
+    fit_weights,
+    new_entity_links,
+    new_title_pairs,
+)
 from primetime.types import UserContext
 
 DAY = 86400
@@ -129,6 +135,33 @@ def test_weights_learn_what_finds_the_next_title():
     assert alpha > 0
 
 
+def test_new_entity_links_keep_the_fit_s_entities_and_relations():
+    items = Vocabulary(["a", "b", "new", "new2"], name="item")  # new, new2 added (3, 4)
+    kg = KnowledgeGraph.from_frame(
+        pl.DataFrame(
+            [
+                ("a", "directed_by", "p1"),  # an old title: not new
+                ("new", "directed_by", "p1"),  # a kept entity: linked
+                ("new", "directed_by", "p9"),  # an entity the fit never had
+                ("new2", "film.actor.film", "x"),  # title as tail, wrong relation for x
+                ("p2", "film.actor.film", "new2"),  # title as tail: relation "actor"
+                ("new", "film.film.sequel", "new2"),  # two new titles
+            ],
+            schema=["head", "relation", "tail"],
+            orient="row",
+        )
+    )
+    entities = ["actor:p2", "directed_by:p1"]  # index 1, 2
+    item, entity, rel = new_entity_links(kg, items, 3, entities, ["actor", "directed_by"])
+    links = sorted(zip(item.tolist(), entity.tolist(), rel.tolist(), strict=True))
+    assert links == [(3, 2, 1), (4, 1, 0)]
+    assert new_entity_links(kg, items, 5, entities, ["actor"])[0].size == 0  # none added
+    assert new_entity_links(None, items, 3, entities, ["actor"])[0].size == 0
+    f = facts()  # titles 1..6, two relations of its own; none of these entities kept
+    f.grow(np.array([1.0]), kg=kg, items=Vocabulary([f"t{k}" for k in range(1, 8)], name="item"))
+    assert f.size == 8 and f.item.max() == 6  # no link of the added title 7
+
+
 def with_release_days() -> Dataset:
     """60 users in two taste groups each watch a run of their half of 40 titles (Drama
     first half, Comedy|Family second), each title the day after its release (title i
@@ -166,7 +199,8 @@ def with_release_days() -> Dataset:
 
 def with_added_sequel(data: Dataset, side: SideData) -> tuple[Vocabulary, SideData]:
     """The catalog grown by ``added-comedy`` (Comedy|Family, out on day 2000), i38's
-    sequel in the graph (a relation the terms know) and its remake (one they do not)."""
+    sequel in the graph (a relation the terms know) and its remake (one they do not),
+    directed by the director of i2, i6 … i38."""
     from primetime.data.catalog import Catalog
 
     added = pl.DataFrame(
@@ -179,7 +213,11 @@ def with_added_sequel(data: Dataset, side: SideData) -> tuple[Vocabulary, SideDa
     )
     grown = pl.concat([data.catalog.frame, added], how="diagonal_relaxed")
     link = pl.DataFrame(
-        [("i38", "film.film.sequel", "added-comedy"), ("i38", "remake", "added-comedy")],
+        [
+            ("i38", "film.film.sequel", "added-comedy"),
+            ("i38", "remake", "added-comedy"),
+            ("added-comedy", "directed_by", "person:2"),  # i2, i6 … i38's director
+        ],
         schema=["head", "relation", "tail"],
         orient="row",
     )
@@ -190,13 +228,18 @@ def with_added_sequel(data: Dataset, side: SideData) -> tuple[Vocabulary, SideDa
 
 
 def assert_sequel_counts(facts: TitleFacts, items: Vocabulary) -> None:
-    """The added title counts as coming after i38 for a history holding i38 only."""
+    """The added title counts as coming after i38 for a history holding i38 only, and
+    as sharing a director with i34 (not i37)."""
     assert facts.pair_relations == ["sequel"]
     col = facts.names().index("after:sequel")
     hist = [np.array([items.index("i38")]), np.array([items.index("i37")])]
     added = np.array([items.index("added-comedy")])
     after = facts.features(hist, np.array([np.nan, np.nan]), added)[:, 0, col]
     np.testing.assert_allclose(after, [np.log1p(1), 0])
+    col = facts.names().index("shared:directed_by")
+    hist = [np.array([items.index("i34")]), np.array([items.index("i37")])]
+    shared = facts.features(hist, np.array([np.nan, np.nan]), added)[:, 0, col]
+    np.testing.assert_allclose(shared, [np.log1p(1), 0])
 
 
 GNN = {"dim": 16, "epochs": 12, "batch_size": 16, "lr": 1e-2, "eval_every": 12, "dropout": 0.0}

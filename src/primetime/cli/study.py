@@ -174,7 +174,8 @@ def ablate(
             "encoding, 2 heads, 2 layers, 64 dims, no dropout, length 20; with --base tuned: "
             "full, no positional encoding, 1 head, 1 layer, 32 dims, no dropout, length 20, "
             "no side features, no weight decay. For gnn: full, no knowledge graph; "
-            "multimodal: full, no text, no cross-attention; contrastive: full, no hard "
+            "multimodal: full, no text, no cross-attention, no knowledge graph; contrastive: "
+            "full, no hard "
             "negatives."
         ),
     ] = "",

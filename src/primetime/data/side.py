@@ -58,6 +58,14 @@ class SideData:
         vectors = encode_texts(self.item_texts, encoder=encoder, device=device)
         return dataclasses.replace(self, text_vectors=vectors)
 
+    def without_kg(self) -> SideData:
+        """This side data as if the data set had no knowledge graph: no ``kg``, texts
+        made from the catalog alone, not yet encoded (the models' ``use_kg=false``
+        ablations)."""
+        if self.kg is None:
+            return self
+        return SideData.build(catalog=self.catalog, kg=None, users=self.users)
+
     @classmethod
     def of(cls, dataset: Dataset) -> SideData:
         """Everything a prepared data set knows besides its interactions."""

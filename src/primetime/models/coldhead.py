@@ -883,17 +883,16 @@ class ColdHead:
 
         With request-time terms, ``release_day`` (N,) the new titles' release days (days
         since 1970-01-01, NaN unknown: counted as out) and ``links`` (item_idx, entity,
-        relation) their links to the entities the terms know (none: no shared-entity
-        counts); with ``kg`` and the grown ``items`` their links to other titles
-        (:meth:`~primetime.models.titlecontext.TitleFacts.grow`; none: no
-        season-before counts)."""
+        relation) their links to the entities the terms know (none: found in ``kg``
+        for the entities the terms kept); with ``kg`` and the grown ``items`` their
+        links to other titles (:meth:`~primetime.models.titlecontext.TitleFacts.grow`;
+        without ``kg``: no shared-entity or season-before counts)."""
         if self.terms is not None:
             n = len(new.has)
             rd = np.full(n, np.nan) if release_day is None else np.asarray(release_day, float)
             if rd.shape != (n,):
                 raise ValueError(f"{rd.shape} release days for {n} new titles")
-            empty = np.zeros(0, np.int64)
-            item, entity, relation = links if links is not None else (empty, empty, empty)
+            item, entity, relation = links if links is not None else (None, None, None)
             self.terms.facts.grow(rd, item, entity, relation, kg=kg, items=items)
         _grow(self.module, new.tokens, new.dense)
         if self.profile is not None:

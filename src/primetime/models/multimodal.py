@@ -72,6 +72,9 @@ class MultimodalConfig:
         dim, layers, heads, ffn, dropout, max_len, positions: The causal user encoder
             (as in :class:`~primetime.models.sasrec.SASRecConfig`).
         use_text: Fuse the text vector (ablation: False = metadata only).
+        use_kg: Read the knowledge graph: cast and crew tokens taken from it where the
+            catalog has none, and its facts in the title's text (ablation: False = the
+            catalog alone, the text re-encoded without the facts).
         cross_attention: Fuse text and metadata by cross-attention (False: concatenate
             the pooled text and metadata vectors and project).
         meta_dim: Width of the item encoder's tokens (projected to ``dim`` at the end).
@@ -106,6 +109,7 @@ class MultimodalConfig:
     max_len: int = 50
     positions: str = "sinusoidal"
     use_text: bool = True
+    use_kg: bool = True
     cross_attention: bool = True
     meta_dim: int = 32
     text_tokens: int = 2
@@ -413,6 +417,10 @@ class MultimodalRecommender(SequentialRecommender):
         side: SideData,
         options: FitOptions,
     ) -> FitReport:
+        if not self.config.use_kg:
+            side = side.without_kg()
+            if self.config.use_text:
+                side = side.with_text_vectors(device=options.device or "cpu")
         self._side_data = side
         seen = np.zeros(train.items.size, dtype=np.float32)
         seen[np.unique(train.item_idx)] = 1.0
@@ -536,6 +544,10 @@ class MultimodalRecommender(SequentialRecommender):
         cfg = self.config
         net: MultimodalNet = self.net
         n_new = items.size
+        if not cfg.use_kg:  # as at fit: the catalog alone, texts without the graph's facts
+            side = side.without_kg()
+            if cfg.use_text:
+                side = side.with_text_vectors()
         grown = grow_content(
             net.item_encoder,
             side,
@@ -547,12 +559,10 @@ class MultimodalRecommender(SequentialRecommender):
         if grown is None:
             return False
         net.seen = torch.cat([net.seen, torch.zeros(n_new - n_old, device=net.seen.device)])
-        if self.terms is not None:  # the request-time terms score them: release days and
-            # links to other titles (the season before); not shared entities (the entity
-            # ids of the fit are not kept)
-            empty = np.zeros(0, np.int64)
+        if self.terms is not None:  # the request-time terms score them: release days,
+            # links to the fit's entities (shared cast, director) and to other titles
             days = release_days(side, n_old, n_new)
-            self.terms.facts.grow(days, empty, empty, empty, kg=side.kg, items=items)
+            self.terms.facts.grow(days, kg=side.kg, items=items)
             self.term_titles = np.concatenate([self.term_titles, np.arange(n_old, n_new)])
         net.item_emb = grow_embedding(net.item_emb, n_new)
         net._table, net._table_key = None, None

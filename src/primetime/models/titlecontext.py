@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import polars as pl
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
@@ -100,6 +101,46 @@ def new_title_pairs(
     return a, b, rel_a[known]
 
 
+def new_entity_links(
+    kg: KnowledgeGraph | None,
+    items: Vocabulary,
+    n_old: int,
+    entities: Sequence[str],
+    relations: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Links of ``kg`` from titles added after fit (item_idx >= ``n_old``) to the
+    entities a fit kept (``entities``: ``relation:entity`` names, index 1.. in that
+    order) by the relations it knows (``relations``); entities the fit never had, and
+    links between two added titles, are dropped: what lets an added film by a known
+    director count for the director's viewers.
+
+    Returns:
+        ``(item, entity, relation)`` (E,) int64 arrays, one link per (title, entity).
+    """
+    empty = np.zeros(0, np.int64)
+    if kg is None or not len(kg) or not entities or n_old >= items.size:
+        return empty, empty, empty
+    new_ids = set(items.ids()[n_old - 1 :])
+    t = kg.triples.filter(pl.col("head").is_in(list(new_ids)) | pl.col("tail").is_in(list(new_ids)))
+    ent_index = {e: k + 1 for k, e in enumerate(entities)}
+    rel_index = {r: k for k, r in enumerate(relations)}
+    found: dict[tuple[int, int], int] = {}
+    for head, rel, tail in t.iter_rows():
+        title_is_head = head in new_ids
+        if title_is_head and tail in new_ids:
+            continue  # a link between two new titles: no trained node on either end
+        item, entity = (head, tail) if title_is_head else (tail, head)
+        name = relation_name(rel, title_is_head)
+        e = ent_index.get(f"{name}:{entity}")
+        if e is not None and name in rel_index:
+            found.setdefault((items.index(item), e), rel_index[name])
+    return (
+        np.array([k[0] for k in found], dtype=np.int64),
+        np.array([k[1] for k in found], dtype=np.int64),
+        np.array(list(found.values()), dtype=np.int64),
+    )
+
+
 @dataclass
 class TitleFacts:
     """What :meth:`features` reads of every title.
@@ -109,6 +150,8 @@ class TitleFacts:
         item, entity, relation: (E,) title-entity links: item_idx, entity index (1..)
             and relation index into ``relations``.
         relations: Names of the title-entity relations.
+        entities: Names of the entities (``relation:entity``, index 1.. in this order),
+            for titles added later (:meth:`grow`); empty in a bundle saved before.
         pair_a, pair_b, pair_relation: (P,) title-title links ``a -> b`` and their
             relation index into ``pair_relations``.
         pair_relations: Names of the title-title relations.
@@ -119,6 +162,7 @@ class TitleFacts:
     entity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     relation: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     relations: list[str] = field(default_factory=list)
+    entities: list[str] = field(default_factory=list)
     pair_a: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     pair_b: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     pair_relation: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -137,6 +181,7 @@ class TitleFacts:
             for name in LINK_ARRAYS:
                 setattr(out, name, np.asarray(getattr(links, name), dtype=np.int64).copy())
             out.relations = list(links.relations)  # type: ignore[attr-defined]
+            out.entities = list(getattr(links, "entities", []))
             out.pair_relations = list(links.pair_relations)  # type: ignore[attr-defined]
         return out
 
@@ -240,17 +285,25 @@ class TitleFacts:
     def grow(
         self,
         release_day: np.ndarray,
-        item: np.ndarray,
-        entity: np.ndarray,
-        relation: np.ndarray,
+        item: np.ndarray | None = None,
+        entity: np.ndarray | None = None,
+        relation: np.ndarray | None = None,
         *,
         kg: KnowledgeGraph | None = None,
         items: Vocabulary | None = None,
     ) -> None:
         """Add titles (their release days, in item_idx order after the last), their
-        links to known entities (relation indices into :attr:`relations`) and, with
-        ``kg`` and the grown ``items``, their links to other titles
-        (:func:`new_title_pairs` for the relations the terms know)."""
+        links to known entities (``item``, ``entity``, ``relation``: relation indices
+        into :attr:`relations`; None: found in ``kg`` by :func:`new_entity_links` for
+        the :attr:`entities` kept) and, with ``kg`` and the grown ``items``, their
+        links to other titles (:func:`new_title_pairs` for the relations the terms
+        know)."""
+        if item is None or entity is None or relation is None:
+            item, entity, relation = (
+                new_entity_links(kg, items, self.size, self.entities, self.relations)
+                if items is not None
+                else (np.zeros(0, np.int64),) * 3
+            )
         if items is not None:
             pairs = new_title_pairs(kg, items, self.size, self.pair_relations)
             self.pair_a = np.concatenate([self.pair_a, pairs[0]])
@@ -266,6 +319,7 @@ class TitleFacts:
         """Bundle arrays (:meth:`from_arrays`)."""
         out = {prefix + k: getattr(self, k) for k in ("release_day", *LINK_ARRAYS)}
         out[prefix + "relations"] = np.array(self.relations, dtype=np.str_)
+        out[prefix + "entities"] = np.array(self.entities, dtype=np.str_)
         out[prefix + "pair_relations"] = np.array(self.pair_relations, dtype=np.str_)
         return out
 
@@ -278,6 +332,8 @@ class TitleFacts:
         for k in LINK_ARRAYS:
             setattr(out, k, np.asarray(arrays[prefix + k], np.int64))
         out.relations = [str(x) for x in arrays[prefix + "relations"].tolist()]
+        if prefix + "entities" in arrays:  # a bundle saved before they were kept has none
+            out.entities = [str(x) for x in arrays[prefix + "entities"].tolist()]
         out.pair_relations = [str(x) for x in arrays[prefix + "pair_relations"].tolist()]
         return out
 
