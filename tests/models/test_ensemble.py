@@ -349,28 +349,3 @@ def test_the_refit_keeps_the_measured_ranker_unless_told_to_learn_it_again(chain
     wrong = build_model("ensemble", {"members": "itemknn,popularity"})
     with pytest.raises(ValueError, match="selection fit's members"):
         wrong.fit(whole, side=SideData.of(ds), options=opts)
-
-
-def test_later_labels_mark_what_the_user_watched_after_the_target(chains, fused):
-    """``later_labels``: in a round's query the target is labelled 2 and the user's
-    later held-out titles 1 (the last round has none later); off, labels are 0/1."""
-    ds, split = chains
-    fitted, _ = fused
-    rest, rounds = earlier_cut(split.train, 3)
-    stats = TitleStats.of(rest, SideData.of(ds), fitted.config.half_life_days)
-    labels = {}
-    for flag in (False, True):
-        model = EnsembleRecommender(dataclasses.replace(fitted.config, later_labels=flag))
-        data, _ = model._queries(fitted.fitted, stats, rest, rounds)
-        labels[flag] = (np.asarray(data.get_label()), np.asarray(data.get_group()))
-    (off, groups), (on, groups_on) = labels[False], labels[True]
-    np.testing.assert_array_equal(groups, groups_on)  # the same queries
-    assert set(np.unique(off)) == {0.0, 1.0} and (off == 1).sum() == len(groups)
-    assert (on == 2).sum() == len(groups)  # one target per query
-    np.testing.assert_array_equal(on == 2, off == 1)
-    assert (on == 1).sum() > 0  # later titles among the candidates (the chains go on)
-    # a later title is one of that user's later held-out events, never an earlier one
-    one, _ = EnsembleRecommender(dataclasses.replace(fitted.config, later_labels=True))._queries(
-        fitted.fitted, stats, Interactions.concat([rest, *rounds[:2]]), rounds[2:]
-    )
-    assert not (np.asarray(one.get_label()) == 1).any()  # the last round: none later

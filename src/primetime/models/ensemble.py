@@ -132,9 +132,6 @@ class EnsembleConfig:
         partly did not train on, as they score a live user's new events). 1: one
         query per user. 3 was chosen on valid (ml-100k, default members: valid
         NDCG@10 0.1376 at 1, 0.1457 at 3, 0.1449 at 6; README "Learned fusion").
-    later_labels: In a query of the earlier cut, label the user's later held-out
-        titles too (1, the target 2): what the user watched soon after is a weaker
-        positive than the next title, not a negative.
     """
 
     members: str = "temporal,itemknn,als,popularity"
@@ -149,7 +146,6 @@ class EnsembleConfig:
     seed: int = 0
     refit_ranker: bool = False
     cut_events: int = 3
-    later_labels: bool = False
 
     def __post_init__(self) -> None:
         names = self.member_names()
@@ -496,19 +492,13 @@ def fused_scores(cands: Candidates, predicted: np.ndarray, shape: tuple[int, int
     return out
 
 
-def _labels(
-    cands: Candidates, targets: np.ndarray, later: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per candidate row 1 for the user's target (2 with ``later``, (N,) bool: the
-    user's later held-out titles, labelled 1); keep only users whose target is a
+def _labels(cands: Candidates, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per candidate row 1 for the user's target; keep only users whose target is a
     candidate. Returns ``(keep, labels, group sizes)``."""
-    target = cands.cols == targets[cands.rows]
-    y = target.astype(np.float32)
-    if later is not None:
-        y = np.where(target, 2.0, later.astype(np.float32)).astype(np.float32)
+    y = (cands.cols == targets[cands.rows]).astype(np.float32)
     B = len(targets)
     hit = np.zeros(B, dtype=bool)
-    hit[cands.rows[target]] = True
+    hit[cands.rows[y > 0]] = True
     keep = hit[cands.rows]
     sizes = np.bincount(cands.rows[keep], minlength=B)
     return keep, y[keep], sizes[sizes > 0]
@@ -726,12 +716,7 @@ class EnsembleRecommender(Recommender):
         request than at the last event, and the ranker must learn from the scores it
         will be given."""
         feats, labels, groups, hits, asked = [], [], [], 0, 0
-        V = history.items.size
-        for r, targets in enumerate(rounds):
-            later_keys = None  # the users' later held-out titles (none after the last)
-            if self.config.later_labels:
-                rest = Interactions.concat([history.take(np.zeros(0, np.int64)), *rounds[r + 1 :]])
-                later_keys = np.unique(rest.user_idx.astype(np.int64) * V + rest.item_idx)
+        for targets in rounds:
             by_user = np.zeros(targets.users.size, dtype=np.int64)
             by_user[targets.user_idx] = targets.item_idx
             at = np.zeros(targets.users.size, dtype=np.int64)
@@ -745,12 +730,7 @@ class EnsembleRecommender(Recommender):
                 ctx = contexts[start : start + 256]
                 scores = [_unseen_scores(m, ctx) for m in members.values()]
                 cands = candidates_and_features(scores, ctx, stats, self.config.candidates)
-                batch = users[start : start + 256]
-                later = None
-                if later_keys is not None:
-                    keys = batch[cands.rows].astype(np.int64) * V + cands.cols
-                    later = np.isin(keys, later_keys)
-                keep, y, sizes = _labels(cands, by_user[batch], later)
+                keep, y, sizes = _labels(cands, by_user[users[start : start + 256]])
                 feats.append(cands.features[keep])
                 labels.append(y)
                 groups.append(sizes)
