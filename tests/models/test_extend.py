@@ -136,3 +136,33 @@ def test_a_model_that_cannot_grow_says_so(setup: Setup) -> None:
     assert model.items == setup.old.items
     with pytest.raises(ValueError, match="ids first"):
         model.extend_items(Vocabulary(setup.grown.items.ids()[::-1]), setup.grown)
+
+
+def test_multimodal_without_the_graph_grows_from_the_catalog_alone(setup, monkeypatch):
+    """``use_kg=false`` (the ablation) at growth as at fit: the added titles' texts are
+    the catalog's alone, encoded anew, and no cast or crew comes from the graph."""
+    asked: list[list[str]] = []
+
+    def fake_encoder(texts, **_):
+        asked.append(list(texts))
+        out = np.zeros((len(texts), 8), dtype=np.float32)
+        for k, t in enumerate(texts):
+            if t:
+                seed = int.from_bytes(t.encode()[:8].ljust(8, b"\0"), "little") + len(t)
+                v = np.random.default_rng(seed).normal(size=8)
+                out[k] = v / np.linalg.norm(v)
+        return out
+
+    monkeypatch.setattr("primetime.data.text.encode_texts", fake_encoder)
+    model = build_model("multimodal", {**CONFIGS["multimodal"], "epochs": 2, "use_kg": False})
+    model.fit(setup.train, side=setup.old)
+    assert model.extend_items(setup.grown.items, setup.grown) is True
+    assert asked == [
+        list(SideData.build(catalog=setup.old.catalog).item_texts),
+        list(SideData.build(catalog=setup.grown.catalog).item_texts),
+    ]
+    enc = model.net.item_encoder
+    assert enc.text.shape == (setup.grown.items.size, 8)
+    assert not enc.tok_crew.any()  # the planted graph's directors, not read
+    scores = model.score([UserContext.anonymous([1, 2, 3])])[0]
+    assert np.isfinite(scores[setup.old.items.size :]).all()
