@@ -625,6 +625,11 @@ def run_ablation(
         raise ValueError(f"unknown ablation(s) {unknown}; known: {list(ABLATIONS)}")
     if split not in ("loo", "cold-items"):
         raise ValueError(f"split must be 'loo' or 'cold-items', got {split!r}")
+    for v in variants:  # every variant's settings, before the first fit
+        try:
+            build_model(model, {**base, **ABLATIONS[v]})
+        except ValueError as e:
+            raise ValueError(f"ablation {v!r} does not apply to {model}: {e}") from e
     prepared = prepare(DataSpec(data=data, split=split))
     sp, catalog = prepared.split, prepared.side.catalog
     test = EvalSet.for_test(sp)

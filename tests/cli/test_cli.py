@@ -256,6 +256,11 @@ def test_ablate_reports_variants_against_full(tmp_path, planted):
     assert "vs full" in md and "| 2 layers |" in md and "| length 20 |" in md
     r = runner.invoke(app, ["ablate", "--data", str(log), "--variants", "full,4 wings"])
     assert r.exit_code == 2 and "unknown ablation" in r.output
+    # a known ablation of another model: refused before the first variant is fit
+    args = ["ablate", "--data", str(log), "--model", "contrastive"]
+    r = runner.invoke(app, [*args, "--variants", "full,no knowledge graph"])
+    assert r.exit_code == 2 and "'no knowledge graph' does not apply to contrastive" in r.output
+    assert "fitting" not in r.output and "full:" not in r.output
 
 
 def test_search_tunes_on_valid_and_prints_settings(tmp_path, planted):
