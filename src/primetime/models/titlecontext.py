@@ -411,6 +411,26 @@ class TermsConfig:
     seed: int = 42
 
 
+def _seen_mask(
+    histories: Sequence[np.ndarray], cand: np.ndarray, target: torch.Tensor
+) -> torch.Tensor:
+    """(b, C) bool: the candidates in each position's history, but its target.
+
+    A model never recommends a title already in the history (the evaluator and the
+    service leave them out), and a history title shares every entity of its own with
+    the history: left in the softmax, "shares a director with what you watched" would
+    mostly mean "you watched it" and learn a negative weight (it did: -0.66 for
+    directors on ml-100k, -5.2 on the planted test log)."""
+    out = torch.zeros((len(histories), len(cand)), dtype=torch.bool)
+    for row, h in enumerate(histories):
+        h = np.asarray(h, dtype=np.int64)
+        at = np.searchsorted(cand, h)
+        hit = at[(at < len(cand)) & (cand[np.minimum(at, len(cand) - 1)] == h)]
+        out[row, torch.from_numpy(hit)] = True
+    out[torch.arange(len(histories)), target] = False  # a repeat stays learnable
+    return out
+
+
 def fit_weights(
     facts: TitleFacts,
     head_logits: Callable[[torch.Tensor], torch.Tensor],
@@ -422,7 +442,8 @@ def fit_weights(
     cfg: TermsConfig | None = None,
 ) -> tuple[np.ndarray, float]:
     """Learn one weight per term of ``facts`` and a scale ``alpha`` of the head's score,
-    so that ``alpha * head + terms . w`` finds each position's next title among ``cand``.
+    so that ``alpha * head + terms . w`` finds each position's next title among ``cand``
+    less the titles of its history (:func:`_seen_mask`).
 
     Args:
         head_logits: ``idx -> (b, C)`` the frozen head's logits of positions ``idx``
@@ -450,7 +471,7 @@ def fit_weights(
     batches = list(pick.split(cfg.batch_size))
     # the terms of every batch kept when they fit in CACHE_CELLS floats, else rebuilt
     keep = len(pick) * len(cand) * n_terms <= CACHE_CELLS
-    cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     order: list[int] = []
     for _ in range(cfg.steps):
         if not order:
@@ -458,16 +479,17 @@ def fit_weights(
         k = order.pop()
         idx = batches[k]
         if k in cache:
-            head, terms = cache[k]
+            head, terms, seen = cache[k]
         else:
             with torch.no_grad():
                 head = head_logits(idx).float()
-            terms = torch.from_numpy(
-                facts.features(histories(idx), times[idx].double().numpy(), cand_np)
-            )
+            hist = histories(idx)
+            terms = torch.from_numpy(facts.features(hist, times[idx].double().numpy(), cand_np))
+            seen = _seen_mask(hist, cand_np, local[idx])
             if keep:
-                cache[k] = (head, terms)
+                cache[k] = (head, terms, seen)
         logits = log_alpha.exp() * head + terms @ w + adjust[None, :]
+        logits = logits.masked_fill(seen, -torch.inf)
         loss = F.cross_entropy(logits, local[idx]) + cfg.weight_decay * (w**2).sum()
         opt.zero_grad()
         loss.backward()
