@@ -409,6 +409,14 @@ class MultimodalRecommender(SequentialRecommender):
         self.terms: RequestTerms | None = None
         self.term_titles = np.zeros(0, dtype=np.int64)  # titles the terms score
 
+    def _read_side(self, side: SideData, device: str = "cpu") -> SideData:
+        """What the model reads of ``side``: without ``use_kg`` the catalog alone, its
+        texts encoded without the graph's facts."""
+        if self.config.use_kg:
+            return side
+        side = side.without_kg()
+        return side.with_text_vectors(device=device) if self.config.use_text else side
+
     def _fit(
         self,
         train: Interactions,
@@ -417,10 +425,7 @@ class MultimodalRecommender(SequentialRecommender):
         side: SideData,
         options: FitOptions,
     ) -> FitReport:
-        if not self.config.use_kg:
-            side = side.without_kg()
-            if self.config.use_text:
-                side = side.with_text_vectors(device=options.device or "cpu")
+        side = self._read_side(side, options.device or "cpu")
         self._side_data = side
         seen = np.zeros(train.items.size, dtype=np.float32)
         seen[np.unique(train.item_idx)] = 1.0
@@ -544,10 +549,7 @@ class MultimodalRecommender(SequentialRecommender):
         cfg = self.config
         net: MultimodalNet = self.net
         n_new = items.size
-        if not cfg.use_kg:  # as at fit: the catalog alone, texts without the graph's facts
-            side = side.without_kg()
-            if cfg.use_text:
-                side = side.with_text_vectors()
+        side = self._read_side(side)  # as at fit
         grown = grow_content(
             net.item_encoder,
             side,
