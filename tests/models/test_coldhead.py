@@ -482,3 +482,51 @@ def test_auto_keeps_the_adjustment_valid_prefers_and_a_refit_pins_it(name):
     assert report.notes["head_logit_adjust"] == 1.0
     assert model.cold is calls[-1]  # the second (last scored) head is the one kept
     assert model.refit_overrides(report)["head_logit_adjust"] == "1.0"
+
+
+def test_head_valid_on_new_titles_only_by_default():
+    """``head_valid="auto"`` fits the head at each validation where most valid targets
+    are titles without a training event (the cold-items split), not on leave-one-out."""
+    from primetime.data.splits import cold_items_split
+    from primetime.models.coldhead import validates_head
+
+    inter = with_new_titles().interactions
+    loo, cold = leave_one_out(inter), cold_items_split(inter, frac=0.2, min_interactions=2)
+    assert not validates_head("auto", loo.train, loo.valid)
+    assert validates_head("auto", cold.train, cold.valid)
+    assert validates_head("true", loo.train, loo.valid)
+    assert not validates_head("false", cold.train, cold.valid)
+    with pytest.raises(ValueError, match="head_valid"):
+        GNNConfig(head_valid="sometimes")
+
+
+@pytest.mark.parametrize("head_valid", ["true", "false"])
+@pytest.mark.parametrize("name", sorted(HEAD_MODELS))
+def test_head_valid_scores_each_epoch_with_the_head_s_rows(name, head_valid):
+    """With ``head_valid`` each epoch's validation scores the model with a head fitted on
+    that epoch's weights (the rows served for never-watched titles); without it, the
+    model's own rows until the final head."""
+    from primetime.models.base import FitOptions
+
+    data = with_new_titles()
+    split = leave_one_out(data.interactions)
+    heads: list[object] = []
+
+    def validation(train, valid):
+        def score(model):
+            heads.append(model.cold)
+            return 0.1
+
+        return score
+
+    cls = get_model_class(name)
+    config = {**HEAD_MODELS[name], "epochs": 4, "eval_every": 2, "patience": 0}
+    model = cls(cls.config_class(**config, head_valid=head_valid))
+    side, options = SideData.of(data), FitOptions(validation=validation)
+    model.fit(split.train, valid=split.valid, side=side, options=options)
+    during = heads[:2]  # epochs 2 and 4; then the final head's two adjustments
+    assert len(heads) == 4
+    if head_valid == "true":
+        assert all(h is not None for h in during) and during[0] is not during[1]
+    else:
+        assert during == [None, None]

@@ -1002,6 +1002,21 @@ def break_ties(rows: torch.Tensor, own: torch.Tensor, weight: float = TIE_WEIGHT
     return rows + weight * ratio * own
 
 
+#: Values of a model's ``head_valid`` (:func:`validates_head`).
+HEAD_VALID = ("auto", "true", "false")
+
+
+def validates_head(option: str, train: Interactions, valid: Interactions) -> bool:
+    """Whether a model fits its content head at each validation (its ``head_valid``):
+    ``"auto"`` does when more than half of ``valid``'s events are of titles without a
+    training event, whose rows the head gives (``--split cold-items``)."""
+    if option != "auto":
+        return option == "true"
+    watched = np.zeros(train.items.size, dtype=bool)
+    watched[train.item_idx] = True
+    return bool(len(valid)) and float(np.mean(~watched[valid.item_idx])) > 0.5
+
+
 def adjust_choices(option: str, can_validate: bool) -> list[float]:
     """The logit adjustments (:attr:`HeadConfig.logit_adjust`) a model fits its head with,
     in order: ``"auto"`` tries 0 then 1 and keeps the better on valid (0 alone without a
@@ -1050,11 +1065,18 @@ def head_overrides(option: str, notes: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_head_options(
-    inputs: str, newest_share: float, user_dropout: float = 0.0, logit_adjust: str = "0"
+    inputs: str,
+    newest_share: float,
+    user_dropout: float = 0.0,
+    logit_adjust: str = "0",
+    valid: str = "auto",
 ) -> None:
     """Raise ValueError for a ``head_features`` name not in :data:`FEATURES`, a
-    ``head_newest`` or ``head_user_dropout`` outside [0, 1), or a ``head_logit_adjust``
-    neither ``"auto"`` nor a number in [0, 1] (the models' config checks)."""
+    ``head_newest`` or ``head_user_dropout`` outside [0, 1), a ``head_logit_adjust``
+    neither ``"auto"`` nor a number in [0, 1], or a ``head_valid`` not in
+    :data:`HEAD_VALID` (the models' config checks)."""
+    if valid not in HEAD_VALID:
+        raise ValueError(f"head_valid must be one of {HEAD_VALID}, got {valid!r}")
     if logit_adjust != "auto":
         try:
             tau = float(logit_adjust)

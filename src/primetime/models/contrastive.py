@@ -54,12 +54,14 @@ from primetime.models.coldhead import (
     HEAD_FEATURES,
     ColdHead,
     Positions,
+    adjust_choices,
     break_ties,
     check_head_options,
     choose_adjustment,
     head_overrides,
     head_rows,
     scale_and_shift,
+    validates_head,
 )
 from primetime.models.metadata import FIELDS, ItemTokens, item_tokens, text_matrix
 from primetime.models.sequential import training_windows, window_times
@@ -120,9 +122,10 @@ class ContrastiveConfig:
             content-similar titles) are not changed; only the scores of never-watched
             titles are.
         head_epochs, head_features, head_newest, head_profile, head_user_dropout,
-        head_logit_adjust, head_context: The head's training passes, inputs (``encoder``
-            adds this model's own vector of a title), new-title term, user profile, its
-            dropout of the user vector, logit adjustment and request-time terms, as for
+        head_logit_adjust, head_context, head_valid: The head's training passes, inputs
+            (``encoder`` adds this model's own vector of a title), new-title term, user
+            profile, its dropout of the user vector, logit adjustment, request-time terms
+            and whether each validation fits it, as for
             :class:`~primetime.models.gnn.GNNConfig`.
         epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
         grad_clip, seed, device: Training (see :class:`TrainConfig`).
@@ -154,6 +157,7 @@ class ContrastiveConfig:
     head_user_dropout: float = 0.5
     head_context: bool = True
     head_logit_adjust: str = "auto"
+    head_valid: str = "auto"
     head_features: str = HEAD_FEATURES
     epochs: int = 8
     batch_size: int = 1024
@@ -178,7 +182,11 @@ class ContrastiveConfig:
             raise ValueError("history_batch and negatives must be >= 1, history_len >= 2")
 
         check_head_options(
-            self.head_features, self.head_newest, self.head_user_dropout, self.head_logit_adjust
+            self.head_features,
+            self.head_newest,
+            self.head_user_dropout,
+            self.head_logit_adjust,
+            self.head_valid,
         )
 
     def train_config(self) -> TrainConfig:
@@ -409,11 +417,31 @@ class ContrastiveRecommender(Recommender):
             return F.cross_entropy(logits, torch.searchsorted(cand, target).to(dev))
 
         score_valid = options.validator(train, valid)
+        links = facts = None
+        if cfg.cold_head:
+            from primetime.models.gnn import title_links  # gnn imports this module
+
+            links = title_links(side.kg, train.items, cfg.min_people_titles)
+            facts = TitleFacts.of(release_days(side, 0, n), links)
+
+        def fit_head(tau: float) -> tuple[np.ndarray, ColdHead | None]:
+            assert links is not None and facts is not None
+            head_inputs = self._head_inputs(train, ins, outs, watched)
+            self.score_vectors = self._cold_rows(
+                train, side, head_inputs, watched, links, facts, tau
+            )
+            return self.score_vectors, self.cold
+
         validate = None
         if score_valid is not None:
+            # the rows served: with the head where valid's targets are mostly new titles
+            head_valid = cfg.cold_head and validates_head(cfg.head_valid, train, valid)
 
             def validate(model: nn.Module) -> float:
                 self.vectors = self._encode_all()
+                if head_valid:
+                    with torch.enable_grad():  # the loop validates without gradients
+                        fit_head(adjust_choices(cfg.head_logit_adjust, False)[0])
                 return score_valid(self)
 
         def loss_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -455,18 +483,6 @@ class ContrastiveRecommender(Recommender):
         self.score_vectors = None
         self.cold = None
         if cfg.cold_head:
-            from primetime.models.gnn import title_links  # gnn imports this module
-
-            head_inputs = self._head_inputs(train, ins, outs, watched)
-            links = title_links(side.kg, train.items, cfg.min_people_titles)
-            facts = TitleFacts.of(release_days(side, 0, len(watched)), links)
-
-            def fit_head(tau: float) -> tuple[np.ndarray, ColdHead | None]:
-                self.score_vectors = self._cold_rows(
-                    train, side, head_inputs, watched, links, facts, tau
-                )
-                return self.score_vectors, self.cold
-
             self.head_adjust, (self.score_vectors, self.cold) = choose_adjustment(
                 cfg.head_logit_adjust,
                 None if score_valid is None else lambda: score_valid(self),
