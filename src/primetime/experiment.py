@@ -560,6 +560,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no text": {"use_text": False},  # multimodal
     "no cross-attention": {"cross_attention": False},  # multimodal: concatenation instead
     "no hard negatives": {"hard_negatives": False},  # contrastive
+    # an addition, not a removal: the item table started from the contrastive model's
+    # content space (sasrec, temporal, gru4rec; issue 11)
+    "contrastive item table": {"item_init": "contrastive"},
 }
 #: The default study of each model other than the transformer (on its tuned defaults).
 MODEL_ABLATIONS: dict[str, tuple[str, ...]] = {

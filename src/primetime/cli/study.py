@@ -175,8 +175,8 @@ def ablate(
             "full, no positional encoding, 1 head, 1 layer, 32 dims, no dropout, length 20, "
             "no side features, no weight decay. For gnn: full, no knowledge graph; "
             "multimodal: full, no text, no cross-attention, no knowledge graph; contrastive: "
-            "full, no hard "
-            "negatives."
+            "full, no hard negatives. For sasrec, temporal and gru4rec also: contrastive "
+            "item table (the item table started from the contrastive model's vectors)."
         ),
     ] = "",
     base: Annotated[

@@ -47,6 +47,10 @@ class GRU4RecConfig:
         dropout: Dropout on the input embeddings, between GRU layers and on the
             GRU output.
         max_len: Most recent history items the model reads.
+        item_init: Start the item table from the contrastive model's content space
+            instead of a random draw: ``"contrastive"`` fits that model (its defaults,
+            this width) on the same log first; a path is a saved contrastive version
+            (rows by title id); "" (default) is random. Ignored on a warm start.
         epochs, batch_size, lr, weight_decay, warmup_epochs, patience, eval_every,
         grad_clip, seed: Training (see :class:`~primetime.training.TrainConfig`).
         device: "auto", "cpu" or "cuda".
@@ -56,6 +60,7 @@ class GRU4RecConfig:
     layers: int = 1
     dropout: float = 0.3
     max_len: int = 50
+    item_init: str = ""
     epochs: int = 20
     batch_size: int = 128
     lr: float = 4e-3

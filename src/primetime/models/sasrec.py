@@ -66,6 +66,10 @@ class SASRecConfig:
         loss: "ce" (full softmax), "sampled_softmax" or "bce" (one negative per positive).
         negatives: Sampled negatives per batch for "sampled_softmax".
         window_stride: Overlap of training windows (0: none; see ``training_windows``).
+        item_init: Start the item table from the contrastive model's content space
+            instead of a random draw: ``"contrastive"`` fits that model (its defaults,
+            this width) on the same log first; a path is a saved contrastive version
+            (rows by title id); "" (default) is random. Ignored on a warm start.
         epochs, max_steps, batch_size, lr, weight_decay, decay_embeddings, warmup_epochs,
         patience, eval_every, grad_clip, seed: Training (see
         :class:`~primetime.training.TrainConfig`).
@@ -92,6 +96,7 @@ class SASRecConfig:
     weight_decay: float = 0.1
     decay_embeddings: bool = True
     window_stride: int = 0
+    item_init: str = ""
     warmup_epochs: float = 2.0
     patience: int = 6
     eval_every: int = 2

@@ -181,6 +181,9 @@ class SequentialRecommender(Recommender):
         torch.manual_seed(cfg.seed)
         self.net = self._new_net(train.items.size)
         warm = self._warm_start(options.init_from, train) if options.init_from else None
+        seeded = None
+        if getattr(cfg, "item_init", "") and warm is None:
+            seeded = self._seed_items(cfg.item_init, train, side, options.device or cfg.device)
         self.rng = torch.Generator().manual_seed(cfg.seed)  # for sampled losses
         score_valid = options.validator(train, valid)
         validate = None
@@ -212,8 +215,30 @@ class SequentialRecommender(Recommender):
                 "seconds_per_epoch": result.seconds / max(result.epochs_run, 1),
                 "best_valid_ndcg10": result.best_metric,
                 **({"warm_start": warm} if warm is not None else {}),
+                **({"item_init": seeded} if seeded is not None else {}),
             },
         )
+
+    def _seed_items(
+        self, spec: str, train: Interactions, side: SideData, device: str
+    ) -> dict[str, Any]:
+        """Start the fresh net's item table from the contrastive model's content space
+        (``item_init``; :func:`primetime.models.warmstart.content_rows`). The global
+        random state is restored afterwards, so the fit differs from one without the
+        option only in those rows.
+
+        Returns:
+            ``{"from": spec, "rows": titles seeded}`` (for ``FitReport.notes``).
+        """
+        from primetime.models.warmstart import content_rows, seed_rows
+
+        weight = self.net.item_emb.weight
+        state = torch.get_rng_state()
+        rows = content_rows(spec, train, side, weight.shape[1], device)
+        torch.set_rng_state(state)
+        seeded = seed_rows(weight, rows)
+        log.info("%s: item table started from %s for %d titles", self.name, spec, seeded)
+        return {"from": spec, "rows": seeded}
 
     def _warm_start(self, path: Path, train: Interactions) -> dict[str, Any]:
         """Copy the weights of the version saved at ``path`` into the fresh ``self.net``,

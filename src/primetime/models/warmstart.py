@@ -16,17 +16,24 @@ new vocabulary, then :func:`carry_weights` copies into it what the old version l
 
 Optimizer state and the learning-rate schedule start afresh; the fit then trains as
 configured (the retrain job may cap its epochs: ``primetime retrain --warm-epochs``).
+
+A sequence model can also start its item table from the contrastive model's content
+space (``item_init``: :func:`content_rows`, :func:`seed_rows`): a title's first row is
+then where its genres, cast, crew, year and text put it, not a random draw.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from primetime.data.interactions import Interactions
+from primetime.data.side import SideData
 from primetime.data.vocab import Vocabulary
 
 #: Parameters whose rows are indexed by item_idx (row 0 = padding).
@@ -114,3 +121,62 @@ def carry_weights(
             else:
                 out.tensors_fresh.append(name)
     return out
+
+
+def content_rows(
+    spec: str, train: Interactions, side: SideData, dim: int, device: str = "auto"
+) -> np.ndarray:
+    """(V, ``dim``) rows to start a model's item table from (its ``item_init``), in the
+    index space of ``train.items``; zero rows where there is none.
+
+    Args:
+        spec: ``"contrastive"`` fits the contrastive content encoder
+            (:class:`~primetime.models.contrastive.ContrastiveConfig` defaults, ``dim``
+            wide, no content head: only its item space is used) on ``train`` and
+            ``side``; anything else is the folder of a saved contrastive version, whose
+            rows are matched by title id (titles it does not know get zero rows).
+        train, side: The log and side data of the fit being started.
+        dim: The width of the item table.
+        device: Where the contrastive fit runs ("auto", "cpu", "cuda"); texts not yet
+            encoded are encoded there ("auto": on the CPU).
+
+    Raises:
+        ValueError: a saved version of another width, or not a contrastive model.
+    """
+    from primetime.models.contrastive import ContrastiveConfig, ContrastiveRecommender
+
+    if spec == "contrastive":
+        encoder = ContrastiveRecommender(ContrastiveConfig(dim=dim, cold_head=False, device=device))
+        text_device = "cpu" if device == "auto" else device
+        encoder.fit(train, side=side.with_text_vectors(device=text_device))
+        return encoder.item_vectors()
+    saved = ContrastiveRecommender.load(Path(spec))
+    if saved.items is None or saved.vectors is None:
+        raise ValueError(f"item_init {spec!r}: not a fitted contrastive model")
+    vectors = saved.item_vectors()
+    if vectors.shape[1] != dim:
+        raise ValueError(
+            f"item_init {spec!r}: its item vectors are {vectors.shape[1]} wide, the model {dim}"
+        )
+    old_rows, new_rows = row_map(saved.items, train.items)
+    out = np.zeros((train.items.size, dim), dtype=np.float32)
+    out[new_rows] = vectors[old_rows]
+    return out
+
+
+def seed_rows(weight: torch.Tensor, rows: np.ndarray) -> int:
+    """Overwrite the rows of a fresh item table ``weight`` (V, D) with ``rows`` (V, D)
+    scaled to the fresh rows' mean norm (the init's scale, another direction); the
+    padding row and titles whose given row is zero keep their init. Returns how many
+    rows were seeded."""
+    if rows.shape != tuple(weight.shape):
+        raise ValueError(f"item_init: {rows.shape} rows for an item table of {tuple(weight.shape)}")
+    given = torch.from_numpy(np.asarray(rows, dtype=np.float32))  # (V, D)
+    norm = given.norm(dim=1)  # (V,)
+    seed = norm > 0
+    seed[0] = False
+    with torch.no_grad():
+        scale = float(weight[1:].norm(dim=1).mean())
+        unit = given[seed] / norm[seed, None]
+        weight[seed.to(weight.device)] = (scale * unit).to(weight.device, weight.dtype)
+    return int(seed.sum())
