@@ -173,6 +173,12 @@ def test_item_init_starts_from_a_saved_contrastive_version(name: str, tmp_path: 
     wide = build_model(name, {**overrides, "dim": 32, "item_init": str(tmp_path / "contrastive")})
     with pytest.raises(ValueError, match="32"):
         wide.fit(grown.interactions, side=SideData.of(grown))
+    plain.save(tmp_path / name)  # a saved version of another model
+    for folder in (tmp_path / name, tmp_path / "nowhere"):
+        with pytest.raises(ValueError, match="item_init"):
+            build_model(name, {**overrides, "item_init": str(folder)}).fit(
+                grown.interactions, side=SideData.of(grown)
+            )
 
 
 def test_item_init_contrastive_fits_the_encoder_first() -> None:

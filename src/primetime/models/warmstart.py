@@ -150,7 +150,10 @@ def content_rows(
         text_device = "cpu" if device == "auto" else device
         encoder.fit(train, side=side.with_text_vectors(device=text_device))
         return encoder.item_vectors()
-    saved = ContrastiveRecommender.load(Path(spec))
+    try:
+        saved = ContrastiveRecommender.load(Path(spec))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"item_init {spec!r}: {e}") from e
     if saved.items is None or saved.vectors is None:
         raise ValueError(f"item_init {spec!r}: not a fitted contrastive model")
     vectors = saved.item_vectors()
