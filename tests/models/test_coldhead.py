@@ -530,3 +530,31 @@ def test_head_valid_scores_each_epoch_with_the_head_s_rows(name, head_valid):
         assert all(h is not None for h in during) and during[0] is not during[1]
     else:
         assert during == [None, None]
+
+
+@pytest.mark.parametrize("name", sorted(HEAD_MODELS))
+def test_head_valid_changes_which_epoch_is_kept_not_the_training(name):
+    """The heads fitted at validation seed torch's generator; training goes on from the
+    state it had, so with the last epoch kept the weights equal those of a fit without
+    ``head_valid``."""
+    from primetime.models.base import FitOptions
+
+    data = with_new_titles()
+    split = leave_one_out(data.interactions)
+
+    def rising(train, valid):
+        calls = iter(range(100))
+        return lambda model: float(next(calls))  # every validation better: keep the last
+
+    nets = []
+    cls = get_model_class(name)
+    for head_valid in ("true", "false"):
+        config = {**HEAD_MODELS[name], "epochs": 4, "eval_every": 2, "dropout": 0.2}
+        if name == "contrastive":
+            config.pop("dropout")
+        model = cls(cls.config_class(**config, patience=0, head_valid=head_valid))
+        side, options = SideData.of(data), FitOptions(validation=rising)
+        model.fit(split.train, valid=split.valid, side=side, options=options)
+        nets.append(model.net.state_dict())
+    for key, value in nets[0].items():
+        torch.testing.assert_close(value, nets[1][key], msg=key)

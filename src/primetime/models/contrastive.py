@@ -440,7 +440,9 @@ class ContrastiveRecommender(Recommender):
             def validate(model: nn.Module) -> float:
                 self.vectors = self._encode_all()
                 if head_valid:
-                    with torch.enable_grad():  # the loop validates without gradients
+                    # gradients for the head (the loop validates without them); the
+                    # head seeds torch's global generator, put back for training
+                    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
                         fit_head(adjust_choices(cfg.head_logit_adjust, False)[0])
                 return score_valid(self)
 

@@ -809,7 +809,9 @@ class GNNRecommender(Recommender):
                 self._table = None  # recomputed from the current weights
                 if head_valid:
                     self.item_table()
-                    with torch.enable_grad():  # the loop validates without gradients
+                    # gradients for the head (the loop validates without them); the
+                    # head seeds torch's global generator, put back for training
+                    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
                         self._fit_cold_head(train, side, inputs, targets)
                 return score_valid(self)
 
