@@ -417,18 +417,21 @@ class ContrastiveRecommender(Recommender):
             return F.cross_entropy(logits, torch.searchsorted(cand, target).to(dev))
 
         score_valid = options.validator(train, valid)
+        self.score_vectors, self.cold = None, None  # the encoder's rows until a head
         links = facts = None
         if cfg.cold_head:
             from primetime.models.gnn import title_links  # gnn imports this module
 
             links = title_links(side.kg, train.items, cfg.min_people_titles)
             facts = TitleFacts.of(release_days(side, 0, n), links)
+        head_inputs: list[Any] = [None, None]  # the vectors they were built from, them
 
         def fit_head(tau: float) -> tuple[np.ndarray, ColdHead | None]:
             assert links is not None and facts is not None
-            head_inputs = self._head_inputs(train, ins, outs, watched)
+            if head_inputs[0] is not self.vectors:
+                head_inputs[:] = [self.vectors, self._head_inputs(train, ins, outs, watched)]
             self.score_vectors = self._cold_rows(
-                train, side, head_inputs, watched, links, facts, tau
+                train, side, head_inputs[1], watched, links, facts, tau
             )
             return self.score_vectors, self.cold
 
