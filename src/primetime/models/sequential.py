@@ -233,9 +233,8 @@ class SequentialRecommender(Recommender):
         from primetime.models.warmstart import content_rows, seed_rows
 
         weight = self.net.item_emb.weight
-        state = torch.get_rng_state()
-        rows = content_rows(spec, train, side, weight.shape[1], device)
-        torch.set_rng_state(state)
+        with torch.random.fork_rng(devices=[]):  # the encoder's fit draws from it
+            rows = content_rows(spec, train, side, weight.shape[1], device)
         seeded = seed_rows(weight, rows)
         log.info("%s: item table started from %s for %d titles", self.name, spec, seeded)
         return {"from": spec, "rows": seeded}
