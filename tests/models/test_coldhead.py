@@ -496,6 +496,7 @@ def test_head_valid_on_new_titles_only_by_default():
     assert validates_head("auto", cold.train, cold.valid)
     assert validates_head("true", loo.train, loo.valid)
     assert not validates_head("false", cold.train, cold.valid)
+    assert not validates_head("true", cold.train, None)  # no valid set: nothing to score
     with pytest.raises(ValueError, match="head_valid"):
         GNNConfig(head_valid="sometimes")
 

@@ -1006,10 +1006,13 @@ def break_ties(rows: torch.Tensor, own: torch.Tensor, weight: float = TIE_WEIGHT
 HEAD_VALID = ("auto", "true", "false")
 
 
-def validates_head(option: str, train: Interactions, valid: Interactions) -> bool:
+def validates_head(option: str, train: Interactions, valid: Interactions | None) -> bool:
     """Whether a model fits its content head at each validation (its ``head_valid``):
     ``"auto"`` does when more than half of ``valid``'s events are of titles without a
-    training event, whose rows the head gives (``--split cold-items``)."""
+    training event, whose rows the head gives (``--split cold-items``); never without
+    a valid set."""
+    if valid is None:
+        return False
     if option != "auto":
         return option == "true"
     watched = np.zeros(train.items.size, dtype=bool)
