@@ -454,6 +454,20 @@ def test_the_logit_adjustment_option():
     assert head_overrides("0", {"head_logit_adjust": 0.0}) == {}
 
 
+def recording(seen: list[object], score):
+    """A ``FitOptions.validation`` that records the head (``model.cold``) each validation
+    sees in ``seen`` and returns ``score(seen)``."""
+
+    def validation(train, valid):
+        def judge(model):
+            seen.append(model.cold)
+            return score(seen)
+
+        return judge
+
+    return validation
+
+
 @pytest.mark.parametrize("name", ["gnn", "contrastive"])
 def test_auto_keeps_the_adjustment_valid_prefers_and_a_refit_pins_it(name):
     """A validator that prefers the second head (adjusted) gets it: the fit reports 1.0,
@@ -463,13 +477,7 @@ def test_auto_keeps_the_adjustment_valid_prefers_and_a_refit_pins_it(name):
     data = with_new_titles()
     split = leave_one_out(data.interactions)
     calls: list[object] = []
-
-    def validation(train, valid):
-        def score(model):
-            calls.append(model.cold)
-            return 0.1 if model.cold is None else float(len(calls))
-
-        return score
+    validation = recording(calls, lambda seen: 0.1 if seen[-1] is None else float(len(seen)))
 
     cls = get_model_class(name)
     model = cls(cls.config_class(**HEAD_MODELS[name]))
@@ -512,13 +520,7 @@ def test_head_valid_scores_each_epoch_with_the_head_s_rows(name, head_valid):
     data = with_new_titles()
     split = leave_one_out(data.interactions)
     heads: list[object] = []
-
-    def validation(train, valid):
-        def score(model):
-            heads.append(model.cold)
-            return 0.1
-
-        return score
+    validation = recording(heads, lambda seen: 0.1)
 
     cls = get_model_class(name)
     config = {**HEAD_MODELS[name], "epochs": 4, "eval_every": 2, "patience": 0}

@@ -497,25 +497,29 @@ def head_rows(
         newest_titles(train.item_idx, train.timestamp, n, newest_share) if newest_share else None
     )
     extra = extra if "encoder" in keep else None
-    module, profile = train_head(
-        features,
-        users,
-        targets,
-        watched,
-        cfg,
-        extra=extra,
-        newest=newest,
-        positions=positions if options.head_profile else None,
-    )
-    terms = None
-    if (
-        facts is not None
-        and options.head_context
-        and positions is not None
-        and positions.times is not None
-        and len(targets)
-    ):
-        terms = _fit_terms(module, profile, facts, users, targets, watched, positions, cfg)
+    # Trained with gradients whatever the caller's mode (a model's validation runs
+    # without), and the head's seeding of torch's generator undone on the way out, so a
+    # head fitted between training epochs (``head_valid``) leaves the training as it was.
+    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
+        module, profile = train_head(
+            features,
+            users,
+            targets,
+            watched,
+            cfg,
+            extra=extra,
+            newest=newest,
+            positions=positions if options.head_profile else None,
+        )
+        terms = None
+        if (
+            facts is not None
+            and options.head_context
+            and positions is not None
+            and positions.times is not None
+            and len(targets)
+        ):
+            terms = _fit_terms(module, profile, facts, users, targets, watched, positions, cfg)
     rows = _title_rows(module)
     replace = ~watched & torch.from_numpy(has_content(features) | (extra is not None))
     replace[0] = False

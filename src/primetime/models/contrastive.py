@@ -424,14 +424,13 @@ class ContrastiveRecommender(Recommender):
 
             links = title_links(side.kg, train.items, cfg.min_people_titles)
             facts = TitleFacts.of(release_days(side, 0, n), links)
-        head_inputs: list[Any] = [None, None]  # the vectors they were built from, them
 
-        def fit_head(tau: float) -> tuple[np.ndarray, ColdHead | None]:
+        def fit_head(
+            tau: float, head_inputs: tuple[torch.Tensor, torch.Tensor, Positions]
+        ) -> tuple[np.ndarray, ColdHead | None]:
             assert links is not None and facts is not None
-            if head_inputs[0] is not self.vectors:
-                head_inputs[:] = [self.vectors, self._head_inputs(train, ins, outs, watched)]
             self.score_vectors = self._cold_rows(
-                train, side, head_inputs[1], watched, links, facts, tau
+                train, side, head_inputs, watched, links, facts, tau
             )
             return self.score_vectors, self.cold
 
@@ -443,10 +442,8 @@ class ContrastiveRecommender(Recommender):
             def validate(model: nn.Module) -> float:
                 self.vectors = self._encode_all()
                 if head_valid:
-                    # gradients for the head (the loop validates without them); the
-                    # head seeds torch's global generator, put back for training
-                    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
-                        fit_head(adjust_choices(cfg.head_logit_adjust, False)[0])
+                    tau = adjust_choices(cfg.head_logit_adjust, False)[0]
+                    fit_head(tau, self._head_inputs(train, ins, outs, watched))
                 return score_valid(self)
 
         def loss_fn(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -488,10 +485,11 @@ class ContrastiveRecommender(Recommender):
         self.score_vectors = None
         self.cold = None
         if cfg.cold_head:
+            head_inputs = self._head_inputs(train, ins, outs, watched)  # the final vectors'
             self.head_adjust, (self.score_vectors, self.cold) = choose_adjustment(
                 cfg.head_logit_adjust,
                 None if score_valid is None else lambda: score_valid(self),
-                fit_head,
+                lambda tau: fit_head(tau, head_inputs),
             )
         return FitReport(
             epochs=result.epochs_run,

@@ -809,11 +809,7 @@ class GNNRecommender(Recommender):
             def validate(_: nn.Module) -> float:
                 self._table = None  # recomputed from the current weights
                 if head_valid:
-                    self.item_table()
-                    # gradients for the head (the loop validates without them); the
-                    # head seeds torch's global generator, put back for training
-                    with torch.enable_grad(), torch.random.fork_rng(devices=[]):
-                        self._fit_cold_head(train, side, inputs, targets)
+                    self._fit_cold_head(train, side, inputs, targets)
                 return score_valid(self)
 
         def loss_fn(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
