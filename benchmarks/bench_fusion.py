@@ -54,7 +54,7 @@ from primetime.experiment import parse_overrides  # noqa: E402
 from primetime.lifecycle import DataSpec, FitSpec, fit_model, prepare_data  # noqa: E402
 from primetime.models import get_model_class  # noqa: E402
 from primetime.models.base import FitOptions, Recommender  # noqa: E402
-from primetime.models.ensemble import EnsembleRecommender  # noqa: E402
+from primetime.models.ensemble import EnsembleRecommender, member_model  # noqa: E402
 
 
 def shared_members(cache: Path) -> dict[tuple[str, str], float]:
@@ -84,7 +84,7 @@ def shared_members(cache: Path) -> dict[tuple[str, str], float]:
             folder = cache / f"{cut}-{name}"
             if key not in live:
                 if key in seconds and folder.exists():
-                    live[key] = get_model_class(name).load(folder)
+                    live[key] = get_model_class(member_model(name)[0]).load(folder)
                 else:
                     model = self._build_member(name)
                     t0 = time.perf_counter()
@@ -173,8 +173,12 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    # the single members: the final fits every ensemble above reorders
-    singles = {n: m for e in ensembles for n, m in e.fitted.items()}
+    # the single members: the final fits (every ensemble above reorders them, unless
+    # it serves its earlier cut's members: refit_members=false)
+    singles: dict[str, Recommender] = {}
+    for e in ensembles:
+        final, _ = e._fit_members(sp.train, sp.valid, prepared.side, options, "final")
+        singles.update(final)
     single_valid = {}
     for name, m in singles.items():
         single_valid[name] = float(evaluate(m, valid_set, ks=(10,)).summary()["NDCG@10"])

@@ -46,7 +46,7 @@ from primetime.lifecycle import (
 )
 from primetime.models import MODELS
 from primetime.models.base import FitOptions
-from primetime.models.ensemble import EnsembleConfig
+from primetime.models.ensemble import EnsembleConfig, member_model
 from primetime.pipeline.blend import SERVED_BLEND
 from primetime.registry import ModelRegistry, ModelVersion
 from primetime.served_study import served_blend_meta
@@ -561,7 +561,8 @@ def _worker_step(
 def _overrides(suite: Suite, model: str) -> dict[str, Any]:
     """The model's options; an ensemble's members take their own options of the suite
     (``models.yaml``, ``--set``) unless ``member_settings`` is given, so the members it
-    fuses are those the earlier stages fit (and it can bind them, not fit them again)."""
+    fuses are those the earlier stages fit (and it can bind them, not fit them again);
+    another seed of a member (``temporal@2``) takes its model's options."""
     opts = dict(suite.options.get(model, {}))
     if model != "ensemble" or "member_settings" in opts:
         return opts
@@ -569,7 +570,7 @@ def _overrides(suite: Suite, model: str) -> dict[str, Any]:
     parts = [
         f"{m}.{k}={json.dumps(v)}"
         for m in members.member_names()
-        for k, v in suite.options.get(m, {}).items()
+        for k, v in suite.options.get(member_model(m)[0], {}).items()
     ]
     for part in parts:
         if "," in part:

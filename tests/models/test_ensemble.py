@@ -27,6 +27,7 @@ from primetime.models.ensemble import (
     candidates_and_features,
     earlier_cut,
     fused_scores,
+    member_model,
 )
 from primetime.models.ensemble_reference import (
     full_ranks,
@@ -263,6 +264,9 @@ def test_fast_path_scores_candidates_as_the_full_ranking_path(chains, fused):
         ({"member_settings": "epochs=2"}, "MEMBER.OPTION"),
         ({"member_settings": "gru4rec.epochs=2"}, "not among members"),
         ({"candidates": 0}, "candidates"),
+        ({"members": "itemknn,itemknn@1"}, "NAME@N"),
+        ({"members": "itemknn,itemknn@two"}, "NAME@N"),
+        ({"members": "@2"}, "NAME@N"),
     ],
 )
 def test_config_errors_name_the_option(options, match):
@@ -349,3 +353,83 @@ def test_the_refit_keeps_the_measured_ranker_unless_told_to_learn_it_again(chain
     wrong = build_model("ensemble", {"members": "itemknn,popularity"})
     with pytest.raises(ValueError, match="selection fit's members"):
         wrong.fit(whole, side=SideData.of(ds), options=opts)
+
+
+def test_another_seed_of_a_member_is_its_own_role():
+    """``NAME@N``: the N-th instance of a model with a seed, fit with seed + N - 1; its
+    settings are its own; a model without a seed refuses it."""
+    assert member_model("temporal@2") == ("temporal", 2)
+    assert member_model("itemknn") == ("itemknn", 1)
+    cfg = EnsembleConfig(members="random,random@3", member_settings="random@3.seed=10")
+    ens = EnsembleRecommender(cfg)
+    first, third = (ens._build_member(r) for r in cfg.member_names())
+    assert first.name == third.name == "random"
+    assert first.config.seed == build_model("random").config.seed
+    assert third.config.seed == 12  # its own setting, then + 2
+    with pytest.raises(ValueError, match="'itemknn@2' names another seed of 'itemknn'"):
+        EnsembleRecommender(EnsembleConfig(members="itemknn,itemknn@2"))._build_member("itemknn@2")
+
+
+def test_two_seeds_of_a_member_register_and_load_as_two_roles(chains, tmp_path):
+    ds, split = chains
+    model = build_model("ensemble", {"members": "itemknn,random,random@2", "trees": 5})
+    model.fit(split.train, side=SideData.of(ds), options=FitOptions(threads=1))
+    first, second = model.fitted["random"], model.fitted["random@2"]
+    ctx = split.train.contexts()[:12]
+    assert not np.array_equal(first.score(ctx), second.score(ctx))  # two seeds, two members
+    assert {"random_z", "random@2_z"} <= set(model.feature_names())
+    registry = ModelRegistry(tmp_path)
+    mv = registry.register(model)
+    info = json.loads((mv.path / "bundle.json").read_text())
+    assert info["members"] == {
+        "itemknn": "itemknn:v1",
+        "random": "random:v1",
+        "random@2": "random:v2",
+    }
+    loaded = registry.load("ensemble", mv.version)
+    np.testing.assert_array_equal(model.score(ctx), loaded.score(ctx))
+    with pytest.raises(ValueError, match="'random@2' is a 'itemknn' model"):
+        loaded.bind_members({**loaded.fitted, "random@2": loaded.fitted["itemknn"]})
+
+
+def _fits(model: EnsembleRecommender, monkeypatch) -> list[tuple[str, int]]:
+    """Record each ``_fit_members`` call of ``model``: its tag and the events fit on."""
+    calls: list[tuple[str, int]] = []
+    real = model._fit_members
+
+    def spy(train, valid, side, options, tag):
+        calls.append((tag, len(train)))
+        return real(train, valid, side, options, tag)
+
+    monkeypatch.setattr(model, "_fit_members", spy)
+    return calls
+
+
+def test_without_refit_the_members_the_ranker_learned_from_are_served(chains, monkeypatch):
+    """``refit_members=false``: each member is fit once, on the earlier cut, and those
+    fits are served; a prior fit on all of train is not bound; the refit on the whole
+    log fits the members on that log's earlier cut and keeps the ranker."""
+    ds, split = chains
+    side = SideData.of(ds)
+    knn = build_model("itemknn")
+    prior = {"itemknn": PriorFit(knn, knn.fit(split.train, side=side))}
+    opts = {**MEMBERS, "refit_members": False}
+    model = build_model("ensemble", opts)
+    calls = _fits(model, monkeypatch)
+    report = model.fit(
+        split.train,
+        valid=split.valid,
+        side=side,
+        options=FitOptions(validation=ndcg_at_10, threads=1, prior=prior),
+    )
+    cut, _ = earlier_cut(split.train, 3)
+    assert calls == [("cut", len(cut))]
+    assert model.fitted["itemknn"] is not knn and report.notes["final_members_bound"] == []
+    assert np.isfinite(model.score(split.train.contexts()[:8])[:, 1:]).all()
+
+    whole = Interactions.concat([split.train, split.valid, split.test])
+    again = build_model("ensemble", opts)
+    calls = _fits(again, monkeypatch)
+    again.fit(whole, side=side, options=FitOptions(threads=1, select=False, previous=model))
+    assert calls == [("final", len(earlier_cut(whole, 3)[0]))]
+    assert again.booster.model_to_string() == model.booster.model_to_string()

@@ -12,7 +12,12 @@ trained nor selected on. ``fit(train, valid=…)`` runs two cuts:
    for the held-out title. LightGBM's LambdaMART (``objective="lambdarank"``) learns from
    them; its number of trees is chosen on ``valid`` (histories = train).
 2. **the final members**: fit on the whole of ``train`` exactly as each would be
-   fit alone; the ranker learned on the earlier cut reorders their candidates.
+   fit alone; the ranker learned on the earlier cut reorders their candidates
+   (``refit_members=False`` skips this step and serves the earlier cut's members, the
+   very ones the ranker learned from, at half the fit time).
+
+A member is named by a role: a model name, or ``NAME@N`` for another seed of it
+(``"temporal,temporal@2,itemknn"``), each fit, saved and registered on its own.
 
 Fitting each member twice is most of the cost (``temporal``: minutes per fit), so two
 fits are not repeated. A final member already fit on the same ``train`` with the
@@ -108,8 +113,11 @@ class EnsembleConfig:
         ``FitOptions.prior`` holds it), ``temporal`` about 18-20 minutes per fit on a
         shared 2-core machine (``sasrec`` about 4); ``gnn`` and ``multimodal`` may be
         added (3-6 minutes per fit).
+        ``NAME@N`` (N >= 2) is another instance of a model that has a ``seed``, fit
+        with its seed + N - 1 (``"temporal,temporal@2,itemknn"``: two transformers
+        whose scores the ranker combines, as seed ensembles do).
     member_settings: Config overrides of members, ``"sasrec.epochs=2,als.factors=32"``
-        (JSON values).
+        (JSON values; a role's own, ``"temporal@2.epochs=4"``).
     candidates: Top titles taken from each member per user; their union is what the
         ranker reorders. 20 was chosen on valid (ml-100k, 0.1376 against 0.1356 at
         100 with the default members; with the former members 0.1300 against 0.1191);
@@ -126,6 +134,10 @@ class EnsembleConfig:
     refit_ranker: In the refit on the whole log, learn the ranker again on that log's
         earlier cut (every member fit twice more) instead of keeping the selection
         fit's (module docstring).
+    refit_members: After the ranker is learned, fit the members again on all of train
+        and serve those (the default), or serve the earlier cut's members, those the
+        ranker learned from (each member fit once: half the fit time; they never see
+        each user's last ``cut_events`` train events, but score with them as history).
     cut_events: Train events per user the earlier cut holds out (users with more
         events than that, at least 3); each is one query of the ranker, its history
         every event before it (the members, fit on the rest, score a history they
@@ -146,6 +158,7 @@ class EnsembleConfig:
     seed: int = 0
     refit_ranker: bool = False
     cut_events: int = 3
+    refit_members: bool = True
 
     def __post_init__(self) -> None:
         names = self.member_names()
@@ -155,6 +168,8 @@ class EnsembleConfig:
             raise ValueError(f"members: a model named twice in {self.members!r}")
         if "ensemble" in names:
             raise ValueError("members: an ensemble cannot be its own member")
+        for role in names:
+            member_model(role)  # names a malformed NAME@N
         self.settings()  # names a malformed member_settings
         for key in ("candidates", "trees", "leaves", "min_child", "stop_after", "cut_events"):
             if getattr(self, key) < 1:
@@ -185,6 +200,19 @@ class EnsembleConfig:
                 parsed = value
             out.setdefault(name, {})[option] = parsed
         return out
+
+
+def member_model(role: str) -> tuple[str, int]:
+    """A member role's model name and instance: ``"temporal@2"`` -> ``("temporal", 2)``,
+    ``"itemknn"`` -> ``("itemknn", 1)``."""
+    name, at, n = role.partition("@")
+    if not at:
+        return role, 1
+    if not name or not n.isdigit() or int(n) < 2:
+        raise ValueError(
+            f"members: {role!r} is not NAME@N with N >= 2 (another seed of NAME, e.g. 'temporal@2')"
+        )
+    return name, int(n)
 
 
 def earlier_cut(train: Interactions, n: int) -> tuple[Interactions, list[Interactions]]:
@@ -528,18 +556,26 @@ class EnsembleRecommender(Recommender):
         if sorted(models) != sorted(want):
             raise ValueError(f"{self.name}: members {sorted(models)} given, {want} expected")
         for role, m in models.items():
-            if m.name != role:
+            if m.name != member_model(role)[0]:
                 raise ValueError(f"{self.name}: member {role!r} is a {m.name!r} model")
             if self.items is not None and m.items != self.items:
                 raise ValueError(f"{self.name}: member {role!r} was fit on another catalog")
         self.fitted = {role: models[role] for role in want}
 
-    def _build_member(self, name: str) -> Recommender:
+    def _build_member(self, role: str) -> Recommender:
         from primetime.models import get_model_class  # the registry of models imports us
 
+        name, instance = member_model(role)
         cls = get_model_class(name)
         base = dataclasses.asdict(cls.config_class())
-        base.update(self.config.settings().get(name, {}))
+        base.update(self.config.settings().get(role, {}))
+        if instance > 1:
+            if "seed" not in base:
+                raise ValueError(
+                    f"members: {role!r} names another seed of {name!r}, which has none "
+                    "(its fit does not depend on one)"
+                )
+            base["seed"] = int(base["seed"]) + instance - 1
         return cls(config_from_dict(cls.config_class, base))
 
     def _fit_members(
@@ -555,7 +591,9 @@ class EnsembleRecommender(Recommender):
             model = self._build_member(name)
             if model.task != "topn":
                 raise ValueError(f"{self.name}: member {name!r} is a rating model")
-            prior = options.prior.get(name) if tag == "final" else None
+            # a prior was fit on all of train: the final members, when they are fit there
+            on_train = tag == "final" and self.config.refit_members
+            prior = options.prior.get(name) if on_train else None
             if prior is not None and _same_settings(prior.model, model):
                 log.info("%s: final member %s bound from an earlier fit", self.name, name)
                 out[name], seconds[name] = prior.model, 0.0
@@ -567,7 +605,7 @@ class EnsembleRecommender(Recommender):
             report = model.fit(train, valid=valid, side=side, options=opts)
             log.info("%s: %s member %s fit in %.1fs", self.name, tag, name, report.seconds)
             out[name], seconds[name] = model, round(report.seconds, 2)
-            if tag == "final":
+            if tag == "final" or not self.config.refit_members:  # the members served
                 self._member_reports[name] = report
         return out, seconds
 
@@ -583,7 +621,7 @@ class EnsembleRecommender(Recommender):
         from primetime.models import get_model_class
 
         cfg = self.config
-        if any("text" in get_model_class(n).uses for n in cfg.member_names()):
+        if any("text" in get_model_class(member_model(n)[0]).uses for n in cfg.member_names()):
             side = side.with_text_vectors(device=options.device or "cpu")
         threads = options.threads or 1
         self._bound = []
@@ -646,8 +684,12 @@ class EnsembleRecommender(Recommender):
         # a round trip through the text form: what save writes is what scores now
         self.booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         fusion_seconds = time.perf_counter() - t0
-        # 2. the final members, each fit on all of train as it would be alone
-        self.fitted, final_seconds = self._fit_members(train, valid, side, options, "final")
+        # 2. the final members, each fit on all of train as it would be alone (or
+        # the earlier cut's, those the ranker learned from)
+        if cfg.refit_members:
+            self.fitted, final_seconds = self._fit_members(train, valid, side, options, "final")
+        else:
+            self.fitted, final_seconds = early, {}
         self.stats = TitleStats.of(train, side, cfg.half_life_days)
         gain = self.booster.feature_importance(importance_type="gain")
         names_f = self.feature_names()
@@ -686,7 +728,11 @@ class EnsembleRecommender(Recommender):
         (or bound) on ``train``."""
         assert previous.booster is not None
         self.booster = lgb.Booster(model_str=previous.booster.model_to_string())
-        self.fitted, final_seconds = self._fit_members(train, valid, side, options, "final")
+        # the members served are fit as the selection fit's were: on all of the log, or
+        # on its earlier cut
+        cfg = self.config
+        fit_on = train if cfg.refit_members else earlier_cut(train, cfg.cut_events)[0]
+        self.fitted, final_seconds = self._fit_members(fit_on, valid, side, options, "final")
         self.stats = TitleStats.of(train, side, self.config.half_life_days)
         return FitReport(
             notes={
