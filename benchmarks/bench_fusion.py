@@ -183,6 +183,7 @@ def main() -> None:
     for name, m in singles.items():
         single_valid[name] = float(evaluate(m, valid_set, ks=(10,)).summary()["NDCG@10"])
         res = evaluate(m, test_set, ks=ks, catalog=catalog, train=sp.train)
+        res.model = name  # its role: "temporal@2" is a "temporal" model
         tests.append(res)
         s = res.summary()
         print(

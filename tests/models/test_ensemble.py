@@ -21,6 +21,7 @@ from primetime.models.ensemble import (
     EnsembleConfig,
     EnsembleRecommender,
     TitleStats,
+    _consensus_features,
     _ranks_at,
     _top,
     _unseen_scores,
@@ -28,6 +29,7 @@ from primetime.models.ensemble import (
     earlier_cut,
     fused_scores,
     member_model,
+    ranker_scores,
 )
 from primetime.models.ensemble_reference import (
     full_ranks,
@@ -231,11 +233,22 @@ def test_partition_and_counting_equal_full_ranking(v, top):
         kind=rng.random(v).astype(np.float32),
     )
     members = _rows(rng, 3, v)
-    fast = candidates_and_features(members, ctx, stats, top)
-    ref = reference_candidates(members, ctx, stats, top)
-    np.testing.assert_array_equal(fast.rows, ref.rows)
-    np.testing.assert_array_equal(fast.cols, ref.cols)
-    np.testing.assert_array_equal(fast.features, ref.features)  # exact, not close
+    for consensus in (False, True):
+        fast = candidates_and_features(members, ctx, stats, top, consensus)
+        ref = reference_candidates(members, ctx, stats, top, consensus)
+        np.testing.assert_array_equal(fast.rows, ref.rows)
+        np.testing.assert_array_equal(fast.cols, ref.cols)
+        np.testing.assert_array_equal(fast.features, ref.features)  # exact, not close
+    assert fast.features.shape[1] == 2 * len(members) + 2 + 9  # z, log rank; consensus
+
+
+def test_consensus_is_the_mean_z_and_reciprocal_rank_fusion():
+    """Two members, three candidates: the second member cannot score the last title."""
+    z1, z2 = np.array([1.0, 0.0, -1.0]), np.array([3.0, 1.0, np.nan])
+    r1, r2 = np.array([0, 4, 9]), np.array([2, 0, 7])
+    mean_z, rrf = _consensus_features([z1, np.log1p(r1), z2, np.log1p(r2)])
+    np.testing.assert_allclose(mean_z, [2.0, 0.5, -1.0])
+    np.testing.assert_allclose(rrf, [1 / 61 + 1 / 63, 1 / 65 + 1 / 61, 1 / 70 + 1 / 68])
 
 
 def test_fast_path_scores_candidates_as_the_full_ranking_path(chains, fused):
@@ -264,6 +277,8 @@ def test_fast_path_scores_candidates_as_the_full_ranking_path(chains, fused):
         ({"member_settings": "epochs=2"}, "MEMBER.OPTION"),
         ({"member_settings": "gru4rec.epochs=2"}, "not among members"),
         ({"candidates": 0}, "candidates"),
+        ({"bags": 0}, "bags"),
+        ({"objective": "regression"}, "objective must be one of"),
         ({"members": "itemknn,itemknn@1"}, "NAME@N"),
         ({"members": "itemknn,itemknn@two"}, "NAME@N"),
         ({"members": "@2"}, "NAME@N"),
@@ -433,3 +448,31 @@ def test_without_refit_the_members_the_ranker_learned_from_are_served(chains, mo
     again.fit(whole, side=side, options=FitOptions(threads=1, select=False, previous=model))
     assert calls == [("final", len(earlier_cut(whole, 3)[0]))]
     assert again.booster.model_to_string() == model.booster.model_to_string()
+
+
+@pytest.mark.parametrize("objective", ["rank_xendcg", "binary"])
+def test_a_bagged_ranker_sums_its_boosters_and_is_saved_whole(chains, tmp_path, objective):
+    """``bags``: several boosters, each early-stopped on valid on its own, scored as
+    their sum; the registered bundle holds them all. Any objective ranks the chains."""
+    ds, split = chains
+    model = build_model("ensemble", {**MEMBERS, "bags": 3, "objective": objective})
+    report = model.fit(
+        split.train,
+        valid=split.valid,
+        side=SideData.of(ds),
+        options=FitOptions(validation=ndcg_at_10, threads=1),
+    )
+    assert len(model.booster.boosters) == len(report.notes["trees_per_bag"]) == 3
+    texts = [b.model_to_string() for b in model.booster.boosters]
+    assert len(set(texts)) == 3  # a seed and a sample of its own each
+    ctx = split.train.contexts()[:12]
+    scores = [_unseen_scores(m, ctx) for m in model.fitted.values()]
+    cands = candidates_and_features(scores, ctx, model.stats, model.config.candidates)
+    each = [b.predict(cands.features) for b in model.booster.boosters]
+    np.testing.assert_allclose(ranker_scores(model.booster, cands), np.sum(each, axis=0))
+    loaded = ModelRegistry(tmp_path).load(
+        "ensemble", ModelRegistry(tmp_path).register(model).version
+    )
+    assert len(loaded.booster.boosters) == 3
+    np.testing.assert_array_equal(model.score(ctx), loaded.score(ctx))
+    assert _test_ndcg(model, split) > _test_ndcg(model.fitted["random"], split)

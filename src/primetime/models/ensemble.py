@@ -88,6 +88,7 @@ DAY = 86_400.0
 #: Per member: its score standardised over the user's unseen titles, its log rank.
 MEMBER_FEATURES = ("z", "log_rank")
 #: Per (user, title), whatever the members.
+CONSENSUS_FEATURES = ("mean_z", "rrf")  # over the members, with ``consensus``
 CONTEXT_FEATURES = (
     "log_popularity",
     "log_trending",
@@ -99,6 +100,7 @@ CONTEXT_FEATURES = (
     "log_history",
     "kind",
 )
+OBJECTIVES = ("lambdarank", "rank_xendcg", "binary")
 RECENT = 10  # titles of the history behind recent_genre_affinity
 
 
@@ -138,6 +140,13 @@ class EnsembleConfig:
         and serve those (the default), or serve the earlier cut's members, those the
         ranker learned from (each member fit once: half the fit time; they never see
         each user's last ``cut_events`` train events, but score with them as history).
+    consensus: Give the ranker the members' consensus too: the mean z-score and the
+        reciprocal rank fusion score (sum of 1 / (60 + rank)) of each candidate.
+    bags: Boosters in the ranker, each learned with its own seed on 80% of the rows and
+        features per round and early-stopped on valid on its own; their outputs are
+        summed (bagging: less variance from ~3,000 queries). 1: one booster on all.
+    objective: LightGBM's objective: ``lambdarank`` (LambdaMART), ``rank_xendcg``
+        (its cross-entropy relative) or ``binary`` (pointwise).
     cut_events: Train events per user the earlier cut holds out (users with more
         events than that, at least 3); each is one query of the ranker, its history
         every event before it (the members, fit on the rest, score a history they
@@ -159,6 +168,9 @@ class EnsembleConfig:
     refit_ranker: bool = False
     cut_events: int = 3
     refit_members: bool = True
+    bags: int = 1
+    consensus: bool = False
+    objective: str = "lambdarank"
 
     def __post_init__(self) -> None:
         names = self.member_names()
@@ -171,11 +183,21 @@ class EnsembleConfig:
         for role in names:
             member_model(role)  # names a malformed NAME@N
         self.settings()  # names a malformed member_settings
-        for key in ("candidates", "trees", "leaves", "min_child", "stop_after", "cut_events"):
+        for key in (
+            "candidates",
+            "trees",
+            "leaves",
+            "min_child",
+            "stop_after",
+            "cut_events",
+            "bags",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not 0 < self.learning_rate <= 1:
             raise ValueError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.half_life_days <= 0:
             raise ValueError(f"half_life_days must be > 0, got {self.half_life_days}")
 
@@ -399,6 +421,23 @@ def _member_features(
     return [np.where(np.isfinite(at), z, np.nan), np.log1p(ranks)]
 
 
+RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al., 2009)
+
+
+def _consensus_features(per_member: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """:data:`CONSENSUS_FEATURES` from the members' features (``[z, log_rank]`` per
+    member, in order): the mean z-score over the members that can score the title
+    and the reciprocal rank fusion score, sum of 1 / (60 + rank)."""
+    z = np.column_stack(per_member[0::2])  # (N, M)
+    ranks = np.expm1(np.column_stack(per_member[1::2]))  # (N, M), 0-based
+    scored = np.isfinite(z)
+    mean_z = np.where(scored, z, 0.0).sum(axis=1) / np.maximum(scored.sum(axis=1), 1)
+    return [
+        np.where(scored.any(axis=1), mean_z, np.nan),
+        (1.0 / (RRF_K + 1.0 + ranks)).sum(axis=1),
+    ]
+
+
 def _context_features(
     contexts: Sequence[UserContext], stats: TitleStats, rows: np.ndarray, cols: np.ndarray
 ) -> list[np.ndarray]:
@@ -451,6 +490,7 @@ def candidates_and_features(
     contexts: Sequence[UserContext],
     stats: TitleStats,
     top: int,
+    consensus: bool = False,
 ) -> Candidates:
     """The union of each member's top-``top`` unseen titles per user, with features.
 
@@ -465,6 +505,7 @@ def candidates_and_features(
         contexts: The B users.
         stats: Title facts of the fit log.
         top: Titles taken from each member.
+        consensus: Add :data:`CONSENSUS_FEATURES` after the members' own.
 
     Returns:
         Rows in batch order (a user's candidates contiguous, titles ascending); the
@@ -483,6 +524,8 @@ def candidates_and_features(
         ranks = _ranks_at(s, rows, cols, srt)  # (N,)
         per_member += _member_features(s, (mean, std), ranks, rows, cols)
         fallback += ((s - mean[:, None]) / (std[:, None] + 1e-9)).astype(np.float32)
+    if consensus:
+        per_member += _consensus_features(per_member)
     features = np.column_stack(per_member + _context_features(contexts, stats, rows, cols))
     return Candidates(
         rows=rows,
@@ -492,11 +535,46 @@ def candidates_and_features(
     )
 
 
-def ranker_scores(booster: lgb.Booster, cands: Candidates) -> np.ndarray:
+class Ranker:
+    """The fusion's ranker: one LightGBM booster, or with ``bags`` several, each learned
+    on its own sample of rows and features, whose outputs are summed (the order of
+    their mean). Its text form (what the bundle stores) is the boosters' own texts."""
+
+    SEP = "\n# ---- next booster of the ranker ----\n"
+
+    def __init__(self, boosters: Sequence[lgb.Booster]) -> None:
+        if not boosters:
+            raise ValueError("a ranker needs at least one booster")
+        self.boosters = list(boosters)
+
+    @classmethod
+    def from_string(cls, text: str) -> Ranker:
+        return cls([lgb.Booster(model_str=part) for part in text.split(cls.SEP)])
+
+    def model_to_string(self) -> str:
+        return self.SEP.join(b.model_to_string() for b in self.boosters)
+
+    def predict(self, features: np.ndarray, num_threads: int = 1) -> np.ndarray:
+        """(N,) float64 summed outputs."""
+        out = np.zeros(len(features))
+        for b in self.boosters:
+            out += np.asarray(b.predict(features, num_threads=num_threads), dtype=np.float64)
+        return out
+
+    def num_trees(self) -> int:
+        return sum(b.num_trees() for b in self.boosters)
+
+    def feature_importance(self, importance_type: str = "gain") -> np.ndarray:
+        return np.sum(
+            [b.feature_importance(importance_type=importance_type) for b in self.boosters], axis=0
+        )
+
+
+def ranker_scores(booster: Ranker, cands: Candidates) -> np.ndarray:
     """(N,) float64 ranker output of the candidates (one LightGBM thread)."""
     if not len(cands.rows):
         return np.zeros(0)
-    return np.asarray(booster.predict(cands.features, num_threads=1), dtype=np.float64)
+    return booster.predict(cands.features, num_threads=1)
 
 
 def lowest_candidate(cands: Candidates, predicted: np.ndarray, rows: int) -> np.ndarray:
@@ -542,7 +620,7 @@ class EnsembleRecommender(Recommender):
     def __init__(self, config: EnsembleConfig | None = None) -> None:
         super().__init__(config)
         self.fitted: dict[str, Recommender] = {}  # role (model name) -> final member
-        self.booster: lgb.Booster | None = None
+        self.booster: Ranker | None = None
         self.stats: TitleStats | None = None
         self._member_reports: dict[str, FitReport] = {}  # the final members' (not saved)
         self._bound: list[str] = []  # final members bound from FitOptions.prior
@@ -653,7 +731,7 @@ class EnsembleRecommender(Recommender):
                 early, TitleStats.of(train, side, cfg.half_life_days), train, [valid]
             )
         params = {
-            "objective": "lambdarank",
+            "objective": cfg.objective,
             "metric": "ndcg",
             "eval_at": [10],
             "learning_rate": cfg.learning_rate,
@@ -666,23 +744,31 @@ class EnsembleRecommender(Recommender):
             "seed": cfg.seed,
             "verbosity": -1,
         }
-        evals: dict[str, Any] = {}
-        callbacks: list[Any] = [lgb.record_evaluation(evals)]
-        sets, names = [], []
-        if valid_set is not None:
-            sets, names = [valid_set], ["valid"]
-            callbacks.append(lgb.early_stopping(cfg.stop_after, verbose=False))
-        booster = lgb.train(
-            params,
-            train_set,
-            num_boost_round=cfg.trees,
-            valid_sets=sets,
-            valid_names=names,
-            callbacks=callbacks,
-        )
-        best = booster.best_iteration or cfg.trees
+        if cfg.bags > 1:  # each booster sees its own sample of rows and features
+            params.update(bagging_fraction=0.8, bagging_freq=1, feature_fraction=0.8)
+        boosters, best_trees, curves = [], [], []
+        for bag in range(cfg.bags):
+            evals: dict[str, Any] = {}
+            callbacks: list[Any] = [lgb.record_evaluation(evals)]
+            sets, names = [], []
+            if valid_set is not None:
+                sets, names = [valid_set], ["valid"]
+                callbacks.append(lgb.early_stopping(cfg.stop_after, verbose=False))
+            booster = lgb.train(
+                {**params, "seed": cfg.seed + bag},
+                train_set,
+                num_boost_round=cfg.trees,
+                valid_sets=sets,
+                valid_names=names,
+                callbacks=callbacks,
+            )
+            best = booster.best_iteration or cfg.trees
+            boosters.append(booster.model_to_string(num_iteration=best))
+            best_trees.append(best)
+            curve = evals.get("valid", {}).get("ndcg@10", [])
+            curves.append(round(float(curve[best - 1]), 4) if curve else None)
         # a round trip through the text form: what save writes is what scores now
-        self.booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+        self.booster = Ranker.from_string(Ranker.SEP.join(boosters))
         fusion_seconds = time.perf_counter() - t0
         # 2. the final members, each fit on all of train as it would be alone (or
         # the earlier cut's, those the ranker learned from)
@@ -693,16 +779,14 @@ class EnsembleRecommender(Recommender):
         self.stats = TitleStats.of(train, side, cfg.half_life_days)
         gain = self.booster.feature_importance(importance_type="gain")
         names_f = self.feature_names()
-        curve = evals.get("valid", {}).get("ndcg@10", [])
         notes: dict[str, Any] = {
             "members": cfg.member_names(),
             "fusion_queries": int(np.asarray(train_set.get_group()).size),
             "held_out_events": sum(len(h) for h in held),
             "target_in_candidates": round(coverage, 4),
-            "trees": int(best),
-            "valid_ndcg@10_of_ranker_on_early_members": round(float(curve[best - 1]), 4)
-            if curve
-            else None,
+            "trees": round(float(np.mean(best_trees))),
+            **({"trees_per_bag": best_trees} if cfg.bags > 1 else {}),
+            "valid_ndcg@10_of_ranker_on_early_members": curves[0] if cfg.bags == 1 else curves,
             "member_fit_seconds": {"cut": early_seconds, "final": final_seconds},
             "final_members_bound": list(self._bound),
             "earlier_cut_and_ranker_seconds": round(fusion_seconds, 2),
@@ -727,7 +811,7 @@ class EnsembleRecommender(Recommender):
         """The refit on the whole log: the selection fit's ranker, final members fit
         (or bound) on ``train``."""
         assert previous.booster is not None
-        self.booster = lgb.Booster(model_str=previous.booster.model_to_string())
+        self.booster = Ranker.from_string(previous.booster.model_to_string())
         # the members served are fit as the selection fit's were: on all of the log, or
         # on its earlier cut
         cfg = self.config
@@ -775,7 +859,8 @@ class EnsembleRecommender(Recommender):
             for start in range(0, len(contexts), 256):
                 ctx = contexts[start : start + 256]
                 scores = [_unseen_scores(m, ctx) for m in members.values()]
-                cands = candidates_and_features(scores, ctx, stats, self.config.candidates)
+                cfg = self.config
+                cands = candidates_and_features(scores, ctx, stats, cfg.candidates, cfg.consensus)
                 keep, y, sizes = _labels(cands, by_user[users[start : start + 256]])
                 feats.append(cands.features[keep])
                 labels.append(y)
@@ -811,7 +896,9 @@ class EnsembleRecommender(Recommender):
 
     def feature_names(self) -> list[str]:
         per = [f"{m}_{f}" for m in self.config.member_names() for f in MEMBER_FEATURES]
-        return per + list(CONTEXT_FEATURES)
+        return (
+            per + list(CONSENSUS_FEATURES if self.config.consensus else ()) + list(CONTEXT_FEATURES)
+        )
 
     # -------------------------------------------------------------- score
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
@@ -824,7 +911,8 @@ class EnsembleRecommender(Recommender):
             )
         assert self.items is not None
         scores = [_unseen_scores(m, contexts) for m in self.fitted.values()]
-        cands = candidates_and_features(scores, contexts, self.stats, self.config.candidates)
+        cfg = self.config
+        cands = candidates_and_features(scores, contexts, self.stats, cfg.candidates, cfg.consensus)
         predicted = ranker_scores(self.booster, cands)  # (N,)
         return fused_scores(cands, predicted, (len(contexts), self.items.size))
 
@@ -847,5 +935,5 @@ class EnsembleRecommender(Recommender):
 
     def _restore(self, bundle: Bundle) -> None:
         text = bundle.arrays["booster"].tobytes().decode("utf-8")
-        self.booster = lgb.Booster(model_str=text)
+        self.booster = Ranker.from_string(text)
         self.stats = TitleStats.from_arrays(bundle.arrays, "title_")

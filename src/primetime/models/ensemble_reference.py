@@ -18,6 +18,7 @@ from primetime.models.ensemble import (
     Candidates,
     EnsembleRecommender,
     TitleStats,
+    _consensus_features,
     _context_features,
     _member_features,
     _unseen_scores,
@@ -41,6 +42,7 @@ def reference_candidates(
     contexts: Sequence[UserContext],
     stats: TitleStats,
     top: int,
+    consensus: bool = False,
 ) -> Candidates:
     """As :func:`~primetime.models.ensemble.candidates_and_features`, from full rankings;
     ``fallback`` is minus the members' mean log rank (B, V), higher is better."""
@@ -55,6 +57,8 @@ def reference_candidates(
     per_member: list[np.ndarray] = []
     for s, r in zip(member_scores, ranks, strict=True):
         per_member += _member_features(s, _z_moments(s), r[rows, cols], rows, cols)
+    if consensus:
+        per_member += _consensus_features(per_member)
     features = np.column_stack(per_member + _context_features(contexts, stats, rows, cols))
     fallback = -np.mean([np.log1p(r) for r in ranks], axis=0)  # (B, V)
     return Candidates(rows=rows, cols=cols, features=features.astype(np.float32), fallback=fallback)
@@ -78,6 +82,7 @@ def reference_score(model: EnsembleRecommender, contexts: Sequence[UserContext])
     if model.booster is None or model.stats is None or model.items is None:
         raise RuntimeError(f"{model.name} is not fitted; call fit() or load() first")
     scores = [_unseen_scores(m, contexts) for m in model.member_models().values()]
-    cands = reference_candidates(scores, contexts, model.stats, model.config.candidates)
+    cfg = model.config
+    cands = reference_candidates(scores, contexts, model.stats, cfg.candidates, cfg.consensus)
     predicted = ranker_scores(model.booster, cands)  # (N,)
     return reference_fused_scores(cands, predicted, (len(contexts), model.items.size))
