@@ -14,7 +14,7 @@ def _ndcg(model, split):
     return evaluate(model, EvalSet.for_test(split), ks=(10,)).summary()["NDCG@10"]
 
 
-@pytest.mark.parametrize("name", ["itemknn", "als", "bpr"])
+@pytest.mark.parametrize("name", ["itemknn", "ease", "als", "bpr"])
 def test_personalised_models_beat_popularity_on_planted_chains(planted, name):
     split = leave_one_out(planted.interactions)
     pop = build_model("popularity")

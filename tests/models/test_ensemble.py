@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import lightgbm as lgb
 import numpy as np
 import pytest
 
@@ -29,7 +30,7 @@ from primetime.models.ensemble import (
     earlier_cut,
     fused_scores,
     member_model,
-    ranker_scores,
+    merge_boosters,
 )
 from primetime.models.ensemble_reference import (
     full_ranks,
@@ -450,10 +451,26 @@ def test_without_refit_the_members_the_ranker_learned_from_are_served(chains, mo
     assert again.booster.model_to_string() == model.booster.model_to_string()
 
 
+def test_merged_boosters_predict_their_sum_in_one_model():
+    rng = np.random.default_rng(0)
+    x = rng.random((3000, 3))
+    data = lgb.Dataset(x, label=rng.random(3000) < 0.1, group=[50] * 60)
+    params = {"objective": "lambdarank", "num_leaves": 5, "verbosity": -1}
+    params |= {"bagging_fraction": 0.8, "bagging_freq": 1}
+    boosters = [lgb.train({**params, "seed": s}, data, num_boost_round=3 + s) for s in range(3)]
+    texts = [b.model_to_string() for b in boosters]
+    assert merge_boosters(texts[:1]) == texts[0]  # the format, byte for byte
+    merged = lgb.Booster(model_str=merge_boosters(texts))
+    assert merged.num_trees() == 3 + 4 + 5
+    np.testing.assert_allclose(merged.predict(x), sum(b.predict(x) for b in boosters), atol=1e-12)
+    with pytest.raises(ValueError, match="without trees"):
+        merge_boosters(["tree\nversion=v4\n"])
+
+
 @pytest.mark.parametrize("objective", ["rank_xendcg", "binary"])
-def test_a_bagged_ranker_sums_its_boosters_and_is_saved_whole(chains, tmp_path, objective):
-    """``bags``: several boosters, each early-stopped on valid on its own, scored as
-    their sum; the registered bundle holds them all. Any objective ranks the chains."""
+def test_a_bagged_ranker_is_one_booster_of_every_bags_trees(chains, tmp_path, objective):
+    """``bags``: several boosters, each on its own sample and early-stopped on valid on
+    its own, merged into the one booster the bundle stores. Any objective ranks."""
     ds, split = chains
     model = build_model("ensemble", {**MEMBERS, "bags": 3, "objective": objective})
     report = model.fit(
@@ -462,17 +479,10 @@ def test_a_bagged_ranker_sums_its_boosters_and_is_saved_whole(chains, tmp_path, 
         side=SideData.of(ds),
         options=FitOptions(validation=ndcg_at_10, threads=1),
     )
-    assert len(model.booster.boosters) == len(report.notes["trees_per_bag"]) == 3
-    texts = [b.model_to_string() for b in model.booster.boosters]
-    assert len(set(texts)) == 3  # a seed and a sample of its own each
+    assert len(report.notes["trees_per_bag"]) == 3
+    assert model.booster.num_trees() == sum(report.notes["trees_per_bag"])
     ctx = split.train.contexts()[:12]
-    scores = [_unseen_scores(m, ctx) for m in model.fitted.values()]
-    cands = candidates_and_features(scores, ctx, model.stats, model.config.candidates)
-    each = [b.predict(cands.features) for b in model.booster.boosters]
-    np.testing.assert_allclose(ranker_scores(model.booster, cands), np.sum(each, axis=0))
-    loaded = ModelRegistry(tmp_path).load(
-        "ensemble", ModelRegistry(tmp_path).register(model).version
-    )
-    assert len(loaded.booster.boosters) == 3
+    registry = ModelRegistry(tmp_path)
+    loaded = registry.load("ensemble", registry.register(model).version)
     np.testing.assert_array_equal(model.score(ctx), loaded.score(ctx))
     assert _test_ndcg(model, split) > _test_ndcg(model.fitted["random"], split)

@@ -8,6 +8,7 @@ through :mod:`primetime.lifecycle`.
 
 from primetime.models.base import FitReport, Recommender
 from primetime.models.contrastive import ContrastiveRecommender
+from primetime.models.ease import EASERecommender
 from primetime.models.ensemble import EnsembleRecommender
 from primetime.models.factorization import ALSRecommender, BPRRecommender
 from primetime.models.gnn import GNNRecommender
@@ -33,6 +34,7 @@ MODELS: dict[str, type[Recommender]] = {
     "genre-profile": GenreProfileRecommender,
     "genre-released": GenreReleasedRecommender,
     "itemknn": ItemKNNRecommender,
+    "ease": EASERecommender,
     "als": ALSRecommender,
     "bpr": BPRRecommender,
     "mf": MFRecommender,

@@ -508,6 +508,19 @@ def history_matrix(
     return m
 
 
+def recency_history(contexts: Sequence[UserContext], n_cols: int, decay: float) -> sp.csr_matrix:
+    """(B, n_cols) CSR history weights ``decay ** (steps from the end)``; a title seen
+    more than once weighs as its latest event. ``decay = 1``: :func:`history_matrix`."""
+    h = history_matrix(contexts, n_cols)
+    if decay >= 1.0:
+        return h
+    h = h.tolil()
+    for row, c in enumerate(contexts):
+        # later occurrences overwrite earlier: the weight of the most recent event wins
+        h[row, c.history] = decay ** np.arange(len(c.history) - 1, -1, -1)
+    return h.tocsr()
+
+
 def mask_padding(scores: np.ndarray) -> np.ndarray:
     """Set column 0 (padding) to -inf in place and return the array as float32."""
     scores = np.asarray(scores, dtype=np.float32)

@@ -18,7 +18,13 @@ import scipy.sparse as sp
 from primetime.artifacts import Bundle
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
-from primetime.models.base import FitOptions, FitReport, Recommender, history_matrix, mask_padding
+from primetime.models.base import (
+    FitOptions,
+    FitReport,
+    Recommender,
+    mask_padding,
+    recency_history,
+)
 from primetime.types import UserContext
 
 
@@ -98,14 +104,7 @@ class ItemKNNRecommender(Recommender):
     def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
         items = self._require_fitted()
         assert self.sim is not None
-        h = history_matrix(contexts, items.size)  # (B, V)
-        if self.config.recency_decay < 1.0:
-            h = h.tolil()
-            for row, c in enumerate(contexts):
-                # later occurrences overwrite earlier: the weight of the most recent event wins
-                w = self.config.recency_decay ** np.arange(len(c.history) - 1, -1, -1)
-                h[row, c.history] = w
-            h = h.tocsr()
+        h = recency_history(contexts, items.size, self.config.recency_decay)  # (B, V)
         return mask_padding((h @ self.sim).toarray())  # (B, V)
 
     def _state(self) -> dict[str, np.ndarray]:
