@@ -115,9 +115,9 @@ class EnsembleConfig:
         with it and 0.1559 without ``ease``; README "Learned fusion"): the time-aware
         transformer plus the quick members. Each member is fit twice
         (once on the earlier cut, once on train; the second is bound instead when
-        ``FitOptions.prior`` holds it), ``temporal`` about 18-20 minutes per fit on a
-        shared 2-core machine (``sasrec`` about 4); ``gnn`` and ``multimodal`` may be
-        added (3-6 minutes per fit).
+        ``FitOptions.prior`` holds it), ``temporal`` about 3-4 minutes per fit on a
+        quiet 2-core machine (18-20 on a shared one), ``ease`` under a second;
+        ``itemknn``, ``sasrec``, ``gnn`` and ``multimodal`` may be added.
         ``NAME@N`` (N >= 2) is another instance of a model that has a ``seed``, fit
         with its seed + N - 1 (``"temporal,temporal@2,itemknn"``: two transformers
         whose scores the ranker combines, as seed ensembles do).
