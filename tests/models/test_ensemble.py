@@ -29,6 +29,7 @@ from primetime.models.ensemble import (
     candidates_and_features,
     earlier_cut,
     fused_scores,
+    learn_ranker,
     member_model,
     merge_boosters,
 )
@@ -465,6 +466,21 @@ def test_merged_boosters_predict_their_sum_in_one_model():
     np.testing.assert_allclose(merged.predict(x), sum(b.predict(x) for b in boosters), atol=1e-12)
     with pytest.raises(ValueError, match="without trees"):
         merge_boosters(["tree\nversion=v4\n"])
+
+
+def test_each_bag_is_its_own_booster_stopped_on_valid_on_its_own():
+    rng = np.random.default_rng(1)
+    x = rng.random((4000, 3))
+    y = (x[:, 0] + 0.5 * rng.random(4000) > 1.2).astype(int)  # feature 0 ranks
+    train = lgb.Dataset(x[:3000], label=y[:3000], group=[50] * 60, free_raw_data=False)
+    valid = lgb.Dataset(x[3000:], label=y[3000:], group=[50] * 20, reference=train)
+    cfg = EnsembleConfig(bags=3, trees=40, min_child=20, stop_after=5)
+    texts, trees, curves = learn_ranker(cfg, train, valid, threads=1)
+    assert len(set(texts)) == 3  # a seed and a sample each
+    assert [lgb.Booster(model_str=t).num_trees() for t in texts] == trees
+    assert all(1 <= t <= 40 for t in trees) and all(0 < c <= 1 for c in curves)
+    single, _, _ = learn_ranker(dataclasses.replace(cfg, bags=1), train, None, threads=1)
+    assert lgb.Booster(model_str=single[0]).num_trees() == 40  # nothing to stop it
 
 
 @pytest.mark.parametrize("objective", ["rank_xendcg", "binary"])

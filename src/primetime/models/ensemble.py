@@ -542,6 +542,51 @@ def candidates_and_features(
     )
 
 
+def learn_ranker(
+    cfg: EnsembleConfig, train_set: lgb.Dataset, valid_set: lgb.Dataset | None, threads: int
+) -> tuple[list[str], list[int], list[float | None]]:
+    """The ranker's ``cfg.bags`` boosters as model texts, each with its own seed (and,
+    with more than one, its own sample of rows and features per round), each stopped
+    on ``valid_set`` on its own; their numbers of trees and valid NDCG@10 there."""
+    params = {
+        "objective": cfg.objective,
+        "metric": "ndcg",
+        "eval_at": [10],
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.leaves,
+        "min_data_in_leaf": cfg.min_child,
+        "lambdarank_truncation_level": 20,
+        "num_threads": threads,
+        "deterministic": True,
+        "force_row_wise": True,
+        "verbosity": -1,
+    }
+    if cfg.bags > 1:  # each booster sees its own sample of rows and features
+        params.update(bagging_fraction=0.8, bagging_freq=1, feature_fraction=0.8)
+    boosters, best_trees, curves = [], [], []
+    for bag in range(cfg.bags):
+        evals: dict[str, Any] = {}
+        callbacks: list[Any] = [lgb.record_evaluation(evals)]
+        sets, names = [], []
+        if valid_set is not None:
+            sets, names = [valid_set], ["valid"]
+            callbacks.append(lgb.early_stopping(cfg.stop_after, verbose=False))
+        booster = lgb.train(
+            {**params, "seed": cfg.seed + bag},
+            train_set,
+            num_boost_round=cfg.trees,
+            valid_sets=sets,
+            valid_names=names,
+            callbacks=callbacks,
+        )
+        best = booster.best_iteration or cfg.trees
+        boosters.append(booster.model_to_string(num_iteration=best))
+        best_trees.append(best)
+        curve = evals.get("valid", {}).get("ndcg@10", [])
+        curves.append(round(float(curve[best - 1]), 4) if curve else None)
+    return boosters, best_trees, curves
+
+
 def merge_boosters(texts: Sequence[str]) -> str:
     """One LightGBM model text holding the trees of every model text of ``texts`` (the
     same features and objective, no initial score): it predicts their sum in one call,
@@ -723,43 +768,7 @@ class EnsembleRecommender(Recommender):
             valid_set, _ = self._queries(
                 early, TitleStats.of(train, side, cfg.half_life_days), train, [valid]
             )
-        params = {
-            "objective": cfg.objective,
-            "metric": "ndcg",
-            "eval_at": [10],
-            "learning_rate": cfg.learning_rate,
-            "num_leaves": cfg.leaves,
-            "min_data_in_leaf": cfg.min_child,
-            "lambdarank_truncation_level": 20,
-            "num_threads": threads,
-            "deterministic": True,
-            "force_row_wise": True,
-            "seed": cfg.seed,
-            "verbosity": -1,
-        }
-        if cfg.bags > 1:  # each booster sees its own sample of rows and features
-            params.update(bagging_fraction=0.8, bagging_freq=1, feature_fraction=0.8)
-        boosters, best_trees, curves = [], [], []
-        for bag in range(cfg.bags):
-            evals: dict[str, Any] = {}
-            callbacks: list[Any] = [lgb.record_evaluation(evals)]
-            sets, names = [], []
-            if valid_set is not None:
-                sets, names = [valid_set], ["valid"]
-                callbacks.append(lgb.early_stopping(cfg.stop_after, verbose=False))
-            booster = lgb.train(
-                {**params, "seed": cfg.seed + bag},
-                train_set,
-                num_boost_round=cfg.trees,
-                valid_sets=sets,
-                valid_names=names,
-                callbacks=callbacks,
-            )
-            best = booster.best_iteration or cfg.trees
-            boosters.append(booster.model_to_string(num_iteration=best))
-            best_trees.append(best)
-            curve = evals.get("valid", {}).get("ndcg@10", [])
-            curves.append(round(float(curve[best - 1]), 4) if curve else None)
+        boosters, best_trees, curves = learn_ranker(cfg, train_set, valid_set, threads)
         # a round trip through the text form: what save writes is what scores now
         self.booster = lgb.Booster(model_str=merge_boosters(boosters))
         fusion_seconds = time.perf_counter() - t0
