@@ -508,6 +508,13 @@ def history_matrix(
     return m
 
 
+def mask_padding(scores: np.ndarray) -> np.ndarray:
+    """Set column 0 (padding) to -inf in place and return the array as float32."""
+    scores = np.asarray(scores, dtype=np.float32)
+    scores[:, 0] = -np.inf
+    return scores
+
+
 def recency_history(contexts: Sequence[UserContext], n_cols: int, decay: float) -> sp.csr_matrix:
     """(B, n_cols) CSR history weights ``decay ** (steps from the end)``; a title seen
     more than once weighs as its latest event. ``decay = 1``: :func:`history_matrix`."""
@@ -521,11 +528,30 @@ def recency_history(contexts: Sequence[UserContext], n_cols: int, decay: float) 
     return h.tocsr()
 
 
-def mask_padding(scores: np.ndarray) -> np.ndarray:
-    """Set column 0 (padding) to -inf in place and return the array as float32."""
-    scores = np.asarray(scores, dtype=np.float32)
-    scores[:, 0] = -np.inf
-    return scores
+class ItemItemRecommender(Recommender):
+    """A model whose scores are the user's recency-weighted history times a sparse
+    (V, V) title-title matrix, :attr:`weights` (``itemknn``'s similarities, ``ease``'s
+    regression weights): scoring and the bundle's arrays are this class's; a subclass
+    learns the matrix in ``_fit`` and has ``recency_decay`` in its config."""
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.weights: sp.csr_matrix | None = None  # (V, V) float32, row/col 0 padding
+
+    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
+        items = self._require_fitted()
+        assert self.weights is not None
+        h = recency_history(contexts, items.size, self.config.recency_decay)  # (B, V)
+        return mask_padding((h @ self.weights).toarray())  # (B, V)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        w = self.weights
+        assert w is not None
+        return {"data": w.data, "indices": w.indices, "indptr": w.indptr}
+
+    def _restore(self, bundle: Bundle) -> None:
+        a, n = bundle.arrays, bundle.items.size
+        self.weights = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=(n, n))
 
 
 def top_k(

@@ -16,24 +16,15 @@ above (``implicit`` has no EASE; RecBole's pulls its whole framework in).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from primetime.artifacts import Bundle
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
-from primetime.models.base import (
-    FitOptions,
-    FitReport,
-    Recommender,
-    mask_padding,
-    recency_history,
-)
-from primetime.types import UserContext
+from primetime.models.base import FitOptions, FitReport, ItemItemRecommender
 
 
 @dataclass(frozen=True)
@@ -66,7 +57,7 @@ class EASEConfig:
             raise ValueError(f"neighbours must be >= 0, got {self.neighbours}")
 
 
-class EASERecommender(Recommender):
+class EASERecommender(ItemItemRecommender):
     """score(u, j) = sum over history titles i of w_i * B[i, j]."""
 
     name = "ease"
@@ -76,10 +67,6 @@ class EASERecommender(Recommender):
         for l2 in (250.0, 500.0, 1000.0)
         for d in (0.7, 0.8, 0.9, 1.0)
     ]
-
-    def __init__(self, config: EASEConfig | None = None) -> None:
-        super().__init__(config)
-        self.weights: sp.csr_matrix | None = None  # (V, V) float32, row/col 0 padding
 
     def _fit(
         self,
@@ -111,18 +98,3 @@ class EASERecommender(Recommender):
         return FitReport(
             notes={"titles_learned": int(learned.size), "weights": int(self.weights.nnz)}
         )
-
-    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        items = self._require_fitted()
-        assert self.weights is not None
-        h = recency_history(contexts, items.size, self.config.recency_decay)  # (B, V)
-        return mask_padding((h @ self.weights).toarray())  # (B, V)
-
-    def _state(self) -> dict[str, np.ndarray]:
-        w = self.weights
-        assert w is not None
-        return {"data": w.data, "indices": w.indices, "indptr": w.indptr}
-
-    def _restore(self, bundle: Bundle) -> None:
-        a, n = bundle.arrays, bundle.items.size
-        self.weights = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=(n, n))

@@ -8,24 +8,15 @@ of Koren 2008, eq. 2).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from primetime.artifacts import Bundle
 from primetime.data.interactions import Interactions
 from primetime.data.side import SideData
-from primetime.models.base import (
-    FitOptions,
-    FitReport,
-    Recommender,
-    mask_padding,
-    recency_history,
-)
-from primetime.types import UserContext
+from primetime.models.base import FitOptions, FitReport, ItemItemRecommender
 
 
 @dataclass(frozen=True)
@@ -52,8 +43,9 @@ class ItemKNNConfig:
             raise ValueError(f"recency_decay must be in (0, 1], got {self.recency_decay}")
 
 
-class ItemKNNRecommender(Recommender):
-    """score(u, j) = sum over history items i of w_i * sim(i, j)."""
+class ItemKNNRecommender(ItemItemRecommender):
+    """score(u, j) = sum over history items i of w_i * sim(i, j) (``weights``: the
+    pruned similarities)."""
 
     name = "itemknn"
     config_class = ItemKNNConfig
@@ -63,10 +55,6 @@ class ItemKNNRecommender(Recommender):
         for d in (0.8, 0.9, 1.0)
         for s in (0.0, 10.0)
     ]
-
-    def __init__(self, config: ItemKNNConfig | None = None) -> None:
-        super().__init__(config)
-        self.sim: sp.csr_matrix | None = None
 
     def _fit(
         self,
@@ -95,23 +83,8 @@ class ItemKNNRecommender(Recommender):
             rows.append(np.repeat(np.arange(start, stop), k)[keep.ravel()])
             cols.append(top.ravel()[keep.ravel()])
             vals.append(top_vals.ravel()[keep.ravel()])
-        self.sim = sp.csr_matrix(
+        self.weights = sp.csr_matrix(
             (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
             shape=(n, n),
         )
-        return FitReport(notes={"similarities": int(self.sim.nnz)})
-
-    def _score(self, contexts: Sequence[UserContext]) -> np.ndarray:
-        items = self._require_fitted()
-        assert self.sim is not None
-        h = recency_history(contexts, items.size, self.config.recency_decay)  # (B, V)
-        return mask_padding((h @ self.sim).toarray())  # (B, V)
-
-    def _state(self) -> dict[str, np.ndarray]:
-        assert self.sim is not None
-        return {"data": self.sim.data, "indices": self.sim.indices, "indptr": self.sim.indptr}
-
-    def _restore(self, bundle: Bundle) -> None:
-        a = bundle.arrays
-        n = bundle.items.size
-        self.sim = sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=(n, n))
+        return FitReport(notes={"similarities": int(self.weights.nnz)})
