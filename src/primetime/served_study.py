@@ -27,7 +27,7 @@ from primetime.lifecycle import Prepared
 from primetime.models import Recommender
 from primetime.pipeline.blend import SERVED_BLEND, BlendWeights
 from primetime.pipeline.pipeline import RecPipeline
-from primetime.pipeline.served import ServedModel
+from primetime.pipeline.served import ServedModel, ServedUser
 from primetime.types import UserContext
 
 log = logging.getLogger(__name__)
@@ -80,13 +80,14 @@ def served_model(
     *,
     k: int,
     weights: BlendWeights | None = None,
+    replayed: dict[tuple[Any, ...], ServedUser] | None = None,
 ) -> ServedModel:
     """``model`` served: ``base.with_model(model)`` (default weights unless given),
-    scored through the route's function."""
+    scored through the route's function (``replayed``: see :class:`ServedModel`)."""
     pipe = base.with_model(model)
     if weights is not None:
         pipe = pipe.with_weights(weights)
-    return ServedModel(pipe, k=k, name=served_name(model.name))
+    return ServedModel(pipe, k=k, name=served_name(model.name), replayed=replayed)
 
 
 class _ScoreCache:
@@ -144,6 +145,7 @@ def tune_blend(
     base = base if base is not None else base_pipeline(prepared)
     valid = EvalSet.for_valid(sp)
     cached = _ScoreCache(model)
+    replayed: dict[tuple[Any, ...], ServedUser] = {}  # each valid user replayed once
     keep = ("HR@10", "NDCG@10", "Diversity@10", "Coverage@10")
     bare = evaluate(cached, valid, ks=(k,), catalog=catalog, train=sp.train).summary()
     bare_figs = {m: float(bare[m]) for m in keep}
@@ -158,7 +160,7 @@ def tune_blend(
                 if bare_order and not t.eligible:
                     trials[n] = dataclasses.replace(t, eligible=True)
                 return trials[n]
-        served = served_model(cached, base, k=k, weights=w)
+        served = served_model(cached, base, k=k, weights=w, replayed=replayed)
         res = evaluate(served, valid, ks=(k,), catalog=catalog, train=sp.train).summary()
         figs = {m: float(res[m]) for m in keep}
         # the model alone is the bare model's order: at the floor by definition (its

@@ -78,6 +78,54 @@ def test_terms_of_planted_days_and_links():
     assert not unknown.any()  # no request time, no history: no term
 
 
+def test_terms_count_what_the_history_shares_with_each_title_in_every_relation():
+    """The counts of :meth:`TitleFacts.features` (one sparse product over every
+    relation) against counting by hand, on random links with repeated links, entities
+    in several relations, repeats in the history and titles asked in any order."""
+    rng = np.random.default_rng(7)
+    v, n_ent, rels, pair_rels = 40, 25, ["a", "b", "c"], ["next", "spin-off"]
+    n = 150
+    f = TitleFacts(
+        release_day=rng.uniform(0, 1000, v),
+        item=rng.integers(1, v, n),
+        entity=rng.integers(1, n_ent, n),
+        relation=rng.integers(0, len(rels), n),
+        relations=rels,
+        pair_a=rng.integers(1, v, 30),
+        pair_b=rng.integers(1, v, 30),
+        pair_relation=rng.integers(0, len(pair_rels), 30),
+        pair_relations=pair_rels,
+    )
+    hist = [rng.integers(0, v, rng.integers(0, 12)) for _ in range(6)]
+    now = rng.uniform(0, 1200, 6) * DAY
+    for titles in (np.arange(v), rng.permutation(v)[:17]):
+        got = f.features(hist, now, titles)
+        assert got.shape == (6, len(titles), 4 + len(rels) + 2 * len(pair_rels))
+        for b, h in enumerate(hist):
+            seen = [t for t in set(h.tolist()) if t > 0]
+            for j, c in enumerate(titles.tolist()):
+                want = []
+                for r in range(len(rels)):
+                    mine = f.entity[(f.item == c) & (f.relation == r)]  # repeats count
+                    want.append(
+                        sum(
+                            int(np.sum(f.entity[(f.item == t) & (f.relation == r)] == e))
+                            for t in seen
+                            for e in mine
+                        )
+                    )
+                for r in range(len(pair_rels)):
+                    on = f.pair_relation == r
+                    after = sum(int(np.sum(on & (f.pair_a == t) & (f.pair_b == c))) for t in seen)
+                    before = sum(int(np.sum(on & (f.pair_b == t) & (f.pair_a == c))) for t in seen)
+                    want += [after, before]
+                np.testing.assert_array_equal(
+                    got[b, j, 4:], np.log1p(np.array(want, np.float32)), err_msg=f"{b} {c}"
+                )
+                age = now[b] / DAY - f.release_day[c]
+                assert got[b, j, 0] == (age < 0)
+
+
 def test_new_title_pairs_link_added_titles_by_known_relations():
     items = Vocabulary(["s1", "s2", "s3", "movie"], name="item")  # s3 added after fit (4)
     kg = KnowledgeGraph.from_frame(

@@ -99,6 +99,27 @@ def test_the_evaluators_list_is_the_apis_list(
     assert result.per_user["HR@10"].tolist() == [float(h) for h in hit]
 
 
+def test_served_models_sharing_replayed_users_serve_the_same_lists(
+    registry: ModelRegistry, planted
+) -> None:
+    """A blend grid replays each user's events once (``replayed``) for all its points:
+    the lists are those of served models that replay them each time."""
+    base = RecPipeline.build(None, planted.catalog, planted.interactions, users=planted.users)
+    model = registry.load("itemknn", "v1")
+    test = EvalSet.for_test(leave_one_out(planted.interactions))
+    ctxs = [test.context(i) for i in range(8)]
+    replayed: dict = {}
+    lists = []
+    for w in (BlendWeights(), BlendWeights.only("popularity")):
+        shared = served_model(model, base, k=10, weights=w, replayed=replayed)
+        own = served_model(model, base, k=10, weights=w)
+        lists.append(shared.lists(ctxs))
+        assert lists[-1] == own.lists(ctxs)
+        assert shared.lists(ctxs) == lists[-1]  # asked again: from the kept replays
+    assert len(replayed) == len(ctxs)
+    assert lists[0] != lists[1]  # the weights still change the lists
+
+
 def test_the_blend_search_tries_the_model_alone_and_it_ranks_as_the_bare_model(planted) -> None:
     """``--blend-grid`` ends with the model alone through the served path (no blend
     component, no MMR), whose lists are the bare model's own top titles, so the search

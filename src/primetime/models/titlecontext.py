@@ -168,7 +168,8 @@ class TitleFacts:
     pair_relation: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     pair_relations: list[str] = field(default_factory=list)
     _mats: list[sp.csr_matrix] | None = field(default=None, repr=False)
-    _right: tuple[np.ndarray, list[sp.csr_matrix]] | None = field(default=None, repr=False)
+    _left: sp.csr_matrix | None = field(default=None, repr=False)
+    _right: tuple[np.ndarray, sp.csr_matrix] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, release_day: np.ndarray, links: object | None = None) -> TitleFacts:
@@ -239,6 +240,26 @@ class TitleFacts:
         b, c = len(histories), len(titles)
         mats = self._matrices()
         out = np.zeros((b, c, 4 + len(mats)), dtype=np.float32)
+        if mats and b:
+            rows = [np.unique(np.asarray(h, dtype=np.int64)) for h in histories]
+            rows = [h[(h > 0) & (h < self.size)] for h in rows]
+            hist = sp.csr_matrix(
+                (
+                    np.ones(sum(len(h) for h in rows), np.float32),
+                    (
+                        np.repeat(np.arange(b), [len(h) for h in rows]),
+                        np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                    ),
+                ),
+                shape=(b, self.size),
+            )  # (B, V)
+            # every relation in one product (:meth:`_left_matrix`, :meth:`_columns`): the
+            # history titles' entities, counted, against each title's, and the history
+            # titles linked to it, landing at [b, c, 4 + k] (``out`` viewed as (B, C * F);
+            # written first: ``toarray`` clears the buffer it is given)
+            counts = (hist @ self._left_matrix()) @ self._columns(titles)  # (B, C * F)
+            counts.data = np.log1p(counts.data.astype(np.float32, copy=False))
+            counts.toarray(out=out.reshape(b, -1))
         day = np.asarray(now, dtype=np.float64)[:, None] / DAY  # (B, 1)
         rel = self.release_day[titles][None, :]  # (1, C)
         with np.errstate(invalid="ignore"):
@@ -246,41 +267,42 @@ class TitleFacts:
             out[:, :, 0] = age < 0  # later: released after the request (False if unknown)
             for k in range(3):
                 out[:, :, 1 + k] = (age >= AGE_EDGES[k]) & (age < AGE_EDGES[k + 1])
-        if not mats or not b:
-            return out
-        rows = [np.unique(np.asarray(h, dtype=np.int64)) for h in histories]
-        rows = [h[(h > 0) & (h < self.size)] for h in rows]
-        hist = sp.csr_matrix(
-            (
-                np.ones(sum(len(h) for h in rows), np.float32),
-                (
-                    np.repeat(np.arange(b), [len(h) for h in rows]),
-                    np.concatenate(rows) if rows else np.zeros(0, np.int64),
-                ),
-            ),
-            shape=(b, self.size),
-        )  # (B, V)
-        n_rel = len(self.relations)
-        for k, (m, right) in enumerate(zip(mats, self._columns(titles), strict=True)):
-            # entity relations: the history titles' entities, counted, against each
-            # title's, (B, E) @ (E, C); title-title: history titles linked to the title
-            counts = (hist @ m) @ right if k < n_rel else hist @ right
-            out[:, :, 4 + k] = np.log1p(np.asarray(counts.todense(), dtype=np.float32))
         return out
 
-    def _columns(self, titles: np.ndarray) -> list[sp.csr_matrix]:
-        """Per matrix of :meth:`_matrices` its part for ``titles`` (C,): (E, C) title
-        entities or (V, C) links into them; the last call's kept (a model scores the
-        same titles at every request: slicing them anew cost most of a request)."""
+    def _left_matrix(self) -> sp.csr_matrix:
+        """(V, R * E + V): each title's entities, one block of columns per entity
+        relation, then the title itself (what the title-title links are read from)."""
+        if self._left is None:
+            mats, n_rel = self._matrices(), len(self.relations)
+            blocks = mats[:n_rel]
+            if len(mats) > n_rel:  # title-title relations
+                blocks.append(sp.identity(self.size, np.float32, "csr"))
+            self._left = sp.hstack(blocks, format="csr", dtype=np.float32)
+        return self._left
+
+    def _columns(self, titles: np.ndarray) -> sp.csr_matrix:
+        """(R * E + V, C * F): per matrix ``k`` of :meth:`_matrices` its part for
+        ``titles`` (C,), (E, C) title entities or (V, C) links into them, at columns
+        ``c * F + 4 + k`` (F = 4 + len(matrices)), so one product with
+        :meth:`_left_matrix` counts every relation. The last call's kept (a model scores
+        the same titles at every request: slicing them anew cost most of a request)."""
         if self._right is not None and np.array_equal(self._right[0], titles):
             return self._right[1]
-        n_rel = len(self.relations)
-        cols = [
-            (m[titles].T if k < n_rel else m[:, titles]).tocsr()
-            for k, m in enumerate(self._matrices())
-        ]
-        self._right = (titles.copy(), cols)
-        return cols
+        mats, n_rel = self._matrices(), len(self.relations)
+        width = 4 + len(mats)
+        n_ent = mats[0].shape[1] if n_rel else 0
+        r_idx, c_idx, vals = [], [], []
+        for k, m in enumerate(mats):
+            part = (m[titles].T if k < n_rel else m[:, titles]).tocoo()  # (E, C) or (V, C)
+            r_idx.append(part.row + (k * n_ent if k < n_rel else n_rel * n_ent))
+            c_idx.append(part.col.astype(np.int64) * width + 4 + k)
+            vals.append(part.data)
+        shape = (n_rel * n_ent + (self.size if len(mats) > n_rel else 0), len(titles) * width)
+        right = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(r_idx), np.concatenate(c_idx))), shape=shape
+        )
+        self._right = (titles.copy(), right)
+        return right
 
     def grow(
         self,
@@ -313,7 +335,7 @@ class TitleFacts:
         self.item = np.concatenate([self.item, np.asarray(item, np.int64)])
         self.entity = np.concatenate([self.entity, np.asarray(entity, np.int64)])
         self.relation = np.concatenate([self.relation, np.asarray(relation, np.int64)])
-        self._mats = self._right = None
+        self._mats = self._left = self._right = None
 
     def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         """Bundle arrays (:meth:`from_arrays`)."""
@@ -414,15 +436,24 @@ class TermsConfig:
 def _seen_mask(
     histories: Sequence[np.ndarray], cand: np.ndarray, target: torch.Tensor
 ) -> torch.Tensor:
-    """(b, C) bool: the candidates in each position's history, but its target.
+    """(b, C) bool: the candidates (``cand``, sorted) in each position's history, but
+    its target.
 
     A model never recommends a title already in the history (the evaluator and the
     service leave them out), and a history title shares every entity of its own with
     the history: left in the softmax, "shares a director with what you watched" would
     mostly mean "you watched it" and learn a negative weight (it did: -0.66 for
     directors on ml-100k, -5.2 on the planted test log)."""
-    out = torch.from_numpy(np.stack([np.isin(cand, h) for h in histories]))
-    out[torch.arange(len(histories)), target] = False  # a repeat stays learnable
+    b = len(histories)
+    mask = np.zeros((b, len(cand)), dtype=bool)
+    if len(cand) and b:
+        flat = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+        row = np.repeat(np.arange(b), [len(h) for h in histories])
+        pos = np.searchsorted(cand, flat).clip(max=len(cand) - 1)
+        hit = cand[pos] == flat
+        mask[row[hit], pos[hit]] = True
+    out = torch.from_numpy(mask)
+    out[torch.arange(b), target] = False  # a repeat stays learnable
     return out
 
 

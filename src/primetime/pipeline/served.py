@@ -207,6 +207,10 @@ class ServedModel:
         k: Length of the served list (the API's default is 10).
         name: Label in tables (default ``served[<model>]``).
         demographics: Optional ``user_idx -> {"age", "gender"}`` for users that gave them.
+        replayed: A dict to keep each context's replayed user in (:meth:`user`), shared
+            by served models of one pipeline index and the same ``demographics`` that
+            are asked the same users (a grid over the blend: the replay does not
+            depend on the weights).
     """
 
     def __init__(
@@ -216,6 +220,7 @@ class ServedModel:
         k: int = 10,
         name: str | None = None,
         demographics: Mapping[int, Mapping[str, Any]] | None = None,
+        replayed: dict[tuple[Any, ...], ServedUser] | None = None,
     ) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -224,6 +229,7 @@ class ServedModel:
         self.name = name or f"served[{model.name if model is not None else 'content'}]"
         self.demographics = demographics or {}
         self._genres = pipeline.index.item_genres
+        self._replayed = replayed
 
     @property
     def items(self) -> Vocabulary:
@@ -231,11 +237,27 @@ class ServedModel:
 
     def user(self, ctx: UserContext) -> ServedUser:
         """Replay ``ctx``'s history as events up to ``ctx.now`` (the request time)."""
-        fold = UserFold()
         h = ctx.history
         ts = ctx.timestamps if ctx.timestamps is not None else np.zeros(h.size, np.int64)
         rt = ctx.ratings if ctx.ratings is not None else np.full(h.size, np.nan)
         now = float(ctx.now) if ctx.now is not None else float(ts.max(initial=0))
+        if self._replayed is None:
+            return self._replay(ctx, h, ts, rt, now)
+        key = (
+            ctx.user_idx,
+            now,
+            np.asarray(h, np.int64).tobytes(),
+            np.asarray(ts, np.int64).tobytes(),
+            np.asarray(rt, np.float64).tobytes(),
+        )
+        if key not in self._replayed:
+            self._replayed[key] = self._replay(ctx, h, ts, rt, now)
+        return self._replayed[key]
+
+    def _replay(
+        self, ctx: UserContext, h: np.ndarray, ts: np.ndarray, rt: np.ndarray, now: float
+    ) -> ServedUser:
+        fold = UserFold()
         for i, t, r in zip(h.tolist(), ts.tolist(), rt.tolist(), strict=True):
             if r is None or math.isnan(r):
                 fold.add(i, EventType.COMPLETE, float(t), None, self._genres, now)

@@ -396,8 +396,10 @@ def train(
             last = epoch == cfg.epochs or bounded
             stop = False
             if validate is not None and (epoch % cfg.eval_every == 0 or last):
+                t_valid = time.perf_counter()
                 metric = _validate_rank0(net, validate, device)
                 row[metric_name] = metric
+                row["valid_seconds"] = time.perf_counter() - t_valid
                 if metric > best_metric:
                     best_metric, best_epoch, bad = metric, epoch, 0
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
