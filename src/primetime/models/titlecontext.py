@@ -262,11 +262,12 @@ class TitleFacts:
             counts.toarray(out=out.reshape(b, -1))
         day = np.asarray(now, dtype=np.float64)[:, None] / DAY  # (B, 1)
         rel = self.release_day[titles][None, :]  # (1, C)
-        with np.errstate(invalid="ignore"):
-            age = day - rel  # (B, C) NaN where either is unknown
-            out[:, :, 0] = age < 0  # later: released after the request (False if unknown)
-            for k in range(3):
-                out[:, :, 1 + k] = (age >= AGE_EDGES[k]) & (age < AGE_EDGES[k + 1])
+        age = (day - rel).ravel()  # (B * C,) NaN where either is unknown
+        # 0 later (released after the request), 1-3 the age buckets, 4 a year or more
+        # or unknown (NaN sorts last): one flag at most per title, set where it is
+        col = np.searchsorted(np.asarray(AGE_EDGES), age, side="right")
+        at = np.flatnonzero(col < 4)
+        out.reshape(-1)[at * out.shape[2] + col[at]] = 1.0
         return out
 
     def _left_matrix(self) -> sp.csr_matrix:
