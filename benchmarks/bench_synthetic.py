@@ -30,19 +30,11 @@ from primetime.types import UserContext
 
 def machine() -> dict[str, str]:
     """Platform, CPU count and RAM of this machine."""
-    ram = "?"
-    try:
-        with open("/proc/meminfo") as f:
-            kb = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
-        ram = f"{kb / 2**20:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line for line in f if line.startswith("model name")).split(":", 1)[1].strip()
-    except (OSError, StopIteration):
-        pass
+    from primetime.machine import cpu_model, ram_gib
+
+    gib = ram_gib()
+    ram = "?" if gib is None else f"{gib:.1f} GiB"
+    cpu = cpu_model()
     try:
         commit = (
             subprocess.run(

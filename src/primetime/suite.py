@@ -44,6 +44,7 @@ from primetime.lifecycle import (
     prepare_data,
     register_run,
 )
+from primetime.machine import describe as describe_machine
 from primetime.models import MODELS
 from primetime.models.base import FitOptions
 from primetime.models.ensemble import EnsembleConfig, member_model
@@ -243,6 +244,7 @@ class SuiteResult:
     latency_ms: dict[str, float] = field(default_factory=dict)
     cpu_seconds: float = 0.0
     load_average: tuple[float, float, float] = (float("nan"),) * 3  # at the run's end
+    machine: str = ""  # CPU model, cores, RAM (:func:`primetime.machine.describe`)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -253,6 +255,7 @@ class SuiteResult:
             "seconds": round(self.seconds, 1),
             "cpu_seconds": round(self.cpu_seconds, 1),
             "load_average": list(self.load_average),
+            "machine": self.machine,
             "steps": [s.__dict__ for s in self.steps],
             "latency_ms": self.latency_ms,
         }
@@ -376,6 +379,7 @@ def run_suite(
         time.perf_counter() - started,
         cpu_seconds=_cpu_seconds() - cpu_started,
         load_average=_load_average(),
+        machine=describe_machine(),
     )
 
 
@@ -654,7 +658,8 @@ def write_report(result: SuiteResult, folder: Path) -> Path:
         f"# Suite `{result.suite.name}` on {result.suite.data}",
         "",
         f"Wall time {result.seconds / 60:.1f} min, CPU time of the process and its workers "
-        f"{result.cpu_seconds / 60:.1f} min on {os.cpu_count()} cores, "
+        f"{result.cpu_seconds / 60:.1f} min on {os.cpu_count()} cores "
+        f"({result.machine or 'machine not recorded'}), "
         f"{result.suite.jobs} job(s) "
         f"(refit on the whole log: {'yes' if result.suite.refit else 'no'}; load average "
         f"at the end {' '.join(f'{x:.2f}' for x in result.load_average)}: wall time counts "

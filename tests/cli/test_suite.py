@@ -74,7 +74,12 @@ def test_suite_trains_stages_then_skips_what_is_current(setup):
     assert [s["status"] for s in rep["steps"]] == ["trained"] * 3
     assert set(rep["latency_ms"]) == {"popularity", "itemknn", "als", "all members"}
     assert rep["cpu_seconds"] > 0 and all(s["cpu_seconds"] > 0 for s in rep["steps"])
-    assert "| 1 | itemknn | trained | v1 |" in (tmp_path / "rep" / "report.md").read_text()
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "| 1 | itemknn | trained | v1 |" in md
+    # the machine it ran on (timings compare only on one kind of CPU)
+    from primetime.machine import cpu_model
+
+    assert rep["machine"].startswith(cpu_model()) and f"({rep['machine']})" in md
 
     # a second run has nothing to do
     r = _suite(cfg, tmp_path)
