@@ -18,6 +18,7 @@ from primetime.data.graph import KnowledgeGraph
 from primetime.data.side import SideData
 from primetime.data.splits import leave_one_out
 from primetime.data.vocab import Vocabulary
+from primetime.models import titlecontext
 from primetime.models.gnn import GNNConfig, GNNRecommender
 from primetime.models.reference import GenreReleasedRecommender
 from primetime.models.titlecontext import (
@@ -26,6 +27,7 @@ from primetime.models.titlecontext import (
     fit_weights,
     new_entity_links,
     new_title_pairs,
+    unpack,
 )
 from primetime.types import UserContext
 
@@ -100,6 +102,9 @@ def test_terms_count_what_the_history_shares_with_each_title_in_every_relation()
     now = rng.uniform(0, 1200, 6) * DAY
     for titles in (np.arange(v), rng.permutation(v)[:17]):
         got = f.features(hist, now, titles)
+        codes = f.codes(hist, now, titles)  # packed a byte a term, unpacked bit for bit
+        assert codes is not None and codes.dtype == np.uint8
+        np.testing.assert_array_equal(unpack(codes), got)
         assert got.shape == (6, len(titles), 4 + len(rels) + 2 * len(pair_rels))
         for b, h in enumerate(hist):
             seen = [t for t in set(h.tolist()) if t > 0]
@@ -124,6 +129,28 @@ def test_terms_count_what_the_history_shares_with_each_title_in_every_relation()
                 )
                 age = now[b] / DAY - f.release_day[c]
                 assert got[b, j, 0] == (age < 0)
+
+
+def test_packed_terms_take_two_bytes_past_254_and_none_past_65534():
+    """A count of 256 (16 links to one entity on each side) packs in two bytes; one
+    past two bytes' room is not packed (its batch is rebuilt at each visit)."""
+    for links, dtype in ((16, np.uint16), (256, None)):
+        f = TitleFacts(
+            release_day=np.array([np.nan, 0.0, 0.0]),
+            item=np.repeat([1, 2], links),
+            entity=np.ones(2 * links, np.int64),
+            relation=np.zeros(2 * links, np.int64),
+            relations=["cast"],
+        )
+        now = np.array([10.0 * DAY])
+        feats = f.features([np.array([1])], now, np.array([1, 2]))
+        assert feats[0, 1, 4] == np.float32(np.log1p(np.float32(links * links)))
+        codes = f.codes([np.array([1])], now, np.array([1, 2]))
+        if dtype is None:
+            assert codes is None
+        else:
+            assert codes is not None and codes.dtype == dtype
+            np.testing.assert_array_equal(unpack(codes), feats)
 
 
 def test_new_title_pairs_link_added_titles_by_known_relations():
@@ -181,6 +208,23 @@ def test_weights_learn_what_finds_the_next_title():
     assert w[names.index("after:next_season")] > 1.0
     assert w[names.index("later")] < -0.5
     assert alpha > 0
+    # the batches' terms kept packed or rebuilt at each visit: the same weights, bit
+    # for bit (two of the four batches fit the room here)
+    for room in (0, 2 * 100 * 6 * len(names)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(titlecontext, "CACHE_BYTES", room)
+            again = fit_weights(
+                f,
+                lambda idx: head[idx],
+                lambda idx: [hist[i] for i in idx.tolist()],
+                times,
+                targets,
+                cand,
+                torch.zeros(6),
+                TermsConfig(positions=n, batch_size=100, steps=200),
+            )
+        np.testing.assert_array_equal(again[0], w)
+        assert again[1] == alpha
 
 
 def test_new_entity_links_keep_the_fit_s_entities_and_relations():

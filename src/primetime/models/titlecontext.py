@@ -32,6 +32,7 @@ over the project's own link tables, and the weights a softmax regression over th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,8 +54,9 @@ DAY = 86400.0
 AGE_EDGES = (0.0, 30.0, 90.0, 365.0)
 #: The int64 link arrays of :class:`TitleFacts` (and of the graph model's ``TitleLinks``).
 LINK_ARRAYS = ("item", "entity", "relation", "pair_a", "pair_b", "pair_relation")
-#: :func:`fit_weights` keeps every batch's terms when they take at most this many floats.
-CACHE_CELLS = 25_000_000
+#: :func:`fit_weights` keeps batches' terms, packed (:meth:`TitleFacts.codes`), while they
+#: take at most this many bytes (ml-100k: 20 batches of 500 x 1,678 x 22, 370 MB).
+CACHE_BYTES = 512 * 2**20
 
 
 def release_days(side: SideData, start: int, stop: int) -> np.ndarray:
@@ -139,6 +141,23 @@ def new_entity_links(
         np.array([k[1] for k in found], dtype=np.int64),
         np.array(list(found.values()), dtype=np.int64),
     )
+
+
+@functools.cache
+def _unpacked(dtype: str) -> np.ndarray:
+    """The float32 term of each code of ``dtype`` (:meth:`TitleFacts.codes`): log1p of
+    the count, computed as :meth:`TitleFacts.features` computes it; the largest code a
+    flag's 1."""
+    top = int(np.iinfo(np.dtype(dtype)).max)
+    out = np.log1p(np.arange(top + 1, dtype=np.float32))
+    out[top] = 1.0
+    return out
+
+
+def unpack(codes: np.ndarray) -> np.ndarray:
+    """(B, C, F) float32 terms of :meth:`TitleFacts.codes`, bit for bit those of
+    :meth:`TitleFacts.features`."""
+    return _unpacked(codes.dtype.str)[codes]
 
 
 @dataclass
@@ -236,10 +255,46 @@ class TitleFacts:
         the history, so the terms never lift a new title over a watched one for what
         it is not (a title out or not scores the same when the request time is unknown).
         """
+        counts, flags, shape = self._counts(histories, now, titles)
+        out = np.zeros(shape, dtype=np.float32)
+        if counts is not None:
+            # written first: ``toarray`` clears the buffer it is given
+            counts.data = np.log1p(counts.data.astype(np.float32, copy=False))
+            counts.toarray(out=out.reshape(shape[0], -1))
+        out.reshape(-1)[flags] = 1.0
+        return out
+
+    def codes(
+        self, histories: Sequence[np.ndarray], now: np.ndarray, titles: np.ndarray
+    ) -> np.ndarray | None:
+        """:meth:`features` packed one byte a term (two where a count reaches 255): the
+        flags as the dtype's largest value, every other term as its whole count;
+        :func:`unpack` gives the features bit for bit at a third of their cost. None
+        where a count does not fit two bytes."""
+        counts, flags, shape = self._counts(histories, now, titles)
+        top = float(counts.data.max(initial=0.0)) if counts is not None else 0.0
+        dtype = next((d for d in (np.uint8, np.uint16) if top < np.iinfo(d).max), None)
+        if dtype is None:
+            return None
+        out = np.zeros(shape, dtype=dtype)
+        if counts is not None:  # not ``astype``: it sorts the indices first, for nothing
+            small = sp.csr_matrix(
+                (counts.data.astype(dtype), counts.indices, counts.indptr), shape=counts.shape
+            )
+            small.toarray(out=out.reshape(shape[0], -1))
+        out.reshape(-1)[flags] = np.iinfo(dtype).max
+        return out
+
+    def _counts(
+        self, histories: Sequence[np.ndarray], now: np.ndarray, titles: np.ndarray
+    ) -> tuple[sp.csr_matrix | None, np.ndarray, tuple[int, int, int]]:
+        """What :meth:`features` is made of: the counts (B, C * F) (None without
+        links), the flat indices of the flags set and the shape (B, C, F)."""
         titles = np.asarray(titles, dtype=np.int64)
         b, c = len(histories), len(titles)
         mats = self._matrices()
-        out = np.zeros((b, c, 4 + len(mats)), dtype=np.float32)
+        shape = (b, c, 4 + len(mats))
+        counts = None
         if mats and b:
             rows = [np.unique(np.asarray(h, dtype=np.int64)) for h in histories]
             rows = [h[(h > 0) & (h < self.size)] for h in rows]
@@ -255,11 +310,8 @@ class TitleFacts:
             )  # (B, V)
             # every relation in one product (:meth:`_left_matrix`, :meth:`_columns`): the
             # history titles' entities, counted, against each title's, and the history
-            # titles linked to it, landing at [b, c, 4 + k] (``out`` viewed as (B, C * F);
-            # written first: ``toarray`` clears the buffer it is given)
+            # titles linked to it, landing at [b, c, 4 + k] of (B, C, F) seen as (B, C * F)
             counts = (hist @ self._left_matrix()) @ self._columns(titles)  # (B, C * F)
-            counts.data = np.log1p(counts.data.astype(np.float32, copy=False))
-            counts.toarray(out=out.reshape(b, -1))
         day = np.asarray(now, dtype=np.float64)[:, None] / DAY  # (B, 1)
         rel = self.release_day[titles][None, :]  # (1, C)
         age = (day - rel).ravel()  # (B * C,) NaN where either is unknown
@@ -267,8 +319,7 @@ class TitleFacts:
         # or unknown (NaN sorts last): one flag at most per title, set where it is
         col = np.searchsorted(np.asarray(AGE_EDGES), age, side="right")
         at = np.flatnonzero(col < 4)
-        out.reshape(-1)[at * out.shape[2] + col[at]] = 1.0
-        return out
+        return counts, at * shape[2] + col[at], shape
 
     def _left_matrix(self) -> sp.csr_matrix:
         """(V, R * E + V): each title's entities, one block of columns per entity
@@ -496,25 +547,29 @@ def fit_weights(
     opt = torch.optim.Adam([w, log_alpha], lr=cfg.lr, weight_decay=0.0)
     cand_np = cand.numpy()
     batches = list(pick.split(cfg.batch_size))
-    # the terms of every batch kept when they fit in CACHE_CELLS floats, else rebuilt
-    keep = len(pick) * len(cand) * n_terms <= CACHE_CELLS
-    cache: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+    # each batch's terms kept packed (a byte a term) while CACHE_BYTES allow, the rest
+    # rebuilt at each visit; the head's logits and the history mask are cheap to redo
+    packed: dict[int, np.ndarray] = {}
+    room = CACHE_BYTES
     order: list[int] = []
     for _ in range(cfg.steps):
         if not order:
             order = torch.randperm(len(batches), generator=gen).tolist()
         k = order.pop()
         idx = batches[k]
-        if k in cache:
-            head, terms, seen = cache[k]
-        else:
-            with torch.no_grad():
-                head = head_logits(idx).float()
-            hist = histories(idx)
-            terms = torch.from_numpy(facts.features(hist, times[idx].double().numpy(), cand_np))
-            seen = _seen_mask(hist, cand_np, local[idx])
-            if keep:
-                cache[k] = (head, terms, seen)
+        with torch.no_grad():
+            head = head_logits(idx).float()
+        hist = histories(idx)
+        now = times[idx].double().numpy()
+        if k not in packed and len(idx) * len(cand) * n_terms <= room:
+            codes = facts.codes(hist, now, cand_np)
+            if codes is not None:
+                packed[k] = codes
+                room -= codes.nbytes
+        terms = torch.from_numpy(
+            unpack(packed[k]) if k in packed else facts.features(hist, now, cand_np)
+        )
+        seen = _seen_mask(hist, cand_np, local[idx])
         logits = log_alpha.exp() * head + terms @ w + adjust[None, :]
         logits = logits.masked_fill(seen, -torch.inf)
         loss = F.cross_entropy(logits, local[idx]) + cfg.weight_decay * (w**2).sum()
