@@ -194,16 +194,19 @@ def test_weights_learn_what_finds_the_next_title():
     cand = torch.arange(1, 7)
     head = torch.from_numpy(rng.normal(size=(n, 6)).astype(np.float32))
 
-    w, alpha = fit_weights(
-        f,
-        lambda idx: head[idx],
-        lambda idx: [hist[i] for i in idx.tolist()],
-        times,
-        targets,
-        cand,
-        torch.zeros(6),
-        TermsConfig(positions=n, batch_size=100, steps=200),
-    )
+    def fit() -> tuple[np.ndarray, float]:
+        return fit_weights(
+            f,
+            lambda idx: head[idx],
+            lambda idx: [hist[i] for i in idx.tolist()],
+            times,
+            targets,
+            cand,
+            torch.zeros(6),
+            TermsConfig(positions=n, batch_size=100, steps=200),
+        )
+
+    w, alpha = fit()
     names = f.names()
     assert w[names.index("after:next_season")] > 1.0
     assert w[names.index("later")] < -0.5
@@ -213,16 +216,7 @@ def test_weights_learn_what_finds_the_next_title():
     for room in (0, 2 * 100 * 6 * len(names)):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(titlecontext, "CACHE_BYTES", room)
-            again = fit_weights(
-                f,
-                lambda idx: head[idx],
-                lambda idx: [hist[i] for i in idx.tolist()],
-                times,
-                targets,
-                cand,
-                torch.zeros(6),
-                TermsConfig(positions=n, batch_size=100, steps=200),
-            )
+            again = fit()
         np.testing.assert_array_equal(again[0], w)
         assert again[1] == alpha
 
