@@ -444,8 +444,10 @@ def test_run_dir_gets_log_curve_and_checkpoint(tmp_path):
     assert doc["best_epoch"] == res.best_epoch
     assert doc["history"] == res.history
     assert [set(h) for h in doc["history"]] == [
-        {"epoch", "train_loss", "lr", "seconds", "valid -MSE"}
+        {"epoch", "train_loss", "lr", "seconds", "valid -MSE", "valid_seconds"}
     ] * 3
+    # each validation's own time, apart from the epoch's training seconds
+    assert all(h["valid_seconds"] > 0 for h in doc["history"])
     assert (tmp_path / "train_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "checkpoint.pt").exists()
 
