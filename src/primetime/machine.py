@@ -1,8 +1,8 @@
 """The machine a figure was measured on, for reports: its CPU model and RAM.
 
-Timings are only comparable on one kind of machine: the project's 2-core VMs come as
-AMD EPYC or Intel Xeon, and the same suite took 27.5-29.7 minutes on the first and
-31.2-32.6 on the second (README, "The staged suite")."""
+Timings compare only on one kind of machine: the project's 2-core VMs come as AMD
+EPYC or Intel Xeon, and the same work moves by 15-35% between them and between runs
+(README, "The staged suite")."""
 
 from __future__ import annotations
 

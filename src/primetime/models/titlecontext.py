@@ -54,8 +54,9 @@ DAY = 86400.0
 AGE_EDGES = (0.0, 30.0, 90.0, 365.0)
 #: The int64 link arrays of :class:`TitleFacts` (and of the graph model's ``TitleLinks``).
 LINK_ARRAYS = ("item", "entity", "relation", "pair_a", "pair_b", "pair_relation")
-#: :func:`fit_weights` keeps batches' terms, packed (:meth:`TitleFacts.codes`), while they
-#: take at most this many bytes (ml-100k: 20 batches of 500 x 1,678 x 22, 370 MB).
+#: :func:`fit_weights` keeps batches (their terms packed by :meth:`TitleFacts.codes`, head
+#: logits and history mask) while they take at most this many bytes (ml-100k: 20
+#: batches of 500 x 1,678 titles x 27 bytes, 453 MB).
 CACHE_BYTES = 512 * 2**20
 
 
@@ -547,9 +548,11 @@ def fit_weights(
     opt = torch.optim.Adam([w, log_alpha], lr=cfg.lr, weight_decay=0.0)
     cand_np = cand.numpy()
     batches = list(pick.split(cfg.batch_size))
-    # each batch's terms kept packed (a byte a term) while CACHE_BYTES allow, the rest
-    # rebuilt at each visit; the head's logits and the history mask are cheap to redo
-    packed: dict[int, np.ndarray] = {}
+    # each batch kept (its terms packed a byte a term, its head logits and history
+    # mask) while CACHE_BYTES allow; the rest, and a batch whose counts do not pack,
+    # rebuilt at each visit
+    kept: dict[int, tuple[np.ndarray, torch.Tensor, torch.Tensor]] = {}
+    rebuilt: set[int] = set()
     room = CACHE_BYTES
     order: list[int] = []
     for _ in range(cfg.steps):
@@ -557,19 +560,25 @@ def fit_weights(
             order = torch.randperm(len(batches), generator=gen).tolist()
         k = order.pop()
         idx = batches[k]
-        with torch.no_grad():
-            head = head_logits(idx).float()
-        hist = histories(idx)
-        now = times[idx].double().numpy()
-        if k not in packed and len(idx) * len(cand) * n_terms <= room:
-            codes = facts.codes(hist, now, cand_np)
-            if codes is not None:
-                packed[k] = codes
-                room -= codes.nbytes
-        terms = torch.from_numpy(
-            unpack(packed[k]) if k in packed else facts.features(hist, now, cand_np)
-        )
-        seen = _seen_mask(hist, cand_np, local[idx])
+        if k in kept:
+            packed, head, seen = kept[k]
+            terms = torch.from_numpy(unpack(packed))
+        else:
+            with torch.no_grad():
+                head = head_logits(idx).float()
+            hist = histories(idx)
+            now = times[idx].double().numpy()
+            seen = _seen_mask(hist, cand_np, local[idx])
+            # bytes a cell: the terms' codes (one each, at least), head (4), mask (1)
+            fits = len(idx) * len(cand) * (n_terms + 5) <= room
+            codes = facts.codes(hist, now, cand_np) if fits and k not in rebuilt else None
+            if codes is None:
+                rebuilt.add(k)
+                terms = torch.from_numpy(facts.features(hist, now, cand_np))
+            else:
+                kept[k] = (codes, head, seen)
+                room -= codes.nbytes + head.numel() * 4 + seen.numel()
+                terms = torch.from_numpy(unpack(codes))
         logits = log_alpha.exp() * head + terms @ w + adjust[None, :]
         logits = logits.masked_fill(seen, -torch.inf)
         loss = F.cross_entropy(logits, local[idx]) + cfg.weight_decay * (w**2).sum()
